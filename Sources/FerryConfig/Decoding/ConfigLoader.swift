@@ -1,0 +1,46 @@
+import FerryModel
+import Yams
+
+/// Reads Ferry's YAML configuration into a validated `ConfigSnapshot`, or refuses it with every problem found.
+public enum ConfigLoader {
+    /// Decodes `yaml`; `file` names it in diagnostics. Throws `ConfigError`.
+    public static func decode(yaml: String, file: String, version: Int = 1) throws -> ConfigSnapshot {
+        let context = DecodingContext(file: file)
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigError([ConfigDiagnostic(file: file, line: nil, column: nil, path: "", message: "the file is empty; it needs at least \"listeners\" and \"clusters\"")])
+            }
+            root = composed
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError([yamlDiagnostic(error, file: file)])
+        }
+        let decoder = SnapshotDecoder(context: context)
+        let snapshot = decoder.snapshot(ConfigNode(node: root, path: "", context: context), file: file, version: version)
+        if !context.diagnostics.isEmpty || snapshot == nil {
+            throw ConfigError(context.diagnostics)
+        }
+        return snapshot!
+    }
+
+    /// Reads and decodes the file at `path`. Throws `ConfigError` (also when the file cannot be read).
+    public static func load(path: String, version: Int = 1) throws -> ConfigSnapshot {
+        guard let yaml = FileReading.readText(path) else {
+            throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "cannot read the file; check that it exists and is readable")])
+        }
+        return try decode(yaml: yaml, file: path, version: version)
+    }
+
+    static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ConfigDiagnostic(file: file, line: mark.line, column: mark.column, path: "", message: "YAML syntax: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigDiagnostic(file: file, line: context.mark.line, column: context.mark.column, path: "", message: "duplicate field(s) \(duplicates.joined(separator: ", ")); each field may appear once")
+        default:
+            return ConfigDiagnostic(file: file, line: nil, column: nil, path: "", message: "YAML syntax: \(error)")
+        }
+    }
+}

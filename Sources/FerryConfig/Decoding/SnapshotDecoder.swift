@@ -1,0 +1,346 @@
+import FerryModel
+
+/// Walks the YAML tree and builds the model, one decoder function per noun of the configuration.
+struct SnapshotDecoder {
+    let context: DecodingContext
+
+    func snapshot(_ root: ConfigNode, file: String, version: Int) -> ConfigSnapshot? {
+        guard let f = root.fields(allowed: ["admin", "access_log", "drain_timeout", "listeners", "clusters"]) else { return nil }
+        var admin: AdminSettings? = AdminSettings()
+        if let node = f["admin"] {
+            admin = adminSettings(node)
+        }
+        var accessLog = AccessLogSettings()
+        if let node = f["access_log"], let af = node.fields(allowed: ["format"]), let formatNode = af["format"], let text = formatNode.string() {
+            if let format = AccessLogSettings.Format(rawValue: text) {
+                accessLog.format = format
+            } else {
+                formatNode.error("unknown format \"\(text)\"; expected one of: \(AccessLogSettings.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        let drain = f["drain_timeout"]?.duration() ?? .seconds(25)
+        let clusterNodes = f.required("clusters", "a list of clusters (name, endpoints)")?.items("clusters") ?? []
+        let clusters = clusterNodes.compactMap(cluster)
+        let listenerNodes = f.required("listeners", "a list of listeners (name, address, http)")?.items("listeners") ?? []
+        let listeners = listenerNodes.compactMap(listener)
+        validateNames(clusters.map(\.name), nodes: clusterNodes, what: "cluster")
+        validateNames(listeners.map(\.name), nodes: listenerNodes, what: "listener")
+        validateAddresses(listeners, nodes: listenerNodes, admin: admin, adminNode: f["admin"])
+        validateClusterReferences(listeners, listenerNodes: listenerNodes, clusters: Set(clusters.map(\.name)))
+        return ConfigSnapshot(
+            version: version, source: file, admin: admin, accessLog: accessLog, drainTimeout: drain,
+            listeners: listeners, clusters: clusters
+        )
+    }
+
+    func adminSettings(_ node: ConfigNode) -> AdminSettings? {
+        guard let f = node.fields(allowed: ["address", "enabled"]) else { return AdminSettings() }
+        if let enabled = f["enabled"]?.bool(), !enabled { return nil }
+        return AdminSettings(address: f["address"]?.hostPort() ?? AdminSettings().address)
+    }
+
+    // MARK: listeners
+
+    func listener(_ node: ConfigNode) -> Listener? {
+        guard let f = node.fields(allowed: ["name", "address", "http"]) else { return nil }
+        let name = f.required("name", "a unique name for metrics and logs")?.string()
+        let address = f.required("address", "where to listen, as host:port (\"0.0.0.0:8080\")")?.hostPort()
+        let http = f.required("http", "the HTTP settings and virtual_hosts").flatMap(connectionManager)
+        guard let name, let address, let http else { return nil }
+        return Listener(name: name, address: address, http: http)
+    }
+
+    func connectionManager(_ node: ConfigNode) -> HTTPConnectionManager? {
+        guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts"]) else { return nil }
+        var limits = HTTPLimits()
+        if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body"]) {
+            if let v = lf["max_request_line"]?.byteSize() { limits.maxRequestLineBytes = v }
+            if let v = lf["max_header_bytes"]?.byteSize() { limits.maxHeaderBytes = v }
+            if let v = lf["max_headers"]?.int(in: 1...10_000) { limits.maxHeaderCount = v }
+            if let v = lf["max_requests_per_connection"]?.int(in: 1...Int(Int32.max)) { limits.maxRequestsPerConnection = v }
+            if let v = lf["max_request_body"]?.byteSize() { limits.maxRequestBodyBytes = v }
+        }
+        var timeouts = HTTPTimeouts()
+        if let tf = f["timeouts"]?.fields(allowed: ["request_headers", "idle"]) {
+            if let v = tf["request_headers"]?.duration() { timeouts.requestHeaders = v }
+            if let v = tf["idle"]?.duration() { timeouts.idle = v }
+        }
+        let vhostNodes = f.required("virtual_hosts", "a list of virtual hosts (name, domains, routes)")?.items("virtual hosts") ?? []
+        let vhosts = vhostNodes.compactMap(virtualHost)
+        guard vhosts.count == vhostNodes.count else { return nil }
+        return HTTPConnectionManager(limits: limits, timeouts: timeouts, virtualHosts: vhosts)
+    }
+
+    func virtualHost(_ node: ConfigNode) -> VirtualHost? {
+        guard let f = node.fields(allowed: ["name", "domains", "routes"]) else { return nil }
+        let name = f.required("name", "a name for logs and metrics")?.string()
+        var domains: [DomainPattern] = []
+        for d in f.required("domains", "host names served, e.g. [shop.example.com, \"*.example.com\"] or [\"*\"]")?.items("domains") ?? [] {
+            guard let text = d.string() else { continue }
+            switch DomainPattern.parse(text) {
+            case .success(let pattern): domains.append(pattern)
+            case .failure(let reason): d.error("invalid domain \"\(text)\": \(reason)")
+            }
+        }
+        let routeNodes = f.required("routes", "a list of routes (match and an action)")?.items("routes") ?? []
+        let vhostName = name ?? "vhost"
+        let routes = routeNodes.enumerated().compactMap { index, routeNode in route(routeNode, defaultName: "\(vhostName)/\(index)") }
+        guard let name, routes.count == routeNodes.count else { return nil }
+        return VirtualHost(name: name, domains: domains, routes: routes)
+    }
+
+    // MARK: routes
+
+    func route(_ node: ConfigNode, defaultName: String) -> Route? {
+        let actions = ["forward", "redirect", "direct_response"]
+        guard let f = node.fields(allowed: ["name", "match", "timeout", "retries"] + actions) else { return nil }
+        let name = f["name"]?.string() ?? defaultName
+        let match = f.required("match", "what the route matches, e.g. {prefix: /}").flatMap(routeMatch)
+        let present = actions.filter { f[$0] != nil }
+        var action: RouteAction?
+        if present.count != 1 {
+            node.error(present.isEmpty
+                ? "a route needs one action: forward, redirect or direct_response"
+                : "a route has exactly one action; found \(present.joined(separator: " and "))")
+        } else if let forwardNode = f["forward"] {
+            action = forward(forwardNode)
+        } else if let redirectNode = f["redirect"] {
+            action = redirect(redirectNode)
+        } else if let directNode = f["direct_response"] {
+            action = directResponse(directNode)
+        }
+        let timeout = f["timeout"]?.duration() ?? .seconds(15)
+        let retries = f["retries"].flatMap(retryPolicy) ?? RetryPolicy()
+        guard let match, let action else { return nil }
+        return Route(name: name, match: match, action: action, timeout: timeout, retries: retries)
+    }
+
+    func routeMatch(_ node: ConfigNode) -> RouteMatch? {
+        let kinds = ["exact", "prefix", "regex"]
+        guard let f = node.fields(allowed: kinds + ["methods", "headers"]) else { return nil }
+        let present = kinds.compactMap { f[$0] }
+        var path: PathMatch?
+        if present.count != 1 {
+            node.error(present.isEmpty
+                ? "a match needs one path condition: exact, prefix or regex (\"prefix: /\" matches every path)"
+                : "a match has exactly one of exact, prefix or regex")
+        } else if let p = f["exact"], let text = p.string() {
+            if text.hasPrefix("/") { path = .exact(text) } else { p.error("must start with \"/\"") }
+        } else if let p = f["prefix"], let text = p.string() {
+            if text.hasPrefix("/") { path = .prefix(text) } else { p.error("must start with \"/\"") }
+        } else if let p = f["regex"], let text = p.string() {
+            do { path = .regex(try CompiledRegex(text)) } catch { p.error("invalid regular expression: \(error)") }
+        }
+        var methods: [String] = []
+        for m in f["methods"]?.items("methods") ?? [] {
+            guard let text = m.string() else { continue }
+            if text.isEmpty || !text.utf8.allSatisfy({ ($0 >= 65 && $0 <= 90) || $0 == 45 }) {
+                m.error("a method is an upper-case token such as GET or POST, got \"\(text)\"")
+            } else {
+                methods.append(text)
+            }
+        }
+        var headers: [HeaderMatch] = []
+        if let h = f["headers"] {
+            if case .mapping(let mapping) = h.node {
+                for (keyNode, valueNode) in mapping {
+                    guard let name = keyNode.scalar?.string else { continue }
+                    if let m = headerMatch(name: name, h.child(name, valueNode)) { headers.append(m) }
+                }
+            } else {
+                h.error("expected a mapping of header name to value, e.g. {x-canary: \"true\"}")
+            }
+        }
+        guard let path else { return nil }
+        return RouteMatch(path: path, methods: methods, headers: headers)
+    }
+
+    func headerMatch(name: String, _ node: ConfigNode) -> HeaderMatch? {
+        if case .scalar = node.node, let value = node.string() {
+            return HeaderMatch(name: name, condition: .exact(value))
+        }
+        guard let f = node.fields(allowed: ["exact", "present", "regex"]) else { return nil }
+        if let v = f["exact"]?.string() { return HeaderMatch(name: name, condition: .exact(v)) }
+        if let v = f["present"]?.bool() {
+            if !v { f["present"]?.error("only \"present: true\" is supported") }
+            return HeaderMatch(name: name, condition: .present)
+        }
+        if let p = f["regex"], let text = p.string() {
+            do { return HeaderMatch(name: name, condition: .regex(try CompiledRegex(text))) } catch { p.error("invalid regular expression: \(error)") }
+            return nil
+        }
+        node.error("expected exact, present or regex")
+        return nil
+    }
+
+    func forward(_ node: ConfigNode) -> RouteAction? {
+        guard let f = node.fields(allowed: ["cluster", "clusters"]) else { return nil }
+        if f["cluster"] != nil, f["clusters"] != nil {
+            node.error("use either cluster or clusters, not both")
+            return nil
+        }
+        if let c = f["cluster"]?.string() { return .forward([WeightedCluster(name: c, weight: 1)]) }
+        guard let list = f["clusters"]?.items("weighted clusters") else {
+            node.error("missing field \"cluster\" (or \"clusters\" with weights)")
+            return nil
+        }
+        var weighted: [WeightedCluster] = []
+        for item in list {
+            guard let wf = item.fields(allowed: ["name", "weight"]) else { continue }
+            guard let name = wf.required("name", "the cluster's name")?.string() else { continue }
+            let weight = wf["weight"]?.int(in: 0...1_000_000) ?? 1
+            weighted.append(WeightedCluster(name: name, weight: weight))
+        }
+        if !weighted.isEmpty, weighted.allSatisfy({ $0.weight == 0 }) {
+            node.error("at least one weight must be above 0")
+            return nil
+        }
+        guard weighted.count == list.count, !weighted.isEmpty else {
+            if list.isEmpty { node.error("clusters must not be empty") }
+            return nil
+        }
+        return .forward(weighted)
+    }
+
+    func redirect(_ node: ConfigNode) -> RouteAction? {
+        guard let f = node.fields(allowed: ["scheme", "host", "port", "path", "status"]) else { return nil }
+        var r = Redirect()
+        if let s = f["scheme"], let text = s.string() {
+            if ["http", "https"].contains(text) { r.scheme = text } else { s.error("expected http or https") }
+        }
+        r.host = f["host"]?.string()
+        r.port = f["port"]?.int(in: 1...65535)
+        if let p = f["path"], let text = p.string() {
+            if text.hasPrefix("/") { r.path = text } else { p.error("must start with \"/\"") }
+        }
+        if let s = f["status"], let status = s.int(in: 300...399) {
+            if [301, 302, 303, 307, 308].contains(status) { r.status = status } else { s.error("expected 301, 302, 303, 307 or 308") }
+        }
+        return .redirect(r)
+    }
+
+    func directResponse(_ node: ConfigNode) -> RouteAction? {
+        guard let f = node.fields(allowed: ["status", "body"]) else { return nil }
+        guard let status = f.required("status", "the response status, 200 to 599")?.int(in: 200...599) else { return nil }
+        let body = f["body"]?.string() ?? ""
+        return .directResponse(status: status, body: body)
+    }
+
+    func retryPolicy(_ node: ConfigNode) -> RetryPolicy? {
+        guard let f = node.fields(allowed: ["attempts", "on"]) else { return nil }
+        var policy = RetryPolicy()
+        if let a = f["attempts"]?.int(in: 0...10) { policy.attempts = a }
+        if let onNode = f["on"], let items = onNode.items("retry conditions") {
+            var conditions: [RetryPolicy.Condition] = []
+            for item in items {
+                guard let text = item.string() else { continue }
+                if let c = RetryPolicy.Condition.parse(text) {
+                    conditions.append(c)
+                } else {
+                    item.error("unknown retry condition \"\(text)\"; expected connect-failure, reset, 5xx or a status such as \"503\"")
+                }
+            }
+            policy.on = conditions
+        }
+        return policy
+    }
+
+    // MARK: clusters
+
+    func cluster(_ node: ConfigNode) -> Cluster? {
+        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout"]) else { return nil }
+        let name = f.required("name", "a unique name that routes refer to")?.string()
+        var endpoints: [HostPort] = []
+        for e in f.required("endpoints", "a list of host:port addresses (may be empty)")?.items("endpoints") ?? [] {
+            if let hp = e.hostPort() {
+                if hp.port == 0 { e.error("an endpoint needs a port from 1 to 65535") } else { endpoints.append(hp) }
+            }
+        }
+        var policy = LoadBalancingPolicy.roundRobin
+        if let lb = f["load_balancing"], let text = lb.string() {
+            switch text {
+            case "round_robin": policy = .roundRobin
+            case "least_request": policy = .leastRequest
+            case "random": policy = .random
+            case "ring_hash":
+                if let hashNode = f["hash_on"] {
+                    if let key = hashKey(hashNode) { policy = .ringHash(key) }
+                } else {
+                    lb.error("ring_hash needs hash_on: {header: NAME} or hash_on: source_address")
+                }
+            default:
+                let known = ["round_robin", "least_request", "random", "ring_hash"]
+                let hint = Suggestion.closest(to: text, among: known).map { "; did you mean \"\($0)\"?" } ?? "; expected one of: \(known.joined(separator: ", "))"
+                lb.error("unknown load-balancing policy \"\(text)\"\(hint)")
+            }
+        }
+        if f["hash_on"] != nil, !(f["load_balancing"]?.node.scalar?.string == "ring_hash") {
+            f["hash_on"]?.error("hash_on is only used with load_balancing: ring_hash")
+        }
+        let connectTimeout = f["connect_timeout"]?.duration() ?? .seconds(5)
+        guard let name else { return nil }
+        return Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout)
+    }
+
+    func hashKey(_ node: ConfigNode) -> RingHashKey? {
+        if case .scalar = node.node {
+            if node.string() == "source_address" { return .sourceAddress }
+            node.error("expected source_address or {header: NAME}")
+            return nil
+        }
+        guard let f = node.fields(allowed: ["header"]), let name = f.required("header", "the header whose value is hashed")?.string() else { return nil }
+        return .header(name.lowercased())
+    }
+
+    // MARK: cross-checks
+
+    func validateNames(_ names: [String], nodes: [ConfigNode], what: String) {
+        var seen: Set<String> = []
+        for (index, name) in names.enumerated() where !seen.insert(name).inserted {
+            if index < nodes.count { nodes[index].error("duplicate \(what) name \"\(name)\"; names must be unique") }
+        }
+    }
+
+    func validateAddresses(_ listeners: [Listener], nodes: [ConfigNode], admin: AdminSettings?, adminNode: ConfigNode?) {
+        var seen: [HostPort: String] = [:]
+        for (index, l) in listeners.enumerated() where l.address.port != 0 {
+            if let other = seen[l.address] {
+                nodes[index].error("address \(l.address) is already used by listener \"\(other)\"")
+            }
+            seen[l.address] = l.name
+        }
+        if let admin, admin.address.port != 0, let other = seen[admin.address] {
+            (adminNode ?? nodes.first)?.error("admin address \(admin.address) is already used by listener \"\(other)\"")
+        }
+    }
+
+    func validateClusterReferences(_ listeners: [Listener], listenerNodes: [ConfigNode], clusters: Set<String>) {
+        for (li, listener) in listeners.enumerated() {
+            for (vi, vhost) in listener.http.virtualHosts.enumerated() {
+                for (ri, route) in vhost.routes.enumerated() {
+                    guard case .forward(let targets) = route.action else { continue }
+                    for target in targets where !clusters.contains(target.name) {
+                        let path = "listeners[\(li)].http.virtual_hosts[\(vi)].routes[\(ri)].forward"
+                        let node = locate(listenerNodes[li], ["http", "virtual_hosts", vi, "routes", ri, "forward"])
+                        let hint = Suggestion.closest(to: target.name, among: Array(clusters)).map { "; did you mean \"\($0)\"?" } ?? ""
+                        context.report(ConfigDiagnostic(
+                            file: context.file, line: node?.line, column: node?.column, path: path,
+                            message: "unknown cluster \"\(target.name)\"\(hint) (define it under clusters)"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds a nested node for a diagnostic's line number.
+    private func locate(_ start: ConfigNode, _ steps: [Any]) -> ConfigNode? {
+        var node = start.node
+        for step in steps {
+            if let key = step as? String, let next = node[key] { node = next }
+            else if let index = step as? Int, case .sequence(let seq) = node, index < seq.count { node = seq[index] }
+            else { return nil }
+        }
+        return ConfigNode(node: node, path: "", context: context)
+    }
+}

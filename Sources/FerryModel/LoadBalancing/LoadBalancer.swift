@@ -1,0 +1,106 @@
+/// Picks an endpoint index of a cluster. Pure: the mutable part lives in `LoadBalancerState`,
+/// which the data plane keeps per event loop (as Envoy keeps it per worker).
+public struct LoadBalancer: Sendable {
+    public let policy: LoadBalancingPolicy
+    public let endpointCount: Int
+    /// Built once per snapshot for `ring_hash` clusters.
+    public let ring: HashRing?
+
+    public init(policy: LoadBalancingPolicy, endpoints: [HostPort]) {
+        self.policy = policy
+        self.endpointCount = endpoints.count
+        if case .ringHash = policy {
+            self.ring = HashRing(endpoints: endpoints)
+        } else {
+            self.ring = nil
+        }
+    }
+
+    /// The hash key for `ring_hash`, from the request; nil for other policies.
+    public func hashKey(header: (String) -> String?, sourceAddress: String) -> UInt64? {
+        guard case .ringHash(let key) = policy else { return nil }
+        switch key {
+        case .header(let name): return Hashing.hash(header(name) ?? "")
+        case .sourceAddress: return Hashing.hash(sourceAddress)
+        }
+    }
+
+    /// An endpoint index not in `excluding`, or nil when every endpoint is excluded (or there is none).
+    public func pick<R: RandomNumberGenerator>(
+        state: inout LoadBalancerState,
+        hashKey: UInt64?,
+        excluding: [Int] = [],
+        using random: inout R
+    ) -> Int? {
+        let count = endpointCount
+        guard count > excluding.count || (count > 0 && excluding.isEmpty) else { return nil }
+        if excluding.count >= count { return nil }
+        switch policy {
+        case .roundRobin:
+            for _ in 0..<count {
+                let index = state.cursor % count
+                state.cursor &+= 1
+                if !excluding.contains(index) { return index }
+            }
+            return nil
+        case .random:
+            return randomAllowed(count: count, excluding: excluding, using: &random)
+        case .leastRequest:
+            guard let first = randomAllowed(count: count, excluding: excluding, using: &random) else { return nil }
+            guard count - excluding.count > 1 else { return first }
+            var second = first
+            while second == first {
+                guard let s = randomAllowed(count: count, excluding: excluding, using: &random) else { return first }
+                second = s
+            }
+            return state.active(second) < state.active(first) ? second : first
+        case .ringHash:
+            guard let ring else { return nil }
+            return ring.lookup(hashKey ?? 0, excluding: excluding)
+        }
+    }
+
+    private func randomAllowed<R: RandomNumberGenerator>(count: Int, excluding: [Int], using random: inout R) -> Int? {
+        if excluding.isEmpty { return Int.random(in: 0..<count, using: &random) }
+        let allowed = (0..<count).filter { !excluding.contains($0) }
+        return allowed.randomElement(using: &random)
+    }
+}
+
+/// The per-event-loop mutable side of load balancing: a round-robin cursor and active request counts.
+public struct LoadBalancerState: Sendable {
+    public var cursor: Int
+    public private(set) var activeRequests: [Int]
+
+    public init(endpointCount: Int, startingAt cursor: Int = 0) {
+        self.cursor = cursor
+        self.activeRequests = Array(repeating: 0, count: endpointCount)
+    }
+
+    public func active(_ index: Int) -> Int {
+        index < activeRequests.count ? activeRequests[index] : 0
+    }
+
+    public mutating func requestStarted(_ index: Int) {
+        if index < activeRequests.count { activeRequests[index] += 1 }
+    }
+
+    public mutating func requestFinished(_ index: Int) {
+        if index < activeRequests.count, activeRequests[index] > 0 { activeRequests[index] -= 1 }
+    }
+}
+
+/// Picks one of several weighted clusters.
+public enum WeightedPick {
+    public static func pick<R: RandomNumberGenerator>(_ clusters: [WeightedCluster], using random: inout R) -> WeightedCluster? {
+        if clusters.count == 1 { return clusters[0] }
+        let total = clusters.reduce(0) { $0 + max(0, $1.weight) }
+        guard total > 0 else { return clusters.first }
+        var roll = Int.random(in: 0..<total, using: &random)
+        for cluster in clusters where cluster.weight > 0 {
+            if roll < cluster.weight { return cluster }
+            roll -= cluster.weight
+        }
+        return clusters.last
+    }
+}

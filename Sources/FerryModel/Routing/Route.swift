@@ -1,0 +1,253 @@
+/// One routing rule: what it matches, what it does, and the policy around it.
+public struct Route: Sendable, Encodable {
+    public var name: String
+    public var match: RouteMatch
+    public var action: RouteAction
+    /// Upstream response deadline (until the response head arrives); late → 504.
+    public var timeout: Duration
+    public var retries: RetryPolicy
+
+    public init(
+        name: String,
+        match: RouteMatch,
+        action: RouteAction,
+        timeout: Duration = .seconds(15),
+        retries: RetryPolicy = RetryPolicy()
+    ) {
+        self.name = name
+        self.match = match
+        self.action = action
+        self.timeout = timeout
+        self.retries = retries
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case name, match, action, timeout, retries }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(match, forKey: .match)
+        try c.encode(action, forKey: .action)
+        try c.encode(DurationText(timeout), forKey: .timeout)
+        try c.encode(retries, forKey: .retries)
+    }
+}
+
+public struct RouteMatch: Sendable, Encodable {
+    public var path: PathMatch
+    /// Upper-case method names; empty = any method.
+    public var methods: [String]
+    public var headers: [HeaderMatch]
+
+    public init(path: PathMatch, methods: [String] = [], headers: [HeaderMatch] = []) {
+        self.path = path
+        self.methods = methods
+        self.headers = headers
+    }
+}
+
+/// Path matching. `prefix` is segment-wise (Ingress `Prefix`, Gateway `PathPrefix`): `/foo` matches `/foo`,
+/// `/foo/` and `/foo/bar`, never `/foobar`; a trailing slash on either side is ignored.
+public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
+    case exact(String)
+    case prefix(String)
+    case regex(CompiledRegex)
+
+    public func matches(_ path: Substring) -> Bool {
+        switch self {
+        case .exact(let expected):
+            return path == expected
+        case .prefix(let prefix):
+            return PathMatch.segmentPrefix(prefix, matches: path)
+        case .regex(let regex):
+            return regex.wholeMatch(path)
+        }
+    }
+
+    /// Element-wise prefix match of `/`-separated segments (Kubernetes Ingress rules).
+    static func segmentPrefix(_ prefix: String, matches path: Substring) -> Bool {
+        var p = Substring(prefix)
+        while p.hasSuffix("/") { p = p.dropLast() }
+        if p.isEmpty { return true }  // "/" matches everything
+        guard path.hasPrefix(p) else { return false }
+        let rest = path.dropFirst(p.count)
+        return rest.isEmpty || rest.hasPrefix("/")
+    }
+
+    public var description: String {
+        switch self {
+        case .exact(let p): "exact \(p)"
+        case .prefix(let p): "prefix \(p)"
+        case .regex(let r): "regex \(r.pattern)"
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case exact, prefix, regex }
+        var c = encoder.container(keyedBy: K.self)
+        switch self {
+        case .exact(let p): try c.encode(p, forKey: .exact)
+        case .prefix(let p): try c.encode(p, forKey: .prefix)
+        case .regex(let r): try c.encode(r.pattern, forKey: .regex)
+        }
+    }
+}
+
+public struct HeaderMatch: Sendable, Encodable {
+    public enum Condition: Sendable {
+        case exact(String)
+        case present
+        case regex(CompiledRegex)
+    }
+    /// Lower-case field name.
+    public var name: String
+    public var condition: Condition
+
+    public init(name: String, condition: Condition) {
+        self.name = name.lowercased()
+        self.condition = condition
+    }
+
+    public func matches(_ value: String?) -> Bool {
+        guard let value else { return false }
+        switch condition {
+        case .present: return true
+        case .exact(let expected): return value == expected
+        case .regex(let regex): return regex.wholeMatch(Substring(value))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case name, exact, present, regex }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(name, forKey: .name)
+        switch condition {
+        case .exact(let v): try c.encode(v, forKey: .exact)
+        case .present: try c.encode(true, forKey: .present)
+        case .regex(let r): try c.encode(r.pattern, forKey: .regex)
+        }
+    }
+}
+
+/// What a matched route does.
+public enum RouteAction: Sendable, Encodable {
+    case forward([WeightedCluster])
+    case redirect(Redirect)
+    case directResponse(status: Int, body: String)
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case forward, redirect, directResponse = "direct_response" }
+        enum D: String, CodingKey { case status, body }
+        var c = encoder.container(keyedBy: K.self)
+        switch self {
+        case .forward(let clusters): try c.encode(clusters, forKey: .forward)
+        case .redirect(let r): try c.encode(r, forKey: .redirect)
+        case .directResponse(let status, let body):
+            var d = c.nestedContainer(keyedBy: D.self, forKey: .directResponse)
+            try d.encode(status, forKey: .status)
+            try d.encode(body, forKey: .body)
+        }
+    }
+}
+
+public struct WeightedCluster: Sendable, Encodable, Hashable {
+    public var name: String
+    public var weight: Int
+    public init(name: String, weight: Int = 1) {
+        self.name = name
+        self.weight = weight
+    }
+}
+
+/// A redirect: each part that is set replaces that part of the request URL.
+public struct Redirect: Sendable, Encodable, Hashable {
+    public var scheme: String?
+    public var host: String?
+    public var port: Int?
+    public var path: String?
+    public var status: Int
+
+    public init(scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil, status: Int = 301) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+        self.status = status
+    }
+
+    /// The Location for a request to `host` (as received, maybe with port) and `pathAndQuery`.
+    public func location(requestHost: String, requestPathAndQuery: String, requestScheme: String = "http") -> String {
+        let scheme = self.scheme ?? requestScheme
+        var hostPart: String
+        if let host = self.host {
+            hostPart = host
+        } else {
+            hostPart = requestHost
+            if port != nil, let colon = hostPart.lastIndex(of: ":"), !hostPart.hasSuffix("]") {
+                hostPart = String(hostPart[..<colon])
+            }
+        }
+        if let port {
+            let isDefault = (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
+            if !isDefault { hostPart += ":\(port)" }
+        }
+        return "\(scheme)://\(hostPart)\(path ?? requestPathAndQuery)"
+    }
+}
+
+/// When to try a request again, on another endpoint where one exists.
+public struct RetryPolicy: Sendable, Encodable, Hashable {
+    public enum Condition: Sendable, Hashable, Encodable, CustomStringConvertible {
+        /// The connection to the endpoint could not be made (the request never left Ferry).
+        case connectFailure
+        /// The upstream closed or reset before a response head arrived.
+        case reset
+        /// Any 5xx response head.
+        case anyServerError
+        /// This exact status.
+        case status(Int)
+
+        public var description: String {
+            switch self {
+            case .connectFailure: "connect-failure"
+            case .reset: "reset"
+            case .anyServerError: "5xx"
+            case .status(let s): String(s)
+            }
+        }
+
+        public static func parse(_ text: String) -> Condition? {
+            switch text {
+            case "connect-failure": return .connectFailure
+            case "reset": return .reset
+            case "5xx": return .anyServerError
+            default:
+                guard text.count == 3, let s = Int(text), (500...599).contains(s) else { return nil }
+                return .status(s)
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(description)
+        }
+    }
+
+    /// Further attempts after the first (0 = none beyond the built-in connect-failure retry).
+    public var attempts: Int
+    public var on: [Condition]
+
+    /// The default retries only what never reached an upstream: a failed connect, once on another endpoint.
+    public init(attempts: Int = 1, on: [Condition] = [.connectFailure]) {
+        self.attempts = attempts
+        self.on = on
+    }
+
+    public func retries(_ condition: Condition) -> Bool {
+        on.contains(condition)
+    }
+
+    /// Whether a response with `status` may be retried under this policy.
+    public func retries(status: Int) -> Bool {
+        on.contains(.status(status)) || ((500...599).contains(status) && on.contains(.anyServerError))
+    }
+}

@@ -1,0 +1,88 @@
+/// The routes of one listener, arranged for lookup: virtual hosts by domain, routes in order.
+/// Built once per snapshot; `match` is a pure function over it.
+public struct RouteTable: Sendable {
+    public let virtualHosts: [VirtualHost]
+    private let exact: [String: Int]
+    private let wildcards: [(suffix: String, index: Int)]
+    private let fallback: Int?
+
+    public init(virtualHosts: [VirtualHost]) {
+        self.virtualHosts = virtualHosts
+        var exact: [String: Int] = [:]
+        var wildcards: [(String, Int)] = []
+        var fallback: Int?
+        for (index, vhost) in virtualHosts.enumerated() {
+            for domain in vhost.domains {
+                switch domain {
+                case .exact(let name): if exact[name] == nil { exact[name] = index }
+                case .wildcard(let suffix): wildcards.append((suffix, index))
+                case .any: if fallback == nil { fallback = index }
+                }
+            }
+        }
+        // Longer wildcard suffixes are more specific.
+        self.wildcards = wildcards.sorted { $0.0.count > $1.0.count }
+        self.exact = exact
+        self.fallback = fallback
+    }
+
+    /// The result of a lookup: the virtual host and route that serve a request.
+    public struct Match: Sendable {
+        public let virtualHost: Int
+        public let route: Int
+    }
+
+    /// Exact domain first, then the longest one-label wildcard, then `*`.
+    public func virtualHostIndex(forAuthority authority: Substring) -> Int? {
+        let host = RouteTable.hostWithoutPort(authority)
+        let lower: String = host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? host.lowercased() : String(host)
+        if let index = exact[lower] { return index }
+        let hostSub = Substring(lower)
+        for (suffix, index) in wildcards where DomainPattern.wildcard(suffix: suffix).matches(hostSub) {
+            return index
+        }
+        return fallback
+    }
+
+    /// The first route, in order, of the virtual host for `authority` whose match accepts the request.
+    /// `header` answers the first value of a lower-case header name.
+    public func match(
+        authority: Substring,
+        path: Substring,
+        method: String,
+        header: (String) -> String?
+    ) -> Match? {
+        guard let vh = virtualHostIndex(forAuthority: authority) else { return nil }
+        let pathOnly = RouteTable.pathWithoutQuery(path)
+        for (index, route) in virtualHosts[vh].routes.enumerated() where RouteTable.accepts(route.match, pathOnly, method, header) {
+            return Match(virtualHost: vh, route: index)
+        }
+        return nil
+    }
+
+    public func route(_ match: Match) -> Route {
+        virtualHosts[match.virtualHost].routes[match.route]
+    }
+
+    static func accepts(_ match: RouteMatch, _ path: Substring, _ method: String, _ header: (String) -> String?) -> Bool {
+        guard match.path.matches(path) else { return false }
+        if !match.methods.isEmpty, !match.methods.contains(method) { return false }
+        for h in match.headers where !h.matches(header(h.name)) { return false }
+        return true
+    }
+
+    /// `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`.
+    public static func hostWithoutPort(_ authority: Substring) -> Substring {
+        if authority.hasPrefix("[") {
+            if let close = authority.firstIndex(of: "]") { return authority[...close] }
+            return authority
+        }
+        if let colon = authority.lastIndex(of: ":") { return authority[..<colon] }
+        return authority
+    }
+
+    public static func pathWithoutQuery(_ target: Substring) -> Substring {
+        if let q = target.firstIndex(where: { $0 == "?" || $0 == "#" }) { return target[..<q] }
+        return target
+    }
+}

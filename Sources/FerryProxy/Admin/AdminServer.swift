@@ -1,0 +1,109 @@
+import FerryModel
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin listener: `/ready`, `/healthz`, `/metrics`, `/config_dump` and `/clusters`.
+struct AdminServer: Sendable {
+    let channel: Channel
+
+    static func bind(_ address: HostPort, group: EventLoopGroup, server: ProxyServer) throws -> AdminServer {
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .wait()
+        return AdminServer(channel: channel)
+    }
+}
+
+/// Answers admin requests from the server's state; every answer is small and built on the event loop.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: ProxyServer
+    private var head: HTTPRequestHead?
+
+    init(server: ProxyServer) {
+        self.server = server
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let (status, contentType, body) = AdminHandler.respond(to: head, server: server)
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: contentType)
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            if head.method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            }
+            let keepAlive = head.isKeepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+        }
+    }
+
+    static func respond(to head: HTTPRequestHead, server: ProxyServer) -> (HTTPResponseStatus, String, String) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        guard head.method == .GET || head.method == .HEAD else {
+            return (.methodNotAllowed, "text/plain", "admin endpoints answer GET\n")
+        }
+        switch path {
+        case "/ready":
+            return server.isReady ? (.ok, "text/plain", "ready\n") : (.serviceUnavailable, "text/plain", "draining\n")
+        case "/healthz":
+            return (.ok, "text/plain", "ok\n")
+        case "/metrics":
+            var bytes: [UInt8] = []
+            server.metrics.registry.emit(into: &bytes)
+            return (.ok, "text/plain; version=0.0.4", String(decoding: bytes, as: UTF8.self))
+        case "/config_dump":
+            return (.ok, "application/json", configDump(server))
+        case "/clusters":
+            let lines = server.snapshot.clusters.map { cluster in
+                "\(cluster.name) \(cluster.loadBalancing) " + (cluster.endpoints.isEmpty ? "(no endpoints)" : cluster.endpoints.map(\.description).joined(separator: " "))
+            }
+            return (.ok, "text/plain", lines.joined(separator: "\n") + "\n")
+        case "/":
+            return (.ok, "text/plain", "ferry admin: /ready /healthz /metrics /config_dump /clusters\n")
+        default:
+            return (.notFound, "text/plain", "no admin endpoint \(path); try /ready /healthz /metrics /config_dump /clusters\n")
+        }
+    }
+
+    static func configDump(_ server: ProxyServer) -> String {
+        struct Dump: Encodable {
+            var snapshot: ConfigSnapshot
+            var reloads: Int
+            var last_reload_error: String?
+            var listeners_bound: [String: String]
+        }
+        let status = server.reloadStatus
+        let bound = server.listenerAddresses.mapValues { "\($0)" }
+        let dump = Dump(snapshot: server.snapshot, reloads: status.count, last_reload_error: status.lastError, listeners_bound: bound)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(dump) else { return "{}" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+@available(*, unavailable)
+extension AdminHandler: Sendable {}

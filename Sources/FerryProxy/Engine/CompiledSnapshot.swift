@@ -1,0 +1,87 @@
+import FerryModel
+import NIOCore
+
+/// A `ConfigSnapshot` with everything derived from it built once: route tables, resolved endpoint
+/// addresses, load balancers and metric handles. Swapped whole, never piecemeal.
+public final class CompiledSnapshot: Sendable {
+    public let config: ConfigSnapshot
+    let listeners: [String: CompiledListener]
+    let clusters: [String: CompiledCluster]
+
+    /// Compiles `config`; resolves endpoint host names (blocking: call off the event loops).
+    public init(_ config: ConfigSnapshot, metrics: ProxyMetrics) throws {
+        self.config = config
+        var clusters: [String: CompiledCluster] = [:]
+        for cluster in config.clusters {
+            clusters[cluster.name] = try CompiledCluster(cluster, metrics: metrics)
+        }
+        self.clusters = clusters
+        var listeners: [String: CompiledListener] = [:]
+        for listener in config.listeners {
+            listeners[listener.name] = CompiledListener(listener, metrics: metrics)
+        }
+        self.listeners = listeners
+    }
+}
+
+/// Thrown when an endpoint's host name does not resolve.
+public struct EndpointResolutionError: Error, CustomStringConvertible {
+    public var cluster: String
+    public var endpoint: HostPort
+    public var underlying: String
+    public var description: String {
+        "clusters \"\(cluster)\": endpoint \(endpoint) does not resolve (\(underlying)); use an IP address or a resolvable name"
+    }
+}
+
+final class CompiledListener: Sendable {
+    let listener: Listener
+    let routes: RouteTable
+    /// Metric handles per route (virtual host index, route index).
+    let routeStats: [[RouteStats]]
+    let listenerStats: ListenerStats
+    /// Decoder limits: the precise checks happen on the head; these are the backstop.
+    let decoderLimits: NIOHTTPDecoderLimitConfigurationBox
+
+    init(_ listener: Listener, metrics: ProxyMetrics) {
+        self.listener = listener
+        self.routes = RouteTable(virtualHosts: listener.http.virtualHosts)
+        self.routeStats = listener.http.virtualHosts.map { vhost in
+            vhost.routes.map { route in metrics.routeStats(listener: listener.name, route: route.name) }
+        }
+        self.listenerStats = metrics.listenerStats(listener: listener.name)
+        self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)
+    }
+}
+
+/// The NIO decoder limits derived from `HTTPLimits`.
+struct NIOHTTPDecoderLimitConfigurationBox: Sendable {
+    let maxFieldSize: Int
+    let maxListSize: Int
+    let maxFieldCount: Int
+    init(_ limits: HTTPLimits) {
+        maxListSize = limits.maxRequestLineBytes + limits.maxHeaderBytes
+        maxFieldSize = maxListSize
+        maxFieldCount = limits.maxHeaderCount + 1
+    }
+}
+
+final class CompiledCluster: Sendable {
+    let cluster: Cluster
+    let addresses: [SocketAddress]
+    let balancer: LoadBalancer
+    let stats: ClusterStats
+
+    init(_ cluster: Cluster, metrics: ProxyMetrics) throws {
+        self.cluster = cluster
+        self.addresses = try cluster.endpoints.map { endpoint in
+            do {
+                return try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+            } catch {
+                throw EndpointResolutionError(cluster: cluster.name, endpoint: endpoint, underlying: "\(error)")
+            }
+        }
+        self.balancer = LoadBalancer(policy: cluster.loadBalancing, endpoints: cluster.endpoints)
+        self.stats = metrics.clusterStats(cluster: cluster.name)
+    }
+}

@@ -1,0 +1,72 @@
+import FerryModel
+import NIOCore
+
+/// State that belongs to one event loop and is only touched on it: the upstream pool, load-balancer
+/// cursors and active-request counts, and a fast random source.
+final class LoopLocal {
+    let pool = UpstreamPool()
+    var random = FastRandom()
+    private var balancers: [String: (version: Int, endpoints: Int, state: LoadBalancerState)] = [:]
+
+    /// The load-balancer state of `cluster` for `snapshotVersion`; reset when the endpoint list changes size.
+    func withBalancerState<T>(cluster: String, snapshotVersion: Int, endpoints: Int, _ body: (inout LoadBalancerState, inout FastRandom) -> T) -> T {
+        var entry = balancers[cluster]
+        if entry == nil || entry!.endpoints != endpoints {
+            // Start round robin at a different place on each loop so loops do not move in step.
+            entry = (snapshotVersion, endpoints, LoadBalancerState(endpointCount: endpoints, startingAt: Int(random.next() % UInt64(max(endpoints, 1)))))
+        }
+        let result = body(&entry!.state, &random)
+        balancers[cluster] = entry
+        return result
+    }
+}
+
+/// The `LoopLocal` of every event loop of a group, built once at start.
+final class LoopLocals: Sendable {
+    private let byLoop: [ObjectIdentifier: NIOLoopBound<LoopLocal>]
+
+    init(group: EventLoopGroup) throws {
+        var byLoop: [ObjectIdentifier: NIOLoopBound<LoopLocal>] = [:]
+        for loop in group.makeIterator() {
+            byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(), eventLoop: loop) }.wait()
+        }
+        self.byLoop = byLoop
+    }
+
+    /// The state of `loop`; call on that loop.
+    func local(for loop: EventLoop) -> LoopLocal {
+        byLoop[ObjectIdentifier(loop)]!.value
+    }
+
+    func closeIdleUpstreams() {
+        for bound in byLoop.values {
+            bound.eventLoop.execute { bound.value.pool.closeAll() }
+        }
+    }
+}
+
+/// xoshiro256** seeded from the system generator: fast, per loop, not for secrets.
+struct FastRandom: RandomNumberGenerator {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init() {
+        var g = SystemRandomNumberGenerator()
+        s = (g.next(), g.next(), g.next(), g.next() | 1)
+    }
+
+    mutating func next() -> UInt64 {
+        let result = rotl(s.1 &* 5, 7) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = rotl(s.3, 45)
+        return result
+    }
+
+    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
+        (x << k) | (x >> (64 - k))
+    }
+}

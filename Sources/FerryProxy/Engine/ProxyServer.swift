@@ -1,0 +1,239 @@
+import FerryModel
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The data plane: binds the listeners of the snapshot in force, serves the admin listener, applies new
+/// snapshots make-before-break, and drains on shutdown. A `Service` of the process's `ServiceGroup`.
+public final class ProxyServer: Service, Sendable {
+    public let group: EventLoopGroup
+    public let metrics: ProxyMetrics
+    let store: SnapshotStore
+    let accessLog: AccessLogWriter
+    let loops: LoopLocals
+    let logger: Logger
+    private let state = NIOLockedValueBox(ServerState())
+    /// Serialises `start`, `apply` and `drain`.
+    private let reloadLock = NIOLock()
+
+    struct ServerState {
+        var listeners: [String: BoundListener] = [:]
+        var admin: AdminServer?
+        var ready = false
+        var started = false
+        var reloads = 0
+        var lastReloadError: String?
+    }
+
+    struct BoundListener: Sendable {
+        var address: HostPort
+        var channel: Channel
+        var quiesce: ServerQuiescingHelper
+        var environment: ListenerEnvironment
+    }
+
+    /// Compiles `config` (resolving endpoint names: call off the event loops).
+    public init(config: ConfigSnapshot, group: EventLoopGroup, accessLog: AccessLogWriter? = nil, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger = Logger(label: "ferry")) throws {
+        self.group = group
+        self.metrics = metrics
+        self.logger = logger
+        self.store = SnapshotStore(try CompiledSnapshot(config, metrics: metrics))
+        self.accessLog = accessLog ?? AccessLogWriter(metrics: metrics)
+        self.loops = try LoopLocals(group: group)
+    }
+
+    public var snapshot: ConfigSnapshot { store.current.config }
+    public var isReady: Bool { state.withLockedValue { $0.ready } }
+
+    /// Where each listener is bound (useful with port 0).
+    public var listenerAddresses: [String: SocketAddress] {
+        state.withLockedValue { s in s.listeners.compactMapValues { $0.channel.localAddress } }
+    }
+
+    public var adminAddress: SocketAddress? {
+        state.withLockedValue { $0.admin?.channel.localAddress }
+    }
+
+    // MARK: lifecycle
+
+    /// Binds the admin listener and every listener of the snapshot in force.
+    public func start() throws {
+        try reloadLock.withLock {
+            let snapshot = store.current
+            if let admin = snapshot.config.admin {
+                let server = try AdminServer.bind(admin.address, group: group, server: self)
+                state.withLockedValue { $0.admin = server }
+            }
+            for listener in snapshot.config.listeners {
+                let bound = try bind(listener, snapshot: snapshot)
+                state.withLockedValue { $0.listeners[listener.name] = bound }
+            }
+            state.withLockedValue {
+                $0.ready = true
+                $0.started = true
+            }
+            logger.info("ferry started", metadata: ["listeners": "\(snapshot.config.listeners.map { "\($0.name)=\($0.address)" })", "version": "\(snapshot.config.version)"])
+        }
+    }
+
+    public func run() async throws {
+        if !state.withLockedValue({ $0.started }) {
+            try start()
+        }
+        try? await gracefulShutdown()
+        try await drain()
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the drain timeout, then closes what is left.
+    public func drain() async throws {
+        let (listeners, admin) = state.withLockedValue { s -> ([BoundListener], AdminServer?) in
+            s.ready = false
+            let l = Array(s.listeners.values)
+            s.listeners.removeAll()
+            return (l, s.admin)
+        }
+        let timeout = store.current.config.drainTimeout
+        logger.info("draining", metadata: ["connections_timeout": "\(DurationText(timeout))"])
+        let drained = listeners.map { listener -> EventLoopFuture<Void> in
+            let promise = group.next().makePromise(of: Void.self)
+            listener.quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        let all = EventLoopFuture.andAllComplete(drained, on: group.next())
+        let finished = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { (try? await all.get()) != nil }
+            tasks.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
+        }
+        if !finished {
+            logger.warning("drain timeout reached; closing the remaining connections")
+        }
+        loops.closeIdleUpstreams()
+        if let admin { try? await admin.channel.close() }
+        state.withLockedValue { $0.admin = nil }
+        accessLog.stop()
+    }
+
+    // MARK: reload
+
+    /// Applies a new configuration: new listeners are bound first, then the snapshot is swapped, then
+    /// removed listeners stop accepting and drain. On any error the old snapshot stays in force.
+    public func apply(_ config: ConfigSnapshot) throws {
+        try reloadLock.withLock {
+            let compiled = try CompiledSnapshot(config, metrics: metrics)
+            let old = store.current
+            let current = state.withLockedValue { $0.listeners }
+            var added: [String: BoundListener] = [:]
+            do {
+                for listener in config.listeners {
+                    if let existing = current[listener.name], existing.address == listener.address { continue }
+                    if let existing = current[listener.name], existing.address != listener.address {
+                        // Same name, new address: bind the new one next to it; the old drains below.
+                    }
+                    added[listener.name] = try bind(listener, snapshot: compiled)
+                }
+            } catch {
+                for (_, listener) in added { listener.channel.close(promise: nil) }
+                throw error
+            }
+            store.publish(compiled)
+            var removed: [BoundListener] = []
+            state.withLockedValue { s in
+                for (name, listener) in s.listeners where added[name] != nil || !config.listeners.contains(where: { $0.name == name }) {
+                    removed.append(listener)
+                    s.listeners[name] = nil
+                }
+                for (name, listener) in added { s.listeners[name] = listener }
+                s.reloads += 1
+                s.lastReloadError = nil
+            }
+            for listener in removed {
+                listener.quiesce.initiateShutdown(promise: nil)
+            }
+            if old.config.admin?.address != config.admin?.address {
+                logger.warning("the admin address changed; it takes effect after a restart")
+            }
+            logger.info("configuration applied", metadata: ["version": "\(config.version)", "added_listeners": "\(added.keys.sorted())", "removed_listeners": "\(removed.count)"])
+        }
+    }
+
+    /// Records a refused reload for `/config_dump` and the log.
+    public func recordRefusedReload(_ message: String) {
+        state.withLockedValue { $0.lastReloadError = message }
+    }
+
+    var reloadStatus: (count: Int, lastError: String?) {
+        state.withLockedValue { ($0.reloads, $0.lastReloadError) }
+    }
+
+    // MARK: binding
+
+    private func bind(_ listener: Listener, snapshot: CompiledSnapshot) throws -> BoundListener {
+        let environment = ListenerEnvironment(
+            listenerName: listener.name, store: store, metrics: metrics, accessLog: accessLog, loops: loops,
+            boundSnapshot: snapshot)
+        let quiesce = ServerQuiescingHelper(group: group)
+        let limits = snapshot.listeners[listener.name]!.decoderLimits
+        let gauge = metrics.activeDownstreamConnections
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: 16)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    gauge.increment()
+                    channel.closeFuture.whenComplete { _ in gauge.decrement() }
+                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                    decoderLimits.maxHeaderFieldSize = limits.maxFieldSize
+                    decoderLimits.maxHeaderListSize = limits.maxListSize
+                    decoderLimits.maxHeaderFieldCount = limits.maxFieldCount
+                    var encoderConfiguration = HTTPResponseEncoder.Configuration()
+                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    let marker = RequestStartMarker()
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(marker)
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
+                        leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
+                        limitConfiguration: decoderLimits)))
+                    try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
+                    try sync.addHandler(HTTPProxyHandler(
+                        environment: environment, marker: marker, local: environment.loops.local(for: channel.eventLoop),
+                        remoteAddress: channel.remoteAddress))
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .wait()
+        return BoundListener(address: listener.address, channel: channel, quiesce: quiesce, environment: environment)
+    }
+}
+
+extension ProxyServer {
+    /// Errors the server reports about binding and configuration, with what to do about them.
+    public struct StartError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+}
+
+extension ProxyServer {
+    /// Starts the access-log writer thread.
+    public func accessLogStart() {
+        accessLog.start()
+    }
+}

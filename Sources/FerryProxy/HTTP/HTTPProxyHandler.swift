@@ -1,0 +1,777 @@
+import FerryModel
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// The downstream end of one HTTP/1.1 connection: routes each request, forwards it to a pooled upstream
+/// connection on the same event loop, and streams both bodies with backpressure. Decisions are pure
+/// functions (`RouteTable`, `LoadBalancer`, `RequestHeadValidator`, `HeaderRewriter`, `ExchangeRules`);
+/// this class keeps the connection's state and performs the I/O.
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    enum State {
+        /// Waiting for a request head.
+        case idle
+        /// A request was routed; an upstream connection is being made or taken from the pool.
+        case waitingForUpstream
+        /// Request and response flow between downstream and `upstream`.
+        case forwarding
+        /// Ferry answered itself; the rest of the request body is read and dropped.
+        case localReply
+        /// The response is written and the connection closes once it is flushed.
+        case closing
+    }
+
+    private let environment: ListenerEnvironment
+    private let marker: RequestStartMarker
+    private let local: LoopLocal
+    private let clientAddress: String
+    private let clientIP: String
+    private var context: ChannelHandlerContext?
+
+    private var state: State = .idle
+    private var exchange: Exchange?
+    private var upstream: UpstreamConnection?
+    /// Parts of pipelined requests, held until the current exchange is done.
+    private var pipelined: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
+    private var pendingRead = false
+    private var requestsServed = 0
+    private var draining = false
+    private var idleSince: NIODeadline = .now()
+    private var watchdog: Scheduled<Void>?
+
+    init(environment: ListenerEnvironment, marker: RequestStartMarker, local: LoopLocal, remoteAddress: SocketAddress?) {
+        self.environment = environment
+        self.marker = marker
+        self.local = local
+        self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
+        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: channel lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { scheduleWatchdog(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        idleSince = .now()
+        scheduleWatchdog(context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
+        if var exchange, !(exchange.requestComplete && exchange.responseComplete) {
+            exchange.event.flags.insert(.downstreamConnectionTermination)
+            self.exchange = exchange
+            if let upstream {
+                self.upstream = nil
+                upstream.close()
+            }
+            complete()
+        }
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    // MARK: downstream reads
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {
+            pipelined.append(part)
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            startRequest(head, context: context)
+        case .body(let buffer):
+            receivedBody(buffer, context: context)
+        case .end(let trailers):
+            receivedEnd(trailers, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        let mayRead: Bool
+        switch state {
+        case .idle, .localReply, .closing:
+            mayRead = pipelined.isEmpty
+        case .waitingForUpstream:
+            mayRead = false
+        case .forwarding:
+            mayRead = pipelined.isEmpty && (upstream?.isWritable ?? true)
+        }
+        if mayRead {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    private func resumeReadingIfHeld() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        read(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            upstream?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            draining = true
+            if state == .idle && pipelined.isEmpty {
+                state = .closing
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Decoder errors: malformed or ambiguous framing. One connection is closed, nothing else.
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        if exchange == nil {
+            exchange = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: .now())
+            exchange?.event.httpVersion = "HTTP/1.1"
+        }
+        if exchange!.responseHeadSent {
+            exchange!.event.flags.insert(.downstreamProtocolError)
+            complete()
+            state = .closing
+            context.close(promise: nil)
+            return
+        }
+        exchange!.requestComplete = true
+        sendLocalReply(.error(status, "malformed request (\(error))", flags: .downstreamProtocolError, close: true), context: context)
+    }
+
+    // MARK: request start
+
+    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        marker.reset(waiting: false)
+        requestsServed += 1
+        let (snapshot, listener) = environment.currentListener()
+        var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
+        event.method = head.method.rawValue
+        event.path = head.uri
+        event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
+        event.authority = head.headers.first(name: "host") ?? ""
+        event.userAgent = head.headers.first(name: "user-agent") ?? ""
+        event.referer = head.headers.first(name: "referer") ?? ""
+        event.forwardedFor = head.headers.first(name: "x-forwarded-for") ?? ""
+        let requestID = head.headers.first(name: "x-request-id") ?? RequestID.make(using: &local.random)
+        event.requestID = requestID
+        var ex = Exchange(event: event, startedAt: .now())
+        ex.method = head.method
+        ex.version = head.version
+        ex.listenerStats = listener.listenerStats
+        ex.keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
+        exchange = ex
+
+        if let rejection = RequestHeadValidator.validate(head, limits: listener.listener.http.limits) {
+            exchange!.requestComplete = true
+            sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
+            return
+        }
+        let framing = HeaderRewriter.requestFraming(head.headers)
+        exchange!.framing = framing
+        exchange!.isUpgrade = HeaderRewriter.isUpgradeRequest(head)
+        if head.method == .CONNECT {
+            exchange!.requestComplete = true
+            sendLocalReply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true), context: context)
+            return
+        }
+
+        let authority = Substring(event.authority)
+        guard let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) }) else {
+            sendLocalReply(.error(.notFound, "no route for \(event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
+            return
+        }
+        let route = listener.routes.route(match)
+        exchange!.route = route
+        exchange!.routeStats = listener.routeStats[match.virtualHost][match.route]
+        exchange!.event.route = route.name
+
+        switch route.action {
+        case .directResponse(let status, let body):
+            var reply = LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false)
+            reply.extraHeaders = []
+            sendLocalReply(reply, context: context)
+        case .redirect(let redirect):
+            let location = redirect.location(requestHost: event.authority, requestPathAndQuery: head.uri)
+            var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
+            reply.extraHeaders = [("location", location)]
+            sendLocalReply(reply, context: context)
+        case .forward(let targets):
+            guard let target = WeightedPick.pick(targets, using: &local.random), let cluster = snapshot.clusters[target.name] else {
+                sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
+                return
+            }
+            exchange!.cluster = cluster
+            exchange!.snapshotVersion = snapshot.config.version
+            exchange!.event.cluster = cluster.cluster.name
+            if let max = listener.listener.http.limits.maxRequestBodyBytes,
+               let length = head.headers.first(name: "content-length").flatMap(Int.init), length > max {
+                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+                return
+            }
+            guard !cluster.addresses.isEmpty else {
+                sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
+                return
+            }
+            exchange!.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
+            exchange!.upstreamHead = HeaderRewriter.upstreamRequest(
+                head, framing: framing,
+                info: .init(clientAddress: clientIP, requestID: requestID, isUpgrade: exchange!.isUpgrade))
+            state = .waitingForUpstream
+            connectUpstream(context: context)
+        }
+    }
+
+    // MARK: request body
+
+    private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard exchange != nil else { return }
+        exchange!.event.bytesReceived += buffer.readableBytes
+        if let max = environment.currentListener().1.listener.http.limits.maxRequestBodyBytes,
+           exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
+            if let upstream {
+                self.upstream = nil
+                upstream.close()
+            }
+            if exchange!.responseHeadSent {
+                closeAfterFailure(flags: .requestTooLarge, context: context)
+            } else {
+                exchange!.requestComplete = true
+                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+            }
+            return
+        }
+        switch state {
+        case .waitingForUpstream:
+            exchange!.buffered.append(.body(buffer))
+        case .forwarding:
+            upstream?.write(.body(.byteBuffer(buffer)))
+        case .idle, .localReply, .closing:
+            break
+        }
+    }
+
+    private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        guard exchange != nil else { return }
+        exchange!.requestComplete = true
+        switch state {
+        case .waitingForUpstream:
+            exchange!.buffered.append(.end(exchange!.framing == .chunked ? trailers : nil))
+        case .forwarding:
+            upstream?.writeAndFlush(.end(exchange!.framing == .chunked ? trailers : nil))
+            requestForwarded()
+            if exchange!.responseComplete { finishExchange(context: context) }
+        case .localReply:
+            finishExchange(context: context)
+        case .idle, .closing:
+            break
+        }
+    }
+
+    private func requestForwarded() {
+        if !exchange!.responseHeadReceived, let route = exchange!.route {
+            exchange!.responseDeadline = .now() + TimeAmount.nanoseconds(Int64(route.timeout.milliseconds) * 1_000_000)
+        }
+    }
+
+    // MARK: upstream connection
+
+    private func connectUpstream(context: ChannelHandlerContext) {
+        guard let cluster = exchange!.cluster else { return }
+        let hashKey = exchange!.hashKey
+        let excluded = exchange!.excluded
+        let picked = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, random in
+            cluster.balancer.pick(state: &state, hashKey: hashKey, excluding: excluded, using: &random)
+        }
+        guard let index = picked else {
+            var flags: ResponseFlags = [.upstreamConnectionFailure]
+            if exchange!.attempts > 1 { flags.insert(.upstreamRetryLimitExceeded) }
+            sendLocalReply(.error(.badGateway, "no endpoint of cluster \(cluster.cluster.name) could be reached", flags: flags), context: context)
+            return
+        }
+        exchange!.endpointIndex = index
+        exchange!.attempts += 1
+        exchange!.event.attempts = exchange!.attempts
+        exchange!.event.upstream = cluster.cluster.endpoints[index].description
+        let address = cluster.addresses[index]
+        if let pooled = local.pool.acquire(address, now: .now()) {
+            attach(pooled, reused: true, context: context)
+            return
+        }
+        let pool = NIOLoopBound(local.pool, eventLoop: context.eventLoop)
+        let attempt = exchange!.attempts
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(TimeAmount.milliseconds(cluster.cluster.connectTimeout.milliseconds))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
+                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(UpstreamConnection(address: address, pool: pool.value))
+                }
+            }
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
+                        self.attach(connection, reused: false, context: context)
+                    } else {
+                        // The downstream went away meanwhile: keep the connection for the next request.
+                        self.local.pool.release(connection, now: .now())
+                    }
+                case .failure:
+                    self.environment.metrics.upstreamConnectFailures.increment()
+                    self.exchange?.cluster?.stats.connectFailures.increment()
+                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
+                        self.connectFailed(context: context)
+                    }
+                }
+            }
+    }
+
+    private func connectFailed(context: ChannelHandlerContext) {
+        guard let route = exchange!.route, let index = exchange!.endpointIndex else { return }
+        exchange!.excluded.append(index)
+        if route.retries.retries(.connectFailure), exchange!.attempts <= route.retries.attempts {
+            environment.metrics.upstreamRetries.increment()
+            exchange!.cluster?.stats.retries.increment()
+            connectUpstream(context: context)
+            return
+        }
+        var flags: ResponseFlags = [.upstreamConnectionFailure]
+        if exchange!.attempts > 1 { flags.insert(.upstreamRetryLimitExceeded) }
+        sendLocalReply(.error(.badGateway, "could not connect to \(exchange!.event.upstream) (cluster \(exchange!.event.cluster))", flags: flags), context: context)
+    }
+
+    private func attach(_ connection: UpstreamConnection, reused: Bool, context: ChannelHandlerContext) {
+        connection.owner = self
+        upstream = connection
+        state = .forwarding
+        exchange!.reusedConnection = reused
+        exchange!.sentUpstreamAt = .now()
+        startedOnEndpoint()
+        connection.write(.head(exchange!.upstreamHead!))
+        connection.requestsSent += 1
+        while let part = exchange!.buffered.popFirst() {
+            switch part {
+            case .body(let buffer): connection.write(.body(.byteBuffer(buffer)))
+            case .end(let trailers):
+                connection.write(.end(trailers))
+                requestForwarded()
+            case .head: break
+            }
+        }
+        connection.flush()
+        resumeReadingIfHeld()
+    }
+
+    private func startedOnEndpoint() {
+        guard let cluster = exchange!.cluster, let index = exchange!.endpointIndex, !exchange!.countedActive else { return }
+        exchange!.countedActive = true
+        local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, _ in
+            state.requestStarted(index)
+        }
+    }
+
+    private func finishedOnEndpoint() {
+        guard let ex = exchange, ex.countedActive, let cluster = ex.cluster, let index = ex.endpointIndex else { return }
+        exchange!.countedActive = false
+        local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: ex.snapshotVersion, endpoints: cluster.addresses.count) { state, _ in
+            state.requestFinished(index)
+        }
+    }
+
+    /// Drops the current upstream attempt and tries another endpoint when the policy allows it.
+    /// Returns false when no retry happens.
+    private func retryIfAllowed(_ condition: ExchangeRules.RetryReason, context: ChannelHandlerContext) -> Bool {
+        guard let ex = exchange, let route = ex.route, let index = ex.endpointIndex else { return false }
+        guard ExchangeRules.mayRetry(
+            condition, policy: route.retries, attempts: ex.attempts, method: ex.method,
+            framing: ex.framing, requestComplete: ex.requestComplete, reusedConnection: ex.reusedConnection,
+            isUpgrade: ex.isUpgrade)
+        else { return false }
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        finishedOnEndpoint()
+        // A stale pooled connection may be retried on the same endpoint; a failing endpoint is avoided.
+        if !(condition == .reset && ex.reusedConnection) {
+            exchange!.excluded.append(index)
+        }
+        if exchange!.excluded.count >= (ex.cluster?.addresses.count ?? 0) { exchange!.excluded.removeAll() }
+        environment.metrics.upstreamRetries.increment()
+        ex.cluster?.stats.retries.increment()
+        exchange!.responseDeadline = nil
+        exchange!.buffered.removeAll()
+        exchange!.buffered.append(.end(nil))
+        state = .waitingForUpstream
+        connectUpstream(context: context)
+        return true
+    }
+
+    // MARK: upstream events (called by UpstreamConnection)
+
+    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+        guard let context, connection === upstream, exchange != nil else { return }
+        switch part {
+        case .head(let head):
+            if let route = exchange!.route, route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
+               retryIfAllowed(.status, context: context) {
+                return
+            }
+            exchange!.responseHeadReceived = true
+            exchange!.responseDeadline = nil
+            if let sent = exchange!.sentUpstreamAt {
+                exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
+            }
+            let framing = HeaderRewriter.responseFraming(head, requestMethod: exchange!.method)
+            exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
+            if exchange!.isUpgrade {
+                if head.status == .switchingProtocols {
+                    exchange!.upgradeAccepted = true
+                } else {
+                    // The decoder stops parsing after an upgrade request: this connection cannot carry another.
+                    exchange!.keepAlive = false
+                }
+            }
+            if !exchange!.requestComplete {
+                // An early response (for example 413 before the whole body): the rest of the body is not read.
+                exchange!.keepAlive = false
+                exchange!.upstreamKeepAlive = false
+            }
+            var keepAlive = exchange!.keepAlive && !draining
+            let out = HeaderRewriter.downstreamResponse(
+                head, upstreamFraming: framing, requestVersion: exchange!.version, keepAlive: &keepAlive,
+                isUpgrade: exchange!.upgradeAccepted)
+            exchange!.keepAlive = keepAlive
+            exchange!.downstreamChunked = out.headers.first(name: "transfer-encoding") == "chunked"
+            exchange!.event.status = Int(head.status.code)
+            exchange!.responseHeadSent = true
+            context.write(wrapOutboundOut(.head(out)), promise: nil)
+        case .body(let buffer):
+            exchange!.event.bytesSent += buffer.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            if exchange!.upgradeAccepted {
+                switchToTunnel(connection, context: context)
+                return
+            }
+            exchange!.responseComplete = true
+            writeResponseEnd(exchange!.downstreamChunked ? trailers : nil, context: context)
+            upstream = nil
+            connection.owner = nil
+            if exchange!.upstreamKeepAlive && exchange!.requestComplete {
+                local.pool.release(connection, now: .now())
+            } else {
+                connection.close()
+            }
+            // Answered before the request body ended: nothing more is read (keepAlive was cleared at the head).
+            exchange!.requestComplete = true
+            finishExchange(context: context)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamBecameWritable() {
+        resumeReadingIfHeld()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection) {
+        guard let context, connection === upstream, exchange != nil else { return }
+        upstream = nil
+        if exchange!.responseComplete { return }
+        if !exchange!.responseHeadSent {
+            if retryIfAllowed(.reset, context: context) { return }
+            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) closed the connection before responding", flags: .upstreamConnectionTermination, close: !exchange!.requestComplete), context: context)
+        } else {
+            closeAfterFailure(flags: .upstreamConnectionTermination, context: context)
+        }
+    }
+
+    func upstreamFailed(_ connection: UpstreamConnection, error: Error) {
+        guard let context, connection === upstream, exchange != nil else { return }
+        upstream = nil
+        if !exchange!.responseHeadSent {
+            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) sent an invalid response", flags: .upstreamProtocolError, close: !exchange!.requestComplete), context: context)
+        } else {
+            closeAfterFailure(flags: .upstreamProtocolError, context: context)
+        }
+    }
+
+    // MARK: tunnel after 101
+
+    private func switchToTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+        guard let upstreamChannel = connection.channel else { return }
+        complete()
+        upstream = nil
+        connection.owner = nil
+        context.flush()
+        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        do {
+            let down = context.pipeline.syncOperations
+            let up = upstreamChannel.pipeline.syncOperations
+            try down.addHandler(downstreamGlue)
+            try up.addHandler(upstreamGlue)
+            // Decoders go last so the bytes they still hold flow on into the glue.
+            up.removeHandler(context: try up.context(handler: connection), promise: nil)
+            up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
+            up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            down.removeHandler(context: try down.context(handlerType: HTTPResponseEncoder.self), promise: nil)
+            down.removeHandler(context: try down.context(handlerType: RequestStartMarker.self), promise: nil)
+            down.removeHandler(context: context, promise: nil)
+            down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+        } catch {
+            upstreamChannel.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: replies and completion
+
+    private func sendLocalReply(_ reply: LocalReply, context: ChannelHandlerContext) {
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        exchange!.event.flags.formUnion(reply.flags)
+        exchange!.event.status = Int(reply.status.code)
+        exchange!.event.bytesSent = reply.body.utf8.count
+        if reply.closeConnection || exchange!.isUpgrade { exchange!.keepAlive = false }
+        let keepAlive = exchange!.keepAlive && !draining
+        exchange!.keepAlive = keepAlive
+        let head = reply.head(version: exchange!.version, keepAlive: keepAlive, requestID: exchange!.event.requestID.isEmpty ? nil : exchange!.event.requestID)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !reply.body.isEmpty, exchange!.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: reply.body)))), promise: nil)
+        }
+        writeResponseEnd(nil, context: context)
+        exchange!.responseHeadSent = true
+        exchange!.responseComplete = true
+        state = .localReply
+        if reply.closeConnection { exchange!.requestComplete = true }
+        if exchange!.requestComplete {
+            finishExchange(context: context)
+        } else {
+            context.flush()
+            resumeReadingIfHeld()
+        }
+    }
+
+    /// The response cannot be completed: log and close the connection.
+    private func closeAfterFailure(flags: ResponseFlags, context: ChannelHandlerContext) {
+        exchange?.event.flags.formUnion(flags)
+        complete()
+        state = .closing
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    /// Both directions of the exchange are done: log it, then wait for the next request or close.
+    private func finishExchange(context: ChannelHandlerContext) {
+        guard let ex = exchange, ex.requestComplete, ex.responseComplete else { return }
+        let keepAlive = ex.keepAlive && !draining
+        complete()
+        if keepAlive {
+            state = .idle
+            idleSince = .now()
+            marker.reset(waiting: true)
+            context.flush()
+            processPipelined(context: context)
+            resumeReadingIfHeld()
+        } else {
+            // The close was chained to the write of the response end (see `writeResponseEnd`).
+            state = .closing
+        }
+    }
+
+    /// Starts the requests that arrived pipelined behind the one just finished, in order.
+    private func processPipelined(context: ChannelHandlerContext) {
+        while state == .idle, let part = pipelined.popFirst() {
+            guard case .head = part else { continue }
+            process(part, context: context)
+            while state != .idle, state != .closing, let next = pipelined.first, !isHead(next) {
+                pipelined.removeFirst()
+                process(next, context: context)
+            }
+        }
+    }
+
+    /// Writes the end of the response; when the connection is not kept alive, closes it once that write is done.
+    private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        if exchange!.keepAlive && !draining {
+            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+        } else {
+            exchange!.keepAlive = false
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    private func isHeadNext() -> Bool {
+        guard let first = pipelined.first else { return false }
+        return isHead(first)
+    }
+
+    /// Records the exchange in the access log and metrics and forgets it.
+    private func complete() {
+        guard var ex = exchange else { return }
+        finishedOnEndpoint()
+        ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
+        environment.accessLog.record(ex.event, format: environment.store.current.config.accessLog.format)
+        if let stats = ex.routeStats {
+            stats.count(cluster: ex.event.cluster, status: ex.event.status)
+        } else {
+            ex.listenerStats?.countLocalReply(status: ex.event.status)
+        }
+        ex.listenerStats?.duration.record(Duration.nanoseconds(ex.event.durationNanos))
+        exchange = nil
+    }
+
+    // MARK: deadlines
+
+    private func scheduleWatchdog(_ context: ChannelHandlerContext) {
+        guard watchdog == nil else { return }
+        let (_, listener) = environment.currentListener()
+        let tick = ExchangeRules.watchdogTick(listener.listener)
+        watchdog = context.eventLoop.assumeIsolated().scheduleTask(in: tick) { [self] in
+            self.watchdog = nil
+            self.checkDeadlines()
+        }
+    }
+
+    /// Enforces the idle, request-header and upstream-response deadlines; re-arms itself.
+    private func checkDeadlines() {
+        guard let context, context.channel.isActive else { return }
+        let (_, listener) = environment.currentListener()
+        let timeouts = listener.listener.http.timeouts
+        let now = NIODeadline.now()
+        switch state {
+        case .idle where pipelined.isEmpty:
+            if let first = marker.firstByteAt {
+                if now - first >= TimeAmount.nanoseconds(Int64(timeouts.requestHeaders.milliseconds) * 1_000_000) {
+                    exchange = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: first)
+                    exchange!.requestComplete = true
+                    sendLocalReply(.error(.requestTimeout, "the request head did not arrive within \(DurationText(timeouts.requestHeaders))", flags: .requestHeadersTimeout, close: true), context: context)
+                    return
+                }
+            } else if now - idleSince >= TimeAmount.nanoseconds(Int64(timeouts.idle.milliseconds) * 1_000_000) {
+                state = .closing
+                context.close(promise: nil)
+                return
+            }
+        case .forwarding, .waitingForUpstream:
+            if let deadline = exchange?.responseDeadline, now >= deadline, exchange?.responseHeadSent == false {
+                let seconds = exchange?.route.map { DurationText($0.timeout).description } ?? ""
+                sendLocalReply(.error(.gatewayTimeout, "upstream \(exchange!.event.upstream) did not respond within \(seconds)", flags: .upstreamRequestTimeout, close: !(exchange?.requestComplete ?? true)), context: context)
+            }
+        default:
+            break
+        }
+        scheduleWatchdog(context)
+    }
+}
+
+@available(*, unavailable)
+extension HTTPProxyHandler: Sendable {}
+
+/// Per-request state of `HTTPProxyHandler`.
+struct Exchange {
+    var event: AccessLogEvent
+    var startedAt: NIODeadline
+    var method: HTTPMethod = .GET
+    var version: HTTPVersion = .http1_1
+    var keepAlive = true
+    var listenerStats: ListenerStats?
+    var route: Route?
+    var routeStats: RouteStats?
+    var cluster: CompiledCluster?
+    var snapshotVersion = 0
+    var hashKey: UInt64?
+    var upstreamHead: HTTPRequestHead?
+    var framing: HeaderRewriter.Framing = .none
+    var isUpgrade = false
+    var upgradeAccepted = false
+    var endpointIndex: Int?
+    var excluded: [Int] = []
+    var attempts = 0
+    var countedActive = false
+    var reusedConnection = false
+    var buffered: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
+    var requestComplete = false
+    var responseHeadReceived = false
+    var responseHeadSent = false
+    var responseComplete = false
+    var upstreamKeepAlive = false
+    var downstreamChunked = false
+    var sentUpstreamAt: NIODeadline?
+    var responseDeadline: NIODeadline?
+}

@@ -1,0 +1,29 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What every downstream connection of a listener shares with the server.
+final class ListenerEnvironment: Sendable {
+    let listenerName: String
+    let store: SnapshotStore
+    let metrics: ProxyMetrics
+    let accessLog: AccessLogWriter
+    let loops: LoopLocals
+    /// The snapshot at the time the listener was bound: used when a newer snapshot no longer has this listener (it is draining).
+    let boundSnapshot: CompiledSnapshot
+
+    init(listenerName: String, store: SnapshotStore, metrics: ProxyMetrics, accessLog: AccessLogWriter, loops: LoopLocals, boundSnapshot: CompiledSnapshot) {
+        self.listenerName = listenerName
+        self.store = store
+        self.metrics = metrics
+        self.accessLog = accessLog
+        self.loops = loops
+        self.boundSnapshot = boundSnapshot
+    }
+
+    /// The snapshot a new request uses, with this listener's compiled form.
+    func currentListener() -> (CompiledSnapshot, CompiledListener) {
+        let snapshot = store.current
+        if let listener = snapshot.listeners[listenerName] { return (snapshot, listener) }
+        return (boundSnapshot, boundSnapshot.listeners[listenerName]!)
+    }
+}

@@ -1,0 +1,28 @@
+import NIOCore
+import NIOHTTP1
+
+/// A response Ferry writes itself: errors with a short text body, direct responses and redirects.
+struct LocalReply {
+    var status: HTTPResponseStatus
+    var body: String
+    var flags: ResponseFlags
+    var extraHeaders: [(String, String)] = []
+    /// Whether the downstream connection must close after this reply (protocol errors).
+    var closeConnection: Bool
+
+    static func error(_ status: HTTPResponseStatus, _ detail: String, flags: ResponseFlags, close: Bool = false) -> LocalReply {
+        LocalReply(status: status, body: "\(status.code) \(status.reasonPhrase): \(detail)\n", flags: flags, closeConnection: close)
+    }
+
+    func head(version: HTTPVersion, keepAlive: Bool, requestID: String?) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5 + extraHeaders.count)
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if let requestID { headers.add(name: "x-request-id", value: requestID) }
+        headers.add(name: "server", value: "ferry")
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        return HTTPResponseHead(version: version.minor == 0 ? .http1_0 : .http1_1, status: status, headers: headers)
+    }
+}

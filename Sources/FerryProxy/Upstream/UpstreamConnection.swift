@@ -1,0 +1,111 @@
+import NIOCore
+import NIOHTTP1
+
+/// The Ferry end of one HTTP/1.1 connection to an upstream endpoint. While leased it passes response parts
+/// to its owner (the downstream `HTTPProxyHandler`); while idle in the pool it only watches for a close.
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let address: SocketAddress
+    private weak var pool: UpstreamPool?
+    private var context: ChannelHandlerContext?
+    /// The downstream handler using this connection now.
+    var owner: HTTPProxyHandler?
+    var isIdleInPool = false
+    var idleSince: NIODeadline = .uptimeNanoseconds(0)
+    /// Set once a request has been written on this connection (so a close before a response may have reached the upstream).
+    var requestsSent = 0
+    private var pendingRead = false
+
+    init(address: SocketAddress, pool: UpstreamPool) {
+        self.address = address
+        self.pool = pool
+    }
+
+    var isActive: Bool { context?.channel.isActive ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var channel: Channel? { context?.channel }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: writes from the owner
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func writeAndFlush(_ part: HTTPClientRequestPart) {
+        context?.writeAndFlush(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close() {
+        owner = nil
+        context?.close(promise: nil)
+    }
+
+    /// The downstream became writable again: resume reading the response.
+    func resumeReading() {
+        if pendingRead {
+            pendingRead = false
+            context?.read()
+        }
+    }
+
+    // MARK: channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let owner {
+            owner.upstreamReceived(part, from: self)
+        } else {
+            // Bytes from an idle upstream: it is not speaking HTTP the way we expect. Drop it.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pool?.remove(self)
+        if let owner {
+            self.owner = nil
+            owner.upstreamClosed(self)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let owner {
+            self.owner = nil
+            owner.upstreamFailed(self, error: error)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            owner?.upstreamBecameWritable()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let owner, !owner.downstreamWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+}

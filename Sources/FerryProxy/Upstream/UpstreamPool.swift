@@ -1,0 +1,57 @@
+import NIOCore
+
+/// Idle upstream connections of one event loop, by endpoint address. Only touched on its loop.
+final class UpstreamPool {
+    /// Idle connections kept per endpoint; more are closed on release.
+    static let maxIdlePerEndpoint = 256
+    /// Idle connections older than this are closed instead of reused (upstreams close idle ones too).
+    static let maxIdleTime: TimeAmount = .seconds(50)
+
+    private var idle: [SocketAddress: [UpstreamConnection]] = [:]
+
+    /// A live idle connection to `address`, or nil.
+    func acquire(_ address: SocketAddress, now: NIODeadline) -> UpstreamConnection? {
+        while var list = idle[address], let connection = list.popLast() {
+            idle[address] = list
+            connection.isIdleInPool = false
+            if connection.isActive, now - connection.idleSince < UpstreamPool.maxIdleTime {
+                return connection
+            }
+            connection.close()
+        }
+        return nil
+    }
+
+    /// Returns a connection after a complete exchange.
+    func release(_ connection: UpstreamConnection, now: NIODeadline) {
+        guard connection.isActive else { return }
+        var list = idle[connection.address, default: []]
+        guard list.count < UpstreamPool.maxIdlePerEndpoint else {
+            connection.close()
+            return
+        }
+        connection.isIdleInPool = true
+        connection.idleSince = now
+        list.append(connection)
+        idle[connection.address] = list
+    }
+
+    /// Forgets a connection that closed while idle.
+    func remove(_ connection: UpstreamConnection) {
+        guard connection.isIdleInPool, var list = idle[connection.address] else { return }
+        list.removeAll { $0 === connection }
+        idle[connection.address] = list
+        connection.isIdleInPool = false
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeAll() {
+        let all = idle.values.flatMap { $0 }
+        idle.removeAll()
+        for connection in all { connection.close() }
+    }
+
+    var idleCount: Int {
+        idle.values.reduce(0) { $0 + $1.count }
+    }
+}

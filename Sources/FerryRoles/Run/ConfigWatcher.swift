@@ -1,0 +1,84 @@
+import FerryConfig
+import FerryModel
+import FerryProxy
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reloads the configuration file on SIGHUP or when the file changes (checked once a second).
+/// A valid file takes over; an invalid one is refused with its diagnostics and the old one stays.
+public final class ConfigWatcher: Service, Sendable {
+    let path: String
+    let server: ProxyServer
+    let logger: Logger
+    let overrides: @Sendable (inout ConfigSnapshot) -> Void
+    let pollInterval: Duration
+
+    public init(path: String, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
+        self.path = path
+        self.server = server
+        self.logger = logger
+        self.overrides = overrides
+        self.pollInterval = pollInterval
+    }
+
+    public func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        let initialStamp = ConfigWatcher.stamp(path)
+        try await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for await _ in signals {
+                        self.logger.info("SIGHUP: reloading", metadata: ["file": "\(self.path)"])
+                        self.reload()
+                    }
+                }
+                tasks.addTask {
+                    var last = initialStamp
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: self.pollInterval)
+                        let now = ConfigWatcher.stamp(self.path)
+                        if now != last, now != nil {
+                            last = now
+                            self.logger.info("configuration file changed: reloading", metadata: ["file": "\(self.path)"])
+                            self.reload()
+                        }
+                    }
+                }
+                await tasks.next()
+                tasks.cancelAll()
+            }
+        } onGracefulShutdown: {}
+    }
+
+    /// Loads, validates and applies the file; returns whether the new configuration took over.
+    @discardableResult
+    public func reload() -> Bool {
+        do {
+            var config = try ConfigLoader.load(path: path, version: server.snapshot.version + 1)
+            overrides(&config)
+            try server.apply(config)
+            return true
+        } catch let error as ConfigError {
+            logger.error("configuration refused; the previous one stays in force\n\(error)")
+            server.recordRefusedReload(error.description)
+        } catch {
+            logger.error("configuration refused; the previous one stays in force: \(error)")
+            server.recordRefusedReload("\(error)")
+        }
+        return false
+    }
+
+    /// Modification time and size of the file, to notice edits.
+    static func stamp(_ path: String) -> [Int]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)]
+    }
+}

@@ -1,0 +1,49 @@
+import FerryConfig
+import FerryModel
+import FerryProxy
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Runs a configuration until SIGTERM/SIGINT: the data plane, plus any extra services (a config watcher,
+/// demo origins), in one `ServiceGroup` that drains on shutdown.
+public enum ProxyRunner {
+    public struct Options: Sendable {
+        public var threads: Int
+        public var accessLogFormat: AccessLogSettings.Format?
+        public init(threads: Int = System.coreCount, accessLogFormat: AccessLogSettings.Format? = nil) {
+            self.threads = threads
+            self.accessLogFormat = accessLogFormat
+        }
+    }
+
+    public static func run(config: ConfigSnapshot, options: Options, watchPath: String?, extraServices: [any Service] = [], onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
+        var logger = Logger(label: "ferry")
+        logger.logLevel = .info
+        var config = config
+        let format = options.accessLogFormat
+        let overrides: @Sendable (inout ConfigSnapshot) -> Void = { c in
+            if let format { c.accessLog.format = format }
+        }
+        overrides(&config)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        let server = try ProxyServer(config: config, group: group, logger: logger)
+        do {
+            try server.start()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        server.accessLogStart()
+        onStart(server)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let watchPath {
+            services.append(.init(service: ConfigWatcher(path: watchPath, server: server, logger: logger, overrides: overrides)))
+        }
+        services += extraServices.map { .init(service: $0) }
+        let serviceGroup = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        try? await group.shutdownGracefully()
+    }
+}

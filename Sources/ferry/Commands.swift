@@ -1,0 +1,121 @@
+import ArgumentParser
+import FerryConfig
+import FerryModel
+import FerryRoles
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every serving command shares.
+struct ServingOptions: ParsableArguments {
+    @Option(help: "Event-loop threads (default: the number of cores).")
+    var threads: Int = System.coreCount
+
+    @Option(help: "Access-log format: json, envoy, combined or none (overrides the file).")
+    var accessLogFormat: AccessLogSettings.Format?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    var runnerOptions: ProxyRunner.Options {
+        ProxyRunner.Options(threads: threads, accessLogFormat: accessLogFormat)
+    }
+}
+
+extension AccessLogSettings.Format: ExpressibleByArgument {}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the proxy from a configuration file; SIGHUP or an edit reloads it, SIGTERM drains."
+    )
+
+    @Option(name: [.short, .customLong("config")], help: "The configuration file (YAML).")
+    var config: String
+
+    @OptionGroup var serving: ServingOptions
+
+    func run() async throws {
+        let snapshot: ConfigSnapshot
+        do {
+            snapshot = try ConfigLoader.load(path: config)
+        } catch let error as ConfigError {
+            printError("\(error)\nferry: the configuration was refused; fix the problems above")
+            throw ExitCode(1)
+        }
+        do {
+            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watchPath: config)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("ferry: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check a configuration file; prints each problem with file, line and field; exit status 1 if any."
+    )
+
+    @Option(name: [.short, .customLong("config")], help: "The configuration file (YAML).")
+    var config: String
+
+    func run() throws {
+        do {
+            let snapshot = try ConfigLoader.load(path: config)
+            let routes = snapshot.listeners.reduce(0) { $0 + $1.http.virtualHosts.reduce(0) { $0 + $1.routes.count } }
+            print("\(config): valid (\(snapshot.listeners.count) listener(s), \(routes) route(s), \(snapshot.clusters.count) cluster(s))")
+        } catch let error as ConfigError {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a built-in demo: a proxy on 127.0.0.1:8080 in front of two in-process origins."
+    )
+
+    @Option(help: "Where the demo proxy listens.")
+    var listen: String = DemoRole.defaultAddress.description
+
+    @Option(help: "Where the admin listener listens.")
+    var admin: String = AdminSettings().address.description
+
+    @OptionGroup var serving: ServingOptions
+
+    func run() async throws {
+        guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
+        guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
+        let originGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let config = try DemoRole.startOrigins(group: originGroup, listen: listenAddress, admin: adminAddress)
+        do {
+            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watchPath: nil) { _ in
+                printError(DemoRole.tryCommands(listen: listenAddress, admin: adminAddress))
+            }
+        } catch {
+            printError("ferry demo: \(error)")
+            try? await originGroup.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        try? await originGroup.shutdownGracefully()
+    }
+}
+
+/// Writes to standard error (standard output carries the access log).
+func printError(_ text: String) {
+    var line = text
+    if !line.hasSuffix("\n") { line += "\n" }
+    line.withCString { pointer in
+        _ = write(2, pointer, strlen(pointer))
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+import FerryRoles
+
+@main
+struct Ferry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "One proxy for every role in a Kubernetes cluster.",
+        subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self]
+    )
+}
