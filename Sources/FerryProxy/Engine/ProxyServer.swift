@@ -76,7 +76,11 @@ public final class ProxyServer: Service, Sendable {
                 $0.ready = true
                 $0.started = true
             }
-            logger.info("ferry started", metadata: ["listeners": "\(snapshot.config.listeners.map { "\($0.name)=\($0.address)" })", "version": "\(snapshot.config.version)"])
+            let bound = state.withLockedValue { s in
+                s.listeners.map { "\($0.key)=\(HTTPProxyHandler.describe($0.value.channel.localAddress!))" }.sorted()
+            }
+            let admin = adminAddress.map(HTTPProxyHandler.describe) ?? "off"
+            logger.info("ferry started", metadata: ["listeners": "\(bound.joined(separator: ","))", "admin": "\(admin)", "version": "\(snapshot.config.version)"])
         }
     }
 

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// Checks for tools a test needs. Without them a test is skipped with a clear message, unless
+/// `FERRY_REQUIRE_ALL_TESTS=1` (set by CI), which turns the skip into a failure.
+public enum Prerequisites {
+    public static var requireAll: Bool {
+        ProcessInfo.processInfo.environment["FERRY_REQUIRE_ALL_TESTS"] == "1"
+    }
+
+    /// The absolute path of `tool` on PATH, or nil.
+    public static func path(of tool: String) -> String? {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        for dir in paths {
+            let candidate = "\(dir)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// True when every tool is present; otherwise reports a skip (or a failure under FERRY_REQUIRE_ALL_TESTS).
+    public static func have(_ tools: String..., sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        let missing = tools.filter { path(of: $0) == nil }
+        guard !missing.isEmpty else { return true }
+        let message = "skipped: \(missing.joined(separator: ", ")) not installed (apt-get install it; .ci/run does)"
+        if requireAll {
+            Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
+        } else {
+            print(message)
+        }
+        return false
+    }
+
+    /// The `ferry` binary built by `swift build` (scripts/test.sh builds it before the tests).
+    public static func ferryBinary(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        if let explicit = ProcessInfo.processInfo.environment["FERRY_BIN"] { return explicit }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for configuration in ["debug", "release"] {
+            let candidate = root.appendingPathComponent(".build/\(configuration)/ferry").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        let message = "skipped: the ferry binary is not built; run `swift build` first (scripts/test.sh does)"
+        if requireAll {
+            Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
+        } else {
+            print(message)
+        }
+        return nil
+    }
+}
