@@ -9,7 +9,7 @@ import NIOWebSocket
 /// - `/bytes/N` streams N bytes with Content-Length (written as the socket drains);
 /// - `/chunked/N` streams N bytes chunked; `/until-close/N` N bytes then close (no framing);
 /// - `/sink` reads the whole body and answers with its size;
-/// - `/slow/MS` answers after MS milliseconds; `/hold` sends a head, then 1 byte every 100 ms for 50 s;
+/// - `/slow/MS` answers after MS milliseconds; `/hold/N` sends a head, then 1 byte every 100 ms, N times;
 /// - `/status/N` answers status N; `/close` closes without answering;
 /// - `/ws` accepts a WebSocket upgrade and echoes frames;
 /// - anything else: a JSON echo of the request (method, uri, headers, body size, origin name).
@@ -21,6 +21,7 @@ public final class TestOrigin: Sendable {
     public struct Stats: Sendable {
         public var connections = 0
         public var requests = 0
+        public var heads = 0
         public var lastHeaders: [(String, String)] = []
     }
 
@@ -28,6 +29,9 @@ public final class TestOrigin: Sendable {
     public var address: String { "127.0.0.1:\(port)" }
     public var connectionsAccepted: Int { stats.withLockedValue { $0.connections } }
     public var requestsServed: Int { stats.withLockedValue { $0.requests } }
+    /// Request heads received (counted before the response starts).
+    public var requestsStarted: Int { stats.withLockedValue { $0.heads } }
+    public var lastHeaders: [(String, String)] { stats.withLockedValue { $0.lastHeaders } }
 
     public init(name: String, group: EventLoopGroup) throws {
         self.name = name
@@ -90,7 +94,10 @@ final class TestOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             self.head = head
             bodyBytes = 0
-            stats.withLockedValue { $0.lastHeaders = head.headers.map { ($0.name, $0.value) } }
+            stats.withLockedValue {
+                $0.lastHeaders = head.headers.map { ($0.name, $0.value) }
+                $0.heads += 1
+            }
         case .body(let buffer):
             bodyBytes += buffer.readableBytes
         case .end:
@@ -129,7 +136,7 @@ final class TestOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             var headers = HTTPHeaders()
             headers.add(name: "transfer-encoding", value: "chunked")
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-            drip(context: context, left: 500)
+            drip(context: context, left: number > 0 ? number : 500)
         case "status":
             send(status: HTTPResponseStatus(statusCode: number), body: "status \(number) from \(name)\n", context: context)
         case "close":

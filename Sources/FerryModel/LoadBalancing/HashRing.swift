@@ -1,15 +1,14 @@
 /// A consistent-hash ring (Envoy `ring_hash`): each endpoint owns many points; a key goes to the
 /// first point at or after its hash. Adding or removing one endpoint moves only its share of keys.
 public struct HashRing: Sendable {
-    /// Points per endpoint; 1024 in total at least, as Envoy's minimum ring size.
-    public static func pointsPerEndpoint(count: Int) -> Int {
-        max(1, (1024 + count - 1) / max(count, 1))
-    }
+    /// Points per endpoint. Fixed (not derived from the endpoint count) so that removing one endpoint
+    /// leaves every other endpoint's points where they were: only the removed endpoint's keys move.
+    public static let pointsPerEndpoint = 256
 
     private let points: [(hash: UInt64, endpoint: Int)]
 
     public init(endpoints: [HostPort]) {
-        let perEndpoint = HashRing.pointsPerEndpoint(count: endpoints.count)
+        let perEndpoint = HashRing.pointsPerEndpoint
         var points: [(UInt64, Int)] = []
         points.reserveCapacity(perEndpoint * endpoints.count)
         for (index, endpoint) in endpoints.enumerated() {
