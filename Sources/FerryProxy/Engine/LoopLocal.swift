@@ -28,7 +28,11 @@ final class LoopLocals: Sendable {
     init(group: EventLoopGroup) throws {
         var byLoop: [ObjectIdentifier: NIOLoopBound<LoopLocal>] = [:]
         for loop in group.makeIterator() {
-            byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(), eventLoop: loop) }.wait()
+            if loop.inEventLoop {
+                byLoop[ObjectIdentifier(loop)] = NIOLoopBound(LoopLocal(), eventLoop: loop)
+            } else {
+                byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(), eventLoop: loop) }.wait()
+            }
         }
         self.byLoop = byLoop
     }

@@ -203,22 +203,7 @@ public final class ProxyServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     gauge.increment()
                     channel.closeFuture.whenComplete { _ in gauge.decrement() }
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderFieldSize = limits.maxFieldSize
-                    decoderLimits.maxHeaderListSize = limits.maxListSize
-                    decoderLimits.maxHeaderFieldCount = limits.maxFieldCount
-                    var encoderConfiguration = HTTPResponseEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
-                    let marker = RequestStartMarker()
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(marker)
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
-                        leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
-                        limitConfiguration: decoderLimits)))
-                    try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
-                    try sync.addHandler(HTTPProxyHandler(
-                        environment: environment, marker: marker, local: environment.loops.local(for: channel.eventLoop),
-                        remoteAddress: channel.remoteAddress))
+                    try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
                 }
             }
             .bind(host: listener.address.host, port: listener.address.port)

@@ -231,6 +231,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
+        if let max = listener.listener.http.limits.maxRequestBodyBytes,
+           let length = head.headers.first(name: "content-length").flatMap(Int.init), length > max {
+            exchange!.requestComplete = true
+            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+            return
+        }
         let authority = Substring(event.authority)
         guard let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) }) else {
             sendLocalReply(.error(.notFound, "no route for \(event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
@@ -259,11 +265,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange!.cluster = cluster
             exchange!.snapshotVersion = snapshot.config.version
             exchange!.event.cluster = cluster.cluster.name
-            if let max = listener.listener.http.limits.maxRequestBodyBytes,
-               let length = head.headers.first(name: "content-length").flatMap(Int.init), length > max {
-                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-                return
-            }
             guard !cluster.addresses.isEmpty else {
                 sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
                 return
@@ -672,7 +673,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange!.keepAlive = false
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
-            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // Closed on a later tick, so the caller's bookkeeping of this exchange finishes first.
+            promise.futureResult.assumeIsolated().whenComplete { _ in
+                context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
+            }
         }
     }
 

@@ -67,6 +67,11 @@ public final class AccessLogWriter: Sendable {
         }
     }
 
+    /// What is buffered and not yet written (for tests of a writer that was never started).
+    func bufferedText() -> String {
+        state.withLockedValue { String(decoding: $0.buffer, as: UTF8.self) }
+    }
+
     /// Writes what is buffered and stops the thread.
     public func stop() {
         state.withLockedValue { $0.stopped = true }
