@@ -47,7 +47,9 @@ public final class TestOrigin: Sendable {
                     },
                     upgradePipelineHandler: { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(WebSocketEchoHandler())
+                            let sync = channel.pipeline.syncOperations
+                            sync.removeHandler(context: try sync.context(handlerType: TestOriginHandler.self), promise: nil)
+                            try sync.addHandler(WebSocketEchoHandler())
                         }
                     })
                 return channel.eventLoop.makeCompletedFuture {

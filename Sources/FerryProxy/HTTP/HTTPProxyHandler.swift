@@ -397,7 +397,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func connectFailed(context: ChannelHandlerContext) {
         guard let route = exchange!.route, let index = exchange!.endpointIndex else { return }
         exchange!.excluded.append(index)
-        if route.retries.retries(.connectFailure), exchange!.attempts <= route.retries.attempts {
+        let untried = (exchange!.cluster?.addresses.count ?? 0) - exchange!.excluded.count
+        if route.retries.retries(.connectFailure), exchange!.attempts <= route.retries.attempts, untried > 0 {
             environment.metrics.upstreamRetries.increment()
             exchange!.cluster?.stats.retries.increment()
             connectUpstream(context: context)

@@ -1,0 +1,78 @@
+import FerryTestSupport
+import Foundation
+import NIOPosix
+
+/// Shared pieces of the integration tests: an event loop for origins, YAML builders and scripts.
+enum Fixtures {
+    static let originGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// A one-listener configuration named "web" with the given routes (YAML list items) and clusters.
+    static func config(routes: String, clusters: String, http: String = "", top: String = "") -> String {
+        """
+        admin: {address: "127.0.0.1:0"}
+        \(top)
+        listeners:
+          - name: web
+            address: "127.0.0.1:0"
+            http:
+        \(http.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+        \(routes.split(separator: "\n").map { "            " + $0 }.joined(separator: "\n"))
+        clusters:
+        \(clusters.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        """
+    }
+
+    /// A WebSocket client in Python's standard library: handshake, one echo, optionally wait for a file, a second echo.
+    static let webSocketClient = """
+    import socket, os, sys, base64, struct, time
+    host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    gofile = sys.argv[4] if len(sys.argv) > 4 else None
+    s = socket.create_connection((host, port), timeout=20)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\\r\\nHost: %s:%d\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+               "Sec-WebSocket-Key: %s\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n" % (path, host, port, key)).encode())
+    buf = b""
+    while b"\\r\\n\\r\\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            sys.exit("closed during handshake: %r" % buf)
+        buf += d
+    head, rest = buf.split(b"\\r\\n\\r\\n", 1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        sys.exit("no 101: " + head.decode())
+    print("upgraded", flush=True)
+    def send(msg):
+        payload = msg.encode()
+        mask = os.urandom(4)
+        s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    def recv_frame():
+        global rest
+        while len(rest) < 2:
+            rest += s.recv(4096)
+        n = rest[1] & 0x7f
+        while len(rest) < 2 + n:
+            rest += s.recv(4096)
+        payload = rest[2:2 + n]
+        rest = rest[2 + n:]
+        return payload.decode()
+    send("hello")
+    print("echo1", recv_frame(), flush=True)
+    if gofile:
+        deadline = time.time() + 30
+        while not os.path.exists(gofile) and time.time() < deadline:
+            time.sleep(0.05)
+    send("again")
+    print("echo2", recv_frame(), flush=True)
+    s.close()
+    """
+
+    static func writeTemp(_ text: String, name: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(UUID().uuidString)-\(name)").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
