@@ -31,7 +31,8 @@ public final class ConfigWatcher: Service, Sendable {
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         let initialStamp = ConfigWatcher.stamp(path)
-        try await withGracefulShutdownHandler {
+        // Stops watching as soon as shutdown begins, so the data plane (shut down after it) can drain.
+        try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
                     for await _ in signals {
@@ -54,7 +55,7 @@ public final class ConfigWatcher: Service, Sendable {
                 await tasks.next()
                 tasks.cancelAll()
             }
-        } onGracefulShutdown: {}
+        }
     }
 
     /// Loads, validates and applies the file; returns whether the new configuration took over.
