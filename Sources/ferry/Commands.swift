@@ -41,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let snapshot: ConfigSnapshot
+        let stamp = ConfigWatcher.stamp(config)
         do {
             snapshot = try ConfigLoader.load(path: config)
         } catch let error as ConfigError {
@@ -48,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
-            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watchPath: config)
+            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watch: .init(path: config, loadedStamp: stamp))
         } catch let error as ExitCode {
             throw error
         } catch {
@@ -99,7 +100,7 @@ struct DemoCommand: AsyncParsableCommand {
         let originGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = try DemoRole.startOrigins(group: originGroup, listen: listenAddress, admin: adminAddress)
         do {
-            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watchPath: nil) { _ in
+            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil) { _ in
                 printError(DemoRole.tryCommands(listen: listenAddress, admin: adminAddress))
             }
         } catch {

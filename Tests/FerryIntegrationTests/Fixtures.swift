@@ -49,13 +49,19 @@ enum Fixtures {
         payload = msg.encode()
         mask = os.urandom(4)
         s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    def more():
+        global rest
+        d = s.recv(4096)
+        if not d:
+            sys.exit("connection closed while waiting for a frame")
+        rest += d
     def recv_frame():
         global rest
         while len(rest) < 2:
-            rest += s.recv(4096)
+            more()
         n = rest[1] & 0x7f
         while len(rest) < 2 + n:
-            rest += s.recv(4096)
+            more()
         payload = rest[2:2 + n]
         rest = rest[2 + n:]
         return payload.decode()

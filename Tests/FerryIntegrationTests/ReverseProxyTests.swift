@@ -24,7 +24,7 @@ struct ReverseProxyTests {
         #expect(headers["x-request-id"]?.count == 36)
         #expect(headers["x-drop"] == nil)
         #expect(headers["connection"] == nil)
-        #expect(response.header("via") == "1.1 ferry")
+        #expect(response.header("via") == nil, "Via is added to requests only, as nginx and Envoy do by default")
     }
 
     @Test func keepAliveIsReusedOnBothSides() async throws {

@@ -1,16 +1,23 @@
 @testable import FerryProxy
+import FerryModel
 import NIOHTTP1
 import Testing
 
 struct HeaderRewriterTests {
-    let info = HeaderRewriter.ForwardingInfo(clientAddress: "10.1.2.3", requestID: "rid-1", isUpgrade: false)
+    let info = HeaderRewriter.ForwardingInfo(clientAddress: "10.1.2.3", requestID: "rid-1")
 
-    @Test func hopByHopFieldsAndConnectionListedFieldsAreRemoved() {
+    /// Validates and rewrites, as the handler does.
+    func rewrite(_ head: HTTPRequestHead) throws -> HTTPRequestHead {
+        let summary = try RequestHeadValidator.validate(head, limits: HTTPLimits()).get()
+        return HeaderRewriter.upstreamRequest(head, summary: summary, info: info)
+    }
+
+    @Test func hopByHopFieldsAndConnectionListedFieldsAreRemoved() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: [
             "Host": "a.test", "Connection": "keep-alive, X-Secret", "Keep-Alive": "timeout=5", "Proxy-Connection": "keep-alive",
             "TE": "trailers", "Trailer": "X-T", "Upgrade": "h2c", "X-Secret": "s", "X-Kept": "k",
         ])
-        let out = HeaderRewriter.upstreamRequest(head, framing: .none, info: info)
+        let out = try rewrite(head)
         for gone in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-secret"] {
             #expect(!out.headers.contains(name: gone), "\(gone)")
         }
@@ -18,9 +25,9 @@ struct HeaderRewriterTests {
         #expect(out.headers["host"] == ["a.test"])
     }
 
-    @Test func forwardingFieldsAreAddedAndAnIncomingRequestIdIsKept() {
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a.test", "X-Forwarded-For": "1.1.1.1", "X-Request-Id": "given", "Via": "1.1 edge"])
-        let out = HeaderRewriter.upstreamRequest(head, framing: .none, info: info)
+    @Test func forwardingFieldsAreAddedAndAnIncomingRequestIdIsKept() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a.test", "X-Forwarded-For": "1.1.1.1", "X-Request-Id": "given", "Via": "1.1 edge", "X-Forwarded-Proto": "https"])
+        let out = try rewrite(head)
         #expect(out.headers["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
         #expect(out.headers["x-forwarded-proto"] == ["http"])
         #expect(out.headers["x-forwarded-host"] == ["a.test"])
@@ -28,24 +35,44 @@ struct HeaderRewriterTests {
         #expect(out.headers["x-request-id"] == ["given"])
     }
 
-    @Test func aMissingRequestIdIsGenerated() {
+    @Test func aMissingRequestIdIsGenerated() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a.test"])
-        #expect(HeaderRewriter.upstreamRequest(head, framing: .none, info: info).headers["x-request-id"] == ["rid-1"])
+        #expect(try rewrite(head).headers["x-request-id"] == ["rid-1"])
     }
 
-    @Test func chunkedRequestsStayChunkedAndConnectionCannotStripContentLength() {
+    @Test func chunkedRequestsStayChunkedAndConnectionCannotStripHostOrLength() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["Host": "a", "Transfer-Encoding": "chunked", "Connection": "content-length, host"])
-        let out = HeaderRewriter.upstreamRequest(head, framing: .chunked, info: info)
+        let out = try rewrite(head)
         #expect(out.headers["transfer-encoding"] == ["chunked"])
         #expect(out.headers["host"] == ["a"])
     }
 
-    @Test func upgradesKeepTheirUpgradeFields() {
+    @Test func upgradesKeepTheirUpgradeFields() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: ["Host": "a", "Connection": "Upgrade", "Upgrade": "websocket"])
-        #expect(HeaderRewriter.isUpgradeRequest(head))
-        let out = HeaderRewriter.upstreamRequest(head, framing: .none, info: .init(clientAddress: "1.2.3.4", requestID: "r", isUpgrade: true))
+        let summary = try RequestHeadValidator.validate(head, limits: HTTPLimits()).get()
+        #expect(summary.isUpgrade)
+        let out = try rewrite(head)
         #expect(out.headers["upgrade"] == ["websocket"])
         #expect(out.headers["connection"] == ["upgrade"])
+    }
+
+    @Test func fieldNamesAreRecognisedWithoutRegardToCase() {
+        #expect(FieldName("HOST") == .host)
+        #expect(FieldName("Transfer-Encoding") == .transferEncoding)
+        #expect(FieldName("x-forwarded-HOST") == .forwardedHost)
+        #expect(FieldName("hosts") == .other)
+        #expect(FieldName("TE").isHopByHop)
+    }
+
+    @Test func aResponseThatNeedsNoChangeIsPassedOnAsItIs() {
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "5", "Connection": "keep-alive", "X-A": "b"])
+        var keepAlive = true
+        let out = HeaderRewriter.downstreamResponse(head, upstreamFraming: .contentLength, requestVersion: .http1_1, keepAlive: &keepAlive, isUpgrade: false)
+        #expect(out == head)
+        var close = false
+        let closing = HeaderRewriter.downstreamResponse(head, upstreamFraming: .contentLength, requestVersion: .http1_1, keepAlive: &close, isUpgrade: false)
+        #expect(closing.headers["connection"] == ["close"])
+        #expect(closing.headers["x-a"] == ["b"])
     }
 
     @Test func aResponseWithoutFramingIsChunkedForHTTP11AndClosedForHTTP10() {
@@ -80,8 +107,6 @@ struct RetryRuleTests {
         #expect(!ExchangeRules.mayRetry(.reset, policy: .init(attempts: 0, on: []), attempts: 1, method: .GET, framing: .none, requestComplete: true, reusedConnection: false, isUpgrade: false))
     }
 }
-
-import FerryModel
 
 enum RetryPolicyFixture {
     static let policy = RetryPolicy(attempts: 2, on: [.connectFailure, .reset, .status(503)])

@@ -93,14 +93,19 @@ public struct LoadBalancerState: Sendable {
 /// Picks one of several weighted clusters.
 public enum WeightedPick {
     public static func pick<R: RandomNumberGenerator>(_ clusters: [WeightedCluster], using random: inout R) -> WeightedCluster? {
-        if clusters.count == 1 { return clusters[0] }
+        pickIndex(clusters, using: &random).map { clusters[$0] }
+    }
+
+    /// The index of the chosen cluster; weight 0 is never chosen unless every weight is 0.
+    public static func pickIndex<R: RandomNumberGenerator>(_ clusters: [WeightedCluster], using random: inout R) -> Int? {
+        if clusters.count <= 1 { return clusters.isEmpty ? nil : 0 }
         let total = clusters.reduce(0) { $0 + max(0, $1.weight) }
-        guard total > 0 else { return clusters.first }
+        guard total > 0 else { return 0 }
         var roll = Int.random(in: 0..<total, using: &random)
-        for cluster in clusters where cluster.weight > 0 {
-            if roll < cluster.weight { return cluster }
+        for (index, cluster) in clusters.enumerated() where cluster.weight > 0 {
+            if roll < cluster.weight { return index }
             roll -= cluster.weight
         }
-        return clusters.last
+        return clusters.count - 1
     }
 }

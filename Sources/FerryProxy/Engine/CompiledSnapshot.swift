@@ -47,7 +47,7 @@ final class CompiledListener: Sendable {
         self.listener = listener
         self.routes = RouteTable(virtualHosts: listener.http.virtualHosts)
         self.routeStats = listener.http.virtualHosts.map { vhost in
-            vhost.routes.map { route in metrics.routeStats(listener: listener.name, route: route.name) }
+            vhost.routes.map { route in metrics.routeStats(listener: listener.name, route: route) }
         }
         self.listenerStats = metrics.listenerStats(listener: listener.name)
         self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)

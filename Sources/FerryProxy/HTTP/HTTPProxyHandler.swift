@@ -81,9 +81,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         watchdog?.cancel()
         watchdog = nil
-        if var exchange, !(exchange.requestComplete && exchange.responseComplete) {
+        if let exchange, !(exchange.requestComplete && exchange.responseComplete) {
             exchange.event.flags.insert(.downstreamConnectionTermination)
-            self.exchange = exchange
             if let upstream {
                 self.upstream = nil
                 upstream.close()
@@ -204,42 +203,45 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         event.method = head.method.rawValue
         event.path = head.uri
         event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
-        event.authority = head.headers.first(name: "host") ?? ""
-        event.userAgent = head.headers.first(name: "user-agent") ?? ""
-        event.referer = head.headers.first(name: "referer") ?? ""
-        event.forwardedFor = head.headers.first(name: "x-forwarded-for") ?? ""
-        let requestID = head.headers.first(name: "x-request-id") ?? RequestID.make(using: &local.random)
-        event.requestID = requestID
-        var ex = Exchange(event: event, startedAt: .now())
+        let ex = Exchange(event: event, startedAt: .now())
         ex.method = head.method
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
         ex.keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
         exchange = ex
 
-        if let rejection = RequestHeadValidator.validate(head, limits: listener.listener.http.limits) {
-            exchange!.requestComplete = true
+        let summary: RequestSummary
+        switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits) {
+        case .success(let s):
+            summary = s
+        case .failure(let rejection):
+            ex.requestComplete = true
             sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
             return
         }
-        let framing = HeaderRewriter.requestFraming(head.headers)
-        exchange!.framing = framing
-        exchange!.isUpgrade = HeaderRewriter.isUpgradeRequest(head)
+        let requestID = summary.requestID ?? RequestID.make(using: &local.random)
+        ex.event.requestID = requestID
+        ex.event.authority = summary.host ?? ""
+        ex.event.userAgent = summary.userAgent ?? ""
+        ex.event.referer = summary.referer ?? ""
+        ex.event.forwardedFor = summary.forwardedFor ?? ""
+        let framing = HeaderRewriter.requestFraming(summary)
+        ex.framing = framing
+        ex.isUpgrade = summary.isUpgrade
         if head.method == .CONNECT {
             exchange!.requestComplete = true
             sendLocalReply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true), context: context)
             return
         }
 
-        if let max = listener.listener.http.limits.maxRequestBodyBytes,
-           let length = head.headers.first(name: "content-length").flatMap(Int.init), length > max {
+        if let max = listener.listener.http.limits.maxRequestBodyBytes, let length = summary.contentLength, length > max {
             exchange!.requestComplete = true
             sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
             return
         }
-        let authority = Substring(event.authority)
+        let authority = Substring(ex.event.authority)
         guard let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) }) else {
-            sendLocalReply(.error(.notFound, "no route for \(event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
+            sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
             return
         }
         let route = listener.routes.route(match)
@@ -253,16 +255,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             reply.extraHeaders = []
             sendLocalReply(reply, context: context)
         case .redirect(let redirect):
-            let location = redirect.location(requestHost: event.authority, requestPathAndQuery: head.uri)
+            let location = redirect.location(requestHost: ex.event.authority, requestPathAndQuery: head.uri)
             var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
             reply.extraHeaders = [("location", location)]
             sendLocalReply(reply, context: context)
         case .forward(let targets):
-            guard let target = WeightedPick.pick(targets, using: &local.random), let cluster = snapshot.clusters[target.name] else {
+            guard let targetIndex = WeightedPick.pickIndex(targets, using: &local.random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
                 sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
                 return
             }
             exchange!.cluster = cluster
+            exchange!.targetIndex = targetIndex
             exchange!.snapshotVersion = snapshot.config.version
             exchange!.event.cluster = cluster.cluster.name
             guard !cluster.addresses.isEmpty else {
@@ -271,8 +274,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             exchange!.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
             exchange!.upstreamHead = HeaderRewriter.upstreamRequest(
-                head, framing: framing,
-                info: .init(clientAddress: clientIP, requestID: requestID, isUpgrade: exchange!.isUpgrade))
+                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
             state = .waitingForUpstream
             connectUpstream(context: context)
         }
@@ -418,7 +420,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         startedOnEndpoint()
         connection.write(.head(exchange!.upstreamHead!))
         connection.requestsSent += 1
-        while let part = exchange!.buffered.popFirst() {
+        let buffered = exchange!.buffered
+        exchange!.buffered = []
+        for part in buffered {
             switch part {
             case .body(let buffer): connection.write(.body(.byteBuffer(buffer)))
             case .end(let trailers):
@@ -688,12 +692,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Records the exchange in the access log and metrics and forgets it.
     private func complete() {
-        guard var ex = exchange else { return }
+        guard let ex = exchange else { return }
         finishedOnEndpoint()
         ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
         environment.accessLog.record(ex.event, format: environment.store.current.config.accessLog.format)
         if let stats = ex.routeStats {
-            stats.count(cluster: ex.event.cluster, status: ex.event.status)
+            stats.count(target: ex.event.cluster.isEmpty ? nil : ex.targetIndex, status: ex.event.status)
         } else {
             ex.listenerStats?.countLocalReply(status: ex.event.status)
         }
@@ -748,16 +752,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 @available(*, unavailable)
 extension HTTPProxyHandler: Sendable {}
 
-/// Per-request state of `HTTPProxyHandler`.
-struct Exchange {
+/// Per-request state of `HTTPProxyHandler`: a class, so the handler updates it in place.
+final class Exchange {
     var event: AccessLogEvent
-    var startedAt: NIODeadline
+    let startedAt: NIODeadline
     var method: HTTPMethod = .GET
     var version: HTTPVersion = .http1_1
     var keepAlive = true
     var listenerStats: ListenerStats?
     var route: Route?
     var routeStats: RouteStats?
+    var targetIndex: Int?
     var cluster: CompiledCluster?
     var snapshotVersion = 0
     var hashKey: UInt64?
@@ -770,7 +775,8 @@ struct Exchange {
     var attempts = 0
     var countedActive = false
     var reusedConnection = false
-    var buffered: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
+    /// Request parts that arrived before an upstream connection was attached.
+    var buffered: [HTTPServerRequestPart] = []
     var requestComplete = false
     var responseHeadReceived = false
     var responseHeadSent = false
@@ -779,4 +785,12 @@ struct Exchange {
     var downstreamChunked = false
     var sentUpstreamAt: NIODeadline?
     var responseDeadline: NIODeadline?
+
+    init(event: AccessLogEvent, startedAt: NIODeadline) {
+        self.event = event
+        self.startedAt = startedAt
+    }
 }
+
+@available(*, unavailable)
+extension Exchange: Sendable {}

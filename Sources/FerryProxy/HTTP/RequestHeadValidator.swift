@@ -1,19 +1,40 @@
 import FerryModel
 import NIOHTTP1
 
+/// What the proxy needs to know about a request head, gathered in the one pass that validates it.
+struct RequestSummary {
+    var host: String?
+    var contentLength: Int?
+    var chunked = false
+    var requestID: String?
+    var forwardedFor: String?
+    var via: String?
+    var userAgent: String?
+    var referer: String?
+    /// A `Connection: upgrade` with an `Upgrade` field.
+    var isUpgrade: Bool { connectionUpgrade && hasUpgrade }
+    var connectionUpgrade = false
+    var hasUpgrade = false
+    /// Whether any field must be dropped on the way upstream (hop-by-hop or rewritten by Ferry).
+    var needsFiltering = false
+    /// Lower-case names listed in Connection (besides keep-alive, close, upgrade).
+    var connectionListed: [String] = []
+}
+
 /// Checks a decoded request head against Ferry's limits and the framing rules of RFC 9112 that the
-/// decoder leaves to us. Pure: the handler turns a rejection into a local reply and a close.
+/// decoder leaves to us, and summarises it. Pure: the handler turns a rejection into a local reply and a close.
 enum RequestHeadValidator {
     struct Rejection: Error, Equatable {
         var status: HTTPResponseStatus
         var reason: String
     }
 
-    static func validate(_ head: HTTPRequestHead, limits: HTTPLimits) -> Rejection? {
+    static func validate(_ head: HTTPRequestHead, limits: HTTPLimits) -> Result<RequestSummary, Rejection> {
         let requestLineLength = head.method.rawValue.utf8.count + head.uri.utf8.count + 11
         if requestLineLength > limits.maxRequestLineBytes {
-            return Rejection(status: .uriTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes")
+            return .failure(Rejection(status: .uriTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes"))
         }
+        var summary = RequestSummary()
         var count = 0
         var bytes = 0
         var contentLength: Substring?
@@ -23,67 +44,95 @@ enum RequestHeadValidator {
             count += 1
             bytes += name.utf8.count + value.utf8.count + 4
             if let problem = fieldProblem(name: name, value: value) {
-                return Rejection(status: .badRequest, reason: problem)
+                return .failure(Rejection(status: .badRequest, reason: problem))
             }
-            switch name.utf8.count {
-            case 4 where name.lowercased() == "host":
+            switch FieldName(name) {
+            case .host:
                 hostCount += 1
-            case 14 where name.lowercased() == "content-length":
+                summary.host = value
+            case .contentLength:
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let trimmed = part.trimmingSpaces
-                    guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
-                        return Rejection(status: .badRequest, reason: "invalid Content-Length")
+                    guard !trimmed.isEmpty, trimmed.utf8.count <= 18, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                        return .failure(Rejection(status: .badRequest, reason: "invalid Content-Length"))
                     }
                     if let existing = contentLength, existing != trimmed {
-                        return Rejection(status: .badRequest, reason: "conflicting Content-Length values")
+                        return .failure(Rejection(status: .badRequest, reason: "conflicting Content-Length values"))
                     }
                     contentLength = trimmed
                 }
-            case 17 where name.lowercased() == "transfer-encoding":
+            case .transferEncoding:
+                summary.needsFiltering = true
                 for part in value.split(separator: ",") {
                     let coding = part.trimmingSpaces
                     if !coding.isEmpty { transferEncodings.append(coding) }
                 }
-            default:
+            case .connection:
+                summary.needsFiltering = true
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingSpaces
+                    if FieldName.equalsIgnoringCase(t, "upgrade") {
+                        summary.connectionUpgrade = true
+                    } else if !FieldName.equalsIgnoringCase(t, "keep-alive"), !FieldName.equalsIgnoringCase(t, "close"), !t.isEmpty {
+                        summary.connectionListed.append(t.lowercased())
+                    }
+                }
+            case .upgrade:
+                summary.needsFiltering = true
+                summary.hasUpgrade = true
+            case .hopByHop, .forwardedProto, .forwardedHost:
+                summary.needsFiltering = true
+            case .forwardedFor:
+                summary.needsFiltering = true
+                summary.forwardedFor = summary.forwardedFor.map { "\($0), \(value)" } ?? value
+            case .via:
+                summary.needsFiltering = true
+                summary.via = summary.via.map { "\($0), \(value)" } ?? value
+            case .requestID:
+                if summary.requestID == nil { summary.requestID = value }
+            case .userAgent:
+                summary.userAgent = value
+            case .referer:
+                summary.referer = value
+            case .other:
                 break
             }
         }
         if count > limits.maxHeaderCount {
-            return Rejection(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaderCount) header fields")
+            return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaderCount) header fields"))
         }
         if bytes > limits.maxHeaderBytes {
-            return Rejection(status: .requestHeaderFieldsTooLarge, reason: "header block larger than \(limits.maxHeaderBytes) bytes")
+            return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "header block larger than \(limits.maxHeaderBytes) bytes"))
         }
         if !transferEncodings.isEmpty {
             if contentLength != nil {
-                return Rejection(status: .badRequest, reason: "both Content-Length and Transfer-Encoding")
+                return .failure(Rejection(status: .badRequest, reason: "both Content-Length and Transfer-Encoding"))
             }
             if head.version.major == 1 && head.version.minor == 0 {
-                return Rejection(status: .badRequest, reason: "Transfer-Encoding in an HTTP/1.0 request")
+                return .failure(Rejection(status: .badRequest, reason: "Transfer-Encoding in an HTTP/1.0 request"))
             }
-            if transferEncodings.count != 1 || transferEncodings[0].lowercased() != "chunked" {
-                return Rejection(status: .badRequest, reason: "unsupported Transfer-Encoding; only a single \"chunked\" is accepted")
+            if transferEncodings.count != 1 || !FieldName.equalsIgnoringCase(transferEncodings[0], "chunked") {
+                return .failure(Rejection(status: .badRequest, reason: "unsupported Transfer-Encoding; only a single \"chunked\" is accepted"))
             }
+            summary.chunked = true
         }
-        if head.version.major == 1 && head.version.minor >= 1 && hostCount != 1 {
-            return Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host")
-        }
-        if hostCount > 1 {
-            return Rejection(status: .badRequest, reason: "more than one Host")
+        summary.contentLength = contentLength.flatMap { Int($0) }
+        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0) {
+            return .failure(Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host"))
         }
         if !head.uri.hasPrefix("/") && head.method != .OPTIONS {
-            return Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener")
+            return .failure(Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener"))
         }
-        return nil
+        return .success(summary)
     }
 
-    /// Field names are tokens; values carry no CR, LF or NUL (RFC 9110 §5.5) and no leading/trailing whitespace inside a name.
+    /// Field names are tokens; values carry no CR, LF, NUL or other control characters (RFC 9110 §5.5).
     static func fieldProblem(name: String, value: String) -> String? {
+        if name.isEmpty { return "empty header field name" }
         for b in name.utf8 where !isTokenByte(b) {
             return "invalid character in header field name"
         }
-        if name.isEmpty { return "empty header field name" }
-        for b in value.utf8 where b == 0 || b == 13 || b == 10 || (b < 32 && b != 9) || b == 127 {
+        for b in value.utf8 where (b < 32 && b != 9) || b == 127 {
             return "invalid character in header field value"
         }
         return nil
@@ -100,6 +149,55 @@ enum RequestHeadValidator {
             return true
         default:
             return false
+        }
+    }
+}
+
+/// The header names the proxy treats specially, recognised without allocating.
+enum FieldName {
+    case host, contentLength, transferEncoding, connection, upgrade, hopByHop
+    case forwardedFor, forwardedProto, forwardedHost, via, requestID, userAgent, referer
+    case other
+
+    init<S: StringProtocol>(_ name: S) {
+        switch name.utf8.count {
+        case 2: self = Self.equalsIgnoringCase(name, "te") ? .hopByHop : .other
+        case 3: self = Self.equalsIgnoringCase(name, "via") ? .via : .other
+        case 4: self = Self.equalsIgnoringCase(name, "host") ? .host : .other
+        case 7:
+            if Self.equalsIgnoringCase(name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "referer") { self = .referer } else { self = .other }
+        case 10:
+            if Self.equalsIgnoringCase(name, "connection") { self = .connection } else if Self.equalsIgnoringCase(name, "keep-alive") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "user-agent") { self = .userAgent } else { self = .other }
+        case 12: self = Self.equalsIgnoringCase(name, "x-request-id") ? .requestID : .other
+        case 14: self = Self.equalsIgnoringCase(name, "content-length") ? .contentLength : .other
+        case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : .other
+        case 16:
+            if Self.equalsIgnoringCase(name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "x-forwarded-host") { self = .forwardedHost } else { self = .other }
+        case 17:
+            if Self.equalsIgnoringCase(name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(name, "x-forwarded-proto") { self = .forwardedProto } else { self = .other }
+        default: self = .other
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lower-case literal.
+    @inline(__always)
+    static func equalsIgnoringCase<S: StringProtocol>(_ text: S, _ lower: StaticString) -> Bool {
+        guard text.utf8.count == lower.utf8CodeUnitCount else { return false }
+        var i = 0
+        let expected = lower.utf8Start
+        for byte in text.utf8 {
+            let folded = (byte >= 65 && byte <= 90) ? byte | 0x20 : byte
+            if folded != expected[i] { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Whether the field never travels past one hop (RFC 9110 §7.6.1).
+    var isHopByHop: Bool {
+        switch self {
+        case .connection, .upgrade, .hopByHop, .transferEncoding: true
+        default: false
         }
     }
 }

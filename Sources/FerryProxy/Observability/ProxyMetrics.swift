@@ -1,3 +1,4 @@
+import FerryModel
 import Prometheus
 
 /// Prometheus metrics of the data plane. Handles are looked up when a snapshot is compiled, never per request.
@@ -26,8 +27,13 @@ public final class ProxyMetrics: Sendable {
             descriptor: .ferry("access_log_dropped", unit: "total", help: "Access-log lines dropped because the sink could not keep up"))
     }
 
-    func routeStats(listener: String, route: String) -> RouteStats {
-        RouteStats(metrics: self, listener: listener, route: route)
+    func routeStats(listener: String, route: Route) -> RouteStats {
+        let clusters: [String]
+        if case .forward(let targets) = route.action { clusters = targets.map(\.name) } else { clusters = [] }
+        let make = { (cluster: String) in
+            (0..<6).map { cls in self.requestCounter(listener: listener, route: route.name, cluster: cluster, status: cls * 100) }
+        }
+        return RouteStats(byTarget: clusters.map(make), local: make(""))
     }
 
     func listenerStats(listener: String) -> ListenerStats {
@@ -78,26 +84,19 @@ struct ClusterStats: Sendable {
     let retries: Counter
 }
 
-/// Request counters of one route, per cluster it forwards to, by status class; created lazily per cluster.
-final class RouteStats: Sendable {
-    private let metrics: ProxyMetrics
-    private let listener: String
-    private let route: String
-    private let byCluster: NIOLockedCounterTable
+/// Request counters of one route by status class: one set per cluster the route forwards to (by the
+/// cluster's position in the route's list) and one for answers Ferry gave itself. Built per snapshot.
+struct RouteStats: Sendable {
+    let byTarget: [[Counter]]
+    let local: [Counter]
 
-    init(metrics: ProxyMetrics, listener: String, route: String) {
-        self.metrics = metrics
-        self.listener = listener
-        self.route = route
-        self.byCluster = NIOLockedCounterTable()
-    }
-
-    func count(cluster: String, status: Int) {
+    func count(target: Int?, status: Int) {
         let cls = min(max(status / 100, 0), 5)
-        let counter = byCluster.counter(cluster: cluster, statusClass: cls) {
-            metrics.requestCounter(listener: listener, route: route, cluster: cluster, status: status)
+        if let target, target < byTarget.count {
+            byTarget[target][cls].increment()
+        } else {
+            local[cls].increment()
         }
-        counter.increment()
     }
 }
 

@@ -19,9 +19,13 @@ public final class ConfigWatcher: Service, Sendable {
     let logger: Logger
     let overrides: @Sendable (inout ConfigSnapshot) -> Void
     let pollInterval: Duration
+    let initialStamp: FileStamp?
 
-    public init(path: String, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
+    /// `loadedStamp` is the file's stamp from before it was read for the configuration in force, so an edit
+    /// made between that read and the start of watching is still noticed.
+    public init(path: String, loadedStamp: FileStamp?, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
         self.path = path
+        self.initialStamp = loadedStamp
         self.server = server
         self.logger = logger
         self.overrides = overrides
@@ -30,7 +34,7 @@ public final class ConfigWatcher: Service, Sendable {
 
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        let initialStamp = ConfigWatcher.stamp(path)
+        let initialStamp = self.initialStamp
         // Stops watching as soon as shutdown begins, so the data plane (shut down after it) can drain.
         try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { tasks in
@@ -76,10 +80,15 @@ public final class ConfigWatcher: Service, Sendable {
         return false
     }
 
-    /// Modification time and size of the file, to notice edits.
-    static func stamp(_ path: String) -> [Int]? {
+    /// Modification time, size and inode of the file, to notice edits (also an atomic replace).
+    public static func stamp(_ path: String) -> FileStamp? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)]
+        return FileStamp(values: [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)])
     }
+}
+
+/// What identifies one version of a file on disk.
+public struct FileStamp: Hashable, Sendable {
+    let values: [Int]
 }

@@ -18,7 +18,17 @@ public enum ProxyRunner {
         }
     }
 
-    public static func run(config: ConfigSnapshot, options: Options, watchPath: String?, extraServices: [any Service] = [], onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
+    /// A configuration file to reload on SIGHUP or edit, and its stamp from before it was read.
+    public struct Watch: Sendable {
+        public var path: String
+        public var loadedStamp: FileStamp?
+        public init(path: String, loadedStamp: FileStamp?) {
+            self.path = path
+            self.loadedStamp = loadedStamp
+        }
+    }
+
+    public static func run(config: ConfigSnapshot, options: Options, watch: Watch?, extraServices: [any Service] = [], onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
         var logger = Logger(label: "ferry")
         logger.logLevel = .info
         var config = config
@@ -38,8 +48,8 @@ public enum ProxyRunner {
         server.accessLogStart()
         onStart(server)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
-        if let watchPath {
-            services.append(.init(service: ConfigWatcher(path: watchPath, server: server, logger: logger, overrides: overrides)))
+        if let watch {
+            services.append(.init(service: ConfigWatcher(path: watch.path, loadedStamp: watch.loadedStamp, server: server, logger: logger, overrides: overrides)))
         }
         services += extraServices.map { .init(service: $0) }
         let serviceGroup = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
