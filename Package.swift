@@ -36,6 +36,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [
+                // The data plane is single-threaded per event loop and its handlers are not shared;
+                // dynamic exclusivity checks cost ~2% of CPU per request there (measured with perf).
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
             ]
         ),
         // Role presets: options -> configuration + services.

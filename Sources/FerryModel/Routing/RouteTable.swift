@@ -73,16 +73,17 @@ public struct RouteTable: Sendable {
 
     /// `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`.
     public static func hostWithoutPort(_ authority: Substring) -> Substring {
-        if authority.hasPrefix("[") {
-            if let close = authority.firstIndex(of: "]") { return authority[...close] }
+        let utf8 = authority.utf8
+        if utf8.first == UInt8(ascii: "[") {
+            if let close = utf8.firstIndex(of: UInt8(ascii: "]")) { return authority[...close] }
             return authority
         }
-        if let colon = authority.lastIndex(of: ":") { return authority[..<colon] }
+        if let colon = utf8.lastIndex(of: UInt8(ascii: ":")) { return authority[..<colon] }
         return authority
     }
 
     public static func pathWithoutQuery(_ target: Substring) -> Substring {
-        if let q = target.firstIndex(where: { $0 == "?" || $0 == "#" }) { return target[..<q] }
+        if let q = target.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { return target[..<q] }
         return target
     }
 }

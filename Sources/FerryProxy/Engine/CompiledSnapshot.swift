@@ -37,20 +37,37 @@ public struct EndpointResolutionError: Error, CustomStringConvertible {
 final class CompiledListener: Sendable {
     let listener: Listener
     let routes: RouteTable
-    /// Metric handles per route (virtual host index, route index).
-    let routeStats: [[RouteStats]]
+    /// Each route with its metric handles, by (virtual host index, route index).
+    let compiledRoutes: [[CompiledRoute]]
     let listenerStats: ListenerStats
     /// Decoder limits: the precise checks happen on the head; these are the backstop.
     let decoderLimits: NIOHTTPDecoderLimitConfigurationBox
+    /// How often a connection checks its deadlines.
+    let watchdogTick: TimeAmount
 
     init(_ listener: Listener, metrics: ProxyMetrics) {
         self.listener = listener
         self.routes = RouteTable(virtualHosts: listener.http.virtualHosts)
-        self.routeStats = listener.http.virtualHosts.map { vhost in
-            vhost.routes.map { route in metrics.routeStats(listener: listener.name, route: route) }
+        self.compiledRoutes = listener.http.virtualHosts.map { vhost in
+            vhost.routes.map { route in CompiledRoute(route: route, stats: metrics.routeStats(listener: listener.name, route: route)) }
         }
         self.listenerStats = metrics.listenerStats(listener: listener.name)
         self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)
+        self.watchdogTick = ExchangeRules.watchdogTick(listener)
+    }
+}
+
+/// A route and what is derived from it, shared by reference so a request holds it for one retain.
+final class CompiledRoute: Sendable {
+    let route: Route
+    let stats: RouteStats
+    /// Deadline for the upstream response, as NIO time.
+    let timeout: TimeAmount
+
+    init(route: Route, stats: RouteStats) {
+        self.route = route
+        self.stats = stats
+        self.timeout = .milliseconds(route.timeout.milliseconds)
     }
 }
 
@@ -69,6 +86,10 @@ struct NIOHTTPDecoderLimitConfigurationBox: Sendable {
 final class CompiledCluster: Sendable {
     let cluster: Cluster
     let addresses: [SocketAddress]
+    /// `host:port` of each endpoint, for logs.
+    let endpointNames: [String]
+    /// Whether requests in flight per endpoint must be counted (only `least_request` uses them).
+    let countsActiveRequests: Bool
     let balancer: LoadBalancer
     let stats: ClusterStats
 
@@ -82,6 +103,8 @@ final class CompiledCluster: Sendable {
             }
         }
         self.balancer = LoadBalancer(policy: cluster.loadBalancing, endpoints: cluster.endpoints)
+        self.endpointNames = cluster.endpoints.map(\.description)
+        self.countsActiveRequests = cluster.loadBalancing == .leastRequest
         self.stats = metrics.clusterStats(cluster: cluster.name)
     }
 }

@@ -43,6 +43,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false
     private var idleSince: NIODeadline = .now()
     private var watchdog: Scheduled<Void>?
+    /// Flushes are batched: inside a read cycle of either side, writes only mark their side dirty and the
+    /// read-complete of that cycle flushes; outside one (timers, connect completion) they flush at once.
+    private var downstreamReading = false
+    private var upstreamReading = false
+    private var downstreamDirty = false
+    private var upstreamDirty = false
+    /// The last snapshot seen and this listener in it, so an unchanged snapshot needs no lookup by name.
+    private var cachedSnapshot: CompiledSnapshot?
+    private var cachedListener: CompiledListener?
 
     init(environment: ListenerEnvironment, marker: RequestStartMarker, local: LoopLocal, remoteAddress: SocketAddress?) {
         self.environment = environment
@@ -96,6 +105,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: downstream reads
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        downstreamReading = true
         let part = unwrapInboundIn(data)
         if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {
             pipelined.append(part)
@@ -121,8 +131,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        upstream?.flush()
+        downstreamReading = false
+        flushDirty()
         context.fireChannelReadComplete()
+    }
+
+    private func markDirty(upstream up: Bool = false, downstream down: Bool = false) {
+        upstreamDirty = upstreamDirty || up
+        downstreamDirty = downstreamDirty || down
+        if !downstreamReading && !upstreamReading { flushDirty() }
+    }
+
+    private func flushDirty() {
+        if upstreamDirty {
+            upstreamDirty = false
+            upstream?.flush()
+        }
+        if downstreamDirty {
+            downstreamDirty = false
+            context?.flush()
+        }
     }
 
     func read(context: ChannelHandlerContext) {
@@ -198,7 +226,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         marker.reset(waiting: false)
         requestsServed += 1
-        let (snapshot, listener) = environment.currentListener()
+        let (snapshot, listener) = currentListener()
         var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
         event.method = head.method.rawValue
         event.path = head.uri
@@ -207,6 +235,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ex.method = head.method
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
+        ex.accessLogFormat = snapshot.config.accessLog.format
+        ex.maxRequestBodyBytes = listener.listener.http.limits.maxRequestBodyBytes
         ex.keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
         exchange = ex
 
@@ -244,9 +274,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
             return
         }
-        let route = listener.routes.route(match)
-        exchange!.route = route
-        exchange!.routeStats = listener.routeStats[match.virtualHost][match.route]
+        let compiledRoute = listener.compiledRoutes[match.virtualHost][match.route]
+        let route = compiledRoute.route
+        exchange!.route = compiledRoute
         exchange!.event.route = route.name
 
         switch route.action {
@@ -280,13 +310,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The snapshot in force and this listener's compiled form in it.
+    private func currentListener() -> (CompiledSnapshot, CompiledListener) {
+        let snapshot = environment.store.current
+        if snapshot === cachedSnapshot, let cachedListener { return (snapshot, cachedListener) }
+        let resolved = environment.resolve(snapshot)
+        cachedSnapshot = snapshot
+        cachedListener = resolved.1
+        return resolved
+    }
+
     // MARK: request body
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard exchange != nil else { return }
         exchange!.event.bytesReceived += buffer.readableBytes
-        if let max = environment.currentListener().1.listener.http.limits.maxRequestBodyBytes,
-           exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
+        if let max = exchange!.maxRequestBodyBytes, exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
             if let upstream {
                 self.upstream = nil
                 upstream.close()
@@ -304,6 +343,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange!.buffered.append(.body(buffer))
         case .forwarding:
             upstream?.write(.body(.byteBuffer(buffer)))
+            markDirty(upstream: true)
         case .idle, .localReply, .closing:
             break
         }
@@ -316,7 +356,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .waitingForUpstream:
             exchange!.buffered.append(.end(exchange!.framing == .chunked ? trailers : nil))
         case .forwarding:
-            upstream?.writeAndFlush(.end(exchange!.framing == .chunked ? trailers : nil))
+            upstream?.write(.end(exchange!.framing == .chunked ? trailers : nil))
+            markDirty(upstream: true)
             requestForwarded()
             if exchange!.responseComplete { finishExchange(context: context) }
         case .localReply:
@@ -328,7 +369,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestForwarded() {
         if !exchange!.responseHeadReceived, let route = exchange!.route {
-            exchange!.responseDeadline = .now() + TimeAmount.nanoseconds(Int64(route.timeout.milliseconds) * 1_000_000)
+            exchange!.responseDeadline = .now() + route.timeout
         }
     }
 
@@ -350,7 +391,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange!.endpointIndex = index
         exchange!.attempts += 1
         exchange!.event.attempts = exchange!.attempts
-        exchange!.event.upstream = cluster.cluster.endpoints[index].description
+        exchange!.event.upstream = cluster.endpointNames[index]
         let address = cluster.addresses[index]
         if let pooled = local.pool.acquire(address, now: .now()) {
             attach(pooled, reused: true, context: context)
@@ -397,7 +438,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func connectFailed(context: ChannelHandlerContext) {
-        guard let route = exchange!.route, let index = exchange!.endpointIndex else { return }
+        guard let route = exchange!.route?.route, let index = exchange!.endpointIndex else { return }
         exchange!.excluded.append(index)
         let untried = (exchange!.cluster?.addresses.count ?? 0) - exchange!.excluded.count
         if route.retries.retries(.connectFailure), exchange!.attempts <= route.retries.attempts, untried > 0 {
@@ -431,12 +472,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .head: break
             }
         }
-        connection.flush()
+        markDirty(upstream: true)
         resumeReadingIfHeld()
     }
 
     private func startedOnEndpoint() {
-        guard let cluster = exchange!.cluster, let index = exchange!.endpointIndex, !exchange!.countedActive else { return }
+        guard let cluster = exchange!.cluster, cluster.countsActiveRequests, let index = exchange!.endpointIndex, !exchange!.countedActive else { return }
         exchange!.countedActive = true
         local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, _ in
             state.requestStarted(index)
@@ -454,7 +495,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Drops the current upstream attempt and tries another endpoint when the policy allows it.
     /// Returns false when no retry happens.
     private func retryIfAllowed(_ condition: ExchangeRules.RetryReason, context: ChannelHandlerContext) -> Bool {
-        guard let ex = exchange, let route = ex.route, let index = ex.endpointIndex else { return false }
+        guard let ex = exchange, let route = ex.route?.route, let index = ex.endpointIndex else { return false }
         guard ExchangeRules.mayRetry(
             condition, policy: route.retries, attempts: ex.attempts, method: ex.method,
             framing: ex.framing, requestComplete: ex.requestComplete, reusedConnection: ex.reusedConnection,
@@ -484,9 +525,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
         guard let context, connection === upstream, exchange != nil else { return }
+        upstreamReading = true
         switch part {
         case .head(let head):
-            if let route = exchange!.route, route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
+            if let route = exchange!.route?.route, route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
                retryIfAllowed(.status, context: context) {
                 return
             }
@@ -519,9 +561,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange!.event.status = Int(head.status.code)
             exchange!.responseHeadSent = true
             context.write(wrapOutboundOut(.head(out)), promise: nil)
+            downstreamDirty = true
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            downstreamDirty = true
         case .end(let trailers):
             if exchange!.upgradeAccepted {
                 switchToTunnel(connection, context: context)
@@ -543,7 +587,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        upstreamReading = false
+        flushDirty()
     }
 
     func upstreamBecameWritable() {
@@ -626,7 +671,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if exchange!.requestComplete {
             finishExchange(context: context)
         } else {
-            context.flush()
+            markDirty(downstream: true)
             resumeReadingIfHeld()
         }
     }
@@ -649,7 +694,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .idle
             idleSince = .now()
             marker.reset(waiting: true)
-            context.flush()
+            markDirty(downstream: true)
             processPipelined(context: context)
             resumeReadingIfHeld()
         } else {
@@ -674,6 +719,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         if exchange!.keepAlive && !draining {
             context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            downstreamDirty = true
         } else {
             exchange!.keepAlive = false
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -695,8 +741,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let ex = exchange else { return }
         finishedOnEndpoint()
         ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
-        environment.accessLog.record(ex.event, format: environment.store.current.config.accessLog.format)
-        if let stats = ex.routeStats {
+        environment.accessLog.record(ex.event, format: ex.accessLogFormat)
+        if let stats = ex.route?.stats {
             stats.count(target: ex.event.cluster.isEmpty ? nil : ex.targetIndex, status: ex.event.status)
         } else {
             ex.listenerStats?.countLocalReply(status: ex.event.status)
@@ -709,8 +755,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func scheduleWatchdog(_ context: ChannelHandlerContext) {
         guard watchdog == nil else { return }
-        let (_, listener) = environment.currentListener()
-        let tick = ExchangeRules.watchdogTick(listener.listener)
+        let (_, listener) = currentListener()
+        let tick = listener.watchdogTick
         watchdog = context.eventLoop.assumeIsolated().scheduleTask(in: tick) { [self] in
             self.watchdog = nil
             self.checkDeadlines()
@@ -720,7 +766,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Enforces the idle, request-header and upstream-response deadlines; re-arms itself.
     private func checkDeadlines() {
         guard let context, context.channel.isActive else { return }
-        let (_, listener) = environment.currentListener()
+        let (_, listener) = currentListener()
         let timeouts = listener.listener.http.timeouts
         let now = NIODeadline.now()
         switch state {
@@ -739,7 +785,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .forwarding, .waitingForUpstream:
             if let deadline = exchange?.responseDeadline, now >= deadline, exchange?.responseHeadSent == false {
-                let seconds = exchange?.route.map { DurationText($0.timeout).description } ?? ""
+                let seconds = exchange?.route.map { DurationText($0.route.timeout).description } ?? ""
                 sendLocalReply(.error(.gatewayTimeout, "upstream \(exchange!.event.upstream) did not respond within \(seconds)", flags: .upstreamRequestTimeout, close: !(exchange?.requestComplete ?? true)), context: context)
             }
         default:
@@ -760,9 +806,10 @@ final class Exchange {
     var version: HTTPVersion = .http1_1
     var keepAlive = true
     var listenerStats: ListenerStats?
-    var route: Route?
-    var routeStats: RouteStats?
+    var route: CompiledRoute?
     var targetIndex: Int?
+    var accessLogFormat: AccessLogSettings.Format = .json
+    var maxRequestBodyBytes: Int?
     var cluster: CompiledCluster?
     var snapshotVersion = 0
     var hashKey: UInt64?

@@ -22,7 +22,11 @@ final class ListenerEnvironment: Sendable {
 
     /// The snapshot a new request uses, with this listener's compiled form.
     func currentListener() -> (CompiledSnapshot, CompiledListener) {
-        let snapshot = store.current
+        resolve(store.current)
+    }
+
+    /// This listener's compiled form in `snapshot`, or in the snapshot it was bound with when a newer one dropped it.
+    func resolve(_ snapshot: CompiledSnapshot) -> (CompiledSnapshot, CompiledListener) {
         if let listener = snapshot.listeners[listenerName] { return (snapshot, listener) }
         return (boundSnapshot, boundSnapshot.listeners[listenerName]!)
     }

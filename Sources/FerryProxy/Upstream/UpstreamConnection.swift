@@ -18,13 +18,16 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Set once a request has been written on this connection (so a close before a response may have reached the upstream).
     var requestsSent = 0
     private var pendingRead = false
+    /// The owner during the current read cycle: told of its end even if it released this connection meanwhile.
+    private var readCycleOwner: HTTPProxyHandler?
 
     init(address: SocketAddress, pool: UpstreamPool) {
         self.address = address
         self.pool = pool
     }
 
-    var isActive: Bool { context?.channel.isActive ?? false }
+    /// Set when the channel goes inactive; cheaper to read than asking the channel.
+    private(set) var isClosed = false
     var isWritable: Bool { context?.channel.isWritable ?? false }
     var channel: Channel? { context?.channel }
 
@@ -34,6 +37,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        isClosed = true
     }
 
     // MARK: writes from the owner
@@ -68,6 +72,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if let owner {
+            readCycleOwner = owner
             owner.upstreamReceived(part, from: self)
         } else {
             // Bytes from an idle upstream: it is not speaking HTTP the way we expect. Drop it.
@@ -76,10 +81,18 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        owner?.upstreamReadComplete()
+        if let readCycleOwner {
+            self.readCycleOwner = nil
+            readCycleOwner.upstreamReadComplete()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        isClosed = true
+        if let readCycleOwner {
+            self.readCycleOwner = nil
+            readCycleOwner.upstreamReadComplete()
+        }
         pool?.remove(self)
         if let owner {
             self.owner = nil

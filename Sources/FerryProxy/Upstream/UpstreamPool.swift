@@ -9,12 +9,11 @@ final class UpstreamPool {
 
     private var idle: [SocketAddress: [UpstreamConnection]] = [:]
 
-    /// A live idle connection to `address`, or nil.
+    /// A live idle connection to `address`, or nil. The most recently used one comes first.
     func acquire(_ address: SocketAddress, now: NIODeadline) -> UpstreamConnection? {
-        while var list = idle[address], let connection = list.popLast() {
-            idle[address] = list
+        while let connection = idle[address]?.popLast() {
             connection.isIdleInPool = false
-            if connection.isActive, now - connection.idleSince < UpstreamPool.maxIdleTime {
+            if !connection.isClosed, now - connection.idleSince < UpstreamPool.maxIdleTime {
                 return connection
             }
             connection.close()
@@ -24,23 +23,21 @@ final class UpstreamPool {
 
     /// Returns a connection after a complete exchange.
     func release(_ connection: UpstreamConnection, now: NIODeadline) {
-        guard connection.isActive else { return }
-        var list = idle[connection.address, default: []]
-        guard list.count < UpstreamPool.maxIdlePerEndpoint else {
+        guard !connection.isClosed else { return }
+        let count = idle[connection.address]?.count ?? 0
+        guard count < UpstreamPool.maxIdlePerEndpoint else {
             connection.close()
             return
         }
         connection.isIdleInPool = true
         connection.idleSince = now
-        list.append(connection)
-        idle[connection.address] = list
+        idle[connection.address, default: []].append(connection)
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamConnection) {
-        guard connection.isIdleInPool, var list = idle[connection.address] else { return }
-        list.removeAll { $0 === connection }
-        idle[connection.address] = list
+        guard connection.isIdleInPool else { return }
+        idle[connection.address]?.removeAll { $0 === connection }
         connection.isIdleInPool = false
     }
 
