@@ -187,7 +187,6 @@ public final class ProxyServer: Service, Sendable {
             boundSnapshot: snapshot)
         let quiesce = ServerQuiescingHelper(group: group)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
-        let gauge = metrics.activeDownstreamConnections
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -197,12 +196,10 @@ public final class ProxyServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
+            // No child options: accepted sockets inherit TCP_NODELAY from the listening socket (NIO sets it
+            // there), and each child option costs a syscall and futures per connection.
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    gauge.increment()
-                    channel.closeFuture.whenComplete { _ in gauge.decrement() }
                     try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
                 }
             }

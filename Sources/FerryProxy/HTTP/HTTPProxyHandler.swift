@@ -8,7 +8,7 @@ import NIOPosix
 /// connection on the same event loop, and streams both bodies with backpressure. Decisions are pure
 /// functions (`RouteTable`, `LoadBalancer`, `RequestHeadValidator`, `HeaderRewriter`, `ExchangeRules`);
 /// this class keeps the connection's state and performs the I/O.
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -41,8 +41,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var requestsServed = 0
     private var draining = false
+    /// Whether this connection is counted in the active-connections gauge (it moves to the tunnel on upgrade).
+    private var countedConnection = false
     private var idleSince: NIODeadline = .now()
-    private var watchdog: Scheduled<Void>?
+    private var watchdog: NIOScheduledCallback?
     /// Flushes are batched: inside a read cycle of either side, writes only mark their side dirty and the
     /// read-complete of that cycle flushes; outside one (timers, connect completion) they flush at once.
     private var downstreamReading = false
@@ -68,6 +70,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
+    private func uncountConnection() {
+        if countedConnection {
+            countedConnection = false
+            environment.metrics.activeDownstreamConnections.decrement()
+        }
+    }
+
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -76,6 +85,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        environment.metrics.activeDownstreamConnections.increment()
+        countedConnection = true
         idleSince = .now()
         scheduleWatchdog(context)
         context.fireChannelActive()
@@ -90,6 +101,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         watchdog?.cancel()
         watchdog = nil
+        uncountConnection()
         if let exchange, !(exchange.requestComplete && exchange.responseComplete) {
             exchange.event.flags.insert(.downstreamConnectionTermination)
             if let upstream {
@@ -626,6 +638,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.owner = nil
         context.flush()
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        if countedConnection {
+            countedConnection = false
+            let gauge = environment.metrics.activeDownstreamConnections
+            downstreamGlue.onClose = { gauge.decrement() }
+        }
         do {
             let down = context.pipeline.syncOperations
             let up = upstreamChannel.pipeline.syncOperations
@@ -756,11 +773,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func scheduleWatchdog(_ context: ChannelHandlerContext) {
         guard watchdog == nil else { return }
         let (_, listener) = currentListener()
-        let tick = listener.watchdogTick
-        watchdog = context.eventLoop.assumeIsolated().scheduleTask(in: tick) { [self] in
-            self.watchdog = nil
-            self.checkDeadlines()
-        }
+        // A callback rather than a task: no future or closure is allocated per connection.
+        watchdog = try? context.eventLoop.assumeIsolated().scheduleCallback(in: listener.watchdogTick, handler: self)
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        watchdog = nil
+        checkDeadlines()
     }
 
     /// Enforces the idle, request-header and upstream-response deadlines; re-arms itself.
