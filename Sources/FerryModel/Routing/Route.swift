@@ -55,7 +55,7 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
     public func matches(_ path: Substring) -> Bool {
         switch self {
         case .exact(let expected):
-            return path == expected
+            return path.utf8.elementsEqual(expected.utf8)
         case .prefix(let prefix):
             return PathMatch.segmentPrefix(prefix, matches: path)
         case .regex(let regex):
@@ -63,14 +63,17 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
         }
     }
 
-    /// Element-wise prefix match of `/`-separated segments (Kubernetes Ingress rules).
+    /// Element-wise prefix match of `/`-separated segments (Kubernetes Ingress rules), on bytes:
+    /// paths are compared exactly, without Unicode normalisation.
     static func segmentPrefix(_ prefix: String, matches path: Substring) -> Bool {
-        var p = Substring(prefix)
-        while p.hasSuffix("/") { p = p.dropLast() }
-        if p.isEmpty { return true }  // "/" matches everything
-        guard path.hasPrefix(p) else { return false }
-        let rest = path.dropFirst(p.count)
-        return rest.isEmpty || rest.hasPrefix("/")
+        let p = prefix.utf8
+        var length = p.count
+        while length > 0, p[p.index(p.startIndex, offsetBy: length - 1)] == UInt8(ascii: "/") { length -= 1 }
+        if length == 0 { return true }  // "/" matches everything
+        let bytes = path.utf8
+        guard bytes.count >= length, bytes.prefix(length).elementsEqual(p.prefix(length)) else { return false }
+        if bytes.count == length { return true }
+        return bytes[bytes.index(bytes.startIndex, offsetBy: length)] == UInt8(ascii: "/")
     }
 
     public var description: String {

@@ -34,6 +34,7 @@ public struct RouteTable: Sendable {
 
     /// Exact domain first, then the longest one-label wildcard, then `*`.
     public func virtualHostIndex(forAuthority authority: Substring) -> Int? {
+        if exact.isEmpty && wildcards.isEmpty { return fallback }
         let host = RouteTable.hostWithoutPort(authority)
         let lower: String = host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? host.lowercased() : String(host)
         if let index = exact[lower] { return index }

@@ -1,8 +1,8 @@
 import NIOCore
 import NIOHTTP1
 
-/// The handlers of an accepted HTTP/1.1 connection, kept minimal: a first-byte marker, the decoder with
-/// Ferry's limits, the encoder (framing is set by Ferry, not by the encoder) and the proxy handler.
+/// The handlers of an accepted HTTP/1.1 connection, kept minimal: the decoder with Ferry's limits, the
+/// encoder (framing is set by Ferry, not by the encoder) and the proxy handler.
 enum DownstreamPipeline {
     static func configure(_ channel: Channel, environment: ListenerEnvironment, limits: NIOHTTPDecoderLimitConfigurationBox) throws {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -11,15 +11,13 @@ enum DownstreamPipeline {
         decoderLimits.maxHeaderFieldCount = limits.maxFieldCount
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
-        let marker = RequestStartMarker()
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(marker)
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
             limitConfiguration: decoderLimits)))
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
         try sync.addHandler(HTTPProxyHandler(
-            environment: environment, marker: marker, local: environment.loops.local(for: channel.eventLoop),
+            environment: environment, local: environment.loops.local(for: channel.eventLoop),
             remoteAddress: channel.remoteAddress))
     }
 }

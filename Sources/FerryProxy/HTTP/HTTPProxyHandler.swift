@@ -27,7 +27,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     private let environment: ListenerEnvironment
-    private let marker: RequestStartMarker
     private let local: LoopLocal
     private let clientAddress: String
     private let clientIP: String
@@ -44,6 +43,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// Whether this connection is counted in the active-connections gauge (it moves to the tunnel on upgrade).
     private var countedConnection = false
     private var idleSince: NIODeadline = .now()
+    /// When the first bytes of a request head that has not fully arrived were read: the request-header
+    /// deadline runs from here, while a connection without such bytes runs on the idle timeout.
+    private var firstByteAt: NIODeadline?
+    private var sawHeadThisCycle = false
     private var watchdog: NIOScheduledCallback?
     /// Flushes are batched: inside a read cycle of either side, writes only mark their side dirty and the
     /// read-complete of that cycle flushes; outside one (timers, connect completion) they flush at once.
@@ -55,9 +58,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     private var cachedSnapshot: CompiledSnapshot?
     private var cachedListener: CompiledListener?
 
-    init(environment: ListenerEnvironment, marker: RequestStartMarker, local: LoopLocal, remoteAddress: SocketAddress?) {
+    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
         self.environment = environment
-        self.marker = marker
         self.local = local
         self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
         self.clientIP = remoteAddress?.ipAddress ?? "unknown"
@@ -119,6 +121,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         downstreamReading = true
         let part = unwrapInboundIn(data)
+        if case .head = part { sawHeadThisCycle = true }
         if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {
             pipelined.append(part)
             return
@@ -144,6 +147,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     func channelReadComplete(context: ChannelHandlerContext) {
         downstreamReading = false
+        // Bytes were read but no head was decoded while waiting for one: a head is arriving.
+        if !sawHeadThisCycle, state == .idle, exchange == nil, pipelined.isEmpty, firstByteAt == nil {
+            firstByteAt = .now()
+        }
+        sawHeadThisCycle = false
         flushDirty()
         context.fireChannelReadComplete()
     }
@@ -236,7 +244,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     // MARK: request start
 
     private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        marker.reset(waiting: false)
+        firstByteAt = nil
         requestsServed += 1
         let (snapshot, listener) = currentListener()
         var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
@@ -264,9 +272,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         let requestID = summary.requestID ?? RequestID.make(using: &local.random)
         ex.event.requestID = requestID
         ex.event.authority = summary.host ?? ""
-        ex.event.userAgent = summary.userAgent ?? ""
-        ex.event.referer = summary.referer ?? ""
-        ex.event.forwardedFor = summary.forwardedFor ?? ""
+        if ex.accessLogFormat != .none {
+            ex.event.userAgent = summary.userAgent ?? ""
+            ex.event.referer = summary.referer ?? ""
+            ex.event.forwardedFor = summary.forwardedFor ?? ""
+        }
         let framing = HeaderRewriter.requestFraming(summary)
         ex.framing = framing
         ex.isUpgrade = summary.isUpgrade
@@ -368,8 +378,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         case .waitingForUpstream:
             exchange!.buffered.append(.end(exchange!.framing == .chunked ? trailers : nil))
         case .forwarding:
-            upstream?.write(.end(exchange!.framing == .chunked ? trailers : nil))
-            markDirty(upstream: true)
+            if exchange!.framing == .chunked {
+                upstream?.write(.end(trailers))
+                markDirty(upstream: true)
+            }
             requestForwarded()
             if exchange!.responseComplete { finishExchange(context: context) }
         case .localReply:
@@ -479,7 +491,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
             switch part {
             case .body(let buffer): connection.write(.body(.byteBuffer(buffer)))
             case .end(let trailers):
-                connection.write(.end(trailers))
+                if exchange!.framing == .chunked { connection.write(.end(trailers)) }
                 requestForwarded()
             case .head: break
             }
@@ -653,7 +665,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
             up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
             up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
             down.removeHandler(context: try down.context(handlerType: HTTPResponseEncoder.self), promise: nil)
-            down.removeHandler(context: try down.context(handlerType: RequestStartMarker.self), promise: nil)
             down.removeHandler(context: context, promise: nil)
             down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         } catch {
@@ -710,7 +721,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         if keepAlive {
             state = .idle
             idleSince = .now()
-            marker.reset(waiting: true)
+            firstByteAt = nil
             markDirty(downstream: true)
             processPipelined(context: context)
             resumeReadingIfHeld()
@@ -735,7 +746,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// Writes the end of the response; when the connection is not kept alive, closes it once that write is done.
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         if exchange!.keepAlive && !draining {
-            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            // Without chunking the encoder writes nothing for the end: skip the trip through the pipeline.
+            if exchange!.downstreamChunked {
+                context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            }
             downstreamDirty = true
         } else {
             exchange!.keepAlive = false
@@ -790,7 +804,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         let now = NIODeadline.now()
         switch state {
         case .idle where pipelined.isEmpty:
-            if let first = marker.firstByteAt {
+            if let first = firstByteAt {
                 if now - first >= TimeAmount.nanoseconds(Int64(timeouts.requestHeaders.milliseconds) * 1_000_000) {
                     exchange = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: first)
                     exchange!.requestComplete = true

@@ -29,10 +29,11 @@ enum HeaderRewriter {
     /// The head to send upstream. Keeps Host, sets X-Forwarded-For (appended), X-Forwarded-Proto,
     /// X-Forwarded-Host and Via (appended), and X-Request-Id when the request has none.
     static func upstreamRequest(_ head: HTTPRequestHead, summary: RequestSummary, info: ForwardingInfo) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 7)
         let isUpgrade = summary.isUpgrade
+        var headers: HTTPHeaders
         if summary.needsFiltering {
+            headers = HTTPHeaders()
+            headers.reserveCapacity(head.headers.count + 7)
             for (name, value) in head.headers {
                 let kind = FieldName(name)
                 switch kind {
@@ -47,7 +48,8 @@ enum HeaderRewriter {
                 }
             }
         } else {
-            for (name, value) in head.headers { headers.add(name: name, value: value) }
+            // Nothing to drop: the received fields are kept as they are and only Ferry's are appended.
+            headers = head.headers
         }
         if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
         if isUpgrade { headers.add(name: "connection", value: "upgrade") }
