@@ -6,6 +6,23 @@ import NIOCore
 final class LoopLocal {
     let pool = UpstreamPool()
     var random = FastRandom()
+    /// Connections with writes to flush at the end of this event-loop tick.
+    private var flushQueue: [HTTPProxyHandler] = []
+
+    /// Flushes `handler`'s dirty channels after the I/O events of this tick are handled, so the peers
+    /// are woken once per tick rather than once per connection event.
+    func flushAtEndOfTick(_ handler: HTTPProxyHandler, on loop: EventLoop) {
+        flushQueue.append(handler)
+        if flushQueue.count == 1 {
+            loop.assumeIsolated().execute { self.drainFlushQueue() }
+        }
+    }
+
+    private func drainFlushQueue() {
+        let queue = flushQueue
+        flushQueue.removeAll(keepingCapacity: true)
+        for handler in queue { handler.flushQueued() }
+    }
     private var balancers: [String: (version: Int, endpoints: Int, state: LoadBalancerState)] = [:]
 
     /// The load-balancer state of `cluster` for `snapshotVersion`; reset when the endpoint list changes size.

@@ -18,8 +18,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Set once a request has been written on this connection (so a close before a response may have reached the upstream).
     var requestsSent = 0
     private var pendingRead = false
-    /// The owner during the current read cycle: told of its end even if it released this connection meanwhile.
-    private var readCycleOwner: HTTPProxyHandler?
 
     init(address: SocketAddress, pool: UpstreamPool) {
         self.address = address
@@ -72,7 +70,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if let owner {
-            readCycleOwner = owner
             owner.upstreamReceived(part, from: self)
         } else {
             // Bytes from an idle upstream: it is not speaking HTTP the way we expect. Drop it.
@@ -80,19 +77,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if let readCycleOwner {
-            self.readCycleOwner = nil
-            readCycleOwner.upstreamReadComplete()
-        }
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
-        if let readCycleOwner {
-            self.readCycleOwner = nil
-            readCycleOwner.upstreamReadComplete()
-        }
         pool?.remove(self)
         if let owner {
             self.owner = nil
