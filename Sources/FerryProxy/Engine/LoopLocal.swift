@@ -6,6 +6,38 @@ import NIOCore
 final class LoopLocal {
     let pool = UpstreamPool()
     var random = FastRandom()
+    /// Open downstream connections by listener, for draining: tracked here, on the loop, without locks.
+    private var connections: [ObjectIdentifier: [ObjectIdentifier: Channel]] = [:]
+
+    func track(_ channel: Channel, listener: ObjectIdentifier) {
+        connections[listener, default: [:]][ObjectIdentifier(channel)] = channel
+    }
+
+    func untrack(_ channel: Channel, listener: ObjectIdentifier) {
+        connections[listener]?[ObjectIdentifier(channel)] = nil
+    }
+
+    /// Asks the connections of `listener` (all listeners when nil) to finish their current request and close.
+    func quiesce(listener: ObjectIdentifier?) {
+        for channel in channels(listener) {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+    }
+
+    func closeAll(listener: ObjectIdentifier?) {
+        for channel in channels(listener) { channel.close(promise: nil) }
+    }
+
+    func openCount(listener: ObjectIdentifier?) -> Int {
+        if let listener { return connections[listener]?.count ?? 0 }
+        return connections.values.reduce(0) { $0 + $1.count }
+    }
+
+    private func channels(_ listener: ObjectIdentifier?) -> [Channel] {
+        if let listener { return Array(connections[listener]?.values ?? [:].values) }
+        return connections.values.flatMap { $0.values }
+    }
+
     /// Connections with writes to flush at the end of this event-loop tick.
     private var flushQueue: [HTTPProxyHandler] = []
 
@@ -63,6 +95,28 @@ final class LoopLocals: Sendable {
         for bound in byLoop.values {
             bound.eventLoop.execute { bound.value.pool.closeAll() }
         }
+    }
+
+    /// Sends the quiesce event to the open connections of `listener` (all when nil) on every loop.
+    func quiesce(listener: ObjectIdentifier?) {
+        for bound in byLoop.values {
+            bound.eventLoop.execute { bound.value.quiesce(listener: listener) }
+        }
+    }
+
+    func closeAll(listener: ObjectIdentifier?) {
+        for bound in byLoop.values {
+            bound.eventLoop.execute { bound.value.closeAll(listener: listener) }
+        }
+    }
+
+    /// How many downstream connections of `listener` (all when nil) are still open.
+    func openCount(listener: ObjectIdentifier?) async -> Int {
+        var total = 0
+        for bound in byLoop.values {
+            total += (try? await bound.eventLoop.submit { bound.value.openCount(listener: listener) }.get()) ?? 0
+        }
+        return total
     }
 }
 

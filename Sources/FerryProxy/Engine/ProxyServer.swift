@@ -2,7 +2,6 @@ import FerryModel
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
@@ -32,7 +31,6 @@ public final class ProxyServer: Service, Sendable {
     struct BoundListener: Sendable {
         var address: HostPort
         var channel: Channel
-        var quiesce: ServerQuiescingHelper
         var environment: ListenerEnvironment
     }
 
@@ -102,24 +100,20 @@ public final class ProxyServer: Service, Sendable {
         }
         let timeout = store.current.config.drainTimeout
         logger.info("draining", metadata: ["connections_timeout": "\(DurationText(timeout))"])
-        let drained = listeners.map { listener -> EventLoopFuture<Void> in
-            let promise = group.next().makePromise(of: Void.self)
-            listener.quiesce.initiateShutdown(promise: promise)
-            return promise.futureResult
+        for listener in listeners {
+            try? await listener.channel.close()
         }
-        let all = EventLoopFuture.andAllComplete(drained, on: group.next())
-        let finished = await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { (try? await all.get()) != nil }
-            tasks.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
+        loops.quiesce(listener: nil)
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var open = await loops.openCount(listener: nil)
+        while open > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            open = await loops.openCount(listener: nil)
         }
-        if !finished {
-            logger.warning("drain timeout reached; closing the remaining connections")
+        if open > 0 {
+            logger.warning("drain timeout reached; closing the remaining connections", metadata: ["connections": "\(open)"])
+            loops.closeAll(listener: nil)
         }
         loops.closeIdleUpstreams()
         if let admin { try? await admin.channel.close() }
@@ -161,7 +155,8 @@ public final class ProxyServer: Service, Sendable {
                 s.lastReloadError = nil
             }
             for listener in removed {
-                listener.quiesce.initiateShutdown(promise: nil)
+                listener.channel.close(promise: nil)
+                loops.quiesce(listener: ObjectIdentifier(listener.environment))
             }
             if old.config.admin?.address != config.admin?.address {
                 logger.warning("the admin address changed; it takes effect after a restart")
@@ -185,17 +180,11 @@ public final class ProxyServer: Service, Sendable {
         let environment = ListenerEnvironment(
             listenerName: listener.name, store: store, metrics: metrics, accessLog: accessLog, loops: loops,
             boundSnapshot: snapshot)
-        let quiesce = ServerQuiescingHelper(group: group)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                }
-            }
             // No child options: accepted sockets inherit TCP_NODELAY from the listening socket (NIO sets it
             // there), and each child option costs a syscall and futures per connection.
             .childChannelInitializer { channel in
@@ -205,7 +194,7 @@ public final class ProxyServer: Service, Sendable {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .wait()
-        return BoundListener(address: listener.address, channel: channel, quiesce: quiesce, environment: environment)
+        return BoundListener(address: listener.address, channel: channel, environment: environment)
     }
 }
 

@@ -1,6 +1,5 @@
 import FerryModel
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 
@@ -75,6 +74,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         if countedConnection {
             countedConnection = false
             environment.metrics.activeDownstreamConnections.decrement()
+            if let channel = context?.channel { local.untrack(channel, listener: ObjectIdentifier(environment)) }
         }
     }
 
@@ -88,6 +88,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func channelActive(context: ChannelHandlerContext) {
         environment.metrics.activeDownstreamConnections.increment()
         countedConnection = true
+        local.track(context.channel, listener: ObjectIdentifier(environment))
         idleSince = .now()
         scheduleWatchdog(context)
         context.fireChannelActive()
@@ -647,9 +648,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         context.flush()
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         if countedConnection {
+            // The tunnel stays counted and tracked (it holds a drain open) until it closes.
             countedConnection = false
             let gauge = environment.metrics.activeDownstreamConnections
-            downstreamGlue.onClose = { gauge.decrement() }
+            let local = self.local
+            let listener = ObjectIdentifier(environment)
+            let channel = context.channel
+            downstreamGlue.onClose = {
+                gauge.decrement()
+                local.untrack(channel, listener: listener)
+            }
         }
         do {
             let down = context.pipeline.syncOperations
