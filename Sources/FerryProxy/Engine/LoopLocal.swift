@@ -6,36 +6,56 @@ import NIOCore
 final class LoopLocal {
     let pool = UpstreamPool()
     var random = FastRandom()
-    /// Open downstream connections by listener, for draining: tracked here, on the loop, without locks.
-    private var connections: [ObjectIdentifier: [ObjectIdentifier: Channel]] = [:]
+    /// Open downstream connections by listener: tracked here, on the loop, without locks, for draining
+    /// and for the deadline sweep.
+    private var connections: [ObjectIdentifier: [ObjectIdentifier: TrackedConnection]] = [:]
+    private var trackedCount = 0
+    private var sweepInterval: TimeAmount = .seconds(5)
+    private var sweep: Scheduled<Void>?
 
-    func track(_ channel: Channel, listener: ObjectIdentifier) {
-        connections[listener, default: [:]][ObjectIdentifier(channel)] = channel
+    func track(_ connection: TrackedConnection, id: ObjectIdentifier, listener: ObjectIdentifier, sweepEvery interval: TimeAmount, on loop: EventLoop) {
+        if connections[listener, default: [:]].updateValue(connection, forKey: id) == nil { trackedCount += 1 }
+        let shorter = interval < sweepInterval
+        if shorter { sweepInterval = interval }
+        if sweep == nil || shorter { scheduleSweep(on: loop, restart: true) }
     }
 
-    func untrack(_ channel: Channel, listener: ObjectIdentifier) {
-        connections[listener]?[ObjectIdentifier(channel)] = nil
+    func untrack(id: ObjectIdentifier, listener: ObjectIdentifier) {
+        if connections[listener]?.removeValue(forKey: id) != nil { trackedCount -= 1 }
     }
 
     /// Asks the connections of `listener` (all listeners when nil) to finish their current request and close.
     func quiesce(listener: ObjectIdentifier?) {
-        for channel in channels(listener) {
-            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        }
+        for connection in tracked(listener) { connection.quiesce() }
     }
 
     func closeAll(listener: ObjectIdentifier?) {
-        for channel in channels(listener) { channel.close(promise: nil) }
+        for connection in tracked(listener) { connection.closeNow() }
     }
 
     func openCount(listener: ObjectIdentifier?) -> Int {
         if let listener { return connections[listener]?.count ?? 0 }
-        return connections.values.reduce(0) { $0 + $1.count }
+        return trackedCount
     }
 
-    private func channels(_ listener: ObjectIdentifier?) -> [Channel] {
+    private func tracked(_ listener: ObjectIdentifier?) -> [TrackedConnection] {
         if let listener { return Array(connections[listener]?.values ?? [:].values) }
         return connections.values.flatMap { $0.values }
+    }
+
+    /// One timer per loop checks every connection's deadlines, instead of a timer per connection.
+    private func scheduleSweep(on loop: EventLoop, restart: Bool) {
+        if restart { sweep?.cancel() }
+        sweep = loop.assumeIsolated().scheduleTask(in: sweepInterval) { [self] in
+            sweep = nil
+            let now = NIODeadline.now()
+            for connection in tracked(nil) { connection.checkDeadlines(now: now) }
+            if trackedCount > 0 {
+                scheduleSweep(on: loop, restart: false)
+            } else {
+                sweepInterval = .seconds(5)
+            }
+        }
     }
 
     /// Connections with writes to flush at the end of this event-loop tick.
@@ -144,4 +164,13 @@ struct FastRandom: RandomNumberGenerator {
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 {
         (x << k) | (x >> (64 - k))
     }
+}
+
+/// A downstream connection the loop keeps track of: an HTTP connection or a tunnel made from one.
+protocol TrackedConnection: AnyObject {
+    /// Finish what is in flight, then close.
+    func quiesce()
+    func closeNow()
+    /// Enforce the connection's deadlines.
+    func checkDeadlines(now: NIODeadline)
 }

@@ -7,7 +7,7 @@ import NIOPosix
 /// connection on the same event loop, and streams both bodies with backpressure. Decisions are pure
 /// functions (`RouteTable`, `LoadBalancer`, `RequestHeadValidator`, `HeaderRewriter`, `ExchangeRules`);
 /// this class keeps the connection's state and performs the I/O.
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, TrackedConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -46,7 +46,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// deadline runs from here, while a connection without such bytes runs on the idle timeout.
     private var firstByteAt: NIODeadline?
     private var sawHeadThisCycle = false
-    private var watchdog: NIOScheduledCallback?
     /// Flushes are batched per event-loop tick: a write marks its side dirty, and the loop flushes every
     /// dirty connection once after handling this tick's I/O (`LoopLocal.flushAtEndOfTick`). Peers are then
     /// woken once per tick instead of once per event, which halves context switches under load.
@@ -59,8 +58,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
         self.environment = environment
         self.local = local
-        self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
-        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
+        let ip = remoteAddress?.ipAddress ?? "unknown"
+        self.clientIP = ip
+        if let port = remoteAddress?.port {
+            self.clientAddress = ip.utf8.contains(UInt8(ascii: ":")) ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        } else {
+            self.clientAddress = ip
+        }
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -74,7 +78,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         if countedConnection {
             countedConnection = false
             environment.metrics.activeDownstreamConnections.decrement()
-            if let channel = context?.channel { local.untrack(channel, listener: ObjectIdentifier(environment)) }
+            local.untrack(id: ObjectIdentifier(self), listener: ObjectIdentifier(environment))
         }
     }
 
@@ -82,27 +86,28 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { scheduleWatchdog(context) }
+        if context.channel.isActive { startTracking(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        environment.metrics.activeDownstreamConnections.increment()
-        countedConnection = true
-        local.track(context.channel, listener: ObjectIdentifier(environment))
-        idleSince = .now()
-        scheduleWatchdog(context)
+        startTracking(context)
         context.fireChannelActive()
     }
 
+    private func startTracking(_ context: ChannelHandlerContext) {
+        guard !countedConnection else { return }
+        environment.metrics.activeDownstreamConnections.increment()
+        countedConnection = true
+        idleSince = .now()
+        let (_, listener) = currentListener()
+        local.track(self, id: ObjectIdentifier(self), listener: ObjectIdentifier(environment), sweepEvery: listener.watchdogTick, on: context.eventLoop)
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
-        watchdog?.cancel()
-        watchdog = nil
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        watchdog?.cancel()
-        watchdog = nil
         uncountConnection()
         if let exchange, !(exchange.requestComplete && exchange.responseComplete) {
             exchange.event.flags.insert(.downstreamConnectionTermination)
@@ -653,10 +658,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
             let gauge = environment.metrics.activeDownstreamConnections
             let local = self.local
             let listener = ObjectIdentifier(environment)
-            let channel = context.channel
+            let tunnel = TunnelConnection(channel: context.channel)
+            local.untrack(id: ObjectIdentifier(self), listener: listener)
+            local.track(tunnel, id: ObjectIdentifier(tunnel), listener: listener, sweepEvery: .seconds(5), on: context.eventLoop)
             downstreamGlue.onClose = {
                 gauge.decrement()
-                local.untrack(channel, listener: listener)
+                local.untrack(id: ObjectIdentifier(tunnel), listener: listener)
             }
         }
         do {
@@ -788,24 +795,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     // MARK: deadlines
 
-    private func scheduleWatchdog(_ context: ChannelHandlerContext) {
-        guard watchdog == nil else { return }
-        let (_, listener) = currentListener()
-        // A callback rather than a task: no future or closure is allocated per connection.
-        watchdog = try? context.eventLoop.assumeIsolated().scheduleCallback(in: listener.watchdogTick, handler: self)
+    func quiesce() {
+        guard let context else { return }
+        userInboundEventTriggered(context: context, event: ChannelShouldQuiesceEvent())
     }
 
-    func handleScheduledCallback(eventLoop: some EventLoop) {
-        watchdog = nil
-        checkDeadlines()
+    func closeNow() {
+        context?.close(promise: nil)
     }
 
-    /// Enforces the idle, request-header and upstream-response deadlines; re-arms itself.
-    private func checkDeadlines() {
-        guard let context, context.channel.isActive else { return }
+    /// Enforces the idle, request-header and upstream-response deadlines (called by the loop's sweep).
+    func checkDeadlines(now: NIODeadline) {
+        guard let context, countedConnection else { return }
         let (_, listener) = currentListener()
         let timeouts = listener.listener.http.timeouts
-        let now = NIODeadline.now()
         switch state {
         case .idle where pipelined.isEmpty:
             if let first = firstByteAt {
@@ -828,8 +831,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, NIO
         default:
             break
         }
-        scheduleWatchdog(context)
     }
+}
+
+/// A downstream connection that became a tunnel: drained by closing it once the drain timeout ends.
+final class TunnelConnection: TrackedConnection {
+    let channel: Channel
+    init(channel: Channel) { self.channel = channel }
+    func quiesce() {}
+    func closeNow() { channel.close(promise: nil) }
+    func checkDeadlines(now: NIODeadline) {}
 }
 
 @available(*, unavailable)
