@@ -34,8 +34,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private var state: State = .idle
     private var exchange: Exchange?
     private var upstream: UpstreamConnection?
-    /// Parts of pipelined requests, held until the current exchange is done.
-    private var pipelined: CircularBuffer<HTTPServerRequestPart> = CircularBuffer(initialCapacity: 0)
+    /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
+    /// nothing; pipelining is rare.)
+    private var pipelined: [HTTPServerRequestPart] = []
     private var pendingRead = false
     private var requestsServed = 0
     private var draining = false
@@ -744,7 +745,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Starts the requests that arrived pipelined behind the one just finished, in order.
     private func processPipelined(context: ChannelHandlerContext) {
-        while state == .idle, let part = pipelined.popFirst() {
+        while state == .idle, !pipelined.isEmpty {
+            let part = pipelined.removeFirst()
             guard case .head = part else { continue }
             process(part, context: context)
             while state != .idle, state != .closing, let next = pipelined.first, !isHead(next) {
