@@ -60,6 +60,24 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
+    @Test func headResponsesCarryNoBodyAndTheConnectionIsReused() async throws {
+        guard Prerequisites.have("curl") else { return }
+        let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let head = try await Curl.request(proxy.url("/bytes/100"), ["-I"], timeout: .seconds(10))
+        #expect(head.status == 200)
+        #expect(head.header("content-length") == "100")
+        // With -I curl writes the head to the output: nothing may follow it.
+        #expect(head.body.hasSuffix("\r\n\r\n") && !head.body.contains("xxxxxxxxxx"))
+        let chunkedHead = try await Curl.request(proxy.url("/chunked/100"), ["-I"], timeout: .seconds(10))
+        #expect(chunkedHead.status == 200)
+        #expect(chunkedHead.body.hasSuffix("\r\n\r\n") && !chunkedHead.body.contains("xxxxxxxxxx"))
+        let both = try await Subprocess.run(Curl.curlPath, ["-sS", "-w", "%{http_code} %{num_connects}\\n", "-I", "-o", "/dev/null", proxy.url("/chunked/10"), "-o", "/dev/null", proxy.url("/bytes/10")], timeout: .seconds(20))
+        #expect(both.stdout == "200 1\n200 0\n", "a HEAD response leaves the connection usable")
+        await proxy.stop()
+    }
+
     @Test func aDeadOriginIs502AndAnEmptyClusterIs503() async throws {
         guard Prerequisites.have("curl") else { return }
         let dead = unusedPort()

@@ -1,21 +1,18 @@
 import NIOCore
 import NIOHTTP1
 
-/// The handlers of an accepted HTTP/1.1 connection, kept minimal: the decoder with Ferry's limits, the
-/// encoder (framing is set by Ferry, not by the encoder) and the proxy handler.
+/// The handlers of an accepted HTTP/1.1 connection, kept minimal: the decoder with Ferry's limits and the
+/// proxy handler, which writes response bytes itself (`ResponseSerializer`): no encoder handler.
 enum DownstreamPipeline {
     static func configure(_ channel: Channel, environment: ListenerEnvironment, limits: NIOHTTPDecoderLimitConfigurationBox) throws {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = limits.maxFieldSize
         decoderLimits.maxHeaderListSize = limits.maxListSize
         decoderLimits.maxHeaderFieldCount = limits.maxFieldCount
-        var encoderConfiguration = HTTPResponseEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
             limitConfiguration: decoderLimits)))
-        try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
         try sync.addHandler(HTTPProxyHandler(
             environment: environment, local: environment.loops.local(for: channel.eventLoop),
             remoteAddress: channel.remoteAddress))

@@ -9,8 +9,8 @@ import NIOPosix
 /// this class keeps the connection's state and performs the I/O.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, TrackedConnection {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     enum State {
         /// Waiting for a request head.
@@ -592,11 +592,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             exchange!.downstreamChunked = out.headers.first(name: "transfer-encoding") == "chunked"
             exchange!.event.status = Int(head.status.code)
             exchange!.responseHeadSent = true
-            context.write(wrapOutboundOut(.head(out)), promise: nil)
+            context.write(wrapOutboundOut(ResponseSerializer.head(out, allocator: context.channel.allocator)), promise: nil)
             markDirty(downstream: true)
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            writeBody(buffer, context: context)
             markDirty(downstream: true)
         case .end(let trailers):
             if exchange!.upgradeAccepted {
@@ -676,7 +676,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             up.removeHandler(context: try up.context(handler: connection), promise: nil)
             up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
             up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
-            down.removeHandler(context: try down.context(handlerType: HTTPResponseEncoder.self), promise: nil)
             down.removeHandler(context: context, promise: nil)
             down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         } catch {
@@ -699,10 +698,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let keepAlive = exchange!.keepAlive && !draining
         exchange!.keepAlive = keepAlive
         let head = reply.head(version: exchange!.version, keepAlive: keepAlive, requestID: exchange!.event.requestID.isEmpty ? nil : exchange!.event.requestID)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !reply.body.isEmpty, exchange!.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: reply.body)))), promise: nil)
-        }
+        var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator)
+        if exchange!.method != .HEAD { bytes.writeString(reply.body) }
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        exchange!.downstreamChunked = false
         writeResponseEnd(nil, context: context)
         exchange!.responseHeadSent = true
         exchange!.responseComplete = true
@@ -758,20 +757,30 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Writes the end of the response; when the connection is not kept alive, closes it once that write is done.
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        let last = exchange!.downstreamChunked ? ResponseSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
         if exchange!.keepAlive && !draining {
-            // Without chunking the encoder writes nothing for the end: skip the trip through the pipeline.
-            if exchange!.downstreamChunked {
-                context.write(wrapOutboundOut(.end(trailers)), promise: nil)
-            }
+            if let last { context.write(wrapOutboundOut(last), promise: nil) }
             markDirty(downstream: true)
         } else {
             exchange!.keepAlive = false
             let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(last ?? context.channel.allocator.buffer(capacity: 0)), promise: promise)
             // Closed on a later tick, so the caller's bookkeeping of this exchange finishes first.
             promise.futureResult.assumeIsolated().whenComplete { _ in
                 context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
             }
+        }
+    }
+
+    /// A response body part, chunk-framed when the response to the client is chunked.
+    private func writeBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard buffer.readableBytes > 0 else { return }
+        if exchange!.downstreamChunked {
+            context.write(wrapOutboundOut(ResponseSerializer.chunkHeader(length: buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(ResponseSerializer.crlf), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
         }
     }
 

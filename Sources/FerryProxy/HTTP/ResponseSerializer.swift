@@ -1,0 +1,52 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes HTTP/1.1 responses as bytes, so the downstream pipeline needs no encoder handler. Framing is
+/// decided by Ferry (`HeaderRewriter`); this only renders it: the head as given, chunk framing when
+/// the response is chunked.
+enum ResponseSerializer {
+    /// `HTTP/1.1 200 OK\r\n`, the fields, and the empty line.
+    static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 256)
+        buffer.writeStaticString(head.version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        let code = head.status.code
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(head.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in head.headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The size line that precedes a chunk: `1a2b\r\n`.
+    static func chunkHeader(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 20)
+        buffer.writeString(String(length, radix: 16))
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The last chunk, with trailers when there are any.
+    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 8)
+        buffer.writeStaticString("0\r\n")
+        for (name, value) in trailers ?? [:] {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
+}
