@@ -180,6 +180,17 @@ struct ProcessTests {
         #expect(await ferry.waitForExit() == 0)
     }
 
+    @Test func aBusyAddressIsReportedWithTheListenerName() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let holder = try TestOrigin(name: "holder", group: Fixtures.originGroup)
+        defer { holder.close() }
+        let yaml = Self.forwardAll(holder).replacingOccurrences(of: "address: \"127.0.0.1:0\"\n    http", with: "address: \"\(holder.address)\"\n    http")
+        let path = try Fixtures.writeTemp(yaml, name: "busy.yaml")
+        let result = try await Subprocess.run(binary, ["run", "-c", path, "--threads", "1"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("listener \"web\" cannot listen on \(holder.address): the address is in use"), "\(result.stderr)")
+    }
+
     @Test func aConfigurationThatCannotStartExitsOneWithTheReason() async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
         let bad = try Fixtures.writeTemp("listeners: []\nclusters: [{name: a, endpoints: [\"127.0.0.1:1\"], load_balancing: fastest}]\n", name: "bad.yaml")

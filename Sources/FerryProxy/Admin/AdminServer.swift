@@ -9,7 +9,8 @@ struct AdminServer: Sendable {
     let channel: Channel
 
     static func bind(_ address: HostPort, group: EventLoopGroup, server: ProxyServer) throws -> AdminServer {
-        let channel = try ServerBootstrap(group: group)
+        let channel = try ProxyServer.StartError.naming("the admin listener", address: address) {
+            try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -19,6 +20,7 @@ struct AdminServer: Sendable {
             }
             .bind(host: address.host, port: address.port)
             .wait()
+        }
         return AdminServer(channel: channel)
     }
 }

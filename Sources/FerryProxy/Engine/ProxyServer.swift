@@ -181,7 +181,8 @@ public final class ProxyServer: Service, Sendable {
             listenerName: listener.name, store: store, metrics: metrics, accessLog: accessLog, loops: loops,
             boundSnapshot: snapshot)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
-        let channel = try ServerBootstrap(group: group)
+        let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.address) {
+            try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -194,6 +195,7 @@ public final class ProxyServer: Service, Sendable {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .wait()
+        }
         return BoundListener(address: listener.address, channel: channel, environment: environment)
     }
 }
@@ -203,6 +205,19 @@ extension ProxyServer {
     public struct StartError: Error, CustomStringConvertible {
         public var message: String
         public var description: String { message }
+
+        /// Runs a bind and turns its failure into a message that names what could not listen where.
+        static func naming<T>(_ what: String, address: HostPort, _ bind: () throws -> T) throws -> T {
+            do {
+                return try bind()
+            } catch let error as IOError where error.errnoCode == EADDRINUSE {
+                throw StartError(message: "\(what) cannot listen on \(address): the address is in use; stop the other process or choose another address")
+            } catch let error as IOError where error.errnoCode == EACCES {
+                throw StartError(message: "\(what) cannot listen on \(address): permission denied; ports below 1024 need privileges")
+            } catch {
+                throw StartError(message: "\(what) cannot listen on \(address): \(error)")
+            }
+        }
     }
 }
 
