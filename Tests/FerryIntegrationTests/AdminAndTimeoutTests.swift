@@ -8,7 +8,7 @@ struct AdminTests {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         _ = try await Curl.request(proxy.url("/one"))
         _ = try await Curl.request(proxy.url("/two"))
         let ready = try await Curl.request(proxy.adminURL + "/ready")

@@ -26,6 +26,13 @@ enum Fixtures {
         """
     }
 
+    /// An in-process proxy whose one route forwards everything to `origin` (cluster "a").
+    static func forwardingProxy(to origin: TestOrigin, http: String = "") throws -> ProxyHarness {
+        try ProxyHarness(
+            yaml: config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}", http: http),
+            values: ["a": origin.address])
+    }
+
     /// A WebSocket client in Python's standard library: handshake, one echo, optionally wait for a file, a second echo.
     static let webSocketClient = """
     import socket, os, sys, base64, struct, time

@@ -9,7 +9,7 @@ struct ReverseProxyTests {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let response = try await Curl.request(proxy.url("/hello?x=1"), ["-H", "X-Forwarded-For: 203.0.113.7", "-H", "Connection: keep-alive, X-Drop", "-H", "X-Drop: secret"])
         let port = proxy.port("web")
         await proxy.stop()
@@ -31,7 +31,7 @@ struct ReverseProxyTests {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let urls = (1...5).map { proxy.url("/r\($0)") }
         let result = try await Subprocess.run(Curl.curlPath, ["-sS", "-w", "%{http_code} %{num_connects}\\n"] + urls.flatMap { ["-o", "/dev/null", $0] })
         await proxy.stop()
@@ -45,7 +45,7 @@ struct ReverseProxyTests {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let payload = try Fixtures.writeTemp(String(repeating: "0123456789", count: 30_000), name: "payload")
         let upload = try await Curl.request(proxy.url("/sink"), ["-H", "Transfer-Encoding: chunked", "--data-binary", "@\(payload)"])
         #expect(upload.status == 200)
@@ -64,7 +64,7 @@ struct ReverseProxyTests {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let head = try await Curl.request(proxy.url("/bytes/100"), ["-I"], timeout: .seconds(10))
         #expect(head.status == 200)
         #expect(head.header("content-length") == "100")
@@ -157,7 +157,7 @@ struct ReverseProxyTests {
     @Test func anInvalidChunkAfterTheHeadIs400AndNothingIsSmuggled() async throws {
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let client = try RawClient(port: proxy.port("web"))
         client.send("POST /sink HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
         let (text, closed) = client.readUntilClose()
@@ -178,7 +178,7 @@ struct ReverseProxyTests {
     func smugglingAttemptsNeverReachTheOrigin(request: String) async throws {
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let client = try RawClient(port: proxy.port("web"))
         client.send(request)
         let (text, closed) = client.readUntilClose()
@@ -192,7 +192,7 @@ struct ReverseProxyTests {
         guard Prerequisites.have("python3") else { return }
         let origin = try TestOrigin(name: "ws", group: Fixtures.originGroup)
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: "- match: {prefix: /}\n  forward: {cluster: a}", clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let proxy = try Fixtures.forwardingProxy(to: origin)
         let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(proxy.port("web"))", "/ws"], timeout: .seconds(30))
         #expect(result.status == 0, "\(result.stderr)")

@@ -16,14 +16,19 @@ enum ResponseSerializer {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.status.reasonPhrase)
         buffer.writeStaticString("\r\n")
-        for (name, value) in head.headers {
+        writeFields(head.headers, into: &buffer)
+        return buffer
+    }
+
+    /// `name: value\r\n` for each field, then the empty line.
+    private static func writeFields(_ fields: HTTPHeaders, into buffer: inout ByteBuffer) {
+        for (name, value) in fields {
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
             buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("\r\n")
-        return buffer
     }
 
     /// The size line that precedes a chunk: `1a2b\r\n`.
@@ -38,13 +43,7 @@ enum ResponseSerializer {
     static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 8)
         buffer.writeStaticString("0\r\n")
-        for (name, value) in trailers ?? [:] {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.writeStaticString("\r\n")
+        writeFields(trailers ?? [:], into: &buffer)
         return buffer
     }
 
