@@ -236,8 +236,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
         if exchange == nil {
-            exchange = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: .now())
-            exchange?.event.httpVersion = "HTTP/1.1"
+            exchange = makeBareExchange(startedAt: .now())
         }
         if exchange!.responseHeadSent {
             exchange!.event.flags.insert(.downstreamProtocolError)
@@ -248,6 +247,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         exchange!.requestComplete = true
         sendLocalReply(.error(status, "malformed request (\(error))", flags: .downstreamProtocolError, close: true), context: context)
+    }
+
+    /// An exchange for a reply that is not to a decoded request (a malformed or late head).
+    private func makeBareExchange(startedAt: NIODeadline) -> Exchange {
+        let (snapshot, listener) = currentListener()
+        let ex = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: startedAt)
+        ex.accessLogFormat = snapshot.config.accessLog.format
+        ex.listenerStats = listener.listenerStats
+        return ex
     }
 
     // MARK: request start
@@ -824,7 +832,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .idle where pipelined.isEmpty:
             if let first = firstByteAt {
                 if now - first >= TimeAmount.nanoseconds(Int64(timeouts.requestHeaders.milliseconds) * 1_000_000) {
-                    exchange = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: first)
+                    exchange = makeBareExchange(startedAt: first)
                     exchange!.requestComplete = true
                     sendLocalReply(.error(.requestTimeout, "the request head did not arrive within \(DurationText(timeouts.requestHeaders))", flags: .requestHeadersTimeout, close: true), context: context)
                     return
