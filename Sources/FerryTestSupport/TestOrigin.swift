@@ -10,7 +10,7 @@ import NIOWebSocket
 /// - `/chunked/N` streams N bytes chunked; `/until-close/N` N bytes then close (no framing);
 /// - `/sink` reads the whole body and answers with its size;
 /// - `/slow/MS` answers after MS milliseconds; `/hold/N` sends a head, then 1 byte every 100 ms, N times;
-/// - `/status/N` answers status N; `/close` closes without answering;
+/// - `/status/N` answers status N; `/close` closes without answering; `/truncate/N` sends half of N bytes, then closes;
 /// - `/ws` accepts a WebSocket upgrade and echoes frames;
 /// - anything else: a JSON echo of the request (method, uri, headers, body size, origin name).
 public final class TestOrigin: Sendable {
@@ -139,6 +139,16 @@ final class TestOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "transfer-encoding", value: "chunked")
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
             drip(context: context, left: number > 0 ? number : 500)
+        case "truncate":
+            // Promises N bytes, sends half, then closes: an upstream failing mid-response.
+            var headers = HTTPHeaders()
+            headers.add(name: "content-length", value: String(number))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            var buffer = context.channel.allocator.buffer(capacity: number / 2)
+            buffer.writeRepeatingByte(UInt8(ascii: "x"), count: number / 2)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
         case "status":
             send(status: HTTPResponseStatus(statusCode: number), body: "status \(number) from \(name)\n", context: context)
         case "close":

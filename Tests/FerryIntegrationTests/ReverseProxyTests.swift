@@ -97,6 +97,25 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
+    @Test func anUpstreamThatClosesBeforeRespondingIs502AndMidResponseCutsTheDownstream() async throws {
+        guard Prerequisites.have("curl") else { return }
+        let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let proxy = try Fixtures.forwardingProxy(to: origin)
+        let early = try await Curl.request(proxy.url("/close"), ["-X", "POST", "--data", "x"])
+        #expect(early.status == 502)
+        #expect(early.body.contains("closed the connection before responding"))
+        let cut = try await Curl.request(proxy.url("/truncate/100000"))
+        #expect(cut.exitCode == 18, "curl reports a partial transfer")
+        #expect(cut.body.utf8.count == 50_000)
+        #expect(await Waiting.until { proxy.accessLogLines.count == 2 })
+        #expect(proxy.accessLogLines[0].contains("\"response_flags\":\"UC\""))
+        #expect(proxy.accessLogLines[1].contains("\"response_flags\":\"UC\"") && proxy.accessLogLines[1].contains("\"bytes_sent\":50000"), "\(proxy.accessLogLines[1])")
+        let after = try await Curl.request(proxy.url("/fine"))
+        #expect(after.status == 200, "other requests are unaffected")
+        await proxy.stop()
+    }
+
     @Test func aSlowOriginIs504() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "slow", group: Fixtures.originGroup)

@@ -645,10 +645,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func upstreamFailed(_ connection: UpstreamConnection, error: Error) {
         guard let context, connection === upstream, exchange != nil else { return }
         upstream = nil
+        // The decoder reports a connection that ended inside a message as an EOF error: that is a termination.
+        let cutShort = (error as? HTTPParserError) == .invalidEOFState
+        let flags: ResponseFlags = cutShort ? .upstreamConnectionTermination : .upstreamProtocolError
         if !exchange!.responseHeadSent {
-            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) sent an invalid response", flags: .upstreamProtocolError, close: !exchange!.requestComplete), context: context)
+            let reason = cutShort ? "closed the connection before responding" : "sent an invalid response"
+            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) \(reason)", flags: flags, close: !exchange!.requestComplete), context: context)
         } else {
-            closeAfterFailure(flags: .upstreamProtocolError, context: context)
+            closeAfterFailure(flags: flags, context: context)
         }
     }
 
