@@ -34,15 +34,20 @@ public final class FerryProcess: Sendable {
     /// The access log (standard output).
     public var accessLog: [String] { process.stdout.split(separator: "\n").map(String.init) }
 
-    /// The bound port of a listener, from the start line (`listeners=web=127.0.0.1:40123,...`).
+    /// The bound port of a listener, from the latest start or reload line (`listeners=web=127.0.0.1:40123,...`).
     public func port(_ listener: String) -> Int? {
-        for line in stderr.split(separator: "\n") where line.contains("ferry started") {
+        for line in stderr.split(separator: "\n").reversed() where line.contains("ferry started") || line.contains("configuration applied") {
             for token in line.split(whereSeparator: { $0 == " " || $0 == "," }) {
                 let text = token.hasPrefix("listeners=") ? token.dropFirst("listeners=".count) : token
                 if text.hasPrefix("\(listener)="), let colon = text.lastIndex(of: ":") { return Int(text[text.index(after: colon)...]) }
             }
         }
         return nil
+    }
+
+    /// How many reloads have taken effect, from the log.
+    public var appliedReloads: Int {
+        stderr.split(separator: "\n").filter { $0.contains("configuration applied") }.count
     }
 
     public var adminPort: Int? {

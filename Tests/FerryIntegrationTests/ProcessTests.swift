@@ -87,6 +87,43 @@ struct ProcessTests {
         #expect(await ferry.waitForExit() == 0)
     }
 
+    @Test func aReloadBindsNewListenersFirstAndStopsRemovedOnes() async throws {
+        guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
+        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let one = Self.forwardAll(origin)
+        let ferry = try await FerryProcess.run(binary: binary, yaml: one)
+        defer { Task { await ferry.stop() } }
+        let webPort = ferry.port("web")!
+        let second = """
+          - name: extra
+            address: "127.0.0.1:0"
+            http:
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+                    - match: {prefix: /}
+                      direct_response: {status: 200, body: "extra\\n"}
+        clusters:
+        """
+        try ferry.rewriteConfig(one.replacingOccurrences(of: "clusters:\n", with: second + "\n"))
+        ferry.signal(SIGHUP)
+        #expect(await Waiting.until { ferry.appliedReloads == 1 })
+        let extraPort = try #require(ferry.port("extra"))
+        #expect(try await Curl.request("http://127.0.0.1:\(extraPort)/").body == "extra\n")
+        #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200, "an unchanged listener keeps its socket")
+
+        try ferry.rewriteConfig(one)
+        ferry.signal(SIGHUP)
+        #expect(await Waiting.until { ferry.appliedReloads == 2 })
+        let gone = try await Curl.request("http://127.0.0.1:\(extraPort)/", ["--max-time", "3"])
+        #expect(gone.status == 0, "a removed listener stops accepting")
+        #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200)
+        ferry.signal(SIGTERM)
+        #expect(await ferry.waitForExit() == 0)
+    }
+
     @Test func anInvalidReloadIsRefusedAndTheOldConfigurationStays() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)

@@ -161,7 +161,11 @@ public final class ProxyServer: Service, Sendable {
             if old.config.admin?.address != config.admin?.address {
                 logger.warning("the admin address changed; it takes effect after a restart")
             }
-            logger.info("configuration applied", metadata: ["version": "\(config.version)", "added_listeners": "\(added.keys.sorted())", "removed_listeners": "\(removed.count)"])
+            let bound = added.map { "\($0.key)=\(HTTPProxyHandler.describe($0.value.channel.localAddress!))" }.sorted()
+            logger.info("configuration applied", metadata: [
+                "version": "\(config.version)", "listeners": "\(bound.joined(separator: ","))",
+                "removed": "\(removed.map { $0.environment.listenerName }.sorted().joined(separator: ","))",
+            ])
         }
     }
 
