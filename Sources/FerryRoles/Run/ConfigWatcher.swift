@@ -2,6 +2,7 @@ import FerryConfig
 import FerryModel
 import FerryProxy
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UnixSignals
 
@@ -19,13 +20,14 @@ public final class ConfigWatcher: Service, Sendable {
     let logger: Logger
     let overrides: @Sendable (inout ConfigSnapshot) -> Void
     let pollInterval: Duration
-    let initialStamp: FileStamp?
+    /// The stamp of the file as last loaded, by either trigger, so one edit is loaded once.
+    private let loadedStamp: NIOLockedValueBox<FileStamp?>
 
     /// `loadedStamp` is the file's stamp from before it was read for the configuration in force, so an edit
     /// made between that read and the start of watching is still noticed.
     public init(path: String, loadedStamp: FileStamp?, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
         self.path = path
-        self.initialStamp = loadedStamp
+        self.loadedStamp = NIOLockedValueBox(loadedStamp)
         self.server = server
         self.logger = logger
         self.overrides = overrides
@@ -34,7 +36,6 @@ public final class ConfigWatcher: Service, Sendable {
 
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        let initialStamp = self.initialStamp
         // Stops watching as soon as shutdown begins, so the data plane (shut down after it) can drain.
         try await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { tasks in
@@ -45,12 +46,10 @@ public final class ConfigWatcher: Service, Sendable {
                     }
                 }
                 tasks.addTask {
-                    var last = initialStamp
                     while !Task.isCancelled {
                         try? await Task.sleep(for: self.pollInterval)
                         let now = ConfigWatcher.stamp(self.path)
-                        if now != last, now != nil {
-                            last = now
+                        if now != nil, now != self.loadedStamp.withLockedValue({ $0 }) {
                             self.logger.info("configuration file changed: reloading", metadata: ["file": "\(self.path)"])
                             self.reload()
                         }
@@ -65,6 +64,9 @@ public final class ConfigWatcher: Service, Sendable {
     /// Loads, validates and applies the file; returns whether the new configuration took over.
     @discardableResult
     public func reload() -> Bool {
+        // Taken before reading, so an edit made during the read is noticed next time.
+        let stamp = ConfigWatcher.stamp(path)
+        loadedStamp.withLockedValue { $0 = stamp }
         do {
             var config = try ConfigLoader.load(path: path, version: server.snapshot.version + 1)
             overrides(&config)
