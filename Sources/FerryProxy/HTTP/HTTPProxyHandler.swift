@@ -344,6 +344,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             exchange!.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
             exchange!.upstreamHead = HeaderRewriter.upstreamRequest(
                 head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
+            if summary.expectsContinue {
+                context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                markDirty(downstream: true)
+            }
             state = .waitingForUpstream
             connectUpstream(context: context)
         }

@@ -39,7 +39,7 @@ enum HeaderRewriter {
                 switch kind {
                 case .upgrade where isUpgrade:
                     headers.add(name: name, value: value)
-                case .forwardedFor, .forwardedProto, .forwardedHost, .via:
+                case .forwardedFor, .forwardedProto, .forwardedHost, .via, .expect:
                     continue
                 default:
                     if kind.isHopByHop { continue }

@@ -11,6 +11,8 @@ struct RequestSummary {
     var via: String?
     var userAgent: String?
     var referer: String?
+    /// The client waits for `100 Continue` before sending its body (`Expect: 100-continue`).
+    var expectsContinue = false
     /// A `Connection: upgrade` with an `Upgrade` field.
     var isUpgrade: Bool { connectionUpgrade && hasUpgrade }
     var connectionUpgrade = false
@@ -94,6 +96,14 @@ enum RequestHeadValidator {
                 summary.userAgent = value
             case .referer:
                 summary.referer = value
+            case .expect:
+                // Ferry answers the expectation itself (as Envoy does by default); the field is not forwarded.
+                summary.needsFiltering = true
+                if FieldName.equalsIgnoringCase(Substring(value).trimmingSpaces, "100-continue") {
+                    summary.expectsContinue = true
+                } else {
+                    return .failure(Rejection(status: .expectationFailed, reason: "only \"Expect: 100-continue\" is supported"))
+                }
             case .other:
                 break
             }
@@ -156,7 +166,7 @@ enum RequestHeadValidator {
 /// The header names the proxy treats specially, recognised without allocating.
 enum FieldName {
     case host, contentLength, transferEncoding, connection, upgrade, hopByHop
-    case forwardedFor, forwardedProto, forwardedHost, via, requestID, userAgent, referer
+    case forwardedFor, forwardedProto, forwardedHost, via, requestID, userAgent, referer, expect
     case other
 
     init<S: StringProtocol>(_ name: S) {
@@ -164,6 +174,7 @@ enum FieldName {
         case 2: self = Self.equalsIgnoringCase(name, "te") ? .hopByHop : .other
         case 3: self = Self.equalsIgnoringCase(name, "via") ? .via : .other
         case 4: self = Self.equalsIgnoringCase(name, "host") ? .host : .other
+        case 6: self = Self.equalsIgnoringCase(name, "expect") ? .expect : .other
         case 7:
             if Self.equalsIgnoringCase(name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "referer") { self = .referer } else { self = .other }
         case 10:
