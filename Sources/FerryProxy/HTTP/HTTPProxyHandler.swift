@@ -298,13 +298,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         ex.framing = framing
         ex.isUpgrade = summary.isUpgrade
         if head.method == .CONNECT {
-            exchange!.requestComplete = true
+            ex.requestComplete = true
             sendLocalReply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true), context: context)
             return
         }
 
         if let max = listener.listener.http.limits.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-            exchange!.requestComplete = true
+            ex.requestComplete = true
             sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
             return
         }
@@ -315,14 +315,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         let compiledRoute = listener.compiledRoutes[match.virtualHost][match.route]
         let route = compiledRoute.route
-        exchange!.route = compiledRoute
-        exchange!.event.route = route.name
+        ex.route = compiledRoute
+        ex.event.route = route.name
 
         switch route.action {
         case .directResponse(let status, let body):
-            var reply = LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false)
-            reply.extraHeaders = []
-            sendLocalReply(reply, context: context)
+            sendLocalReply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false), context: context)
         case .redirect(let redirect):
             let location = redirect.location(requestHost: ex.event.authority, requestPathAndQuery: head.uri)
             var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
@@ -333,16 +331,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
                 return
             }
-            exchange!.cluster = cluster
-            exchange!.targetIndex = targetIndex
-            exchange!.snapshotVersion = snapshot.config.version
-            exchange!.event.cluster = cluster.cluster.name
+            ex.cluster = cluster
+            ex.targetIndex = targetIndex
+            ex.snapshotVersion = snapshot.config.version
+            ex.event.cluster = cluster.cluster.name
             guard !cluster.addresses.isEmpty else {
                 sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
                 return
             }
-            exchange!.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
-            exchange!.upstreamHead = HeaderRewriter.upstreamRequest(
+            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
+            ex.upstreamHead = HeaderRewriter.upstreamRequest(
                 head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
             if summary.expectsContinue {
                 context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
@@ -505,7 +503,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange!.sentUpstreamAt = .now()
         startedOnEndpoint()
         connection.write(.head(exchange!.upstreamHead!))
-        connection.requestsSent += 1
         let buffered = exchange!.buffered
         exchange!.buffered = []
         for part in buffered {

@@ -20,11 +20,6 @@ final class ListenerEnvironment: Sendable {
         self.boundSnapshot = boundSnapshot
     }
 
-    /// The snapshot a new request uses, with this listener's compiled form.
-    func currentListener() -> (CompiledSnapshot, CompiledListener) {
-        resolve(store.current)
-    }
-
     /// This listener's compiled form in `snapshot`, or in the snapshot it was bound with when a newer one dropped it.
     func resolve(_ snapshot: CompiledSnapshot) -> (CompiledSnapshot, CompiledListener) {
         if let listener = snapshot.listeners[listenerName] { return (snapshot, listener) }

@@ -15,8 +15,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var owner: HTTPProxyHandler?
     var isIdleInPool = false
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
-    /// Set once a request has been written on this connection (so a close before a response may have reached the upstream).
-    var requestsSent = 0
     private var pendingRead = false
 
     init(address: SocketAddress, pool: UpstreamPool) {

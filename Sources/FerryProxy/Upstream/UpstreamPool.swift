@@ -47,8 +47,4 @@ final class UpstreamPool {
         idle.removeAll()
         for connection in all { connection.close() }
     }
-
-    var idleCount: Int {
-        idle.values.reduce(0) { $0 + $1.count }
-    }
 }
