@@ -155,6 +155,8 @@ struct ProcessTests {
         #expect(await Waiting.until { origin.requestsStarted == 1 })
         ferry.signal(SIGTERM)
         #expect(await Waiting.until { ferry.stderr.contains("draining") })
+        let ready = try await Curl.request(admin + "/ready")
+        #expect(ready.status == 503 && ready.body == "draining\n", "readiness fails at once")
         let refused = try await Curl.request(ferry.url("/after"), ["--max-time", "3"])
         #expect(refused.status == 0, "new connections are refused while draining")
         #expect(await inFlight.waitForExit(timeout: .seconds(20)) == 0)
