@@ -33,9 +33,10 @@ enum Fixtures {
             values: ["a": origin.address])
     }
 
-    /// A WebSocket client in Python's standard library: handshake, one echo, optionally wait for a file, a second echo.
+    /// A WebSocket client in Python's standard library: handshake, one echo, optionally wait until a FIFO is
+    /// opened by the test, a second echo.
     static let webSocketClient = """
-    import socket, os, sys, base64, struct, time
+    import socket, os, sys, base64, struct
     host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     gofile = sys.argv[4] if len(sys.argv) > 4 else None
     s = socket.create_connection((host, port), timeout=20)
@@ -75,9 +76,9 @@ enum Fixtures {
     send("hello")
     print("echo1", recv_frame(), flush=True)
     if gofile:
-        deadline = time.time() + 30
-        while not os.path.exists(gofile) and time.time() < deadline:
-            time.sleep(0.05)
+        # A FIFO made by the test: opening it blocks until the test opens it for writing.
+        with open(gofile) as go:
+            go.read()
     send("again")
     print("echo2", recv_frame(), flush=True)
     s.close()

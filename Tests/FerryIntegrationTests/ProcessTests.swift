@@ -64,6 +64,7 @@ struct ProcessTests {
         // A response that drips for 4 s, and a WebSocket that waits for a go-file before its second echo.
         let hold = try Subprocess(Curl.curlPath, ["-sS", "-w", "\n%{http_code}", ferry.url("/hold/40")])
         let goFile = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-go-\(UUID().uuidString)").path
+        #expect(mkfifo(goFile, 0o600) == 0)
         let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
         let ws = try Subprocess(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(port)", "/ws", goFile])
         #expect(await Waiting.until { ws.stdout.contains("echo1 hello") })
@@ -78,7 +79,8 @@ struct ProcessTests {
         let fresh = try await Curl.request(ferry.url("/new"))
         #expect(fresh.body == "new config\n")
 
-        FileManager.default.createFile(atPath: goFile, contents: nil)
+        // Opening the FIFO for writing releases the client, which is blocked opening it for reading.
+        close(open(goFile, O_WRONLY))
         #expect(await ws.waitForExit(timeout: .seconds(30)) == 0, "\(ws.stderr)")
         #expect(ws.stdout == "upgraded\necho1 hello\necho2 again\n")
         #expect(await hold.waitForExit(timeout: .seconds(30)) == 0)

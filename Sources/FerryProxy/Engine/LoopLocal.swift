@@ -100,6 +100,7 @@ final class LoopLocals: Sendable {
             if loop.inEventLoop {
                 byLoop[ObjectIdentifier(loop)] = NIOLoopBound(LoopLocal(), eventLoop: loop)
             } else {
+                // Built once when the server is made, on the caller's thread (never an event loop).
                 byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(), eventLoop: loop) }.wait()
             }
         }
