@@ -175,3 +175,6 @@ protocol TrackedConnection: AnyObject {
     /// Enforce the connection's deadlines.
     func checkDeadlines(now: NIODeadline)
 }
+
+@available(*, unavailable)
+extension LoopLocal: Sendable {}

@@ -105,3 +105,6 @@ final class GlueHandler: ChannelDuplexHandler {
         }
     }
 }
+
+@available(*, unavailable)
+extension GlueHandler: Sendable {}

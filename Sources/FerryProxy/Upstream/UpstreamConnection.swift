@@ -106,3 +106,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 }
+
+@available(*, unavailable)
+extension UpstreamConnection: Sendable {}

@@ -48,3 +48,6 @@ final class UpstreamPool {
         for connection in all { connection.close() }
     }
 }
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}
