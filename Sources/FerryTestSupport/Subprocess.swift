@@ -74,4 +74,16 @@ public enum Waiting {
         }
         return condition()
     }
+
+    /// The same for a condition that must be awaited.
+    @discardableResult
+    public static func untilAsync(timeout: Duration = .seconds(10), _ condition: @Sendable () async -> Bool) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await condition()
+    }
 }

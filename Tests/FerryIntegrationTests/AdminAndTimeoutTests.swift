@@ -54,6 +54,26 @@ struct DownstreamTimeoutTests {
         await proxy.stop()
     }
 
+    @Test func aConnectionOverTheListenersLimitGets503AndTheOthersAreServed() async throws {
+        guard Prerequisites.have("curl") else { return }
+        let proxy = try ProxyHarness(yaml: Fixtures.config(
+            routes: "- match: {prefix: /}\n  direct_response: {status: 200, body: \"hi\\n\"}",
+            clusters: "- {name: unused, endpoints: []}",
+            http: "limits: {max_connections: 1}"))
+        let holder = try RawClient(port: proxy.port("web"))
+        holder.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(holder.read(until: "hi\n").hasPrefix("HTTP/1.1 200 OK"))
+        let refused = try await Curl.request(proxy.url("/"))
+        #expect(refused.status == 503)
+        #expect(refused.body == "503 Service Unavailable: too many connections; retry later\n")
+        holder.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        #expect(holder.readUntilClose().closed)
+        #expect(await Waiting.untilAsync { await proxy.server.openDownstreamConnections() == 0 })
+        #expect(try await Curl.request(proxy.url("/")).status == 200, "served again once the first connection is gone")
+        #expect(try await Curl.request(proxy.adminURL + "/metrics").body.contains("ferry_downstream_connections_rejected_total "))
+        await proxy.stop()
+    }
+
     @Test func anIdleKeepAliveConnectionIsClosedWithoutAReply() async throws {
         let proxy = try ProxyHarness(yaml: Self.yaml)
         let client = try RawClient(port: proxy.port("web"))

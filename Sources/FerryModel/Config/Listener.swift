@@ -40,6 +40,8 @@ public struct HTTPLimits: Sendable, Encodable, Hashable {
     public var maxRequestsPerConnection: Int = 1000
     /// Largest request body; larger → 413. `nil` = unlimited (bodies stream).
     public var maxRequestBodyBytes: Int? = nil
+    /// Open downstream connections per listener; a connection beyond it gets 503 and is closed.
+    public var maxConnections: Int = 10_000
 
     public init() {}
 
@@ -49,6 +51,7 @@ public struct HTTPLimits: Sendable, Encodable, Hashable {
         case maxHeaderCount = "max_headers"
         case maxRequestsPerConnection = "max_requests_per_connection"
         case maxRequestBodyBytes = "max_request_body"
+        case maxConnections = "max_connections"
     }
 }
 

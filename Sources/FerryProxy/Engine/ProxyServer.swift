@@ -52,6 +52,11 @@ public final class ProxyServer: Service, Sendable {
         state.withLockedValue { s in s.listeners.compactMapValues { $0.channel.localAddress } }
     }
 
+    /// Downstream connections open now, on every listener (tunnels included).
+    public func openDownstreamConnections() async -> Int {
+        await loops.openCount(listener: nil)
+    }
+
     public var adminAddress: SocketAddress? {
         state.withLockedValue { $0.admin?.channel.localAddress }
     }

@@ -42,6 +42,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private var draining = false
     /// Whether this connection is counted in the active-connections gauge (it moves to the tunnel on upgrade).
     private var countedConnection = false
+    /// Set when the connection arrived over the listener's limit: it is answered 503 and closed, nothing is read.
+    private var overLimit = false
     private var idleSince: NIODeadline = .now()
     /// When the first bytes of a request head that has not fully arrived were read: the request-header
     /// deadline runs from here, while a connection without such bytes runs on the idle timeout.
@@ -78,6 +80,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func uncountConnection() {
         if countedConnection {
             countedConnection = false
+            environment.openConnections.wrappingSubtract(1, ordering: .relaxed)
             environment.metrics.activeDownstreamConnections.decrement()
             local.untrack(id: ObjectIdentifier(self), listener: ObjectIdentifier(environment))
         }
@@ -102,6 +105,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         idleSince = .now()
         let (_, listener) = currentListener()
         local.track(self, id: ObjectIdentifier(self), listener: ObjectIdentifier(environment), sweepEvery: listener.watchdogTick, on: context.eventLoop)
+        let open = environment.openConnections.wrappingAdd(1, ordering: .relaxed).newValue
+        if open > listener.listener.http.limits.maxConnections {
+            // Over the listener's connection limit: one short answer, then the connection is closed.
+            // (Tracked first: the close may run before this returns, and it untracks.)
+            overLimit = true
+            environment.metrics.connectionsRejected.increment()
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: LocalReply.overloadedResponse))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -125,6 +138,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: downstream reads
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if overLimit { return }
         let part = unwrapInboundIn(data)
         if case .head = part { sawHeadThisCycle = true }
         if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// What every downstream connection of a listener shares with the server.
 final class ListenerEnvironment: Sendable {
@@ -10,6 +11,8 @@ final class ListenerEnvironment: Sendable {
     let loops: LoopLocals
     /// The snapshot at the time the listener was bound: used when a newer snapshot no longer has this listener (it is draining).
     let boundSnapshot: CompiledSnapshot
+    /// Open downstream connections of this listener, across event loops.
+    let openConnections = Atomic<Int>(0)
 
     init(listenerName: String, store: SnapshotStore, metrics: ProxyMetrics, accessLog: AccessLogWriter, loops: LoopLocals, boundSnapshot: CompiledSnapshot) {
         self.listenerName = listenerName

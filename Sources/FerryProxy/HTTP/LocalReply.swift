@@ -10,6 +10,9 @@ struct LocalReply {
     /// Whether the downstream connection must close after this reply (protocol errors).
     var closeConnection: Bool
 
+    /// The whole answer to a connection over its listener's limit, written before anything is read.
+    static let overloadedResponse = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 59\r\nconnection: close\r\nserver: ferry\r\n\r\n503 Service Unavailable: too many connections; retry later\n"
+
     static func error(_ status: HTTPResponseStatus, _ detail: String, flags: ResponseFlags, close: Bool = false) -> LocalReply {
         LocalReply(status: status, body: "\(status.code) \(status.reasonPhrase): \(detail)\n", flags: flags, closeConnection: close)
     }

@@ -8,6 +8,7 @@ public final class ProxyMetrics: Sendable {
     let upstreamConnectFailures: Counter
     let upstreamRetries: Counter
     let accessLogDropped: Counter
+    let connectionsRejected: Counter
 
     static let durationBuckets: [Duration] = [
         .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
@@ -23,6 +24,8 @@ public final class ProxyMetrics: Sendable {
             descriptor: .ferry("upstream_connect_failures", unit: "total", help: "Upstream connection attempts that failed"))
         upstreamRetries = registry.makeCounter(
             descriptor: .ferry("upstream_retries", unit: "total", help: "Requests tried again on another endpoint"))
+        connectionsRejected = registry.makeCounter(
+            descriptor: .ferry("downstream_connections_rejected", unit: "total", help: "Connections refused over a listener's max_connections"))
         accessLogDropped = registry.makeCounter(
             descriptor: .ferry("access_log_dropped", unit: "total", help: "Access-log lines dropped because the sink could not keep up"))
     }
