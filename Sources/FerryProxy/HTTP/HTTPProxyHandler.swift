@@ -27,7 +27,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     private let environment: ListenerEnvironment
     private let local: LoopLocal
-    private let clientAddress: String
+    private let clientPort: Int?
+    /// `ip:port` of the client, for the access log; built only when a line is written.
+    private lazy var clientAddress: String = {
+        guard let clientPort else { return clientIP }
+        return clientIP.utf8.contains(UInt8(ascii: ":")) ? "[\(clientIP)]:\(clientPort)" : "\(clientIP):\(clientPort)"
+    }()
     private let clientIP: String
     private var context: ChannelHandlerContext?
 
@@ -61,13 +66,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
         self.environment = environment
         self.local = local
-        let ip = remoteAddress?.ipAddress ?? "unknown"
-        self.clientIP = ip
-        if let port = remoteAddress?.port {
-            self.clientAddress = ip.utf8.contains(UInt8(ascii: ":")) ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-        } else {
-            self.clientAddress = ip
-        }
+        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
+        self.clientPort = remoteAddress?.port
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -266,7 +266,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// An exchange for a reply that is not to a decoded request (a malformed or late head).
     private func makeBareExchange(startedAt: NIODeadline) -> Exchange {
         let (snapshot, listener) = currentListener()
-        let ex = Exchange(event: AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress), startedAt: startedAt)
+        let logged = snapshot.config.accessLog.format != .none
+        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: startedAt)
         ex.accessLogFormat = snapshot.config.accessLog.format
         ex.listenerStats = listener.listenerStats
         return ex
@@ -278,7 +279,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         firstByteAt = nil
         requestsServed += 1
         let (snapshot, listener) = currentListener()
-        var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
+        let logged = snapshot.config.accessLog.format != .none
+        var event = AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : "")
         event.method = head.method.rawValue
         event.path = head.uri
         event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"

@@ -10,6 +10,9 @@ public enum WallClock {
         public var seconds: Int
         public var nanoseconds: Int
 
+        /// The epoch, for events that are not logged.
+        public static let zero = Instant(seconds: 0, nanoseconds: 0)
+
         public init(seconds: Int, nanoseconds: Int) {
             self.seconds = seconds
             self.nanoseconds = nanoseconds
