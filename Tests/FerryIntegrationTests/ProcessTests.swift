@@ -25,6 +25,20 @@ struct ProcessTests {
         """
     }
 
+    /// Runs `body` with an origin and `ferry run` forwarding everything to it; stops both afterwards.
+    static func withForwardingFerry(binary: String, _ body: (TestOrigin, FerryProcess) async throws -> Void) async throws {
+        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let ferry = try await FerryProcess.run(binary: binary, yaml: forwardAll(origin))
+        do {
+            try await body(origin, ferry)
+        } catch {
+            await ferry.stop()
+            throw error
+        }
+        await ferry.stop()
+    }
+
     @Test func largeBodiesStreamThroughWithFlatMemory() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         let origin = try TestOrigin(name: "big", group: Fixtures.originGroup)
@@ -55,38 +69,36 @@ struct ProcessTests {
 
     @Test func aReloadLeavesALongResponseAndAWebSocketUntouched() async throws {
         guard Prerequisites.have("curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
-        defer { origin.close() }
-        let ferry = try await FerryProcess.run(binary: binary, yaml: Self.forwardAll(origin))
-        defer { Task { await ferry.stop() } }
-        let port = ferry.port("web")!
+        try await Self.withForwardingFerry(binary: binary) { origin, ferry in
+            let port = ferry.port("web")!
 
-        // A response that drips for 4 s, and a WebSocket that waits for a go-file before its second echo.
-        let hold = try Subprocess(Curl.curlPath, ["-sS", "-w", "\n%{http_code}", ferry.url("/hold/40")])
-        let goFile = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-go-\(UUID().uuidString)").path
-        #expect(mkfifo(goFile, 0o600) == 0)
-        let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
-        let ws = try Subprocess(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(port)", "/ws", goFile])
-        #expect(await Waiting.until { ws.stdout.contains("echo1 hello") })
-        #expect(await Waiting.until { origin.requestsStarted >= 1 }, "the long response has started")
+            // A response that drips for 4 s, and a WebSocket that waits for a go-file before its second echo.
+            let hold = try Subprocess(Curl.curlPath, ["-sS", "-w", "\n%{http_code}", ferry.url("/hold/40")])
+            let goFile = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-go-\(UUID().uuidString)").path
+            #expect(mkfifo(goFile, 0o600) == 0)
+            let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
+            let ws = try Subprocess(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(port)", "/ws", goFile])
+            #expect(await Waiting.until { ws.stdout.contains("echo1 hello") })
+            #expect(await Waiting.until { origin.requestsStarted >= 1 }, "the long response has started")
 
-        try ferry.rewriteConfig(Self.forwardAll(origin, extraRoutes: """
-                    - match: {exact: /new}
-                      direct_response: {status: 200, body: "new config\\n"}
-        """))
-        ferry.signal(SIGHUP)
-        #expect(await Waiting.until { ferry.stderr.contains("configuration applied") })
-        let fresh = try await Curl.request(ferry.url("/new"))
-        #expect(fresh.body == "new config\n")
+            try ferry.rewriteConfig(Self.forwardAll(origin, extraRoutes: """
+                        - match: {exact: /new}
+                          direct_response: {status: 200, body: "new config\\n"}
+            """))
+            ferry.signal(SIGHUP)
+            #expect(await Waiting.until { ferry.stderr.contains("configuration applied") })
+            let fresh = try await Curl.request(ferry.url("/new"))
+            #expect(fresh.body == "new config\n")
 
-        // Opening the FIFO for writing releases the client, which is blocked opening it for reading.
-        close(open(goFile, O_WRONLY))
-        #expect(await ws.waitForExit(timeout: .seconds(30)) == 0, "\(ws.stderr)")
-        #expect(ws.stdout == "upgraded\necho1 hello\necho2 again\n")
-        #expect(await hold.waitForExit(timeout: .seconds(30)) == 0)
-        #expect(hold.stdout == String(repeating: ".", count: 40) + "\n200")
-        ferry.signal(SIGTERM)
-        #expect(await ferry.waitForExit() == 0)
+            // Opening the FIFO for writing releases the client, which is blocked opening it for reading.
+            close(open(goFile, O_WRONLY))
+            #expect(await ws.waitForExit(timeout: .seconds(30)) == 0, "\(ws.stderr)")
+            #expect(ws.stdout == "upgraded\necho1 hello\necho2 again\n")
+            #expect(await hold.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(hold.stdout == String(repeating: ".", count: 40) + "\n200")
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit() == 0)
+        }
     }
 
     @Test func aReloadBindsNewListenersFirstAndStopsRemovedOnes() async throws {
@@ -128,42 +140,38 @@ struct ProcessTests {
 
     @Test func anInvalidReloadIsRefusedAndTheOldConfigurationStays() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
-        defer { origin.close() }
-        let ferry = try await FerryProcess.run(binary: binary, yaml: Self.forwardAll(origin))
-        defer { Task { await ferry.stop() } }
-        try ferry.rewriteConfig(Self.forwardAll(origin).replacingOccurrences(of: "prefix: /", with: "prefix: nope"))
-        // No signal: the edit itself is noticed.
-        #expect(await Waiting.until { ferry.stderr.contains("configuration refused") })
-        #expect(ferry.stderr.contains("routes[0].match.prefix: must start with \"/\""))
-        let stillServing = try await Curl.request(ferry.url("/kept"))
-        #expect(stillServing.status == 200)
-        let dump = try await Curl.request("http://127.0.0.1:\(ferry.adminPort!)/config_dump")
-        #expect(dump.body.contains("\"last_reload_error\""))
-        #expect(dump.body.contains("\"version\" : 1"))
-        ferry.signal(SIGTERM)
-        #expect(await ferry.waitForExit() == 0)
+        try await Self.withForwardingFerry(binary: binary) { origin, ferry in
+            try ferry.rewriteConfig(Self.forwardAll(origin).replacingOccurrences(of: "prefix: /", with: "prefix: nope"))
+            // No signal: the edit itself is noticed.
+            #expect(await Waiting.until { ferry.stderr.contains("configuration refused") })
+            #expect(ferry.stderr.contains("routes[0].match.prefix: must start with \"/\""))
+            let stillServing = try await Curl.request(ferry.url("/kept"))
+            #expect(stillServing.status == 200)
+            let dump = try await Curl.request("http://127.0.0.1:\(ferry.adminPort!)/config_dump")
+            #expect(dump.body.contains("\"last_reload_error\""))
+            #expect(dump.body.contains("\"version\" : 1"))
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit() == 0)
+        }
     }
 
     @Test func sigtermFailsReadinessStopsAcceptingAndDrainsInFlightRequests() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
-        defer { origin.close() }
-        let ferry = try await FerryProcess.run(binary: binary, yaml: Self.forwardAll(origin))
-        defer { Task { await ferry.stop() } }
-        let admin = "http://127.0.0.1:\(ferry.adminPort!)"
-        #expect(try await Curl.request(admin + "/ready").status == 200)
-        let inFlight = try Subprocess(Curl.curlPath, ["-sS", "-w", "\n%{http_code}", ferry.url("/slow/1500")])
-        #expect(await Waiting.until { origin.requestsStarted == 1 })
-        ferry.signal(SIGTERM)
-        #expect(await Waiting.until { ferry.stderr.contains("draining") })
-        let ready = try await Curl.request(admin + "/ready")
-        #expect(ready.status == 503 && ready.body == "draining\n", "readiness fails at once")
-        let refused = try await Curl.request(ferry.url("/after"), ["--max-time", "3"])
-        #expect(refused.status == 0, "new connections are refused while draining")
-        #expect(await inFlight.waitForExit(timeout: .seconds(20)) == 0)
-        #expect(inFlight.stdout == "slow 1500ms from o\n\n200")
-        #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+        try await Self.withForwardingFerry(binary: binary) { origin, ferry in
+            let admin = "http://127.0.0.1:\(ferry.adminPort!)"
+            #expect(try await Curl.request(admin + "/ready").status == 200)
+            let inFlight = try Subprocess(Curl.curlPath, ["-sS", "-w", "\n%{http_code}", ferry.url("/slow/1500")])
+            #expect(await Waiting.until { origin.requestsStarted == 1 })
+            ferry.signal(SIGTERM)
+            #expect(await Waiting.until { ferry.stderr.contains("draining") })
+            let ready = try await Curl.request(admin + "/ready")
+            #expect(ready.status == 503 && ready.body == "draining\n", "readiness fails at once")
+            let refused = try await Curl.request(ferry.url("/after"), ["--max-time", "3"])
+            #expect(refused.status == 0, "new connections are refused while draining")
+            #expect(await inFlight.waitForExit(timeout: .seconds(20)) == 0)
+            #expect(inFlight.stdout == "slow 1500ms from o\n\n200")
+            #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+        }
     }
 
     @Test func validateReportsProblemsWithFileLineAndFieldAndExitsOne() async throws {
