@@ -26,10 +26,12 @@ struct ProcessTests {
     }
 
     /// Runs `body` with an origin and `ferry run` forwarding everything to it; stops both afterwards.
-    static func withForwardingFerry(binary: String, _ body: (TestOrigin, FerryProcess) async throws -> Void) async throws {
+    /// `arguments` are added to `ferry run -c FILE --threads 1`.
+    static func withForwardingFerry(binary: String, arguments: [String] = [], _ body: (TestOrigin, FerryProcess) async throws -> Void) async throws {
         let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
         defer { origin.close() }
-        let ferry = try await FerryProcess.run(binary: binary, yaml: forwardAll(origin))
+        let path = try Fixtures.writeTemp(forwardAll(origin), name: "ferry.yaml")
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", path, "--threads", "1"] + arguments, configPath: path)
         do {
             try await body(origin, ferry)
         } catch {
@@ -103,39 +105,38 @@ struct ProcessTests {
 
     @Test func aReloadBindsNewListenersFirstAndStopsRemovedOnes() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
-        defer { origin.close() }
-        let one = Self.forwardAll(origin)
-        let ferry = try await FerryProcess.run(binary: binary, yaml: one)
-        defer { Task { await ferry.stop() } }
-        let webPort = ferry.port("web")!
-        let second = """
-          - name: extra
-            address: "127.0.0.1:0"
-            http:
-              virtual_hosts:
-                - name: all
-                  domains: ["*"]
-                  routes:
-                    - match: {prefix: /}
-                      direct_response: {status: 200, body: "extra\\n"}
-        clusters:
-        """
-        try ferry.rewriteConfig(one.replacingOccurrences(of: "clusters:\n", with: second + "\n"))
-        ferry.signal(SIGHUP)
-        #expect(await Waiting.until { ferry.appliedReloads == 1 })
-        let extraPort = try #require(ferry.port("extra"))
-        #expect(try await Curl.request("http://127.0.0.1:\(extraPort)/").body == "extra\n")
-        #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200, "an unchanged listener keeps its socket")
+        try await Self.withForwardingFerry(binary: binary) { origin, ferry in
+            let one = Self.forwardAll(origin)
+            let webPort = ferry.port("web")!
+            let second = """
+              - name: extra
+                address: "127.0.0.1:0"
+                http:
+                  virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes:
+                        - match: {prefix: /}
+                          direct_response: {status: 200, body: "extra\\n"}
+            clusters:
+            """
+            try ferry.rewriteConfig(one.replacingOccurrences(of: "clusters:\n", with: second + "\n"))
+            ferry.signal(SIGHUP)
+            #expect(await Waiting.until { ferry.appliedReloads == 1 })
+            let extraPort = try #require(ferry.port("extra"))
+            #expect(try await Curl.request("http://127.0.0.1:\(extraPort)/").body == "extra\n")
+            #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200, "an unchanged listener keeps its socket")
 
-        try ferry.rewriteConfig(one)
-        ferry.signal(SIGHUP)
-        #expect(await Waiting.until { ferry.appliedReloads == 2 })
-        let gone = try await Curl.request("http://127.0.0.1:\(extraPort)/", ["--max-time", "3"])
-        #expect(gone.status == 0, "a removed listener stops accepting")
-        #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200)
-        ferry.signal(SIGTERM)
-        #expect(await ferry.waitForExit() == 0)
+            try ferry.rewriteConfig(one)
+            ferry.signal(SIGHUP)
+            #expect(await Waiting.until { ferry.appliedReloads == 2 })
+            let gone = try await Curl.request("http://127.0.0.1:\(extraPort)/", ["--max-time", "3"])
+            #expect(gone.status == 0, "a removed listener stops accepting")
+            #expect(try await Curl.request("http://127.0.0.1:\(webPort)/still").status == 200)
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit() == 0)
+    
+        }
     }
 
     @Test func anInvalidReloadIsRefusedAndTheOldConfigurationStays() async throws {
@@ -214,19 +215,17 @@ struct ProcessTests {
 
     @Test func theAccessLogFormatFlagRendersEnvoyLines() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup)
-        defer { origin.close() }
-        let path = try Fixtures.writeTemp(Self.forwardAll(origin), name: "envoy.yaml")
-        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", path, "--threads", "1", "--access-log-format", "envoy"], configPath: path)
-        defer { Task { await ferry.stop() } }
-        _ = try await Curl.request(ferry.url("/x?y=1"), ["-A", "ferry-test", "-H", "X-Request-Id: rid-7"])
-        #expect(await Waiting.until { ferry.accessLog.count == 1 })
-        let line = ferry.accessLog.first ?? ""
-        #expect(line.hasPrefix("["))
-        #expect(line.contains("] \"GET /x?y=1 HTTP/1.1\" 200 - 0 "))
-        #expect(line.hasSuffix("\"-\" \"ferry-test\" \"rid-7\" \"127.0.0.1:\(ferry.port("web")!)\" \"\(origin.address)\""))
-        ferry.signal(SIGTERM)
-        #expect(await ferry.waitForExit() == 0)
+        try await Self.withForwardingFerry(binary: binary, arguments: ["--access-log-format", "envoy"]) { origin, ferry in
+            _ = try await Curl.request(ferry.url("/x?y=1"), ["-A", "ferry-test", "-H", "X-Request-Id: rid-7"])
+            #expect(await Waiting.until { ferry.accessLog.count == 1 })
+            let line = ferry.accessLog.first ?? ""
+            #expect(line.hasPrefix("["))
+            #expect(line.contains("] \"GET /x?y=1 HTTP/1.1\" 200 - 0 "))
+            #expect(line.hasSuffix("\"-\" \"ferry-test\" \"rid-7\" \"127.0.0.1:\(ferry.port("web")!)\" \"\(origin.address)\""))
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit() == 0)
+    
+        }
     }
 
     @Test func aBusyAddressIsReportedWithTheListenerName() async throws {

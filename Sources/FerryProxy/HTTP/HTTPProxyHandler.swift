@@ -614,7 +614,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 head, upstreamFraming: framing, requestVersion: exchange!.version, keepAlive: &keepAlive,
                 isUpgrade: exchange!.upgradeAccepted)
             exchange!.keepAlive = keepAlive
-            exchange!.downstreamChunked = out.headers.first(name: "transfer-encoding") == "chunked"
+            exchange!.downstreamChunked = !exchange!.upgradeAccepted
+                && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: exchange!.version)
             exchange!.event.status = Int(head.status.code)
             exchange!.responseHeadSent = true
             context.write(wrapOutboundOut(ResponseSerializer.head(out, allocator: context.channel.allocator)), promise: nil)

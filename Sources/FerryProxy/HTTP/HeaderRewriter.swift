@@ -87,6 +87,11 @@ enum HeaderRewriter {
         return .untilClose
     }
 
+    /// Whether Ferry chunk-frames the body it sends downstream: bodies without a length, to HTTP/1.1 clients.
+    static func chunksDownstream(upstreamFraming: Framing, requestVersion: HTTPVersion) -> Bool {
+        (upstreamFraming == .chunked || upstreamFraming == .untilClose) && requestVersion.minor >= 1
+    }
+
     /// The head to send downstream; `keepAlive` says whether the downstream connection stays open after
     /// it (cleared when an HTTP/1.0 client gets a body without length).
     static func downstreamResponse(
@@ -105,12 +110,10 @@ enum HeaderRewriter {
             headers.add(name: "connection", value: "upgrade")
             return HTTPResponseHead(version: version, status: head.status, headers: headers)
         }
-        var chunkedDownstream = false
-        switch upstreamFraming {
-        case .chunked, .untilClose:
-            if requestVersion.minor >= 1 { chunkedDownstream = true } else { keepAlive = false }
-        case .none, .contentLength:
-            break
+        let chunkedDownstream = chunksDownstream(upstreamFraming: upstreamFraming, requestVersion: requestVersion)
+        if (upstreamFraming == .chunked || upstreamFraming == .untilClose) && !chunkedDownstream {
+            // An HTTP/1.0 client gets a body without length: it ends when the connection closes.
+            keepAlive = false
         }
         let needsConnectionField = !keepAlive || requestVersion.minor == 0
         var hasHopByHop = false
