@@ -23,6 +23,11 @@ let package = Package(
             name: "FerryConfig",
             dependencies: ["FerryModel", .product(name: "Yams", package: "Yams")]
         ),
+        // Kubernetes objects, manifest decoding and the translators to Ferry configuration; no sockets.
+        .target(
+            name: "FerryKubernetes",
+            dependencies: ["FerryModel", .product(name: "Yams", package: "Yams")]
+        ),
         // The data plane on SwiftNIO.
         .target(
             name: "FerryProxy",
@@ -46,7 +51,7 @@ let package = Package(
         .target(
             name: "FerryRoles",
             dependencies: [
-                "FerryModel", "FerryConfig", "FerryProxy",
+                "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -76,6 +81,7 @@ let package = Package(
         ),
         .testTarget(name: "FerryModelTests", dependencies: ["FerryModel"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig", "FerryModel"]),
+        .testTarget(name: "FerryKubernetesTests", dependencies: ["FerryKubernetes", "FerryModel"]),
         .testTarget(
             name: "FerryProxyTests",
             dependencies: [
@@ -88,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
-                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryTestSupport",
+                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -45,6 +45,8 @@ public enum LoadBalancingPolicy: Sendable, Hashable, CustomStringConvertible {
         case .random: "random"
         case .ringHash(.header(let name)): "ring_hash(header: \(name))"
         case .ringHash(.sourceAddress): "ring_hash(source_address)"
+        case .ringHash(.cookie(let name)): "ring_hash(cookie: \(name))"
+        case .ringHash(.requestURI): "ring_hash(request_uri)"
         }
     }
 }
@@ -54,4 +56,8 @@ public enum RingHashKey: Sendable, Hashable {
     case header(String)
     /// The downstream client's IP address.
     case sourceAddress
+    /// The value of a cookie; requests without it hash like an empty key.
+    case cookie(String)
+    /// The request target as received (path and query).
+    case requestURI
 }

@@ -17,11 +17,13 @@ public struct LoadBalancer: Sendable {
     }
 
     /// The hash key for `ring_hash`, from the request; nil for other policies.
-    public func hashKey(header: (String) -> String?, sourceAddress: String) -> UInt64? {
+    public func hashKey(header: (String) -> String?, sourceAddress: String, requestURI: String = "") -> UInt64? {
         guard case .ringHash(let key) = policy else { return nil }
         switch key {
         case .header(let name): return Hashing.hash(header(name) ?? "")
         case .sourceAddress: return Hashing.hash(sourceAddress)
+        case .cookie(let name): return Hashing.hash(String(CookieMatch.value(of: name, inCookieHeader: header("cookie")) ?? ""))
+        case .requestURI: return Hashing.hash(requestURI)
         }
     }
 

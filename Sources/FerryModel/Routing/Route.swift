@@ -6,29 +6,62 @@ public struct Route: Sendable, Encodable {
     /// Upstream response deadline (until the response head arrives); late → 504.
     public var timeout: Duration
     public var retries: RetryPolicy
+    /// The path sent upstream instead of the received one (forward routes only).
+    public var rewrite: PathRewrite?
+    /// Client addresses allowed to use the route; empty = every client. Others get 403.
+    public var allowedSources: [IPRange]
+    /// Overrides the listener's request-body limit for this route (`Int.max`: no limit); larger → 413.
+    public var maxRequestBodyBytes: Int?
+    /// While forwarding, the longest time without a byte moving either way (nginx `proxy_read_timeout` /
+    /// `proxy_send_timeout` between two reads or writes); nil = no such limit. Exceeded → 504, or a close
+    /// once the response has started.
+    public var streamIdleTimeout: Duration?
 
     public init(
         name: String,
         match: RouteMatch,
         action: RouteAction,
         timeout: Duration = .seconds(15),
-        retries: RetryPolicy = RetryPolicy()
+        retries: RetryPolicy = RetryPolicy(),
+        rewrite: PathRewrite? = nil,
+        allowedSources: [IPRange] = [],
+        maxRequestBodyBytes: Int? = nil,
+        streamIdleTimeout: Duration? = nil
     ) {
+        self.streamIdleTimeout = streamIdleTimeout
         self.name = name
         self.match = match
         self.action = action
         self.timeout = timeout
         self.retries = retries
+        self.rewrite = rewrite
+        self.allowedSources = allowedSources
+        self.maxRequestBodyBytes = maxRequestBodyBytes
+    }
+
+    /// Whether a client at `address` may use the route.
+    public func allowsSource(_ address: IPAddress?) -> Bool {
+        if allowedSources.isEmpty { return true }
+        guard let address else { return false }
+        return allowedSources.contains { $0.contains(address) }
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case name, match, action, timeout, retries }
+        enum K: String, CodingKey {
+            case name, match, action, timeout, retries, rewrite
+            case allowedSources = "allow_sources", maxRequestBodyBytes = "max_request_body_bytes"
+            case streamIdleTimeout = "stream_idle_timeout"
+        }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
         try c.encode(match, forKey: .match)
         try c.encode(action, forKey: .action)
         try c.encode(DurationText(timeout), forKey: .timeout)
         try c.encode(retries, forKey: .retries)
+        try c.encodeIfPresent(rewrite, forKey: .rewrite)
+        if !allowedSources.isEmpty { try c.encode(allowedSources, forKey: .allowedSources) }
+        if let max = maxRequestBodyBytes { try c.encode(max == Int.max ? -1 : max, forKey: .maxRequestBodyBytes) }
+        if let idle = streamIdleTimeout { try c.encode(DurationText(idle), forKey: .streamIdleTimeout) }
     }
 }
 
@@ -37,11 +70,44 @@ public struct RouteMatch: Sendable, Encodable {
     /// Upper-case method names; empty = any method.
     public var methods: [String]
     public var headers: [HeaderMatch]
+    public var cookies: [CookieMatch]
 
-    public init(path: PathMatch, methods: [String] = [], headers: [HeaderMatch] = []) {
+    public init(path: PathMatch, methods: [String] = [], headers: [HeaderMatch] = [], cookies: [CookieMatch] = []) {
         self.path = path
         self.methods = methods
         self.headers = headers
+        self.cookies = cookies
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case path, methods, headers, cookies }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(path, forKey: .path)
+        if !methods.isEmpty { try c.encode(methods, forKey: .methods) }
+        if !headers.isEmpty { try c.encode(headers, forKey: .headers) }
+        if !cookies.isEmpty { try c.encode(cookies, forKey: .cookies) }
+    }
+}
+
+/// A cookie whose value must equal `value` (names are case-sensitive, as in RFC 6265).
+public struct CookieMatch: Sendable, Encodable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    /// The value of cookie `name` in a `Cookie` header (`a=1; b=2`), or nil.
+    public static func value(of name: String, inCookieHeader header: String?) -> Substring? {
+        guard let header else { return nil }
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.drop { $0 == " " }
+            guard let eq = trimmed.firstIndex(of: "=") else { continue }
+            if trimmed[..<eq] == name { return trimmed[trimmed.index(after: eq)...] }
+        }
+        return nil
     }
 }
 
@@ -51,6 +117,8 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
     case exact(String)
     case prefix(String)
     case regex(CompiledRegex)
+    /// The expression found at the start of the path (nginx `location ~ ^…`): ingress-nginx `use-regex`.
+    case regexPrefix(CompiledRegex)
 
     public func matches(_ path: Substring) -> Bool {
         switch self {
@@ -60,6 +128,8 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
             return PathMatch.segmentPrefix(prefix, matches: path)
         case .regex(let regex):
             return regex.wholeMatch(path)
+        case .regexPrefix(let regex):
+            return regex.matchesPrefix(path)
         }
     }
 
@@ -81,16 +151,18 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
         case .exact(let p): "exact \(p)"
         case .prefix(let p): "prefix \(p)"
         case .regex(let r): "regex \(r.pattern)"
+        case .regexPrefix(let r): "regex prefix \(r.pattern)"
         }
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case exact, prefix, regex }
+        enum K: String, CodingKey { case exact, prefix, regex, regexPrefix = "regex_prefix" }
         var c = encoder.container(keyedBy: K.self)
         switch self {
         case .exact(let p): try c.encode(p, forKey: .exact)
         case .prefix(let p): try c.encode(p, forKey: .prefix)
         case .regex(let r): try c.encode(r.pattern, forKey: .regex)
+        case .regexPrefix(let r): try c.encode(r.pattern, forKey: .regexPrefix)
         }
     }
 }
@@ -163,13 +235,16 @@ public struct WeightedCluster: Sendable, Encodable, Hashable {
 
 /// A redirect: each part that is set replaces that part of the request URL.
 public struct Redirect: Sendable, Encodable, Hashable {
+    /// A whole Location that replaces the request URL (ingress-nginx `permanent-redirect`); the parts below are unused then.
+    public var url: String?
     public var scheme: String?
     public var host: String?
     public var port: Int?
     public var path: String?
     public var status: Int
 
-    public init(scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil, status: Int = 301) {
+    public init(url: String? = nil, scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil, status: Int = 301) {
+        self.url = url
         self.scheme = scheme
         self.host = host
         self.port = port
@@ -179,6 +254,7 @@ public struct Redirect: Sendable, Encodable, Hashable {
 
     /// The Location for a request to `host` (as received, maybe with port) and `pathAndQuery`.
     public func location(requestHost: String, requestPathAndQuery: String, requestScheme: String = "http") -> String {
+        if let url { return url }
         let scheme = self.scheme ?? requestScheme
         var hostPart: String
         if let host = self.host {

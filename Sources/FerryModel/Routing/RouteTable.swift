@@ -69,6 +69,10 @@ public struct RouteTable: Sendable {
         guard match.path.matches(path) else { return false }
         if !match.methods.isEmpty, !match.methods.contains(method) { return false }
         for h in match.headers where !h.matches(header(h.name)) { return false }
+        if !match.cookies.isEmpty {
+            let cookieHeader = header("cookie")
+            for c in match.cookies where CookieMatch.value(of: c.name, inCookieHeader: cookieHeader) != Substring(c.value) { return false }
+        }
         return true
     }
 

@@ -44,7 +44,10 @@ enum ExchangeRules {
     static func watchdogTick(_ listener: Listener) -> TimeAmount {
         var shortest = min(listener.http.timeouts.idle, listener.http.timeouts.requestHeaders)
         for vhost in listener.http.virtualHosts {
-            for route in vhost.routes { shortest = min(shortest, route.timeout) }
+            for route in vhost.routes {
+                shortest = min(shortest, route.timeout)
+                if let idle = route.streamIdleTimeout { shortest = min(shortest, idle) }
+            }
         }
         let quarter = shortest.milliseconds / 4
         return .milliseconds(min(max(quarter, 10), 5000))

@@ -319,13 +319,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
 
-        if let max = listener.listener.http.limits.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-            ex.requestComplete = true
-            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-            return
-        }
         let authority = Substring(ex.event.authority)
         guard let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) }) else {
+            if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
+                ex.requestComplete = true
+                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+                return
+            }
             sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
             return
         }
@@ -333,6 +333,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let route = compiledRoute.route
         ex.route = compiledRoute
         ex.event.route = route.name
+        if let idle = route.streamIdleTimeout {
+            ex.idleLimit = .milliseconds(idle.milliseconds)
+            ex.lastProgress = .now()
+        }
+        if let routeMax = route.maxRequestBodyBytes { ex.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
+        if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
+            ex.requestComplete = true
+            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+            return
+        }
+        if !route.allowedSources.isEmpty, !route.allowsSource(IPAddress(parsing: clientIP)) {
+            sendLocalReply(.error(.forbidden, "client address \(clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
+            return
+        }
 
         switch route.action {
         case .directResponse(let status, let body):
@@ -355,9 +369,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
                 return
             }
-            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP)
+            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: head.uri)
             ex.upstreamHead = HeaderRewriter.upstreamRequest(
                 head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
+            if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(head.uri)) {
+                ex.upstreamHead!.uri = target
+            }
             if summary.expectsContinue {
                 context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 markDirty(downstream: true)
@@ -382,6 +399,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard exchange != nil else { return }
         exchange!.event.bytesReceived += buffer.readableBytes
+        if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
         if let max = exchange!.maxRequestBodyBytes, exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
             if let upstream {
                 self.upstream = nil
@@ -591,6 +609,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             exchange!.responseHeadReceived = true
             exchange!.responseDeadline = nil
+            if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
             if let sent = exchange!.sentUpstreamAt {
                 exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
             }
@@ -622,6 +641,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             markDirty(downstream: true)
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes
+            if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
             writeBody(buffer, context: context)
             markDirty(downstream: true)
         case .end(let trailers):
@@ -868,6 +888,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let deadline = exchange?.responseDeadline, now >= deadline, exchange?.responseHeadSent == false {
                 let seconds = exchange?.route.map { DurationText($0.route.timeout).description } ?? ""
                 sendLocalReply(.error(.gatewayTimeout, "upstream \(exchange!.event.upstream) did not respond within \(seconds)", flags: .upstreamRequestTimeout, close: !(exchange?.requestComplete ?? true)), context: context)
+            } else if let ex = exchange, let limit = ex.idleLimit, now - ex.lastProgress >= limit {
+                // Nothing moved either way for the route's stream idle timeout.
+                if let upstream {
+                    self.upstream = nil
+                    upstream.close()
+                }
+                if ex.responseHeadSent {
+                    closeAfterFailure(flags: .upstreamRequestTimeout, context: context)
+                } else {
+                    let seconds = ex.route.flatMap { $0.route.streamIdleTimeout.map { DurationText($0).description } } ?? ""
+                    sendLocalReply(.error(.gatewayTimeout, "nothing moved between client and upstream \(ex.event.upstream) for \(seconds)", flags: .upstreamRequestTimeout, close: true), context: context)
+                }
             }
         default:
             break
@@ -899,6 +931,9 @@ final class Exchange {
     var targetIndex: Int?
     var accessLogFormat: AccessLogSettings.Format = .json
     var maxRequestBodyBytes: Int?
+    /// The route's stream idle timeout and when bytes last moved (only kept when the route sets one).
+    var idleLimit: TimeAmount?
+    var lastProgress: NIODeadline = .uptimeNanoseconds(0)
     var cluster: CompiledCluster?
     var snapshotVersion = 0
     var hashKey: UInt64?

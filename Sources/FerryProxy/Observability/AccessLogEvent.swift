@@ -62,6 +62,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     public static let localResponse = ResponseFlags(rawValue: 1 << 10)
     /// The request body was larger than allowed (413).
     public static let requestTooLarge = ResponseFlags(rawValue: 1 << 11)
+    /// The client's address is not allowed on the route (403).
+    public static let sourceDenied = ResponseFlags(rawValue: 1 << 12)
 
     static let names: [(ResponseFlags, String)] = [
         (.noRoute, "NR"), (.noHealthyUpstream, "UH"), (.upstreamConnectionFailure, "UF"),
@@ -69,6 +71,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
         (.downstreamConnectionTermination, "DC"), (.downstreamProtocolError, "DPE"),
         (.requestHeadersTimeout, "RHT"), (.upstreamRetryLimitExceeded, "URX"),
         (.upstreamProtocolError, "UPE"), (.localResponse, "LR"), (.requestTooLarge, "RTL"),
+        (.sourceDenied, "SD"),
     ]
 
     /// Comma-separated short names, `-` when none (Envoy's rendering).

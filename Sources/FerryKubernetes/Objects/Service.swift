@@ -1,0 +1,91 @@
+/// v1 Service (the parts an Ingress backend needs).
+public struct Service: Sendable {
+    public var metadata: ObjectMeta
+    public var origin: ManifestOrigin?
+    /// ClusterIP, NodePort, LoadBalancer or ExternalName.
+    public var type: String
+    public var ports: [ServicePort]
+    public var externalName: String?
+
+    public init(metadata: ObjectMeta, origin: ManifestOrigin? = nil, type: String = "ClusterIP", ports: [ServicePort], externalName: String? = nil) {
+        self.metadata = metadata
+        self.origin = origin
+        self.type = type
+        self.ports = ports
+        self.externalName = externalName
+    }
+}
+
+public struct ServicePort: Sendable, Hashable {
+    public var name: String?
+    public var port: Int
+    public var targetPort: ServicePortReference?
+    public var `protocol`: String
+
+    public init(name: String? = nil, port: Int, targetPort: ServicePortReference? = nil, protocol: String = "TCP") {
+        self.name = name
+        self.port = port
+        self.targetPort = targetPort
+        self.protocol = `protocol`
+    }
+}
+
+/// discovery.k8s.io/v1 EndpointSlice.
+public struct EndpointSlice: Sendable {
+    public var metadata: ObjectMeta
+    public var origin: ManifestOrigin?
+    /// IPv4, IPv6 or FQDN.
+    public var addressType: String
+    public var endpoints: [SliceEndpoint]
+    public var ports: [EndpointPort]
+
+    public init(metadata: ObjectMeta, origin: ManifestOrigin? = nil, addressType: String = "IPv4", endpoints: [SliceEndpoint], ports: [EndpointPort]) {
+        self.metadata = metadata
+        self.origin = origin
+        self.addressType = addressType
+        self.endpoints = endpoints
+        self.ports = ports
+    }
+
+    /// The Service it belongs to: label `kubernetes.io/service-name`.
+    public var serviceName: String? { metadata.labels["kubernetes.io/service-name"] }
+}
+
+public struct SliceEndpoint: Sendable, Hashable {
+    public var addresses: [String]
+    /// Nil means unknown, which Kubernetes says to read as ready (and as serving).
+    public var ready: Bool?
+    public var serving: Bool?
+    public var terminating: Bool?
+
+    public init(addresses: [String], ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil) {
+        self.addresses = addresses
+        self.ready = ready
+        self.serving = serving
+        self.terminating = terminating
+    }
+
+    public var isReady: Bool { ready ?? true }
+    public var isServing: Bool { serving ?? ready ?? true }
+    public var isTerminating: Bool { terminating ?? false }
+}
+
+public struct EndpointPort: Sendable, Hashable {
+    public var name: String?
+    public var port: Int?
+    public var `protocol`: String
+
+    public init(name: String? = nil, port: Int?, protocol: String = "TCP") {
+        self.name = name
+        self.port = port
+        self.protocol = `protocol`
+    }
+}
+
+/// v1 Secret: only its type and key names are kept (values are read when TLS serving needs them).
+public struct Secret: Sendable {
+    public var metadata: ObjectMeta
+    public var origin: ManifestOrigin?
+    public var type: String
+    public var keys: [String]
+}
