@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryRoles",
+                "FerryRoles", "FerryKubernetes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

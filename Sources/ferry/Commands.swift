@@ -41,15 +41,16 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let snapshot: ConfigSnapshot
-        let stamp = ConfigWatcher.stamp(config)
+        let source = ConfigFileSource(path: config)
+        let stamp = source.stamp()
         do {
-            snapshot = try ConfigLoader.load(path: config)
+            snapshot = try source.load(version: 1)
         } catch let error as ConfigError {
             printError("\(error)\nferry: the configuration was refused; fix the problems above")
             throw ExitCode(1)
         }
         do {
-            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watch: .init(path: config, loadedStamp: stamp))
+            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watch: .init(source: source, loadedStamp: stamp))
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -54,8 +54,10 @@ struct TranslationState {
         for s in set.services where services[s.metadata.key] == nil { services[s.metadata.key] = s }
     }
 
-    mutating func note(_ text: String) {
-        if noted.insert(text).inserted { result.notes.append(text) }
+    /// Records a problem once. `key` identifies it when the text varies by where it was found (a missing
+    /// Service is reported once however many paths use it).
+    mutating func note(_ text: String, key: String? = nil) {
+        if noted.insert(key ?? text).inserted { result.notes.append(text) }
     }
 
     mutating func run() {
@@ -322,11 +324,11 @@ struct TranslationState {
         let key = "\(namespace)/\(ref.name)"
         let label = "Service \(key) port \(ref.port)"
         guard let service = services[key] else {
-            note("\(context): Service \(key) not found; it answers 503")
+            note("Service \(key) not found (first used by \(context)); requests for it answer 503", key: "missing \(key)")
             return ([], BackendReport(service: label, endpoints: [], detail: "Service not found: requests answer 503"))
         }
         if service.type == "ExternalName" {
-            note("\(context): Service \(key) is of type ExternalName, which Ferry does not serve yet; it answers 503")
+            note("Service \(key) is of type ExternalName, which Ferry does not serve yet (used by \(context)); requests for it answer 503", key: "external \(key)")
             return ([], BackendReport(service: label, endpoints: [], detail: "ExternalName Services are not supported: requests answer 503"))
         }
         let port: ServicePort?
@@ -365,7 +367,7 @@ struct TranslationState {
         if !terminating.isEmpty {
             return (terminating, BackendReport(service: fullLabel, endpoints: terminating.map(\.description), detail: "no ready endpoint: using \(terminating.count) terminating endpoint(s) that still serve"))
         }
-        note("\(context): \(fullLabel) has no ready endpoints; it answers 503")
+        note("\(fullLabel) has no ready endpoints (used by \(context)); requests for it answer 503", key: "empty \(fullLabel)")
         return ([], BackendReport(service: fullLabel, endpoints: [], detail: "no ready endpoint: requests answer 503"))
     }
 }

@@ -8,6 +8,9 @@ public struct ConfigSnapshot: Sendable, Encodable {
     public var drainTimeout: Duration
     public var listeners: [Listener]
     public var clusters: [Cluster]
+    /// Problems the source reported without refusing the configuration (a missing Service, an ignored
+    /// annotation), each once; shown in `/config_dump` and logged when the configuration is applied.
+    public var notes: [String] = []
 
     public init(
         version: Int = 1,
@@ -32,7 +35,7 @@ public struct ConfigSnapshot: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, source, admin, accessLog = "access_log", drainTimeout = "drain_timeout", listeners, clusters
+        case version, source, admin, accessLog = "access_log", drainTimeout = "drain_timeout", listeners, clusters, notes
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -44,6 +47,7 @@ public struct ConfigSnapshot: Sendable, Encodable {
         try c.encode(DurationText(drainTimeout), forKey: .drainTimeout)
         try c.encode(listeners, forKey: .listeners)
         try c.encode(clusters, forKey: .clusters)
+        if !notes.isEmpty { try c.encode(notes, forKey: .notes) }
     }
 }
 

@@ -65,7 +65,8 @@ public struct RouteTable: Sendable {
         virtualHosts[match.virtualHost].routes[match.route]
     }
 
-    static func accepts(_ match: RouteMatch, _ path: Substring, _ method: String, _ header: (String) -> String?) -> Bool {
+    /// Whether `match` accepts a request (path without its query).
+    public static func accepts(_ match: RouteMatch, _ path: Substring, _ method: String, _ header: (String) -> String?) -> Bool {
         guard match.path.matches(path) else { return false }
         if !match.methods.isEmpty, !match.methods.contains(method) { return false }
         for h in match.headers where !h.matches(header(h.name)) { return false }

@@ -12,21 +12,21 @@ import Glibc
 import Darwin
 #endif
 
-/// Reloads the configuration file on SIGHUP or when the file changes (checked once a second).
-/// A valid file takes over; an invalid one is refused with its diagnostics and the old one stays.
+/// Reloads the configuration on SIGHUP or when its source changes (checked once a second).
+/// A valid configuration takes over; an invalid one is refused with its diagnostics and the old one stays.
 public final class ConfigWatcher: Service, Sendable {
-    let path: String
+    let source: any ConfigSource
     let server: ProxyServer
     let logger: Logger
     let overrides: @Sendable (inout ConfigSnapshot) -> Void
     let pollInterval: Duration
     /// The stamp of the file as last loaded, by either trigger, so one edit is loaded once.
-    private let loadedStamp: NIOLockedValueBox<FileStamp?>
+    private let loadedStamp: NIOLockedValueBox<SourceStamp?>
 
-    /// `loadedStamp` is the file's stamp from before it was read for the configuration in force, so an edit
+    /// `loadedStamp` is the source's stamp from before it was read for the configuration in force, so an edit
     /// made between that read and the start of watching is still noticed.
-    public init(path: String, loadedStamp: FileStamp?, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
-        self.path = path
+    public init(source: any ConfigSource, loadedStamp: SourceStamp?, server: ProxyServer, logger: Logger, pollInterval: Duration = .seconds(1), overrides: @escaping @Sendable (inout ConfigSnapshot) -> Void = { _ in }) {
+        self.source = source
         self.loadedStamp = NIOLockedValueBox(loadedStamp)
         self.server = server
         self.logger = logger
@@ -41,16 +41,16 @@ public final class ConfigWatcher: Service, Sendable {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
                     for await _ in signals {
-                        self.logger.info("SIGHUP: reloading", metadata: ["file": "\(self.path)"])
+                        self.logger.info("SIGHUP: reloading", metadata: ["source": "\(self.source.name)"])
                         self.reload()
                     }
                 }
                 tasks.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: self.pollInterval)
-                        let now = ConfigWatcher.stamp(self.path)
+                        let now = self.source.stamp()
                         if now != nil, now != self.loadedStamp.withLockedValue({ $0 }) {
-                            self.logger.info("configuration file changed: reloading", metadata: ["file": "\(self.path)"])
+                            self.logger.info("configuration changed: reloading", metadata: ["source": "\(self.source.name)"])
                             self.reload()
                         }
                     }
@@ -65,12 +65,14 @@ public final class ConfigWatcher: Service, Sendable {
     @discardableResult
     public func reload() -> Bool {
         // Taken before reading, so an edit made during the read is noticed next time.
-        let stamp = ConfigWatcher.stamp(path)
+        let stamp = source.stamp()
         loadedStamp.withLockedValue { $0 = stamp }
         do {
-            var config = try ConfigLoader.load(path: path, version: server.snapshot.version + 1)
+            var config = try source.load(version: server.snapshot.version + 1)
             overrides(&config)
+            let previous = Set(server.snapshot.notes)
             try server.apply(config)
+            ConfigWatcher.logNotes(config, logger: logger, previous: previous)
             return true
         } catch let error as ConfigError {
             logger.error("configuration refused; the previous one stays in force\n\(error)")
@@ -82,15 +84,11 @@ public final class ConfigWatcher: Service, Sendable {
         return false
     }
 
-    /// Modification time, size and inode of the file, to notice edits (also an atomic replace).
-    public static func stamp(_ path: String) -> FileStamp? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return FileStamp(values: [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)])
+    /// Logs each note of `config` that the previous configuration did not already have, so a problem is
+    /// reported once, not on every reload.
+    static func logNotes(_ config: ConfigSnapshot, logger: Logger, previous: Set<String>) {
+        for note in config.notes where !previous.contains(note) {
+            logger.warning("\(note)")
+        }
     }
-}
-
-/// What identifies one version of a file on disk.
-public struct FileStamp: Hashable, Sendable {
-    let values: [Int]
 }

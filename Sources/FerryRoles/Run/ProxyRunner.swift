@@ -18,12 +18,12 @@ public enum ProxyRunner {
         }
     }
 
-    /// A configuration file to reload on SIGHUP or edit, and its stamp from before it was read.
+    /// A configuration source to reload on SIGHUP or edit, and its stamp from before it was read.
     public struct Watch: Sendable {
-        public var path: String
-        public var loadedStamp: FileStamp?
-        public init(path: String, loadedStamp: FileStamp?) {
-            self.path = path
+        public var source: any ConfigSource
+        public var loadedStamp: SourceStamp?
+        public init(source: any ConfigSource, loadedStamp: SourceStamp?) {
+            self.source = source
             self.loadedStamp = loadedStamp
         }
     }
@@ -46,10 +46,11 @@ public enum ProxyRunner {
             throw error
         }
         server.accessLogStart()
+        ConfigWatcher.logNotes(config, logger: logger, previous: [])
         onStart(server)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if let watch {
-            services.append(.init(service: ConfigWatcher(path: watch.path, loadedStamp: watch.loadedStamp, server: server, logger: logger, overrides: overrides)))
+            services.append(.init(service: ConfigWatcher(source: watch.source, loadedStamp: watch.loadedStamp, server: server, logger: logger, overrides: overrides)))
         }
         services += extraServices.map { .init(service: $0) }
         let serviceGroup = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

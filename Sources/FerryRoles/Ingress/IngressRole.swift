@@ -1,0 +1,75 @@
+import FerryKubernetes
+import FerryModel
+
+/// `ferry ingress`: an Ingress controller fed by Kubernetes manifests on disk. The manifests are
+/// translated by `IngressTranslator` into one HTTP listener and its clusters; edits re-route live.
+public enum IngressRole {
+    public static let defaultListen = HostPort(host: "0.0.0.0", port: 8080)
+    public static let defaultAdmin = HostPort(host: "127.0.0.1", port: 10254)
+
+    public struct Settings: Sendable {
+        public var manifests: [String]
+        public var listen: HostPort
+        public var admin: HostPort
+        public var options: IngressOptions
+
+        public init(manifests: [String], listen: HostPort = IngressRole.defaultListen, admin: HostPort = IngressRole.defaultAdmin, options: IngressOptions = IngressOptions()) {
+            self.manifests = manifests
+            self.listen = listen
+            self.admin = admin
+            self.options = options
+        }
+    }
+
+    /// The translation of the manifests under `paths`. Throws `ManifestError`.
+    public static func translate(_ paths: [String], options: IngressOptions) throws -> IngressTranslation {
+        IngressTranslator.translate(try ManifestLoader.load(paths: paths), options: options)
+    }
+
+    /// The whole configuration for the manifests: one listener `ingress-http`, its clusters and the notes.
+    public static func snapshot(_ translation: IngressTranslation, settings: Settings, version: Int) -> ConfigSnapshot {
+        let listener = Listener(name: "ingress-http", address: settings.listen, http: HTTPConnectionManager(virtualHosts: translation.virtualHosts))
+        var config = ConfigSnapshot(
+            version: version,
+            source: "manifests: " + settings.manifests.joined(separator: " "),
+            admin: AdminSettings(address: settings.admin),
+            listeners: [listener],
+            clusters: translation.clusters)
+        config.notes = translation.notes
+        return config
+    }
+
+    /// `ferry explain`: how the manifests route one request.
+    public static func explain(paths: [String], options: IngressOptions, request: IngressExplainer.Request) throws -> String {
+        let translation = try translate(paths, options: options)
+        var text = IngressExplainer.explain(request, translation: translation)
+        let skipped = translation.selection.filter { !$0.selected }
+        if !skipped.isEmpty {
+            text += "not served by class \(options.ingressClass):\n" + skipped.map { "  Ingress \($0.ingress): \($0.reason)\n" }.joined()
+        }
+        if !translation.notes.isEmpty {
+            text += "notes:\n" + translation.notes.map { "  \($0)\n" }.joined()
+        }
+        return text
+    }
+}
+
+/// Kubernetes manifests on disk as a configuration source: re-read when a file is edited, added or removed.
+public struct ManifestSource: ConfigSource {
+    public let settings: IngressRole.Settings
+
+    public init(settings: IngressRole.Settings) {
+        self.settings = settings
+    }
+
+    public var name: String { settings.manifests.joined(separator: " ") }
+
+    public func stamp() -> SourceStamp? {
+        SourceStamp(ManifestLoader.stamp(paths: settings.manifests))
+    }
+
+    public func load(version: Int) throws -> ConfigSnapshot {
+        let translation = try IngressRole.translate(settings.manifests, options: settings.options)
+        return IngressRole.snapshot(translation, settings: settings, version: version)
+    }
+}
