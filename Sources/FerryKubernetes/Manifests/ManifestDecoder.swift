@@ -10,11 +10,14 @@ public enum ManifestDecoder {
         var set = ManifestSet()
         set.files = [file]
         var diagnostics: [ManifestDiagnostic] = []
-        let documents: [Node]
+        var documents: [Node] = []
         do {
-            documents = try Array(Yams.compose_all(yaml: text))
-        } catch let error as YamlError {
-            throw ManifestError([syntaxDiagnostic(error, file: file)])
+            // The sequence stops at a syntax error and keeps it in `error` (iterating does not throw).
+            var sequence = try Yams.compose_all(yaml: text)
+            while let document = sequence.next() { documents.append(document) }
+            if let error = sequence.error { throw error }
+        } catch {
+            throw ManifestError([syntaxDiagnostic(error, file: file, document: documents.count + 1)])
         }
         for (index, document) in documents.enumerated() {
             let reporter = ManifestReporter(file: file, document: index + 1)
@@ -124,12 +127,12 @@ public enum ManifestDecoder {
         return .name(scalar.string)
     }
 
-    static func syntaxDiagnostic(_ error: YamlError, file: String) -> ManifestDiagnostic {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return ManifestDiagnostic(file: file, document: 0, object: "", line: mark.line, field: "", message: "YAML syntax: \(problem)")
+    static func syntaxDiagnostic(_ error: Error, file: String, document: Int) -> ManifestDiagnostic {
+        switch error as? YamlError {
+        case .scanner(_, let problem, let mark, _)?, .parser(_, let problem, let mark, _)?, .composer(_, let problem, let mark, _)?:
+            return ManifestDiagnostic(file: file, document: document, object: "", line: mark.line, field: "", message: "YAML syntax: \(problem)")
         default:
-            return ManifestDiagnostic(file: file, document: 0, object: "", line: nil, field: "", message: "YAML syntax: \(error)")
+            return ManifestDiagnostic(file: file, document: document, object: "", line: nil, field: "", message: "YAML syntax: \(error)")
         }
     }
 }

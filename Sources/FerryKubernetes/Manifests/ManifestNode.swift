@@ -23,8 +23,10 @@ struct ManifestNode {
     let node: Node?
     let path: String
     let reporter: ManifestReporter
+    /// The line of the nearest enclosing node, for a field that is missing.
+    var parentLine: Int? = nil
 
-    var line: Int? { node?.mark.map { $0.line } }
+    var line: Int? { node?.mark.map { $0.line } ?? parentLine }
     var exists: Bool {
         guard let node else { return false }
         if case .scalar(let s) = node, s.style == .plain, s.string == "null" || s.string == "~" || s.string.isEmpty { return false }
@@ -37,7 +39,7 @@ struct ManifestNode {
 
     subscript(key: String) -> ManifestNode {
         let child = node?.mapping?[key]
-        return ManifestNode(node: child, path: path.isEmpty ? key : "\(path).\(key)", reporter: reporter)
+        return ManifestNode(node: child, path: path.isEmpty ? key : "\(path).\(key)", reporter: reporter, parentLine: line)
     }
 
     /// A string scalar; nil (after an error) when something else is there.

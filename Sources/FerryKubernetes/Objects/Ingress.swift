@@ -85,6 +85,11 @@ public enum ServicePortReference: Sendable, Hashable, CustomStringConvertible {
 }
 
 public struct IngressTLS: Sendable, Hashable {
+    public init(hosts: [String], secretName: String?) {
+        self.hosts = hosts
+        self.secretName = secretName
+    }
+
     public var hosts: [String]
     public var secretName: String?
 }
