@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 
-/// An HTTP/1.1 origin for tests, on 127.0.0.1 port 0. Paths:
+/// An HTTP/1.1 origin for tests, on 127.0.0.1 port 0 unless told otherwise. Paths:
 /// - `/bytes/N` streams N bytes with Content-Length (written as the socket drains);
 /// - `/chunked/N` streams N bytes chunked; `/until-close/N` N bytes then close (no framing);
 /// - `/sink` reads the whole body and answers with its size;
@@ -26,15 +26,18 @@ public final class TestOrigin: Sendable {
     }
 
     public var port: Int { channel.localAddress!.port! }
-    public var address: String { "127.0.0.1:\(port)" }
+    public let host: String
+    public var address: String { "\(host):\(port)" }
     public var connectionsAccepted: Int { stats.withLockedValue { $0.connections } }
     public var requestsServed: Int { stats.withLockedValue { $0.requests } }
     /// Request heads received (counted before the response starts).
     public var requestsStarted: Int { stats.withLockedValue { $0.heads } }
     public var lastHeaders: [(String, String)] { stats.withLockedValue { $0.lastHeaders } }
 
-    public init(name: String, group: EventLoopGroup) throws {
+    /// Listens on `host` (a loopback address such as 127.0.0.2) and `port` (0: any free one).
+    public init(name: String, group: EventLoopGroup, host: String = "127.0.0.1", port: Int = 0) throws {
         self.name = name
+        self.host = host
         let stats = NIOLockedValueBox(Stats())
         self.stats = stats
         self.channel = try ServerBootstrap(group: group)
@@ -60,7 +63,7 @@ public final class TestOrigin: Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: host, port: port)
             .wait()
     }
 
