@@ -13,10 +13,15 @@ public final class ProxyHarness: Sendable {
     private let accessLogFD: Int32
 
     /// `yaml` may use `{{name}}` placeholders, replaced from `values` (origin addresses, ...).
-    public init(yaml: String, values: [String: String] = [:], threads: Int = 1) throws {
+    public convenience init(yaml: String, values: [String: String] = [:], threads: Int = 1) throws {
         var text = yaml
         for (key, value) in values { text = text.replacingOccurrences(of: "{{\(key)}}", with: value) }
-        var config = try ConfigLoader.decode(yaml: text, file: "test.yaml")
+        try self.init(config: try ConfigLoader.decode(yaml: text, file: "test.yaml"), threads: threads)
+    }
+
+    /// Runs `config` (its admin listener, if any, moved to port 0).
+    public init(config: ConfigSnapshot, threads: Int = 1) throws {
+        var config = config
         if config.admin != nil { config.admin = AdminSettings(address: HostPort(host: "127.0.0.1", port: 0)) }
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         accessLogPath = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-access-\(UUID().uuidString).log").path

@@ -10,6 +10,7 @@ import NIOWebSocket
 /// - `/chunked/N` streams N bytes chunked; `/until-close/N` N bytes then close (no framing);
 /// - `/sink` reads the whole body and answers with its size;
 /// - `/slow/MS` answers after MS milliseconds; `/hold/N` sends a head, then 1 byte every 100 ms, N times;
+/// - `/stall/MS` sends a head and 1 of 2 bytes, then the other after MS milliseconds;
 /// - `/status/N` answers status N; `/close` closes without answering; `/truncate/N` sends half of N bytes, then closes;
 /// - `/ws` accepts a WebSocket upgrade and echoes frames;
 /// - anything else: a JSON echo of the request (method, uri, headers, body size, origin name).
@@ -142,6 +143,16 @@ final class TestOriginHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "transfer-encoding", value: "chunked")
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
             drip(context: context, left: number > 0 ? number : 500)
+        case "stall":
+            // Sends the head and one byte of two, then the second byte only after N ms: a stalled stream.
+            var headers = HTTPHeaders()
+            headers.add(name: "content-length", value: "2")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "a")))), promise: nil)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(number))) {
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "b")))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
         case "truncate":
             // Promises N bytes, sends half, then closes: an upstream failing mid-response.
             var headers = HTTPHeaders()

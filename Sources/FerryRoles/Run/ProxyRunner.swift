@@ -6,6 +6,12 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Runs a configuration until SIGTERM/SIGINT: the data plane, plus any extra services (a config watcher,
 /// demo origins), in one `ServiceGroup` that drains on shutdown.
 public enum ProxyRunner {
@@ -37,6 +43,11 @@ public enum ProxyRunner {
             if let format { c.accessLog.format = format }
         }
         overrides(&config)
+        if watch != nil {
+            // Until the watcher takes SIGHUP over, one arriving must not end the process (its default action);
+            // the edit it announces is still picked up by the watcher's poll.
+            signal(SIGHUP, SIG_IGN)
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         let server = try ProxyServer(config: config, group: group, logger: logger)
         do {
