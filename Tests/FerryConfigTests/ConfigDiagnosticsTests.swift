@@ -227,3 +227,67 @@ struct ConfigDiagnosticsTests {
         #expect(diagnostics(yaml).contains { $0.message.contains("admin address 127.0.0.1:9901 is already used by listener \"web\"") })
     }
 }
+
+@Suite struct RoutePolicyDecodingTests {
+    @Test func theRouteFieldsIngressAnnotationsUseAreWritableInYAML() throws {
+        let yaml = """
+        listeners:
+          - name: web
+            address: 127.0.0.1:8080
+            http:
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+                    - match: {prefix: /shop, cookies: {beta: always}}
+                      forward: {cluster: a}
+                      rewrite: {regex: "^/shop(/|$)(.*)", replacement: "/$2"}
+                      allow_sources: [10.0.0.0/8, "fd00::/8"]
+                      max_request_body: 1MiB
+                      stream_idle_timeout: 30s
+                    - match: {prefix: /old}
+                      redirect: {url: "https://new.example/", status: 308}
+        clusters:
+          - {name: a, endpoints: ["127.0.0.1:9000"], load_balancing: ring_hash, hash_on: {cookie: session}}
+        """
+        let snapshot = try ConfigLoader.decode(yaml: yaml, file: "t.yaml")
+        let route = snapshot.listeners[0].http.virtualHosts[0].routes[0]
+        #expect(route.match.cookies == [CookieMatch(name: "beta", value: "always")])
+        #expect(route.rewrite?.apply(to: "/shop/a/b") == "/a/b")
+        #expect(route.allowedSources.map(\.description) == ["10.0.0.0/8", "fd00::/8"])
+        #expect(route.maxRequestBodyBytes == 1024 * 1024)
+        #expect(route.streamIdleTimeout == .seconds(30))
+        guard case .redirect(let r) = snapshot.listeners[0].http.virtualHosts[0].routes[1].action else { Issue.record("no redirect"); return }
+        #expect(r.url == "https://new.example/" && r.status == 308)
+        #expect(snapshot.clusters[0].loadBalancing == .ringHash(.cookie("session")))
+    }
+
+    @Test func badValuesAreNamed() {
+        let yaml = """
+        listeners:
+          - name: web
+            address: 127.0.0.1:8080
+            http:
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+                    - match: {prefix: /}
+                      forward: {cluster: a}
+                      allow_sources: [10.0.0.0/33]
+                      rewrite: {regex: "(", replacement: /}
+        clusters:
+          - {name: a, endpoints: ["127.0.0.1:9000"]}
+        """
+        do {
+            _ = try ConfigLoader.decode(yaml: yaml, file: "t.yaml")
+            Issue.record("accepted")
+        } catch let error as ConfigError {
+            let text = error.description
+            #expect(text.contains("listeners[0].http.virtual_hosts[0].routes[0].allow_sources[0]: expected an address or CIDR"))
+            #expect(text.contains("routes[0].rewrite.regex: invalid regular expression"))
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}

@@ -94,7 +94,7 @@ struct SnapshotDecoder {
 
     func route(_ node: ConfigNode, defaultName: String) -> Route? {
         let actions = ["forward", "redirect", "direct_response"]
-        guard let f = node.fields(allowed: ["name", "match", "timeout", "retries"] + actions) else { return nil }
+        guard let f = node.fields(allowed: ["name", "match", "timeout", "retries", "rewrite", "allow_sources", "max_request_body", "stream_idle_timeout"] + actions) else { return nil }
         let name = f["name"]?.string() ?? defaultName
         let match = f.required("match", "what the route matches, e.g. {prefix: /}").flatMap(routeMatch)
         let present = actions.filter { f[$0] != nil }
@@ -112,13 +112,41 @@ struct SnapshotDecoder {
         }
         let timeout = f["timeout"]?.duration() ?? .seconds(15)
         let retries = f["retries"].flatMap(retryPolicy) ?? RetryPolicy()
+        var rewrite: PathRewrite?
+        if let r = f["rewrite"] {
+            rewrite = pathRewrite(r)
+            if f["forward"] == nil { r.error("rewrite only applies to forward routes") }
+        }
+        var sources: [IPRange] = []
+        for item in f["allow_sources"]?.items("address ranges") ?? [] {
+            guard let text = item.string() else { continue }
+            if let range = IPRange(parsing: text) { sources.append(range) } else { item.error("expected an address or CIDR such as 10.0.0.0/8 or fd00::/8, got \"\(text)\"") }
+        }
+        var maxBody: Int?
+        if let m = f["max_request_body"] {
+            maxBody = m.node.scalar?.string == "unlimited" ? Int.max : m.byteSize()
+        }
+        let idle = f["stream_idle_timeout"]?.duration()
         guard let match, let action else { return nil }
-        return Route(name: name, match: match, action: action, timeout: timeout, retries: retries)
+        return Route(name: name, match: match, action: action, timeout: timeout, retries: retries, rewrite: rewrite, allowedSources: sources, maxRequestBodyBytes: maxBody, streamIdleTimeout: idle)
+    }
+
+    func pathRewrite(_ node: ConfigNode) -> PathRewrite? {
+        guard let f = node.fields(allowed: ["regex", "replacement"]) else { return nil }
+        guard let regexNode = f.required("regex", "the expression searched for in the path"), let text = regexNode.string(),
+              let replacement = f.required("replacement", "the new path, with $1..$9 for groups")?.string()
+        else { return nil }
+        do {
+            return PathRewrite(regex: try CompiledRegex(text), replacement: replacement)
+        } catch {
+            regexNode.error("invalid regular expression: \(error)")
+            return nil
+        }
     }
 
     func routeMatch(_ node: ConfigNode) -> RouteMatch? {
         let kinds = ["exact", "prefix", "regex"]
-        guard let f = node.fields(allowed: kinds + ["methods", "headers"]) else { return nil }
+        guard let f = node.fields(allowed: kinds + ["methods", "headers", "cookies"]) else { return nil }
         let present = kinds.compactMap { f[$0] }
         var path: PathMatch?
         if present.count != 1 {
@@ -152,8 +180,19 @@ struct SnapshotDecoder {
                 h.error("expected a mapping of header name to value, e.g. {x-canary: \"true\"}")
             }
         }
+        var cookies: [CookieMatch] = []
+        if let c = f["cookies"] {
+            if case .mapping(let mapping) = c.node {
+                for (keyNode, valueNode) in mapping {
+                    guard let name = keyNode.scalar?.string, let value = c.child(name, valueNode).string() else { continue }
+                    cookies.append(CookieMatch(name: name, value: value))
+                }
+            } else {
+                c.error("expected a mapping of cookie name to value, e.g. {beta: always}")
+            }
+        }
         guard let path else { return nil }
-        return RouteMatch(path: path, methods: methods, headers: headers)
+        return RouteMatch(path: path, methods: methods, headers: headers, cookies: cookies)
     }
 
     func headerMatch(name: String, _ node: ConfigNode) -> HeaderMatch? {
@@ -204,8 +243,16 @@ struct SnapshotDecoder {
     }
 
     func redirect(_ node: ConfigNode) -> RouteAction? {
-        guard let f = node.fields(allowed: ["scheme", "host", "port", "path", "status"]) else { return nil }
+        guard let f = node.fields(allowed: ["url", "scheme", "host", "port", "path", "status"]) else { return nil }
         var r = Redirect()
+        if let u = f["url"], let text = u.string() {
+            if (text.hasPrefix("http://") || text.hasPrefix("https://")), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) {
+                r.url = text
+            } else {
+                u.error("expected an absolute http(s) URL without spaces")
+            }
+            for other in ["scheme", "host", "port", "path"] where f[other] != nil { f[other]?.error("url replaces the whole location; \(other) cannot be combined with it") }
+        }
         if let s = f["scheme"], let text = s.string() {
             if ["http", "https"].contains(text) { r.scheme = text } else { s.error("expected http or https") }
         }
@@ -267,7 +314,7 @@ struct SnapshotDecoder {
                 if let hashNode = f["hash_on"] {
                     if let key = hashKey(hashNode) { policy = .ringHash(key) }
                 } else {
-                    lb.error("ring_hash needs hash_on: {header: NAME} or hash_on: source_address")
+                    lb.error("ring_hash needs hash_on: {header: NAME}, {cookie: NAME}, source_address or request_uri")
                 }
             default:
                 let known = ["round_robin", "least_request", "random", "ring_hash"]
@@ -285,11 +332,17 @@ struct SnapshotDecoder {
 
     func hashKey(_ node: ConfigNode) -> RingHashKey? {
         if case .scalar = node.node {
-            if node.string() == "source_address" { return .sourceAddress }
-            node.error("expected source_address or {header: NAME}")
-            return nil
+            switch node.string() {
+            case "source_address": return .sourceAddress
+            case "request_uri": return .requestURI
+            default:
+                node.error("expected source_address, request_uri, {header: NAME} or {cookie: NAME}")
+                return nil
+            }
         }
-        guard let f = node.fields(allowed: ["header"]), let name = f.required("header", "the header whose value is hashed")?.string() else { return nil }
+        guard let f = node.fields(allowed: ["header", "cookie"]) else { return nil }
+        if let name = f["cookie"]?.string() { return .cookie(name) }
+        guard let name = f.required("header", "the header whose value is hashed")?.string() else { return nil }
         return .header(name.lowercased())
     }
 

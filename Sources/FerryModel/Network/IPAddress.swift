@@ -35,7 +35,24 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
                 let word = i < 4 ? high : low
                 return UInt16(truncatingIfNeeded: word >> (UInt64(3 - i % 4) * 16))
             }
-            return groups.map { String($0, radix: 16) }.joined(separator: ":")
+            // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
+            var best = (start: -1, length: 0)
+            var i = 0
+            while i < 8 {
+                if groups[i] == 0 {
+                    var j = i
+                    while j < 8 && groups[j] == 0 { j += 1 }
+                    if j - i > best.length { best = (i, j - i) }
+                    i = j
+                } else {
+                    i += 1
+                }
+            }
+            let hex = groups.map { String($0, radix: 16) }
+            guard best.length >= 2 else { return hex.joined(separator: ":") }
+            let head = hex[..<best.start].joined(separator: ":")
+            let tail = hex[(best.start + best.length)...].joined(separator: ":")
+            return head + "::" + tail
         }
     }
 

@@ -49,7 +49,7 @@ public struct Route: Sendable, Encodable {
     public func encode(to encoder: Encoder) throws {
         enum K: String, CodingKey {
             case name, match, action, timeout, retries, rewrite
-            case allowedSources = "allow_sources", maxRequestBodyBytes = "max_request_body_bytes"
+            case allowedSources = "allow_sources", maxRequestBodyBytes = "max_request_body"
             case streamIdleTimeout = "stream_idle_timeout"
         }
         var c = encoder.container(keyedBy: K.self)
@@ -60,7 +60,7 @@ public struct Route: Sendable, Encodable {
         try c.encode(retries, forKey: .retries)
         try c.encodeIfPresent(rewrite, forKey: .rewrite)
         if !allowedSources.isEmpty { try c.encode(allowedSources, forKey: .allowedSources) }
-        if let max = maxRequestBodyBytes { try c.encode(max == Int.max ? -1 : max, forKey: .maxRequestBodyBytes) }
+        if let max = maxRequestBodyBytes { try c.encode(max == Int.max ? "unlimited" : String(max), forKey: .maxRequestBodyBytes) }
         if let idle = streamIdleTimeout { try c.encode(DurationText(idle), forKey: .streamIdleTimeout) }
     }
 }
