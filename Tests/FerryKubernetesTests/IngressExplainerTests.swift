@@ -48,3 +48,22 @@ import Testing
         #expect(text.hasSuffix("answer: 404 from Ferry (no route)\n"))
     }
 }
+
+@Suite struct IngressExampleTests {
+    @Test func theExampleManifestsTranslateWithoutProblems() throws {
+        let folder = URLPath.repository + "/examples/ingress"
+        let t = IngressTranslator.translate(try ManifestLoader.load(paths: [folder]), options: IngressOptions())
+        #expect(t.notes.isEmpty, "\(t.notes)")
+        #expect(t.selection.allSatisfy { $0.selected })
+        #expect(t.virtualHosts.map(\.name) == ["shop.example.com"])
+    }
+}
+
+enum URLPath {
+    /// The repository root, from this file's path.
+    static var repository: String {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }
+}
