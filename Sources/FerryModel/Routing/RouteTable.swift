@@ -3,27 +3,32 @@
 public struct RouteTable: Sendable {
     public let virtualHosts: [VirtualHost]
     private let exact: [String: Int]
-    private let wildcards: [(suffix: String, index: Int)]
+    /// One-label wildcards by their suffix (`.example.com`): a host can only match the one for its own
+    /// suffix after the first label, so lookup is one dictionary probe however many wildcards there are.
+    private let wildcards: [String: Int]
     private let fallback: Int?
+    /// Each virtual host's route matches, in order: the only part of a route a lookup reads, kept apart so
+    /// that trying a route copies nothing.
+    private let matches: [[RouteMatch]]
 
     public init(virtualHosts: [VirtualHost]) {
         self.virtualHosts = virtualHosts
         var exact: [String: Int] = [:]
-        var wildcards: [(String, Int)] = []
+        var wildcards: [String: Int] = [:]
         var fallback: Int?
         for (index, vhost) in virtualHosts.enumerated() {
             for domain in vhost.domains {
                 switch domain {
                 case .exact(let name): if exact[name] == nil { exact[name] = index }
-                case .wildcard(let suffix): wildcards.append((suffix, index))
+                case .wildcard(let suffix): if wildcards[suffix] == nil { wildcards[suffix] = index }
                 case .any: if fallback == nil { fallback = index }
                 }
             }
         }
-        // Longer wildcard suffixes are more specific.
-        self.wildcards = wildcards.sorted { $0.0.count > $1.0.count }
+        self.wildcards = wildcards
         self.exact = exact
         self.fallback = fallback
+        self.matches = virtualHosts.map { $0.routes.map(\.match) }
     }
 
     /// The result of a lookup: the virtual host and route that serve a request.
@@ -32,14 +37,14 @@ public struct RouteTable: Sendable {
         public let route: Int
     }
 
-    /// Exact domain first, then the longest one-label wildcard, then `*`.
+    /// Exact domain first, then the one-label wildcard for the host's parent domain, then `*`.
     public func virtualHostIndex(forAuthority authority: Substring) -> Int? {
         if exact.isEmpty && wildcards.isEmpty { return fallback }
         let host = RouteTable.hostWithoutPort(authority)
         let lower: String = host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? host.lowercased() : String(host)
         if let index = exact[lower] { return index }
-        let hostSub = Substring(lower)
-        for (suffix, index) in wildcards where DomainPattern.wildcard(suffix: suffix).matches(hostSub) {
+        if !wildcards.isEmpty, let dot = lower.utf8.firstIndex(of: UInt8(ascii: ".")), dot != lower.utf8.startIndex,
+           let index = wildcards[String(lower[dot...])] {
             return index
         }
         return fallback
@@ -55,10 +60,12 @@ public struct RouteTable: Sendable {
     ) -> Match? {
         guard let vh = virtualHostIndex(forAuthority: authority) else { return nil }
         let pathOnly = RouteTable.pathWithoutQuery(path)
-        for (index, route) in virtualHosts[vh].routes.enumerated() where RouteTable.accepts(route.match, pathOnly, method, header) {
-            return Match(virtualHost: vh, route: index)
+        return matches[vh].withUnsafeBufferPointer { routes in
+            for index in routes.indices where RouteTable.accepts(routes[index], pathOnly, method, header) {
+                return Match(virtualHost: vh, route: index)
+            }
+            return nil
         }
-        return nil
     }
 
     public func route(_ match: Match) -> Route {
