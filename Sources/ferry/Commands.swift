@@ -40,23 +40,28 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var serving: ServingOptions
 
     func run() async throws {
-        let snapshot: ConfigSnapshot
-        let source = ConfigFileSource(path: config)
-        let stamp = source.stamp()
-        do {
-            snapshot = try source.load(version: 1)
-        } catch let error as ConfigError {
-            printError("\(error)\nferry: the configuration was refused; fix the problems above")
-            throw ExitCode(1)
-        }
-        do {
-            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watch: .init(source: source, loadedStamp: stamp))
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("ferry: \(error)")
-            throw ExitCode(1)
-        }
+        try await serveWatched(ConfigFileSource(path: config), options: serving.runnerOptions, command: "ferry", refused: "the configuration was refused")
+    }
+}
+
+/// Loads `source` once (exit 1 with its problems if refused), then serves it until SIGTERM, reloading on
+/// edits and SIGHUP.
+func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, command: String, refused: String) async throws {
+    let stamp = source.stamp()
+    let snapshot: ConfigSnapshot
+    do {
+        snapshot = try source.load(version: 1)
+    } catch {
+        printError("\(error)\n\(command): \(refused); fix the problems above")
+        throw ExitCode(1)
+    }
+    do {
+        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp))
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("\(command): \(error)")
+        throw ExitCode(1)
     }
 }
 

@@ -49,23 +49,7 @@ struct IngressCommand: AsyncParsableCommand {
         guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
         guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
         let settings = IngressRole.Settings(manifests: selection.manifests, listen: listenAddress, admin: adminAddress, options: selection.options)
-        let source = ManifestSource(settings: settings)
-        let stamp = source.stamp()
-        let snapshot: ConfigSnapshot
-        do {
-            snapshot = try source.load(version: 1)
-        } catch {
-            printError("\(error)\nferry ingress: the manifests were refused; fix the problems above")
-            throw ExitCode(1)
-        }
-        do {
-            try await ProxyRunner.run(config: snapshot, options: serving.runnerOptions, watch: .init(source: source, loadedStamp: stamp))
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("ferry ingress: \(error)")
-            throw ExitCode(1)
-        }
+        try await serveWatched(ManifestSource(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
     }
 }
 

@@ -26,6 +26,7 @@ public struct ManifestSet: Sendable {
 /// One problem in a manifest: file, document, object and field.
 public struct ManifestDiagnostic: Sendable, Hashable, CustomStringConvertible {
     public var file: String
+    /// 1-based; 0 when the problem is the file itself.
     public var document: Int
     /// `Ingress default/web`, or empty when the object could not be identified.
     public var object: String
@@ -36,7 +37,7 @@ public struct ManifestDiagnostic: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         var text = "\(file)"
         if let line { text += ":\(line)" }
-        text += ": document \(document)"
+        if document > 0 { text += ": document \(document)" }
         if !object.isEmpty { text += ": \(object)" }
         if !field.isEmpty { text += ": \(field)" }
         return text + ": " + message
