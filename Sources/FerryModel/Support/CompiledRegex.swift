@@ -1,6 +1,9 @@
 /// A regular expression compiled once per snapshot; matches are whole-string (Envoy `safe_regex` semantics)
 /// unless a caller asks for a search.
-public struct CompiledRegex: @unchecked Sendable {
+public struct CompiledRegex: @unchecked Sendable, Hashable {
+    public static func == (a: CompiledRegex, b: CompiledRegex) -> Bool { a.pattern == b.pattern }
+    public func hash(into hasher: inout Hasher) { hasher.combine(pattern) }
+
     // Regex is immutable once built and its matching does not mutate shared state, so sharing
     // it between event loops is safe; the standard library does not yet mark it Sendable.
     private let regex: Regex<AnyRegexOutput>

@@ -1,0 +1,62 @@
+extension AccessRule {
+    /// Parses the short form of `ferry egress --allow/--deny`: `TARGET[:PORTS]`, where TARGET is a domain
+    /// (`example.com`, `.example.com`, `*.example.com`, `~regex`), an address or CIDR (IPv6 in brackets
+    /// when ports follow: `[fd00::/8]:443`) or `*`, and PORTS is `443`, `8000-8999` or `80,443`.
+    /// Returns a message saying what to fix when the text is not a rule.
+    public static func parse(_ action: Action, _ text: String) -> Result<AccessRule, AccessRuleError> {
+        var target = Substring(text)
+        var portText: Substring?
+        if target.hasPrefix("[") {
+            guard let close = target.firstIndex(of: "]") else { return .failure(AccessRuleError(text, "an IPv6 target in brackets needs \"]\"")) }
+            let rest = target[target.index(after: close)...]
+            target = target[target.index(after: target.startIndex)..<close]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":") else { return .failure(AccessRuleError(text, "expected :PORTS after \"]\"")) }
+                portText = rest.dropFirst()
+            }
+        } else if !target.hasPrefix("~"), let colon = target.lastIndex(of: ":"), !target[..<colon].contains(":") {
+            portText = target[target.index(after: colon)...]
+            target = target[..<colon]
+        }
+        var match = AccessMatch()
+        if let portText {
+            guard let ports = parsePorts(portText) else { return .failure(AccessRuleError(text, "ports are 1-65535, as 443, 8000-8999 or 80,443")) }
+            match.ports = ports
+        }
+        if target == "*" || target.isEmpty {
+            if target.isEmpty && portText == nil { return .failure(AccessRuleError(text, "empty rule")) }
+        } else if let range = IPRange(parsing: String(target)) {
+            match.addresses = [range]
+        } else if let loose = IPAddress(parsingLoosely: target) {
+            match.addresses = [IPRange(parsing: loose.unmappingIPv4.description)!]
+        } else if let domain = DomainMatcher.parse(String(target)) {
+            match.domains = [domain]
+        } else {
+            return .failure(AccessRuleError(text, "expected a domain (example.com, .example.com, *.example.com, ~regex), an address or CIDR, or *"))
+        }
+        return .success(AccessRule(action: action, match: match, text: "\(action.rawValue) \(text)"))
+    }
+
+    /// `443`, `8000-8999`, `80,443,8080-8090`.
+    public static func parsePorts(_ text: Substring) -> [ClosedRange<Int>]? {
+        var result: [ClosedRange<Int>] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds.last!),
+                  (1...65535).contains(low), (1...65535).contains(high), low <= high
+            else { return nil }
+            result.append(low...high)
+        }
+        return result.isEmpty ? nil : result
+    }
+}
+
+public struct AccessRuleError: Error, Sendable, CustomStringConvertible {
+    public var text: String
+    public var problem: String
+    init(_ text: String, _ problem: String) {
+        self.text = text
+        self.problem = problem
+    }
+    public var description: String { "\"\(text)\": \(problem)" }
+}

@@ -1,0 +1,128 @@
+import FerryModel
+import Testing
+
+@Suite struct HostNameTests {
+    @Test(arguments: [
+        ("127.0.0.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
+        ("017700000001", "127.0.0.1"), ("127.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.0.1", "127.0.0.1"),
+        ("[::ffff:127.0.0.1]", "127.0.0.1"), ("[::1]", "[::1]"), ("169.254.169.254.", "169.254.169.254"),
+        ("0xa9fea9fe", "169.254.169.254"), ("10.0.0.010", "10.0.0.8"),
+    ])
+    func ipLiteralsInEverySpellingAreAddresses(text: String, expected: String) {
+        #expect(HostName(normalising: text)?.description == expected)
+    }
+
+    @Test(arguments: [
+        ("Example.COM", "example.com"), ("example.com.", "example.com"), ("bücher.example", "xn--bcher-kva.example"),
+        ("München.de", "xn--mnchen-3ya.de"), ("1x.example.com", "1x.example.com"), ("123.example", "123.example"),
+    ])
+    func namesAreNormalised(text: String, expected: String) {
+        #expect(HostName(normalising: text) == .name(expected))
+    }
+
+    @Test(arguments: ["", ".", "a..b", "exa mple.com", "a/b", "user@host", "256.256.256.256.256", "[1.2.3.4]", "a:b"])
+    func notHosts(text: String) {
+        #expect(HostName(normalising: text) == nil)
+    }
+}
+
+@Suite struct AccessPolicyTests {
+    func policy(_ rules: [String], default action: AccessRule.Action = .deny, guards: [AccessGuard] = AccessGuard.squidDefaults) -> AccessPolicy {
+        let parsed = rules.map { text -> AccessRule in
+            let action: AccessRule.Action = text.hasPrefix("deny ") ? .deny : .allow
+            return try! AccessRule.parse(action, String(text.split(separator: " ", maxSplits: 1)[1])).get()
+        }
+        return AccessPolicy(name: "p", rules: parsed, defaultAction: action, guards: guards)
+    }
+
+    func verdict(_ p: AccessPolicy, _ host: String, _ port: Int = 443, method: String = "CONNECT", resolved: String? = nil, source: String? = nil) -> Verdict {
+        p.evaluate(AccessRequest(host: HostName(normalising: host)!, resolved: resolved.flatMap { IPAddress(parsing: $0) }, port: port, method: method, source: source.flatMap { IPAddress(parsing: $0) }))
+    }
+
+    @Test(arguments: [
+        ("example.com", "example.com", true), ("example.com", "www.example.com", false),
+        (".example.com", "example.com", true), (".example.com", "a.b.example.com", true), (".example.com", "badexample.com", false),
+        ("*.example.com", "example.com", false), ("*.example.com", "a.example.com", true), ("*.example.com", "a.b.example.com", true),
+        ("~^api[0-9]+\\.example\\.com$", "api7.example.com", true), ("~^api[0-9]+\\.example\\.com$", "api.example.com", false),
+        (".EXAMPLE.com.", "Www.Example.Com.", true), (".bücher.example", "shop.xn--bcher-kva.example", true),
+    ])
+    func dstdomainSemantics(rule: String, host: String, allowed: Bool) {
+        #expect(verdict(policy(["allow \(rule)"]), host).allowed == allowed)
+    }
+
+    @Test func firstMatchWinsAndTheDecidingRuleIsNamed() {
+        let p = policy(["deny secret.example.com", "allow .example.com"])
+        let denied = verdict(p, "secret.example.com")
+        #expect(!denied.allowed && denied.rule == 1 && denied.text == "deny secret.example.com")
+        let allowed = verdict(p, "www.example.com")
+        #expect(allowed.allowed && allowed.rule == 2 && allowed.text == "allow .example.com")
+        let other = verdict(p, "other.org")
+        #expect(!other.allowed && other.rule == nil && other.text == "default deny")
+    }
+
+    @Test func ipRulesMatchEverySpellingAndResolvedAddresses() {
+        let p = policy(["deny 10.0.0.0/8", "allow *"])
+        for spelling in ["10.1.2.3", "167838211", "0xa010203", "012.1.2.3", "10.66051", "[::ffff:10.1.2.3]"] {
+            #expect(!verdict(p, spelling).allowed, "\(spelling)")
+        }
+        // A name that resolves into the denied range is denied once the address is known.
+        #expect(verdict(p, "internal.example.com").allowed)
+        #expect(!verdict(p, "internal.example.com", resolved: "10.9.9.9").allowed)
+        #expect(verdict(p, "internal.example.com", resolved: "93.184.216.34").allowed)
+    }
+
+    @Test func portsAndRanges() {
+        let p = policy(["allow api.github.com:443", "allow .internal.example:8000-8999", "allow *.db.example:5432,6432"])
+        #expect(verdict(p, "api.github.com", 443).allowed)
+        #expect(!verdict(p, "api.github.com", 80, method: "GET").allowed)
+        #expect(verdict(p, "x.internal.example", 8080, method: "GET").allowed)
+        #expect(!verdict(p, "x.internal.example", 9000, method: "GET").allowed)
+        // CONNECT to 5432 is outside SSL_ports, but the rule names the port, so it is allowed.
+        #expect(verdict(p, "pg.db.example", 5432).allowed)
+    }
+
+    @Test func squidGuards() {
+        let p = policy(["allow *"])
+        let port = verdict(p, "example.com", 25, method: "GET")
+        #expect(!port.allowed && port.text == "guard: deny !Safe_ports (80, 21, 443, 70, 210, 1025-65535, 280, 488, 591, 777)")
+        let connect = verdict(p, "example.com", 8443)
+        #expect(!connect.allowed && connect.text == "guard: deny CONNECT !SSL_ports (443)")
+        #expect(verdict(p, "example.com", 8443, method: "GET").allowed)
+        #expect(!verdict(p, "127.0.0.1", 443).allowed)
+        #expect(!verdict(p, "2130706433", 443).allowed)
+        #expect(!verdict(p, "[::1]", 443).allowed)
+        #expect(!verdict(p, "localhost.example", 443, resolved: "127.0.0.1").allowed, "no rebinding into loopback")
+        #expect(!verdict(p, "169.254.169.254", 80, method: "GET").allowed)
+        #expect(!verdict(p, "metadata.google.internal", 80, method: "GET", resolved: "169.254.169.254").allowed)
+        // A rule that names the address lifts the guard for it.
+        let local = policy(["allow 127.0.0.1/32:8080"])
+        #expect(verdict(local, "127.0.0.1", 8080, method: "GET").allowed)
+        #expect(!verdict(local, "127.0.0.2", 8080, method: "GET").allowed)
+        // Guards also hold against an allow-all default.
+        #expect(!verdict(policy([], default: .allow), "127.0.0.1", 80, method: "GET").allowed)
+        #expect(verdict(policy([], default: .allow, guards: []), "127.0.0.1", 80, method: "GET").allowed)
+    }
+
+    @Test func sourcesMethodsAndUsers() {
+        var p = policy([])
+        p.rules = [
+            AccessRule(action: .allow, match: AccessMatch(domains: [.subtree("example.com")], methods: ["GET"], sources: [IPRange(parsing: "10.0.0.0/8")!]), text: "allow GET from 10/8"),
+            AccessRule(action: .allow, match: AccessMatch(users: ["alice"]), text: "allow alice"),
+        ]
+        #expect(p.evaluate(AccessRequest(host: .name("example.com"), port: 80, method: "GET", source: IPAddress(parsing: "10.1.1.1"))).allowed)
+        #expect(!p.evaluate(AccessRequest(host: .name("example.com"), port: 80, method: "POST", source: IPAddress(parsing: "10.1.1.1"))).allowed)
+        #expect(!p.evaluate(AccessRequest(host: .name("example.com"), port: 80, method: "GET", source: IPAddress(parsing: "192.168.1.1"))).allowed)
+        #expect(p.evaluate(AccessRequest(host: .name("any.org"), port: 443, method: "CONNECT", user: "alice")).allowed)
+        #expect(!p.evaluate(AccessRequest(host: .name("any.org"), port: 443, method: "CONNECT", user: "bob")).allowed)
+    }
+
+    @Test(arguments: ["", ":", "example.com:0", "example.com:70000", "example.com:443-80", "exa mple.com", "[fd00::/8", "10.0.0.0/33:443"])
+    func badRuleTextIsRefused(text: String) {
+        if case .success(let r) = AccessRule.parse(.allow, text) { Issue.record("accepted \(r)") }
+    }
+
+    @Test func ipv6RulesWithPorts() throws {
+        let rule = try AccessRule.parse(.allow, "[fd00::/8]:443").get()
+        #expect(rule.match.addresses.map(\.description) == ["fd00::/8"] && rule.match.ports == [443...443])
+    }
+}
