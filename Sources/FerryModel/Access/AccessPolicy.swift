@@ -28,6 +28,20 @@ public struct AccessPolicy: Sendable, Encodable {
         return Verdict(allowed: defaultAction == .allow, rule: nil, text: "default \(defaultAction.rawValue)", reason: "no rule of policy \(name) matches")
     }
 
+    /// Whether the verdict may depend on the destination address, which is not known yet (a name not
+    /// resolved): then the name must be resolved before deciding. False when a rule without address
+    /// conditions decides first, so a denied name is refused without a DNS query.
+    public func dependsOnAddress(_ request: AccessRequest) -> Bool {
+        guard request.address == nil else { return false }
+        for rule in rules {
+            var withoutAddresses = rule.match
+            withoutAddresses.addresses = []
+            guard withoutAddresses.matches(request) else { continue }
+            return !rule.match.addresses.isEmpty
+        }
+        return false
+    }
+
     public func encode(to encoder: Encoder) throws {
         enum K: String, CodingKey { case name, rules, `default`, guards }
         var c = encoder.container(keyedBy: K.self)

@@ -16,15 +16,66 @@ public struct HTTPConnectionManager: Sendable, Encodable {
     public var limits: HTTPLimits
     public var timeouts: HTTPTimeouts
     public var virtualHosts: [VirtualHost]
+    /// Set on a forward-proxy listener: absolute-form requests and CONNECT go where the client asks,
+    /// when the policy allows; origin-form requests are refused with a hint.
+    public var forwardProxy: ForwardProxySettings?
 
-    public init(limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(), virtualHosts: [VirtualHost]) {
+    public init(limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(), virtualHosts: [VirtualHost], forwardProxy: ForwardProxySettings? = nil) {
         self.limits = limits
         self.timeouts = timeouts
         self.virtualHosts = virtualHosts
+        self.forwardProxy = forwardProxy
     }
 
     enum CodingKeys: String, CodingKey {
-        case limits, timeouts, virtualHosts = "virtual_hosts"
+        case limits, timeouts, virtualHosts = "virtual_hosts", forwardProxy = "forward_proxy"
+    }
+}
+
+/// How a forward-proxy listener decides and reaches destinations.
+public struct ForwardProxySettings: Sendable, Encodable {
+    public var policy: AccessPolicy
+    /// Names answered without DNS (an `/etc/hosts`-format file), consulted first.
+    public var hosts: [String: [IPAddress]]
+    public var connectTimeout: Duration
+
+    public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5)) {
+        self.policy = policy
+        self.hosts = hosts
+        self.connectTimeout = connectTimeout
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout" }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(policy, forKey: .policy)
+        try c.encode(hosts.mapValues { $0.map(\.description) }, forKey: .hosts)
+        try c.encode(DurationText(connectTimeout), forKey: .connectTimeout)
+    }
+
+    /// Parses `/etc/hosts` text: `ADDRESS NAME [ALIAS...]`, `#` comments. Names are normalised; bad lines are
+    /// returned as (line number, message).
+    public static func parseHosts(_ text: String) -> (hosts: [String: [IPAddress]], problems: [(Int, String)]) {
+        var hosts: [String: [IPAddress]] = [:]
+        var problems: [(Int, String)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            guard let first = fields.first else { continue }
+            guard let address = IPAddress(parsing: first) else {
+                problems.append((index + 1, "\"\(first)\" is not an IP address"))
+                continue
+            }
+            if fields.count < 2 { problems.append((index + 1, "an address needs at least one name")) }
+            for name in fields.dropFirst() {
+                guard case .name(let n)? = HostName(normalising: String(name)) else {
+                    problems.append((index + 1, "\"\(name)\" is not a host name"))
+                    continue
+                }
+                hosts[n, default: []].append(address.unmappingIPv4)
+            }
+        }
+        return (hosts, problems)
     }
 }
 

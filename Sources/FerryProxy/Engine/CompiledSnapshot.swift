@@ -18,7 +18,7 @@ public final class CompiledSnapshot: Sendable {
         self.clusters = clusters
         var listeners: [String: CompiledListener] = [:]
         for listener in config.listeners {
-            listeners[listener.name] = CompiledListener(listener, metrics: metrics)
+            listeners[listener.name] = try CompiledListener(listener, metrics: metrics)
         }
         self.listeners = listeners
     }
@@ -44,8 +44,10 @@ final class CompiledListener: Sendable {
     let decoderLimits: NIOHTTPDecoderLimitConfigurationBox
     /// How often a connection checks its deadlines.
     let watchdogTick: TimeAmount
+    /// Set on forward-proxy listeners.
+    let forwardProxy: CompiledForwardProxy?
 
-    init(_ listener: Listener, metrics: ProxyMetrics) {
+    init(_ listener: Listener, metrics: ProxyMetrics) throws {
         self.listener = listener
         self.routes = RouteTable(virtualHosts: listener.http.virtualHosts)
         self.compiledRoutes = listener.http.virtualHosts.map { vhost in
@@ -54,6 +56,23 @@ final class CompiledListener: Sendable {
         self.listenerStats = metrics.listenerStats(listener: listener.name)
         self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
+        self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
+    }
+}
+
+/// A forward proxy's policy and the stand-ins for what a reverse proxy gets from its route and cluster:
+/// one route (its timeouts and retry policy) and one cluster (its statistics), with the destination
+/// chosen per request.
+final class CompiledForwardProxy: Sendable {
+    let settings: ForwardProxySettings
+    let route: CompiledRoute
+    let cluster: CompiledCluster
+
+    init(_ settings: ForwardProxySettings, listener: String, metrics: ProxyMetrics) throws {
+        self.settings = settings
+        let route = Route(name: "\(listener)/forward", match: RouteMatch(path: .prefix("/")), action: .forward([]), timeout: .seconds(60))
+        self.route = CompiledRoute(route: route, stats: metrics.routeStats(listener: listener, route: route))
+        self.cluster = try CompiledCluster(Cluster(name: "\(listener)/destinations", endpoints: [], connectTimeout: settings.connectTimeout), metrics: metrics)
     }
 }
 

@@ -25,20 +25,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case closing
     }
 
-    private let environment: ListenerEnvironment
-    private let local: LoopLocal
+    let environment: ListenerEnvironment
+    let local: LoopLocal
     private let clientPort: Int?
     /// `ip:port` of the client, for the access log; built only when a line is written.
     private lazy var clientAddress: String = {
         guard let clientPort else { return clientIP }
         return clientIP.utf8.contains(UInt8(ascii: ":")) ? "[\(clientIP)]:\(clientPort)" : "\(clientIP):\(clientPort)"
     }()
-    private let clientIP: String
-    private var context: ChannelHandlerContext?
+    let clientIP: String
+    var context: ChannelHandlerContext?
 
-    private var state: State = .idle
-    private var exchange: Exchange?
-    private var upstream: UpstreamConnection?
+    var state: State = .idle
+    var exchange: Exchange?
+    var upstream: UpstreamConnection?
     /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
     /// nothing; pipelining is rare.)
     private var pipelined: [HTTPServerRequestPart] = []
@@ -173,7 +173,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         context.fireChannelReadComplete()
     }
 
-    private func markDirty(upstream up: Bool = false, downstream down: Bool = false) {
+    func markDirty(upstream up: Bool = false, downstream down: Bool = false) {
         upstreamDirty = upstreamDirty || up
         downstreamDirty = downstreamDirty || down
         guard !isFlushQueued, let context else { return }
@@ -294,7 +294,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange = ex
 
         let summary: RequestSummary
-        switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits) {
+        switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits, forwardProxy: listener.forwardProxy != nil) {
         case .success(let s):
             summary = s
         case .failure(let rejection):
@@ -313,6 +313,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let framing = HeaderRewriter.requestFraming(summary)
         ex.framing = framing
         ex.isUpgrade = summary.isUpgrade
+        if let forward = listener.forwardProxy {
+            startForwardRequest(head, summary: summary, forward: forward, snapshotVersion: snapshot.config.version, context: context)
+            return
+        }
         if head.method == .CONNECT {
             ex.requestComplete = true
             sendLocalReply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true), context: context)
@@ -452,8 +456,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     // MARK: upstream connection
 
-    private func connectUpstream(context: ChannelHandlerContext) {
+    func connectUpstream(context: ChannelHandlerContext) {
         guard let cluster = exchange!.cluster else { return }
+        if let destination = exchange!.destination {
+            exchange!.attempts += 1
+            exchange!.event.attempts = exchange!.attempts
+            dial(destination, connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isConnect, context: context)
+            return
+        }
         let hashKey = exchange!.hashKey
         let excluded = exchange!.excluded
         let picked = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, random in
@@ -469,15 +479,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange!.attempts += 1
         exchange!.event.attempts = exchange!.attempts
         exchange!.event.upstream = cluster.endpointNames[index]
-        let address = cluster.addresses[index]
-        if let pooled = local.pool.acquire(address, now: .now()) {
-            attach(pooled, reused: true, context: context)
+        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: true, context: context)
+    }
+
+    /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop.
+    private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, context: ChannelHandlerContext) {
+        if pooled, let connection = local.pool.acquire(address, now: .now()) {
+            attach(connection, reused: true, context: context)
             return
         }
         let pool = NIOLoopBound(local.pool, eventLoop: context.eventLoop)
         let attempt = exchange!.attempts
         ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(TimeAmount.milliseconds(cluster.cluster.connectTimeout.milliseconds))
+            .connectTimeout(TimeAmount.milliseconds(connectTimeout.milliseconds))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -515,6 +529,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func connectFailed(context: ChannelHandlerContext) {
+        if exchange!.destination != nil {
+            sendLocalReply(.error(.badGateway, "could not connect to \(exchange!.event.upstream)", flags: .upstreamConnectionFailure, close: exchange!.isConnect), context: context)
+            return
+        }
         guard let route = exchange!.route?.route, let index = exchange!.endpointIndex else { return }
         exchange!.excluded.append(index)
         let untried = (exchange!.cluster?.addresses.count ?? 0) - exchange!.excluded.count
@@ -530,6 +548,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func attach(_ connection: UpstreamConnection, reused: Bool, context: ChannelHandlerContext) {
+        if exchange!.isConnect {
+            establishTunnel(connection, context: context)
+            return
+        }
         connection.owner = self
         upstream = connection
         state = .forwarding
@@ -696,7 +718,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     // MARK: tunnel after 101
 
-    private func switchToTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+    func switchToTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
         guard let upstreamChannel = connection.channel else { return }
         complete()
         upstream = nil
@@ -736,7 +758,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     // MARK: replies and completion
 
-    private func sendLocalReply(_ reply: LocalReply, context: ChannelHandlerContext) {
+    func sendLocalReply(_ reply: LocalReply, context: ChannelHandlerContext) {
         if let upstream {
             self.upstream = nil
             upstream.close()
@@ -931,6 +953,9 @@ final class Exchange {
     var targetIndex: Int?
     var accessLogFormat: AccessLogSettings.Format = .json
     var maxRequestBodyBytes: Int?
+    /// Forward proxy: the address this request goes to (instead of a cluster's endpoints), and whether it is a CONNECT.
+    var destination: SocketAddress?
+    var isConnect = false
     /// The route's stream idle timeout and when bytes last moved (only kept when the route sets one).
     var idleLimit: TimeAmount?
     var lastProgress: NIODeadline = .uptimeNanoseconds(0)

@@ -31,7 +31,7 @@ enum RequestHeadValidator {
         var reason: String
     }
 
-    static func validate(_ head: HTTPRequestHead, limits: HTTPLimits) -> Result<RequestSummary, Rejection> {
+    static func validate(_ head: HTTPRequestHead, limits: HTTPLimits, forwardProxy: Bool = false) -> Result<RequestSummary, Rejection> {
         let requestLineLength = head.method.rawValue.utf8.count + head.uri.utf8.count + 11
         if requestLineLength > limits.maxRequestLineBytes {
             return .failure(Rejection(status: .uriTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes"))
@@ -127,10 +127,11 @@ enum RequestHeadValidator {
             summary.chunked = true
         }
         summary.contentLength = contentLength.flatMap { Int($0) }
-        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0) {
+        // A forward proxy takes the destination from the absolute-form target, so Host may be absent there.
+        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0 && !forwardProxy) {
             return .failure(Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host"))
         }
-        if !head.uri.hasPrefix("/") && head.method != .OPTIONS {
+        if !forwardProxy, !head.uri.hasPrefix("/") && head.method != .OPTIONS {
             return .failure(Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener"))
         }
         return .success(summary)
@@ -184,6 +185,8 @@ enum FieldName {
         case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : .other
         case 16:
             if Self.equalsIgnoringCase(name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "x-forwarded-host") { self = .forwardedHost } else { self = .other }
+        case 18: self = Self.equalsIgnoringCase(name, "proxy-authenticate") ? .hopByHop : .other
+        case 19: self = Self.equalsIgnoringCase(name, "proxy-authorization") ? .hopByHop : .other
         case 17:
             if Self.equalsIgnoringCase(name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(name, "x-forwarded-proto") { self = .forwardedProto } else { self = .other }
         default: self = .other

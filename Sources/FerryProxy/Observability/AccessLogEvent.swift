@@ -25,6 +25,8 @@ public struct AccessLogEvent: Sendable {
     public var forwardedFor: String = ""
     public var referer: String = ""
     public var attempts: Int = 0
+    /// The access policy's decision, on listeners that have one.
+    public var verdict: Verdict?
 
     public init(startTime: WallClock.Instant, listener: String, downstream: String) {
         self.startTime = startTime

@@ -40,6 +40,10 @@ public enum AccessLogFormatter {
         w.field("attempts", int: e.attempts)
         w.field("response_flags", string: e.flags.text)
         w.field("user_agent", string: e.userAgent)
+        if let v = e.verdict {
+            w.field("verdict", string: v.allowed ? "allow" : "deny")
+            w.field("rule", string: v.rule.map { "\($0): \(v.text)" } ?? v.text)
+        }
         w.close()
         out = w.out
     }

@@ -1,0 +1,165 @@
+import FerryModel
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The forward-proxy side of the request path: absolute-form requests and CONNECT tunnels, decided by the
+/// listener's access policy before DNS and again on the resolved address, which is then the address used.
+extension HTTPProxyHandler {
+    func startForwardRequest(_ head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, snapshotVersion: Int, context: ChannelHandlerContext) {
+        guard let ex = exchange else { return }
+        ex.route = forward.route
+        ex.event.route = forward.route.route.name
+        let isConnect = head.method == .CONNECT
+        let target: ForwardTarget
+        switch ForwardTarget.parse(method: head.method.rawValue, target: head.uri) {
+        case .failure(let problem):
+            if isConnect { ex.requestComplete = true }
+            sendLocalReply(.error(.badRequest, problem.message, flags: .downstreamProtocolError, close: isConnect), context: context)
+            return
+        case .success(let t):
+            target = t
+        }
+        ex.isConnect = isConnect
+        ex.event.authority = ForwardTarget.authorityText(target)
+        ex.snapshotVersion = snapshotVersion
+        let request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: IPAddress(parsing: clientIP))
+        // Decided on the name alone when no rule needs the address: a denied name costs no DNS query.
+        if !forward.settings.policy.dependsOnAddress(request) {
+            let verdict = forward.settings.policy.evaluate(request)
+            ex.event.verdict = verdict
+            guard verdict.allowed else {
+                deny(verdict, policy: forward.settings.policy.name, context: context)
+                return
+            }
+        }
+        // Parts of the request that arrive meanwhile are held, as while an upstream connection is made.
+        state = .waitingForUpstream
+        switch target.host {
+        case .address(let address):
+            proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
+        case .name(let name):
+            if let address = forward.settings.hosts[name]?.first {
+                proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
+                return
+            }
+            // DNS runs on NIO's blocking-work pool, never on the event loop.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let port = target.port
+            NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
+                try ForwardResolver.resolve(name, port: port)
+            }.assumeIsolated().whenComplete { result in
+                let handler = bound.value
+                guard handler.exchange === ex, handler.state == .waitingForUpstream, let context = handler.context else { return }
+                switch result {
+                case .success(let address):
+                    handler.proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
+                case .failure(let error):
+                    handler.sendLocalReply(.error(.badGateway, "cannot resolve \(name): \(error)", flags: .upstreamConnectionFailure, close: isConnect), context: context)
+                }
+            }
+        }
+    }
+
+    /// Checks the resolved address against the policy again, then connects to exactly that address.
+    private func proceed(to address: IPAddress, request: AccessRequest, target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
+        guard let ex = exchange else { return }
+        var resolved = request
+        resolved.resolved = address
+        let verdict = forward.settings.policy.evaluate(resolved)
+        ex.event.verdict = verdict
+        guard verdict.allowed else {
+            deny(verdict, policy: forward.settings.policy.name, context: context)
+            return
+        }
+        guard let socketAddress = try? SocketAddress(ipAddress: address.description, port: target.port) else {
+            sendLocalReply(.error(.badGateway, "cannot use address \(address)", flags: .upstreamConnectionFailure, close: ex.isConnect), context: context)
+            return
+        }
+        ex.destination = socketAddress
+        ex.cluster = forward.cluster
+        ex.event.cluster = forward.cluster.cluster.name
+        ex.event.upstream = HTTPProxyHandler.describe(socketAddress)
+        if case .absolute(_, _, let authority, let pathAndQuery) = target {
+            var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: .init(clientAddress: clientIP, requestID: ex.event.requestID))
+            upstreamHead.uri = pathAndQuery
+            upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
+            ex.upstreamHead = upstreamHead
+            if summary.expectsContinue {
+                context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                markDirty(downstream: true)
+            }
+        }
+        connectUpstream(context: context)
+    }
+
+    /// 403 naming the deciding rule; a denied CONNECT closes at once, without reading what follows it.
+    private func deny(_ verdict: Verdict, policy: String, context: ChannelHandlerContext) {
+        let isConnect = exchange?.isConnect ?? false
+        if isConnect { exchange?.requestComplete = true }
+        let decided = verdict.rule.map { "rule \($0) (\(verdict.text))" } ?? verdict.text
+        sendLocalReply(.error(.forbidden, "denied by \(decided) of policy \(policy): \(verdict.reason)", flags: .sourceDenied, close: isConnect), context: context)
+    }
+
+    /// The upstream connection of a CONNECT is up: answer 200, then glue the two connections.
+    func establishTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+        exchange!.event.status = 200
+        exchange!.responseHeadSent = true
+        connection.owner = self
+        upstream = connection
+        context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
+        switchToTunnel(connection, context: context)
+    }
+}
+
+extension ForwardTarget {
+    /// `host:port` for the access log.
+    static func authorityText(_ target: ForwardTarget) -> String {
+        switch target {
+        case .connect(let host, let port): "\(host):\(port)"
+        case .absolute(_, _, let authority, _): authority
+        }
+    }
+}
+
+/// Name resolution for the forward proxy (blocking; called on NIO's thread pool).
+enum ForwardResolver {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The first address of `name`, IPv4 preferred.
+    static func resolve(_ name: String, port: Int) throws -> IPAddress {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(name, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw Failure(description: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(first) }
+        var candidates: [IPAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            if let raw = info.pointee.ai_addr {
+                let address: SocketAddress? = switch Int32(raw.pointee.sa_family) {
+                case AF_INET: raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
+                case AF_INET6: raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
+                default: nil
+                }
+                if let ip = address?.ipAddress, let parsed = IPAddress(parsing: ip) { candidates.append(parsed) }
+            }
+            cursor = info.pointee.ai_next
+        }
+        guard let chosen = candidates.first(where: { if case .v4 = $0 { true } else { false } }) ?? candidates.first else {
+            throw Failure(description: "no address")
+        }
+        return chosen
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import FerryModel
+import FerryRoles
+
+struct EgressCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "egress",
+        abstract: "Run the forward proxy (HTTP_PROXY/HTTPS_PROXY) with an allowlist; or --explain a URL's verdict.",
+        discussion: """
+        Rules are tried in the order given; the first that matches decides, else --default.
+        RULE: DOMAIN[:PORTS] (example.com exact, .example.com with subdomains, *.example.com below it, ~regex),
+        ADDRESS-or-CIDR[:PORTS] (IPv6 in brackets with ports), or *[:PORTS]; PORTS: 443, 8000-8999, 80,443.
+        Squid's guards (Safe_ports, CONNECT to 443 only, no localhost/link-local/metadata) stop an allow
+        unless the allowing rule names that port or address; --no-squid-guards turns them off.
+        """
+    )
+
+    @Option(help: "Where the proxy listens.")
+    var listen: String = EgressRole.defaultListen.description
+
+    @Option(help: "Where the admin listener listens.")
+    var admin: String = AdminSettings().address.description
+
+    @Option(name: .customLong("allow"), help: "Allow RULE (repeatable; order with --deny matters).")
+    var allows: [String] = []
+
+    @Option(name: .customLong("deny"), help: "Deny RULE (repeatable; order with --allow matters).")
+    var denies: [String] = []
+
+    @Option(name: .customLong("default"), help: "What happens when no rule matches: allow or deny.")
+    var defaultAction: String = "deny"
+
+    @Flag(help: "Do not apply Squid's default guards.")
+    var noSquidGuards = false
+
+    @Option(help: "A hosts file (/etc/hosts format) consulted before DNS.")
+    var hostsFile: String?
+
+    @Option(help: "Print the verdict for this URL and exit, without listening.")
+    var explain: String?
+
+    @Option(help: "With --explain: the client address.")
+    var source: String?
+
+    @Option(help: "With --explain: the authenticated user.")
+    var user: String?
+
+    @Option(help: "With --explain: the method for http:// URLs (default GET).")
+    var method: String?
+
+    @OptionGroup var serving: ServingOptions
+
+    /// `--allow` and `--deny` in the order they appear on the command line (the parser keeps one list per option).
+    func orderedRules() -> [(AccessRule.Action, String)] {
+        var rules: [(AccessRule.Action, String)] = []
+        var args = CommandLine.arguments.dropFirst()[...]
+        while let arg = args.first {
+            args = args.dropFirst()
+            for (flag, action) in [("--allow", AccessRule.Action.allow), ("--deny", .deny)] {
+                if arg == flag, let value = args.first {
+                    rules.append((action, value))
+                    args = args.dropFirst()
+                } else if arg.hasPrefix(flag + "=") {
+                    rules.append((action, String(arg.dropFirst(flag.count + 1))))
+                }
+            }
+        }
+        // Fall back to the parsed lists when the command line is not ours (tests calling run()).
+        if rules.count != allows.count + denies.count {
+            return allows.map { (.allow, $0) } + denies.map { (.deny, $0) }
+        }
+        return rules
+    }
+
+    func run() async throws {
+        guard let action = AccessRule.Action(rawValue: defaultAction) else { throw ValidationError("--default is allow or deny") }
+        let policy: AccessPolicy
+        let hosts: [String: [IPAddress]]
+        do {
+            policy = try EgressRole.policy(rules: orderedRules(), defaultAction: action, squidGuards: !noSquidGuards)
+            hosts = try EgressRole.hosts(file: hostsFile)
+        } catch {
+            printError("\(error)\nferry egress: fix the rules above")
+            throw ExitCode(1)
+        }
+        if let url = explain {
+            print(EgressRole.explain(url: url, method: method, source: source, user: user, policy: policy, hosts: hosts), terminator: "")
+            return
+        }
+        guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
+        guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
+        do {
+            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile))
+            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("ferry egress: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
