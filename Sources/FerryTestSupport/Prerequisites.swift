@@ -18,6 +18,30 @@ public enum Prerequisites {
         return nil
     }
 
+    /// A python3 that can import `module` (PATH first, then the system one), or nil after reporting a skip
+    /// (a failure under FERRY_REQUIRE_ALL_TESTS).
+    public static func python(with module: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        let candidates = [path(of: "python3"), "/usr/bin/python3"].compactMap { $0 }
+        for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: python)
+            check.arguments = ["-c", "import \(module)"]
+            check.standardOutput = FileHandle.nullDevice
+            check.standardError = FileHandle.nullDevice
+            if (try? check.run()) != nil {
+                check.waitUntilExit()
+                if check.terminationStatus == 0 { return python }
+            }
+        }
+        let message = "skipped: no python3 with the \(module) module (apt-get install python3-\(module); .ci/run does)"
+        if requireAll {
+            Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
+        } else {
+            print(message)
+        }
+        return nil
+    }
+
     /// True when every tool is present; otherwise reports a skip (or a failure under FERRY_REQUIRE_ALL_TESTS).
     public static func have(_ tools: String..., sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         let missing = tools.filter { path(of: $0) == nil }

@@ -46,8 +46,8 @@ public final class Subprocess: @unchecked Sendable {
     }
 
     /// Runs to completion and returns (status, stdout, stderr).
-    public static func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (status: Int32?, stdout: String, stderr: String) {
-        let p = try Subprocess(executable, arguments)
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(120)) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let p = try Subprocess(executable, arguments, environment: environment)
         let status = await p.waitForExit(timeout: timeout)
         return (status, p.stdout, p.stderr)
     }

@@ -114,7 +114,12 @@ extension HTTPProxyHandler {
         connection.owner = self
         upstream = connection
         context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
+        let channel = context.channel
+        let heldRead = pendingRead
+        pendingRead = false
         switchToTunnel(connection, context: context)
+        // Reads were held while the upstream connection was made; the glue takes over reading now.
+        if heldRead { channel.read() }
     }
 }
 

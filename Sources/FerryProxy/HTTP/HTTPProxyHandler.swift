@@ -42,7 +42,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
     /// nothing; pipelining is rare.)
     private var pipelined: [HTTPServerRequestPart] = []
-    private var pendingRead = false
+    var pendingRead = false
     private var requestsServed = 0
     private var draining = false
     /// Whether this connection is counted in the active-connections gauge (it moves to the tunnel on upgrade).

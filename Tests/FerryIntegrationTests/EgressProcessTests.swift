@@ -1,0 +1,147 @@
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// `ferry egress` as clients use it: curl -x for http:// and for https:// through CONNECT to a local TLS
+/// origin, a client that only has HTTPS_PROXY set, Python requests with proxies=, and denials.
+/// Every name resolves through `--hosts-file`; nothing reaches DNS or the outside.
+@Suite(.serialized)
+struct EgressProcessTests {
+    /// An HTTPS origin in Python's standard library on 127.0.0.3, port 0; prints the port when ready.
+    static let tlsOrigin = """
+    import http.server, ssl, sys
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def do_GET(self):
+            body = ("secure hello via %s\\n" % self.headers.get("Host")).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.3", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+    """
+
+    struct Setup {
+        let dir: String
+        let origin: TestOrigin
+        let tls: Subprocess
+        let tlsPort: Int
+        let cert: String
+        let ferry: FerryProcess
+        var proxy: String { "http://127.0.0.1:\(ferry.port("egress") ?? 0)" }
+    }
+
+    static func withEgress(_ body: (Setup) async throws -> Void) async throws {
+        guard Prerequisites.have("curl", "openssl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-egress-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cert = dir + "/cert.pem", key = dir + "/key.pem"
+        let made = try await Subprocess.run(Prerequisites.path(of: "openssl")!, [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=secure.test",
+            "-addext", "subjectAltName=DNS:secure.test", "-keyout", key, "-out", cert,
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        try tlsOrigin.write(toFile: dir + "/tls.py", atomically: true, encoding: .utf8)
+        let tls = try Subprocess(Prerequisites.path(of: "python3")!, [dir + "/tls.py", cert, key])
+        defer { tls.signal(SIGTERM) }
+        #expect(await Waiting.until { !tls.stdout.isEmpty })
+        let tlsPort = try #require(Int(tls.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let origin = try TestOrigin(name: "plain", group: Fixtures.originGroup, host: "127.0.0.2")
+        defer { origin.close() }
+        try "127.0.0.2 origin.test\n127.0.0.3 secure.test  # the TLS origin\n127.0.0.2 blocked.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: [
+            "egress", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1", "--hosts-file", dir + "/hosts",
+            "--deny", ".blocked.test",
+            "--allow", "127.0.0.2/32:\(origin.port)",
+            "--allow", "127.0.0.3:\(tlsPort)",
+        ])
+        let setup = Setup(dir: dir, origin: origin, tls: tls, tlsPort: tlsPort, cert: cert, ferry: ferry)
+        do {
+            try await body(setup)
+        } catch {
+            await ferry.stop()
+            throw error
+        }
+        await ferry.stop()
+    }
+
+    @Test func curlThroughTheProxyForHTTPAndHTTPS() async throws {
+        try await Self.withEgress { s in
+            let plain = try await Curl.request("http://origin.test:\(s.origin.port)/echo?x=1", ["-x", s.proxy])
+            #expect(plain.status == 200 && plain.header("x-origin") == "plain")
+            #expect(plain.body.contains("\"uri\":\"\\/echo?x=1\""), "origin-form upstream: \(plain.body)")
+            #expect(s.origin.lastHeaders.contains { $0.0.lowercased() == "host" && $0.1 == "origin.test:\(s.origin.port)" })
+
+            let secure = try await Curl.request("https://secure.test:\(s.tlsPort)/", ["-x", s.proxy, "--cacert", s.cert])
+            #expect(secure.status == 200 && secure.body == "secure hello via secure.test:\(s.tlsPort)\n", "\(secure.stderr)")
+
+            // A client configured only through HTTPS_PROXY (as a Pod's env sets it).
+            let env = ["HTTPS_PROXY": s.proxy, "PATH": "/usr/bin:/bin"]
+            let viaEnv = try await Subprocess.run(Curl.curlPath, ["-sS", "--cacert", s.cert, "https://secure.test:\(s.tlsPort)/"], environment: env)
+            #expect(viaEnv.stdout == "secure hello via secure.test:\(s.tlsPort)\n", "\(viaEnv.stderr)")
+
+            let log = s.ferry.accessLog
+            #expect(log.contains { $0.contains("\"method\":\"CONNECT\"") && $0.contains("\"authority\":\"secure.test:\(s.tlsPort)\"") && $0.contains("\"verdict\":\"allow\"") && $0.contains("\"rule\":\"3: allow 127.0.0.3:\(s.tlsPort)\"") })
+        }
+    }
+
+    @Test func pythonRequestsWithProxies() async throws {
+        guard let python = Prerequisites.python(with: "requests") else { return }
+        try await Self.withEgress { s in
+            let script = """
+            import requests, sys
+            proxies = {"http": sys.argv[1], "https": sys.argv[1]}
+            a = requests.get("http://origin.test:%s/py" % sys.argv[2], proxies=proxies, timeout=10)
+            b = requests.get("https://secure.test:%s/" % sys.argv[3], proxies=proxies, verify=sys.argv[4], timeout=10)
+            c = requests.get("http://blocked.test:%s/" % sys.argv[2], proxies=proxies, timeout=10)
+            print(a.status_code, a.headers.get("x-origin"), b.status_code, b.text.strip(), c.status_code)
+            """
+            let r = try await Subprocess.run(python, ["-c", script, s.proxy, "\(s.origin.port)", "\(s.tlsPort)", s.cert])
+            #expect(r.stdout == "200 plain 200 secure hello via secure.test:\(s.tlsPort) 403\n", "\(r.stderr)")
+        }
+    }
+
+    @Test func deniedRequestsAndTunnelsNameTheRule() async throws {
+        try await Self.withEgress { s in
+            let denied = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", s.proxy])
+            #expect(denied.status == 403)
+            #expect(denied.body.contains("denied by rule 1 (deny .blocked.test) of policy egress"), "\(denied.body)")
+            #expect(s.origin.requestsStarted == 0)
+
+            let tunnel = try await Curl.request("https://blocked.test:443/", ["-x", s.proxy])
+            #expect(tunnel.status == 0 && tunnel.stderr.contains("403"), "\(tunnel.stderr)")
+
+            // Not named by any rule: the default denies; a port the rule does not name: denied too.
+            #expect(try await Curl.request("http://origin.test:\(s.origin.port + 1)/", ["-x", s.proxy]).status == 403)
+            let guardText = try await Curl.request("http://10.1.2.3:25/", ["-x", s.proxy])
+            #expect(guardText.status == 403)
+
+            // A denied CONNECT is answered and closed: bytes sent after it are never read as a request.
+            let client = try RawClient(port: s.ferry.port("egress")!)
+            client.send("CONNECT blocked.test:443 HTTP/1.1\r\nHost: blocked.test:443\r\n\r\nGET http://origin.test:\(s.origin.port)/smuggled HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+            let (answer, closed) = client.readUntilClose()
+            #expect(closed && answer.hasPrefix("HTTP/1.1 403"))
+            #expect(answer.components(separatedBy: "HTTP/1.1").count == 2, "one response, then close: \(answer)")
+            #expect(s.origin.requestsStarted == 0)
+
+            // Origin-form on the proxy port: 400 with a hint.
+            let direct = try await Curl.request("\(s.proxy)/")
+            #expect(direct.status == 400 && direct.body.contains("this is a forward proxy"))
+            // User information in the target (curl would move it into a header, so this is sent by hand).
+            let raw = try RawClient(port: s.ferry.port("egress")!)
+            raw.send("GET http://user:pw@origin.test:\(s.origin.port)/ HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+            #expect(raw.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+            let badPort = try RawClient(port: s.ferry.port("egress")!)
+            badPort.send("CONNECT secure.test HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+            #expect(badPort.readUntilClose().text.hasPrefix("HTTP/1.1 400"))
+        }
+    }
+}
