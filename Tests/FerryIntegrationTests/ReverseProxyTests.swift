@@ -235,6 +235,23 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
+    @Test func closedTunnelsGiveBackTheirPlaceUnderTheConnectionLimit() async throws {
+        // Regression: a connection that became a tunnel stayed counted after it closed, so a listener
+        // refused everything (503) once max_connections tunnels had ever existed.
+        guard Prerequisites.have("python3") else { return }
+        let origin = try TestOrigin(name: "ws", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let proxy = try Fixtures.forwardingProxy(to: origin, http: "limits: {max_connections: 1}")
+        let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
+        for round in 1...4 {
+            let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(proxy.port("web"))", "/ws"], timeout: .seconds(30))
+            #expect(result.stdout == "upgraded\necho1 hello\necho2 again\n", "session \(round): \(result.stderr)")
+            // The tunnel's close reaches the proxy a moment after the client's; then its place is free again.
+            #expect(await Waiting.untilAsync { (try? await Curl.request(proxy.url("/ok")))?.status == 200 })
+        }
+        await proxy.stop()
+    }
+
     @Test func hostAndHeaderRoutesWeightsAndStickySessionsPickTheRightOrigins() async throws {
         guard Prerequisites.have("curl") else { return }
         let a = try TestOrigin(name: "a", group: Fixtures.originGroup)

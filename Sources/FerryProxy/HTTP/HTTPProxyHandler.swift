@@ -479,7 +479,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange!.attempts += 1
         exchange!.event.attempts = exchange!.attempts
         exchange!.event.upstream = cluster.endpointNames[index]
-        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: true, context: context)
+        // An upgrade takes its connection over for good, and servers accept an upgrade only as a
+        // connection's first request (SwiftNIO's upgrader among them): it gets a fresh connection.
+        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, context: context)
     }
 
     /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop.
@@ -730,11 +732,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             countedConnection = false
             let gauge = environment.metrics.activeDownstreamConnections
             let local = self.local
+            let environment = self.environment
             let listener = ObjectIdentifier(environment)
             let tunnel = TunnelConnection(channel: context.channel)
             local.untrack(id: ObjectIdentifier(self), listener: listener)
             local.track(tunnel, id: ObjectIdentifier(tunnel), listener: listener, sweepEvery: .seconds(5), on: context.eventLoop)
             downstreamGlue.onClose = {
+                // The tunnel still counts against the listener's connection limit until it closes.
+                environment.openConnections.wrappingSubtract(1, ordering: .relaxed)
                 gauge.decrement()
                 local.untrack(id: ObjectIdentifier(tunnel), listener: listener)
             }
