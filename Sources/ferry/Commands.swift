@@ -14,7 +14,7 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Event-loop threads (default: the number of cores).")
     var threads: Int = System.coreCount
 
-    @Option(help: "Access-log format: json, envoy, combined or none (overrides the file).")
+    @Option(help: "Access-log format: json, envoy, combined, squid or none (overrides the file).")
     var accessLogFormat: AccessLogSettings.Format?
 
     func validate() throws {

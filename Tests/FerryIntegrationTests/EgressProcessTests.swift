@@ -88,8 +88,13 @@ struct EgressProcessTests {
             let viaEnv = try await Subprocess.run(Curl.curlPath, ["-sS", "--cacert", s.cert, "https://secure.test:\(s.tlsPort)/"], environment: env)
             #expect(viaEnv.stdout == "secure hello via secure.test:\(s.tlsPort)\n", "\(viaEnv.stderr)")
 
-            let log = s.ferry.accessLog
-            #expect(log.contains { $0.contains("\"method\":\"CONNECT\"") && $0.contains("\"authority\":\"secure.test:\(s.tlsPort)\"") && $0.contains("\"verdict\":\"allow\"") && $0.contains("\"rule\":\"3: allow 127.0.0.3:\(s.tlsPort)\"") })
+            // One line per tunnel, written when it closes: verdict, rule, and bytes both ways (TLS records).
+            #expect(await Waiting.until { s.ferry.accessLog.filter { $0.contains("\"method\":\"CONNECT\"") }.count == 2 })
+            let tunnels = s.ferry.accessLog.filter { $0.contains("\"method\":\"CONNECT\"") }
+            for line in tunnels {
+                #expect(line.contains("\"authority\":\"secure.test:\(s.tlsPort)\"") && line.contains("\"verdict\":\"allow\"") && line.contains("\"rule\":\"3: allow 127.0.0.3:\(s.tlsPort)\""), "\(line)")
+                #expect(!line.contains("\"bytes_received\":0,") && !line.contains("\"bytes_sent\":0,"), "\(line)")
+            }
         }
     }
 

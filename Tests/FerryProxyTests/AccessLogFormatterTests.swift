@@ -57,3 +57,23 @@ struct AccessLogFormatterTests {
         #expect(parts[2].first == "4")
     }
 }
+
+@Suite struct SquidFormatTests {
+    @Test func squidNativeLines() {
+        var e = AccessLogEvent(startTime: WallClock.Instant(seconds: 1_764_496_500, nanoseconds: 7_000_000), listener: "egress", downstream: "10.0.0.5:40000")
+        e.method = "CONNECT"
+        e.path = "api.example.com:443"
+        e.status = 200
+        e.bytesSent = 5120
+        e.durationNanos = 12_400_000
+        e.upstream = "93.184.216.34:443"
+        #expect(AccessLogFormatter.line(e, format: .squid) == "1764496500.007     12 10.0.0.5 TCP_TUNNEL/200 5120 CONNECT api.example.com:443 - HIER_DIRECT/93.184.216.34 -\n")
+        var denied = e
+        denied.method = "GET"
+        denied.path = "http://blocked.example/"
+        denied.status = 403
+        denied.upstream = ""
+        denied.verdict = Verdict(allowed: false, rule: 1, text: "deny .blocked.example", reason: "")
+        #expect(AccessLogFormatter.line(denied, format: .squid).contains(" TCP_DENIED/403 5120 GET http://blocked.example/ - HIER_NONE/- -"))
+    }
+}

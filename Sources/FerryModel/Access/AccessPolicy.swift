@@ -89,6 +89,13 @@ public struct Verdict: Sendable, Hashable, CustomStringConvertible {
     public var text: String
     public var reason: String
 
+    public init(allowed: Bool, rule: Int?, text: String, reason: String) {
+        self.allowed = allowed
+        self.rule = rule
+        self.text = text
+        self.reason = reason
+    }
+
     public var description: String {
         (allowed ? "allow" : "deny") + " by " + (rule.map { "rule \($0) (\(text))" } ?? text)
     }

@@ -60,7 +60,7 @@ public struct AdminSettings: Sendable, Encodable, Hashable {
 
 public struct AccessLogSettings: Sendable, Encodable, Hashable {
     public enum Format: String, Sendable, Encodable, CaseIterable {
-        case json, envoy, combined, none
+        case json, envoy, combined, squid, none
     }
     public var format: Format
     public init(format: Format = .json) {

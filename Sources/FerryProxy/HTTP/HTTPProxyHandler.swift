@@ -721,12 +721,27 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: tunnel after 101
 
     func switchToTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
-        guard let upstreamChannel = connection.channel else { return }
-        complete()
+        guard let upstreamChannel = connection.channel, let ex = exchange else { return }
+        // The exchange is counted now; its access-log line waits for the tunnel to close, so it carries the
+        // bytes each way and the whole duration.
+        complete(logging: false)
         upstream = nil
         connection.owner = nil
         context.flush()
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        var onClose: [() -> Void] = []
+        if ex.accessLogFormat != .none {
+            let writer = environment.accessLog
+            var event = ex.event
+            let startedAt = ex.startedAt
+            // Strong captures: the cycle through `onClose` ends when it runs (the glue clears it).
+            onClose.append {
+                event.bytesReceived += downstreamGlue.bytesRead
+                event.bytesSent += upstreamGlue.bytesRead
+                event.durationNanos = (NIODeadline.now() - startedAt).nanoseconds
+                writer.record(event, format: ex.accessLogFormat)
+            }
+        }
         if countedConnection {
             // The tunnel stays counted and tracked (it holds a drain open) until it closes.
             countedConnection = false
@@ -737,12 +752,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             let tunnel = TunnelConnection(channel: context.channel)
             local.untrack(id: ObjectIdentifier(self), listener: listener)
             local.track(tunnel, id: ObjectIdentifier(tunnel), listener: listener, sweepEvery: .seconds(5), on: context.eventLoop)
-            downstreamGlue.onClose = {
+            onClose.append {
                 // The tunnel still counts against the listener's connection limit until it closes.
                 environment.openConnections.wrappingSubtract(1, ordering: .relaxed)
                 gauge.decrement()
                 local.untrack(id: ObjectIdentifier(tunnel), listener: listener)
             }
+        }
+        if !onClose.isEmpty {
+            downstreamGlue.onClose = { for action in onClose { action() } }
         }
         do {
             let down = context.pipeline.syncOperations
@@ -867,11 +885,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     /// Records the exchange in the access log and metrics and forgets it.
-    private func complete() {
+    /// The exchange is over: count it and (unless a tunnel logs it when it closes) write its access-log line.
+    private func complete(logging: Bool = true) {
         guard let ex = exchange else { return }
         finishedOnEndpoint()
         ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
-        environment.accessLog.record(ex.event, format: ex.accessLogFormat)
+        if logging { environment.accessLog.record(ex.event, format: ex.accessLogFormat) }
         if let stats = ex.route?.stats {
             stats.count(target: ex.event.cluster.isEmpty ? nil : ex.targetIndex, status: ex.event.status)
         } else {

@@ -7,6 +7,7 @@ public enum AccessLogFormatter {
         case .json: json(e, into: &out)
         case .envoy: envoy(e, into: &out)
         case .combined: combined(e, into: &out)
+        case .squid: squid(e, into: &out)
         case .none: return
         }
         out.append(UInt8(ascii: "\n"))
@@ -69,6 +70,37 @@ public enum AccessLogFormatter {
         let line = "\(host) - - [\(e.startTime.commonLogTime)] \"\(e.method) \(e.path) \(e.httpVersion)\" \(e.status) \(bytes) "
             + "\"\(dash(e.referer))\" \"\(dash(e.userAgent))\""
         out.append(contentsOf: line.utf8)
+    }
+}
+
+extension AccessLogFormatter {
+    /// Squid's native `access.log` line (`logformat squid`):
+    /// `%ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`, e.g.
+    /// `1764496500.123     12 10.0.0.5 TCP_TUNNEL/200 5120 CONNECT api.example.com:443 - HIER_DIRECT/93.184.216.34 -`.
+    static func squid(_ e: AccessLogEvent, into out: inout [UInt8]) {
+        let client = e.downstream.lastIndex(of: ":").map { String(e.downstream[..<$0]) } ?? e.downstream
+        let millis = e.durationNanos / 1_000_000
+        let elapsed = String(millis)
+        let padded = String(repeating: " ", count: max(0, 6 - elapsed.count)) + elapsed
+        let code: String
+        if e.verdict?.allowed == false {
+            code = "TCP_DENIED"
+        } else if e.method == "CONNECT" && e.status == 200 {
+            code = "TCP_TUNNEL"
+        } else if e.upstream.isEmpty {
+            code = "NONE_NONE"
+        } else {
+            code = "TCP_MISS"
+        }
+        let status = e.status < 100 ? String(repeating: "0", count: 3 - String(e.status).count) + String(e.status) : String(e.status)
+        let upstreamHost = e.upstream.lastIndex(of: ":").map { String(e.upstream[..<$0]) } ?? e.upstream
+        let hierarchy = e.upstream.isEmpty ? "HIER_NONE/-" : "HIER_DIRECT/\(upstreamHost)"
+        let line = "\(e.startTime.seconds).\(pad3(e.startTime.nanoseconds / 1_000_000)) \(padded) \(client) \(code)/\(status) \(e.bytesSent) \(e.method) \(e.path) - \(hierarchy) -"
+        out.append(contentsOf: line.utf8)
+    }
+
+    private static func pad3(_ n: Int) -> String {
+        n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)"
     }
 }
 

@@ -13,6 +13,8 @@ final class GlueHandler: ChannelDuplexHandler {
     private var pendingRead = false
     /// Called once when this side's channel goes inactive (for connection accounting and logs).
     var onClose: (() -> Void)?
+    /// Bytes read from this side's channel (and passed to the partner).
+    private(set) var bytesRead = 0
 
     private init() {}
 
@@ -66,7 +68,9 @@ final class GlueHandler: ChannelDuplexHandler {
     // MARK: own events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.partnerWrite(unwrapInboundIn(data))
+        let buffer = unwrapInboundIn(data)
+        bytesRead &+= buffer.readableBytes
+        partner?.partnerWrite(buffer)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
