@@ -114,6 +114,35 @@ struct EgressProcessTests {
         }
     }
 
+    @Test func aSlowReaderBehindATunnelDoesNotGrowMemory() async throws {
+        try await Self.withEgress { s in
+            // Through a CONNECT tunnel the origin offers 512 MiB as fast as it can; the client reads 64 KiB
+            // every 20 ms for 3 s. Backpressure must keep Ferry from buffering what the client has not read.
+            let script = """
+            import socket, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            s.sendall(b"CONNECT origin.test:%s HTTP/1.1\\r\\nHost: origin.test\\r\\n\\r\\n" % sys.argv[2].encode())
+            head = b""
+            while b"\\r\\n\\r\\n" not in head:
+                head += s.recv(1)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            s.sendall(b"GET /bytes/536870912 HTTP/1.1\\r\\nHost: origin.test\\r\\n\\r\\n")
+            got, end = 0, time.time() + 3
+            while time.time() < end:
+                got += len(s.recv(65536))
+                time.sleep(0.02)
+            print(got, flush=True)
+            s.close()
+            """
+            let baseline = s.ferry.peakMemoryKiB ?? 0
+            let r = try await Subprocess.run(Prerequisites.path(of: "python3")!, ["-c", script, "\(s.ferry.port("egress")!)", "\(s.origin.port)"], timeout: .seconds(30))
+            let read = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(read > 0 && read < 64 * 1024 * 1024, "the client read slowly: \(read) bytes; \(r.stderr)")
+            let peak = s.ferry.peakMemoryKiB ?? Int.max
+            #expect(peak - baseline < 48 * 1024, "peak \(peak) KiB against \(baseline) KiB before the tunnel")
+        }
+    }
+
     @Test func deniedRequestsAndTunnelsNameTheRule() async throws {
         try await Self.withEgress { s in
             let denied = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", s.proxy])
