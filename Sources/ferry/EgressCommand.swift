@@ -36,6 +36,9 @@ struct EgressCommand: AsyncParsableCommand {
     @Option(help: "A hosts file (/etc/hosts format) consulted before DNS.")
     var hostsFile: String?
 
+    @Option(name: .customLong("upstream-proxy"), help: "[DOMAINS=]http://HOST:PORT or [DOMAINS=]none: a parent proxy, reached with CONNECT (repeatable; first match wins; DOMAINS comma-separated).")
+    var upstreamProxies: [String] = []
+
     @Option(help: "Print the verdict for this URL and exit, without listening.")
     var explain: String?
 
@@ -90,9 +93,18 @@ struct EgressCommand: AsyncParsableCommand {
         guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
         guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
         do {
-            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile))
+            var parents: [UpstreamProxyRule] = []
+            for text in upstreamProxies {
+                switch UpstreamProxyRule.parse(text) {
+                case .success(let rule): parents.append(rule)
+                case .failure(let error): throw ValidationError("--upstream-proxy \(error)")
+                }
+            }
+            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile, upstreamProxies: parents))
             try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil)
         } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
             throw error
         } catch {
             printError("ferry egress: \(error)")

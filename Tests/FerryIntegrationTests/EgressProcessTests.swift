@@ -143,6 +143,29 @@ struct EgressProcessTests {
         }
     }
 
+    @Test func aChildProxyReachesTheOriginsThroughItsParent() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withEgress { s in
+            // The child has no hosts file: it resolves nothing and asks the parent (the suite's egress) with CONNECT.
+            let child = try await FerryProcess(binary: binary, arguments: [
+                "egress", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1",
+                "--allow", "origin.test:\(s.origin.port)", "--allow", "secure.test:\(s.tlsPort)",
+                "--upstream-proxy", "\(s.proxy)",
+            ])
+            defer { Task { await child.stop() } }
+            let childProxy = "http://127.0.0.1:\(child.port("egress") ?? 0)"
+            let plain = try await Curl.request("http://origin.test:\(s.origin.port)/chained", ["-x", childProxy])
+            #expect(plain.status == 200 && plain.body.contains("\"uri\":\"\\/chained\""), "\(plain.status) \(plain.body)")
+            let secure = try await Curl.request("https://secure.test:\(s.tlsPort)/", ["-x", childProxy, "--cacert", s.cert])
+            #expect(secure.body == "secure hello via secure.test:\(s.tlsPort)\n", "\(secure.stderr)")
+            // The parent saw CONNECTs from the child for both.
+            #expect(await Waiting.until { s.ferry.accessLog.filter { $0.contains("\"method\":\"CONNECT\"") && $0.contains("\"verdict\":\"allow\"") }.count >= 2 })
+            // A parent that refuses: the child answers 502 and says why.
+            let refused = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", childProxy])
+            #expect(refused.status == 403, "the child's own policy denies first: \(refused.body)")
+        }
+    }
+
     @Test func deniedRequestsAndTunnelsNameTheRule() async throws {
         try await Self.withEgress { s in
             let denied = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", s.proxy])

@@ -54,7 +54,7 @@ extension AccessRule {
 public struct AccessRuleError: Error, Sendable, CustomStringConvertible {
     public var text: String
     public var problem: String
-    init(_ text: String, _ problem: String) {
+    public init(_ text: String, _ problem: String) {
         self.text = text
         self.problem = problem
     }

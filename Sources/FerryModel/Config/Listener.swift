@@ -38,17 +38,30 @@ public struct ForwardProxySettings: Sendable, Encodable {
     /// Names answered without DNS (an `/etc/hosts`-format file), consulted first.
     public var hosts: [String: [IPAddress]]
     public var connectTimeout: Duration
+    /// Parent proxies, first match wins; requests that match none go direct.
+    public var upstreamProxies: [UpstreamProxyRule]
 
-    public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5)) {
+    public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5), upstreamProxies: [UpstreamProxyRule] = []) {
         self.policy = policy
         self.hosts = hosts
         self.connectTimeout = connectTimeout
+        self.upstreamProxies = upstreamProxies
+    }
+
+    /// The parent proxy for `host`, or nil to go direct.
+    public func upstreamProxy(for host: HostName) -> HostPort? {
+        for rule in upstreamProxies {
+            if rule.domains.isEmpty { return rule.proxy }
+            if case .name(let n) = host, rule.domains.contains(where: { $0.matches(n) }) { return rule.proxy }
+        }
+        return nil
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout" }
+        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout", upstreamProxies = "upstream_proxies" }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(policy, forKey: .policy)
+        if !upstreamProxies.isEmpty { try c.encode(upstreamProxies.map(\.description), forKey: .upstreamProxies) }
         try c.encode(hosts.mapValues { $0.map(\.description) }, forKey: .hosts)
         try c.encode(DurationText(connectTimeout), forKey: .connectTimeout)
     }
@@ -123,5 +136,46 @@ public struct HTTPTimeouts: Sendable, Encodable, Hashable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(DurationText(requestHeaders), forKey: .requestHeaders)
         try c.encode(DurationText(idle), forKey: .idle)
+    }
+}
+
+/// `[DOMAIN=]URL`: send requests for DOMAIN (all when absent) through the parent proxy at URL
+/// (`http://host:port`), or direct with `none`.
+public struct UpstreamProxyRule: Sendable, Hashable, CustomStringConvertible {
+    public var domains: [DomainMatcher]
+    /// Nil: go direct.
+    public var proxy: HostPort?
+
+    public init(domains: [DomainMatcher], proxy: HostPort?) {
+        self.domains = domains
+        self.proxy = proxy
+    }
+
+    /// Parses `http://corp:3128`, `.example.com=http://corp:3128` or `.internal.example=none`.
+    public static func parse(_ text: String) -> Result<UpstreamProxyRule, AccessRuleError> {
+        var domains: [DomainMatcher] = []
+        var target = Substring(text)
+        if let eq = text.firstIndex(of: "="), !text[..<eq].contains("://") {
+            for d in text[..<eq].split(separator: ",") {
+                guard let m = DomainMatcher.parse(String(d)) else { return .failure(AccessRuleError(text, "\"\(d)\" is not a domain (example.com, .example.com, *.example.com)")) }
+                domains.append(m)
+            }
+            target = text[text.index(after: eq)...]
+        }
+        if target == "none" { return .success(UpstreamProxyRule(domains: domains, proxy: nil)) }
+        var rest = target
+        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) } else if rest.contains("://") {
+            return .failure(AccessRuleError(text, "a parent proxy is reached over http://, as http://proxy.corp:3128"))
+        }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard let hp = HostPort(parsing: String(rest)), hp.port > 0 else {
+            return .failure(AccessRuleError(text, "expected http://HOST:PORT (or none)"))
+        }
+        return .success(UpstreamProxyRule(domains: domains, proxy: hp))
+    }
+
+    public var description: String {
+        let target = proxy.map { "http://\($0)" } ?? "none"
+        return domains.isEmpty ? target : domains.map(\.description).joined(separator: ",") + "=" + target
     }
 }

@@ -67,9 +67,20 @@ final class CompiledForwardProxy: Sendable {
     let settings: ForwardProxySettings
     let route: CompiledRoute
     let cluster: CompiledCluster
+    /// Each parent proxy's address, resolved when the snapshot is compiled.
+    let parentAddresses: [HostPort: SocketAddress]
 
     init(_ settings: ForwardProxySettings, listener: String, metrics: ProxyMetrics) throws {
         self.settings = settings
+        var parents: [HostPort: SocketAddress] = [:]
+        for parent in settings.upstreamProxies.compactMap(\.proxy) where parents[parent] == nil {
+            do {
+                parents[parent] = try SocketAddress.makeAddressResolvingHost(parent.host, port: parent.port)
+            } catch {
+                throw EndpointResolutionError(cluster: "\(listener) upstream proxy", endpoint: parent, underlying: "\(error)")
+            }
+        }
+        self.parentAddresses = parents
         let route = Route(name: "\(listener)/forward", match: RouteMatch(path: .prefix("/")), action: .forward([]), timeout: .seconds(60))
         self.route = CompiledRoute(route: route, stats: metrics.routeStats(listener: listener, route: route))
         self.cluster = try CompiledCluster(Cluster(name: "\(listener)/destinations", endpoints: [], connectTimeout: settings.connectTimeout), metrics: metrics)

@@ -41,6 +41,24 @@ extension HTTPProxyHandler {
         }
         // Parts of the request that arrive meanwhile are held, as while an upstream connection is made.
         state = .waitingForUpstream
+        if let parent = forward.settings.upstreamProxy(for: target.host), let parentAddress = forward.parentAddresses[parent] {
+            // Behind a parent proxy the name is not resolved here: the parent resolves it, so only rules
+            // on names (and on IP literals) can decide.
+            let verdict = forward.settings.policy.evaluate(request)
+            ex.event.verdict = verdict
+            guard verdict.allowed else {
+                deny(verdict, policy: forward.settings.policy.name, context: context)
+                return
+            }
+            ex.parentProxy = (parentAddress, ForwardTarget.authorityText(target, forConnect: true))
+            ex.destination = parentAddress
+            ex.cluster = forward.cluster
+            ex.event.cluster = forward.cluster.cluster.name
+            ex.event.upstream = "\(parent) (parent proxy)"
+            prepareUpstreamHead(target: target, head: head, summary: summary, context: context)
+            connectUpstream(context: context)
+            return
+        }
         switch target.host {
         case .address(let address):
             proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
@@ -86,17 +104,21 @@ extension HTTPProxyHandler {
         ex.cluster = forward.cluster
         ex.event.cluster = forward.cluster.cluster.name
         ex.event.upstream = HTTPProxyHandler.describe(socketAddress)
-        if case .absolute(_, _, let authority, let pathAndQuery) = target {
-            var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: .init(clientAddress: clientIP, requestID: ex.event.requestID))
-            upstreamHead.uri = pathAndQuery
-            upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
-            ex.upstreamHead = upstreamHead
-            if summary.expectsContinue {
-                context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
-                markDirty(downstream: true)
-            }
-        }
+        prepareUpstreamHead(target: target, head: head, summary: summary, context: context)
         connectUpstream(context: context)
+    }
+
+    /// For an absolute-form request: the head sent upstream (origin-form target, Host from the URL).
+    private func prepareUpstreamHead(target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, context: ChannelHandlerContext) {
+        guard let ex = exchange, case .absolute(_, _, let authority, let pathAndQuery) = target else { return }
+        var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: .init(clientAddress: clientIP, requestID: ex.event.requestID))
+        upstreamHead.uri = pathAndQuery
+        upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
+        ex.upstreamHead = upstreamHead
+        if summary.expectsContinue {
+            context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            markDirty(downstream: true)
+        }
     }
 
     /// 403 naming the deciding rule; a denied CONNECT closes at once, without reading what follows it.
@@ -124,11 +146,11 @@ extension HTTPProxyHandler {
 }
 
 extension ForwardTarget {
-    /// `host:port` for the access log.
-    static func authorityText(_ target: ForwardTarget) -> String {
+    /// `host:port` for the access log; with `forConnect`, always with the port (for a parent's CONNECT).
+    static func authorityText(_ target: ForwardTarget, forConnect: Bool = false) -> String {
         switch target {
         case .connect(let host, let port): "\(host):\(port)"
-        case .absolute(_, _, let authority, _): authority
+        case .absolute(let host, let port, let authority, _): forConnect ? "\(host):\(port)" : authority
         }
     }
 }

@@ -461,7 +461,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         if let destination = exchange!.destination {
             exchange!.attempts += 1
             exchange!.event.attempts = exchange!.attempts
-            dial(destination, connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isConnect, context: context)
+            if let parent = exchange!.parentProxy {
+                dial(parent.address, connectTimeout: cluster.cluster.connectTimeout, pooled: false, tunnelTo: parent.authority, context: context)
+            } else {
+                dial(destination, connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isConnect, context: context)
+            }
             return
         }
         let hashKey = exchange!.hashKey
@@ -484,8 +488,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, context: context)
     }
 
-    /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop.
-    private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, context: ChannelHandlerContext) {
+    /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop;
+    /// with `tunnelTo`, `address` is a parent proxy and the connection is usable once it has answered CONNECT.
+    private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, context: ChannelHandlerContext) {
         if pooled, let connection = local.pool.acquire(address, now: .now()) {
             attach(connection, reused: true, context: context)
             return
@@ -498,6 +503,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tunnelTo {
+                        try sync.addHandler(ParentProxyHandshake(authority: tunnelTo, done: channel.eventLoop.makePromise()))
+                    }
                     var encoderConfiguration = HTTPRequestEncoder.Configuration()
                     encoderConfiguration.automaticallySetFramingHeaders = false
                     try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
@@ -506,6 +514,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 }
             }
             .connect(to: address)
+            .flatMap { channel in
+                // Through a parent proxy, the connection counts as made once the parent has answered CONNECT.
+                guard tunnelTo != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
+                    return channel.eventLoop.makeSucceededFuture(channel)
+                }
+                return handshake.done.futureResult.map { channel }
+            }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -517,8 +532,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                     if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
                         self.attach(connection, reused: false, context: context)
                     } else {
-                        // The downstream went away meanwhile: keep the connection for the next request.
-                        self.local.pool.release(connection, now: .now())
+                        // The downstream went away meanwhile: keep the connection for the next request,
+                        // unless it is a tunnel through a parent proxy (it leads to one destination only).
+                        if tunnelTo == nil {
+                            self.local.pool.release(connection, now: .now())
+                        } else {
+                            connection.close()
+                        }
                     }
                 case .failure:
                     self.environment.metrics.upstreamConnectFailures.increment()
@@ -677,7 +697,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             writeResponseEnd(exchange!.downstreamChunked ? trailers : nil, context: context)
             upstream = nil
             connection.owner = nil
-            if exchange!.upstreamKeepAlive && exchange!.requestComplete {
+            // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
+            if exchange!.upstreamKeepAlive && exchange!.requestComplete && exchange!.parentProxy == nil {
                 local.pool.release(connection, now: .now())
             } else {
                 connection.close()
@@ -980,6 +1001,8 @@ final class Exchange {
     /// Forward proxy: the address this request goes to (instead of a cluster's endpoints), and whether it is a CONNECT.
     var destination: SocketAddress?
     var isConnect = false
+    /// Forward proxy behind a parent proxy: its address and the `host:port` to ask it for.
+    var parentProxy: (address: SocketAddress, authority: String)?
     /// The route's stream idle timeout and when bytes last moved (only kept when the route sets one).
     var idleLimit: TimeAmount?
     var lastProgress: NIODeadline = .uptimeNanoseconds(0)

@@ -10,12 +10,14 @@ public enum EgressRole {
         public var admin: HostPort
         public var policy: AccessPolicy
         public var hostsFile: String?
+        public var upstreamProxies: [UpstreamProxyRule]
 
-        public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil) {
+        public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil, upstreamProxies: [UpstreamProxyRule] = []) {
             self.listen = listen
             self.admin = admin
             self.policy = policy
             self.hostsFile = hostsFile
+            self.upstreamProxies = upstreamProxies
         }
     }
 
@@ -51,7 +53,7 @@ public enum EgressRole {
     }
 
     public static func snapshot(_ settings: Settings) throws -> ConfigSnapshot {
-        let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile))
+        let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies)
         let listener = Listener(name: "egress", address: settings.listen, http: HTTPConnectionManager(virtualHosts: [], forwardProxy: forward))
         var config = ConfigSnapshot(source: "ferry egress flags", admin: AdminSettings(address: settings.admin), listeners: [listener], clusters: [])
         config.accessLog.format = .json
