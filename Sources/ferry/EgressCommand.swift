@@ -39,6 +39,12 @@ struct EgressCommand: AsyncParsableCommand {
     @Option(name: .customLong("upstream-proxy"), help: "[DOMAINS=]http://HOST:PORT or [DOMAINS=]none: a parent proxy, reached with CONNECT (repeatable; first match wins; DOMAINS comma-separated).")
     var upstreamProxies: [String] = []
 
+    @Option(help: "Users allowed to use the proxy (NAME:$pbkdf2-sha256$ROUNDS$SALT$HASH per line); then every request needs Proxy-Authorization: Basic.")
+    var usersFile: String?
+
+    @Flag(help: "Read a password on standard input and print its users-file hash, then exit.")
+    var hashPassword = false
+
     @Option(help: "Print the verdict for this URL and exit, without listening.")
     var explain: String?
 
@@ -76,6 +82,11 @@ struct EgressCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if hashPassword {
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("--hash-password reads the password from standard input") }
+            print(try EgressRole.hashPassword(line))
+            return
+        }
         guard let action = AccessRule.Action(rawValue: defaultAction) else { throw ValidationError("--default is allow or deny") }
         let policy: AccessPolicy
         let hosts: [String: [IPAddress]]
@@ -100,7 +111,7 @@ struct EgressCommand: AsyncParsableCommand {
                 case .failure(let error): throw ValidationError("--upstream-proxy \(error)")
                 }
             }
-            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile, upstreamProxies: parents))
+            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile, upstreamProxies: parents, usersFile: usersFile))
             try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil)
         } catch let error as ExitCode {
             throw error

@@ -166,6 +166,42 @@ struct EgressProcessTests {
         }
     }
 
+    @Test func proxyAuthenticationWithAUsersFile() async throws {
+        guard let binary = Prerequisites.ferryBinary(), let python = Prerequisites.python(with: "requests") else { return }
+        try await Self.withEgress { s in
+            // alice's hash comes from ferry itself; bob's from Python's hashlib with 1000 rounds: the format is
+            // the same PBKDF2-HMAC-SHA256 any implementation computes.
+            let made = try await Subprocess.run("/bin/sh", ["-c", "printf 'wonderland\\n' | \(binary) egress --hash-password"])
+            #expect(made.status == 0 && made.stdout.hasPrefix("$pbkdf2-sha256$600000$"), "\(made.stderr)")
+            let bobHash = try await Subprocess.run(python, ["-c", "import hashlib,base64; salt=b'0123456789abcdef'; print('$pbkdf2-sha256$1000$%s$%s' % (base64.b64encode(salt).decode(), base64.b64encode(hashlib.pbkdf2_hmac('sha256', b'builder', salt, 1000)).decode()))"])
+            let usersFile = s.dir + "/users"
+            try "# proxy users\nalice:\(made.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\nbob:\(bobHash.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n".write(toFile: usersFile, atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: [
+                "egress", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1", "--hosts-file", s.dir + "/hosts",
+                "--users-file", usersFile,
+                "--allow", "127.0.0.2/32:\(s.origin.port) for alice",
+                "--allow", "127.0.0.3:\(s.tlsPort)",
+            ])
+            defer { Task { await ferry.stop() } }
+            let proxy = "http://127.0.0.1:\(ferry.port("egress") ?? 0)"
+            let url = "http://origin.test:\(s.origin.port)/auth"
+
+            let none = try await Curl.request(url, ["-x", proxy])
+            #expect(none.status == 407 && none.header("proxy-authenticate") == "Basic realm=\"ferry\"")
+            #expect(try await Curl.request(url, ["-x", proxy, "--proxy-user", "alice:wrong"]).status == 407)
+            let alice = try await Curl.request(url, ["-x", proxy, "--proxy-user", "alice:wonderland"])
+            #expect(alice.status == 200 && alice.header("x-origin") == "plain")
+            #expect(!alice.body.lowercased().contains("proxy-authorization"), "credentials are not forwarded: \(alice.body)")
+            let bob = try await Curl.request(url, ["-x", proxy, "--proxy-user", "bob:builder"])
+            #expect(bob.status == 403, "the rule is for alice only: \(bob.body)")
+            let tunnel = try await Curl.request("https://secure.test:\(s.tlsPort)/", ["-x", proxy, "--proxy-user", "bob:builder", "--cacert", s.cert])
+            #expect(tunnel.status == 200, "\(tunnel.stderr)")
+            let py = try await Subprocess.run(python, ["-c", "import requests,sys; r = requests.get(sys.argv[1], proxies={'http': sys.argv[2]}, timeout=10); print(r.status_code)", url, "http://alice:wonderland@127.0.0.1:\(ferry.port("egress") ?? 0)"])
+            #expect(py.stdout == "200\n", "\(py.stderr)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains("\"user\":\"alice\"") && $0.contains("\"status\":200") } })
+        }
+    }
+
     @Test func deniedRequestsAndTunnelsNameTheRule() async throws {
         try await Self.withEgress { s in
             let denied = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", s.proxy])

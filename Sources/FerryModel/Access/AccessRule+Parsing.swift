@@ -4,7 +4,24 @@ extension AccessRule {
     /// when ports follow: `[fd00::/8]:443`) or `*`, and PORTS is `443`, `8000-8999` or `80,443`.
     /// Returns a message saying what to fix when the text is not a rule.
     public static func parse(_ action: Action, _ text: String) -> Result<AccessRule, AccessRuleError> {
-        var target = Substring(text)
+        // `RULE for alice,bob`: only for these authenticated users.
+        var users: [String] = []
+        var ruleText = Substring(text)
+        if let range = text.firstRange(of: " for ") {
+            users = text[range.upperBound...].split(separator: ",").map { String($0).trimmingSpaces }.map(String.init).filter { !$0.isEmpty }
+            guard !users.isEmpty else { return .failure(AccessRuleError(text, "\"for\" needs user names, as: .example.com for alice,bob")) }
+            ruleText = text[..<range.lowerBound]
+        }
+        switch parseTarget(action, ruleText, whole: text) {
+        case .failure(let e): return .failure(e)
+        case .success(var rule):
+            rule.match.users = users
+            return .success(rule)
+        }
+    }
+
+    static func parseTarget(_ action: Action, _ ruleText: Substring, whole text: String) -> Result<AccessRule, AccessRuleError> {
+        var target = ruleText
         var portText: Substring?
         if target.hasPrefix("[") {
             guard let close = target.firstIndex(of: "]") else { return .failure(AccessRuleError(text, "an IPv6 target in brackets needs \"]\"")) }

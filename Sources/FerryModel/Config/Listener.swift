@@ -40,8 +40,11 @@ public struct ForwardProxySettings: Sendable, Encodable {
     public var connectTimeout: Duration
     /// Parent proxies, first match wins; requests that match none go direct.
     public var upstreamProxies: [UpstreamProxyRule]
+    /// When set, every request must carry `Proxy-Authorization: Basic` for one of these users (else 407).
+    public var users: ProxyUsers?
 
-    public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5), upstreamProxies: [UpstreamProxyRule] = []) {
+    public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5), upstreamProxies: [UpstreamProxyRule] = [], users: ProxyUsers? = nil) {
+        self.users = users
         self.policy = policy
         self.hosts = hosts
         self.connectTimeout = connectTimeout
@@ -58,8 +61,9 @@ public struct ForwardProxySettings: Sendable, Encodable {
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout", upstreamProxies = "upstream_proxies" }
+        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout", upstreamProxies = "upstream_proxies", users }
         var c = encoder.container(keyedBy: K.self)
+        if let users { try c.encode(users.users.keys.sorted(), forKey: .users) }
         try c.encode(policy, forKey: .policy)
         if !upstreamProxies.isEmpty { try c.encode(upstreamProxies.map(\.description), forKey: .upstreamProxies) }
         try c.encode(hosts.mapValues { $0.map(\.description) }, forKey: .hosts)
@@ -71,9 +75,9 @@ public struct ForwardProxySettings: Sendable, Encodable {
     public static func parseHosts(_ text: String) -> (hosts: [String: [IPAddress]], problems: [(Int, String)]) {
         var hosts: [String: [IPAddress]] = [:]
         var problems: [(Int, String)] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard let first = fields.first else { continue }
             guard let address = IPAddress(parsing: first) else {
                 problems.append((index + 1, "\"\(first)\" is not an IP address"))

@@ -69,6 +69,8 @@ final class CompiledForwardProxy: Sendable {
     let cluster: CompiledCluster
     /// Each parent proxy's address, resolved when the snapshot is compiled.
     let parentAddresses: [HostPort: SocketAddress]
+    /// Set when the listener requires proxy authentication.
+    let authenticator: ProxyAuthenticator?
 
     init(_ settings: ForwardProxySettings, listener: String, metrics: ProxyMetrics) throws {
         self.settings = settings
@@ -81,6 +83,7 @@ final class CompiledForwardProxy: Sendable {
             }
         }
         self.parentAddresses = parents
+        self.authenticator = settings.users.map(ProxyAuthenticator.init(users:))
         let route = Route(name: "\(listener)/forward", match: RouteMatch(path: .prefix("/")), action: .forward([]), timeout: .seconds(60))
         self.route = CompiledRoute(route: route, stats: metrics.routeStats(listener: listener, route: route))
         self.cluster = try CompiledCluster(Cluster(name: "\(listener)/destinations", endpoints: [], connectTimeout: settings.connectTimeout), metrics: metrics)

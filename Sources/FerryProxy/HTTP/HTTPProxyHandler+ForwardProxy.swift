@@ -30,6 +30,50 @@ extension HTTPProxyHandler {
         ex.event.authority = ForwardTarget.authorityText(target)
         ex.snapshotVersion = snapshotVersion
         let request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: IPAddress(parsing: clientIP))
+        guard let authenticator = forward.authenticator else {
+            decide(request, target: target, head: head, summary: summary, forward: forward, context: context)
+            return
+        }
+        guard let credential = head.headers.first(name: "proxy-authorization") else {
+            requireAuthentication(context: context)
+            return
+        }
+        if let user = authenticator.rememberedUser(credential) {
+            var authenticated = request
+            authenticated.user = user
+            ex.event.user = user
+            decide(authenticated, target: target, head: head, summary: summary, forward: forward, context: context)
+            return
+        }
+        // The password hash is slow on purpose: it is checked off the event loop.
+        state = .waitingForUpstream
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        authenticator.verify(credential, on: context.eventLoop).assumeIsolated().whenSuccess { user in
+            let handler = bound.value
+            guard handler.exchange === ex, let context = handler.context else { return }
+            guard let user else {
+                handler.requireAuthentication(context: context)
+                return
+            }
+            var authenticated = request
+            authenticated.user = user
+            ex.event.user = user
+            handler.decide(authenticated, target: target, head: head, summary: summary, forward: forward, context: context)
+        }
+    }
+
+    /// 407 asking for Basic credentials; a CONNECT closes (the client asks again on a new connection).
+    private func requireAuthentication(context: ChannelHandlerContext) {
+        let isConnect = exchange?.isConnect ?? false
+        if isConnect { exchange?.requestComplete = true }
+        var reply = LocalReply.error(.proxyAuthenticationRequired, "this proxy needs a user name and password (Basic)", flags: .sourceDenied, close: isConnect)
+        reply.extraHeaders = [("proxy-authenticate", "Basic realm=\"ferry\"")]
+        sendLocalReply(reply, context: context)
+    }
+
+    /// The policy's decision for an (authenticated) request, then the way to the destination.
+    private func decide(_ request: AccessRequest, target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
+        guard let ex = exchange else { return }
         // Decided on the name alone when no rule needs the address: a denied name costs no DNS query.
         if !forward.settings.policy.dependsOnAddress(request) {
             let verdict = forward.settings.policy.evaluate(request)
@@ -79,7 +123,7 @@ extension HTTPProxyHandler {
                 case .success(let address):
                     handler.proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
                 case .failure(let error):
-                    handler.sendLocalReply(.error(.badGateway, "cannot resolve \(name): \(error)", flags: .upstreamConnectionFailure, close: isConnect), context: context)
+                    handler.sendLocalReply(.error(.badGateway, "cannot resolve \(name): \(error)", flags: .upstreamConnectionFailure, close: ex.isConnect), context: context)
                 }
             }
         }

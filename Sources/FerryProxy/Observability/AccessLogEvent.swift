@@ -27,6 +27,8 @@ public struct AccessLogEvent: Sendable {
     public var attempts: Int = 0
     /// The access policy's decision, on listeners that have one.
     public var verdict: Verdict?
+    /// The authenticated proxy user, when the listener requires one.
+    public var user: String = ""
 
     public init(startTime: WallClock.Instant, listener: String, downstream: String) {
         self.startTime = startTime

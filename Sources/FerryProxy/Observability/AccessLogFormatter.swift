@@ -41,6 +41,7 @@ public enum AccessLogFormatter {
         w.field("attempts", int: e.attempts)
         w.field("response_flags", string: e.flags.text)
         w.field("user_agent", string: e.userAgent)
+        if !e.user.isEmpty { w.field("user", string: e.user) }
         if let v = e.verdict {
             w.field("verdict", string: v.allowed ? "allow" : "deny")
             w.field("rule", string: v.rule.map { "\($0): \(v.text)" } ?? v.text)
@@ -95,7 +96,7 @@ extension AccessLogFormatter {
         let status = e.status < 100 ? String(repeating: "0", count: 3 - String(e.status).count) + String(e.status) : String(e.status)
         let upstreamHost = e.upstream.lastIndex(of: ":").map { String(e.upstream[..<$0]) } ?? e.upstream
         let hierarchy = e.upstream.isEmpty ? "HIER_NONE/-" : "HIER_DIRECT/\(upstreamHost)"
-        let line = "\(e.startTime.seconds).\(pad3(e.startTime.nanoseconds / 1_000_000)) \(padded) \(client) \(code)/\(status) \(e.bytesSent) \(e.method) \(e.path) - \(hierarchy) -"
+        let line = "\(e.startTime.seconds).\(pad3(e.startTime.nanoseconds / 1_000_000)) \(padded) \(client) \(code)/\(status) \(e.bytesSent) \(e.method) \(e.path) \(e.user.isEmpty ? "-" : e.user) \(hierarchy) -"
         out.append(contentsOf: line.utf8)
     }
 

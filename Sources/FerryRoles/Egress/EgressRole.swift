@@ -1,4 +1,5 @@
 import FerryModel
+import FerryProxy
 import Foundation
 
 /// `ferry egress`: a forward proxy (HTTP_PROXY / HTTPS_PROXY) whose access policy is given by flags.
@@ -11,8 +12,10 @@ public enum EgressRole {
         public var policy: AccessPolicy
         public var hostsFile: String?
         public var upstreamProxies: [UpstreamProxyRule]
+        public var usersFile: String?
 
-        public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil, upstreamProxies: [UpstreamProxyRule] = []) {
+        public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil, upstreamProxies: [UpstreamProxyRule] = [], usersFile: String? = nil) {
+            self.usersFile = usersFile
             self.listen = listen
             self.admin = admin
             self.policy = policy
@@ -52,8 +55,27 @@ public enum EgressRole {
         return hosts
     }
 
+    /// A users-file hash for `password` (PBKDF2-HMAC-SHA256, random salt).
+    public static func hashPassword(_ password: String) throws -> String {
+        try PasswordHashing.hashLine(password: password)
+    }
+
+    /// Reads a users file (see `ProxyUsers`). Throws with each bad line named.
+    public static func users(file: String?) throws -> ProxyUsers? {
+        guard let file else { return nil }
+        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            throw SettingsError(description: "\(file): cannot read the users file")
+        }
+        let (users, problems) = ProxyUsers.parse(text)
+        if !problems.isEmpty {
+            throw SettingsError(description: problems.map { "\(file):\($0.0): \($0.1)" }.joined(separator: "\n"))
+        }
+        if users.users.isEmpty { throw SettingsError(description: "\(file): no users; add NAME:HASH lines (ferry egress --hash-password makes a hash)") }
+        return users
+    }
+
     public static func snapshot(_ settings: Settings) throws -> ConfigSnapshot {
-        let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies)
+        let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies, users: try users(file: settings.usersFile))
         let listener = Listener(name: "egress", address: settings.listen, http: HTTPConnectionManager(virtualHosts: [], forwardProxy: forward))
         var config = ConfigSnapshot(source: "ferry egress flags", admin: AdminSettings(address: settings.admin), listeners: [listener], clusters: [])
         config.accessLog.format = .json
