@@ -291,3 +291,32 @@ struct ConfigDiagnosticsTests {
         }
     }
 }
+
+@Suite struct ForwardProxyDecodingTests {
+    @Test func policiesAndAForwardProxyListener() throws {
+        let yaml = """
+        listeners:
+          - name: egress
+            address: 127.0.0.1:3128
+            http: {limits: {max_connections: 50}}
+            forward_proxy: {policy: outbound, connect_timeout: 2s, upstream_proxies: [".internal.example=none", "http://proxy.corp:3128"]}
+        policies:
+          - name: outbound
+            default: allow
+            guards: none
+            rules:
+              - deny: 10.0.0.0/8
+              - allow: {domains: [.corp.example], ports: ["443", "8000-8999"], methods: [get], sources: [192.168.0.0/16], users: [alice]}
+        clusters: []
+        """
+        let snapshot = try ConfigLoader.decode(yaml: yaml, file: "e.yaml")
+        let http = snapshot.listeners[0].http
+        #expect(http.limits.maxConnections == 50 && http.virtualHosts.isEmpty)
+        let forward = try #require(http.forwardProxy)
+        #expect(forward.connectTimeout == .seconds(2))
+        #expect(forward.upstreamProxies.map(\.description) == [".internal.example=none", "http://proxy.corp:3128"])
+        #expect(forward.policy.defaultAction == .allow && forward.policy.guards.isEmpty)
+        #expect(forward.policy.rules.map(\.text) == ["deny 10.0.0.0/8", "allow .corp.example:443,8000-8999 methods GET from 192.168.0.0/16 for alice"])
+        #expect(forward.policy.rules[1].match.methods == ["GET"])
+    }
+}

@@ -202,6 +202,41 @@ struct EgressProcessTests {
         }
     }
 
+    @Test func aPolicyInTheConfigurationFileReloadsWithoutCuttingATunnel() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withEgress { s in
+            func config(_ rules: String) -> String {
+                """
+                admin: {address: "127.0.0.1:0"}
+                listeners:
+                  - name: egress
+                    address: "127.0.0.1:0"
+                    forward_proxy: {policy: outbound, hosts_file: hosts}
+                policies:
+                  - name: outbound
+                    rules:
+                \(rules)
+                clusters: []
+                """
+            }
+            let path = s.dir + "/egress.yaml"
+            try config("      - allow: 127.0.0.2/32:\(s.origin.port)\n      - allow: 127.0.0.3:\(s.tlsPort)").write(toFile: path, atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", path, "--threads", "1"], configPath: path)
+            defer { Task { await ferry.stop() } }
+            let proxy = "http://127.0.0.1:\(ferry.port("egress") ?? 0)"
+            #expect(try await Curl.request("http://origin.test:\(s.origin.port)/", ["-x", proxy]).status == 200)
+            // A slow response through a tunnel that starts before the edit.
+            let hold = try Subprocess(Curl.curlPath, ["-sS", "-p", "-x", proxy, "-w", "\n%{http_code}", "http://origin.test:\(s.origin.port)/hold/30"])
+            #expect(await Waiting.until { s.origin.requestsStarted >= 2 })
+            try ferry.rewriteConfig(config("      - deny: .test\n      - allow: 127.0.0.3:\(s.tlsPort)"))
+            #expect(await Waiting.until { ferry.appliedReloads >= 1 })
+            let denied = try await Curl.request("http://origin.test:\(s.origin.port)/", ["-x", proxy])
+            #expect(denied.status == 403 && denied.body.contains("rule 1 (deny .test)"))
+            #expect(await hold.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(hold.stdout == String(repeating: ".", count: 30) + "\n200", "the tunnel kept going")
+        }
+    }
+
     @Test func deniedRequestsAndTunnelsNameTheRule() async throws {
         try await Self.withEgress { s in
             let denied = try await Curl.request("http://blocked.test:\(s.origin.port)/", ["-x", s.proxy])

@@ -5,7 +5,7 @@ struct SnapshotDecoder {
     let context: DecodingContext
 
     func snapshot(_ root: ConfigNode, file: String, version: Int) -> ConfigSnapshot? {
-        guard let f = root.fields(allowed: ["admin", "access_log", "drain_timeout", "listeners", "clusters"]) else { return nil }
+        guard let f = root.fields(allowed: ["admin", "access_log", "drain_timeout", "listeners", "clusters", "policies"]) else { return nil }
         var admin: AdminSettings? = AdminSettings()
         if let node = f["admin"] {
             admin = adminSettings(node)
@@ -21,8 +21,9 @@ struct SnapshotDecoder {
         let drain = f["drain_timeout"]?.duration() ?? .seconds(25)
         let clusterNodes = f.required("clusters", "a list of clusters (name, endpoints)")?.items("clusters") ?? []
         let clusters = clusterNodes.compactMap(cluster)
+        let policies = f["policies"].map(self.policies) ?? [:]
         let listenerNodes = f.required("listeners", "a list of listeners (name, address, http)")?.items("listeners") ?? []
-        let listeners = listenerNodes.compactMap(listener)
+        let listeners = listenerNodes.compactMap { listener($0, policies: policies) }
         validateNames(clusters.map(\.name), nodes: clusterNodes, what: "cluster")
         validateNames(listeners.map(\.name), nodes: listenerNodes, what: "listener")
         validateAddresses(listeners, nodes: listenerNodes, admin: admin, adminNode: f["admin"])
@@ -41,16 +42,28 @@ struct SnapshotDecoder {
 
     // MARK: listeners
 
-    func listener(_ node: ConfigNode) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "http"]) else { return nil }
+    func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
+        guard let f = node.fields(allowed: ["name", "address", "http", "forward_proxy"]) else { return nil }
         let name = f.required("name", "a unique name for metrics and logs")?.string()
         let address = f.required("address", "where to listen, as host:port (\"0.0.0.0:8080\")")?.hostPort()
-        let http = f.required("http", "the HTTP settings and virtual_hosts").flatMap(connectionManager)
+        if let forwardNode = f["forward_proxy"] {
+            // A forward proxy: `http` is optional (limits, timeouts) and has no virtual hosts.
+            let forward = forwardProxy(forwardNode, policies: policies)
+            var http = HTTPConnectionManager(virtualHosts: [])
+            if let httpNode = f["http"] {
+                guard let decoded = connectionManager(httpNode, forwardProxy: true) else { return nil }
+                http = decoded
+            }
+            guard let name, let address, let forward else { return nil }
+            http.forwardProxy = forward
+            return Listener(name: name, address: address, http: http)
+        }
+        let http = f.required("http", "the HTTP settings and virtual_hosts (or forward_proxy for a forward proxy)").flatMap { connectionManager($0) }
         guard let name, let address, let http else { return nil }
         return Listener(name: name, address: address, http: http)
     }
 
-    func connectionManager(_ node: ConfigNode) -> HTTPConnectionManager? {
+    func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {
         guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts"]) else { return nil }
         var limits = HTTPLimits()
         if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body", "max_connections"]) {
@@ -66,7 +79,11 @@ struct SnapshotDecoder {
             if let v = tf["request_headers"]?.duration() { timeouts.requestHeaders = v }
             if let v = tf["idle"]?.duration() { timeouts.idle = v }
         }
-        let vhostNodes = f.required("virtual_hosts", "a list of virtual hosts (name, domains, routes)")?.items("virtual hosts") ?? []
+        if forwardProxy, let v = f["virtual_hosts"] {
+            v.error("a forward-proxy listener has no virtual_hosts: requests go where their URL says, as its policy allows")
+            return nil
+        }
+        let vhostNodes = forwardProxy ? [] : f.required("virtual_hosts", "a list of virtual hosts (name, domains, routes)")?.items("virtual hosts") ?? []
         let vhosts = vhostNodes.compactMap(virtualHost)
         guard vhosts.count == vhostNodes.count else { return nil }
         return HTTPConnectionManager(limits: limits, timeouts: timeouts, virtualHosts: vhosts)
