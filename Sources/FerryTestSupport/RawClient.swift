@@ -52,6 +52,36 @@ public final class RawClient {
         }
     }
 
+    /// Bytes read past the end of the last response read by `readResponse`.
+    private var leftover: [UInt8] = []
+
+    /// Reads one response framed by Content-Length (or without a body): its head and body text.
+    public func readResponse() -> (head: String, body: String) {
+        var data = leftover
+        leftover = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func fill() -> Bool {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return false }
+            data.append(contentsOf: buffer[0..<n])
+            return true
+        }
+        let marker: [UInt8] = [13, 10, 13, 10]
+        var headEnd: Int?
+        while headEnd == nil {
+            if let r = data.firstRange(of: marker) { headEnd = r.upperBound } else if !fill() { return (String(decoding: data, as: UTF8.self), "") }
+        }
+        let head = String(decoding: data[..<headEnd!], as: UTF8.self)
+        var length = 0
+        for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+            length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        while data.count < headEnd! + length { if !fill() { break } }
+        let end = min(data.count, headEnd! + length)
+        leftover = Array(data[end...])
+        return (head, String(decoding: data[headEnd!..<end], as: UTF8.self))
+    }
+
     /// Reads until `marker` has been seen (or close/timeout).
     public func read(until marker: String) -> String {
         var data = [UInt8]()

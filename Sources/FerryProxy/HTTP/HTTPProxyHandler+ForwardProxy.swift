@@ -17,6 +17,20 @@ extension HTTPProxyHandler {
         ex.route = forward.route
         ex.event.route = forward.route.route.name
         let isConnect = head.method == .CONNECT
+        if !isConnect, let memo = forwardMemo, let path = memo.pathAndQuery(of: head, snapshotVersion: snapshotVersion) {
+            // Same destination as this connection's previous request: its decision and address still hold.
+            ex.snapshotVersion = snapshotVersion
+            ex.event.authority = memo.authority
+            ex.event.verdict = memo.verdict
+            ex.destination = memo.destination
+            ex.cluster = forward.cluster
+            ex.event.cluster = forward.cluster.cluster.name
+            ex.event.upstream = memo.upstreamName
+            state = .waitingForUpstream
+            prepareUpstreamHead(target: .absolute(host: memo.host, port: memo.port, authority: memo.authority, pathAndQuery: path), head: head, summary: summary, context: context)
+            connectUpstream(context: context)
+            return
+        }
         let target: ForwardTarget
         switch ForwardTarget.parse(method: head.method.rawValue, target: head.uri) {
         case .failure(let problem):
@@ -148,6 +162,10 @@ extension HTTPProxyHandler {
         ex.cluster = forward.cluster
         ex.event.cluster = forward.cluster.cluster.name
         ex.event.upstream = HTTPProxyHandler.describe(socketAddress)
+        if case .absolute(let host, let port, let authority, _) = target, forward.authenticator == nil, let prefix = ForwardMemo.prefix(of: head.uri) {
+            forwardMemo = ForwardMemo(snapshotVersion: ex.snapshotVersion, prefix: prefix, method: head.method, host: host, port: port,
+                                      authority: authority, verdict: verdict, destination: socketAddress, upstreamName: ex.event.upstream)
+        }
         prepareUpstreamHead(target: target, head: head, summary: summary, context: context)
         connectUpstream(context: context)
     }
@@ -232,5 +250,39 @@ enum ForwardResolver {
             throw Failure(description: "no address")
         }
         return chosen
+    }
+}
+
+/// The last absolute-form destination a connection was allowed to reach, so that a keep-alive client asking
+/// for the same `scheme://authority` with the same method in the same snapshot skips parsing, the policy
+/// and address work. Not kept when the listener authenticates users (credentials may change per request).
+struct ForwardMemo {
+    let snapshotVersion: Int
+    /// `http://host:port` exactly as received.
+    let prefix: String
+    let method: HTTPMethod
+    let host: HostName
+    let port: Int
+    let authority: String
+    let verdict: Verdict
+    let destination: SocketAddress
+    let upstreamName: String
+
+    /// The text before the path of an absolute-form target (`http://host:port`), or nil.
+    static func prefix(of uri: String) -> String? {
+        guard uri.hasPrefix("http://") else { return nil }
+        let rest = uri.utf8.dropFirst(7)
+        let end = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? rest.endIndex
+        return String(uri[..<end])
+    }
+
+    /// The origin-form target of `head` when it goes to this memo's destination, or nil.
+    func pathAndQuery(of head: HTTPRequestHead, snapshotVersion: Int) -> String? {
+        guard snapshotVersion == self.snapshotVersion, head.method == method, head.uri.hasPrefix(prefix) else { return nil }
+        var rest = Substring(head.uri).dropFirst(prefix.count)
+        if let first = rest.utf8.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "?"), first != UInt8(ascii: "#") { return nil }
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        if rest.isEmpty || rest.hasPrefix("?") { return "/" + rest }
+        return String(rest)
     }
 }

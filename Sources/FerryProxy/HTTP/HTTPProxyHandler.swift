@@ -61,6 +61,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private var upstreamDirty = false
     /// The last snapshot seen and this listener in it, so an unchanged snapshot needs no lookup by name.
     private var cachedSnapshot: CompiledSnapshot?
+    /// Forward proxy: this connection's last allowed absolute-form destination.
+    var forwardMemo: ForwardMemo?
     private var cachedListener: CompiledListener?
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
