@@ -276,13 +276,17 @@ struct ForwardMemo {
         return String(uri[..<end])
     }
 
-    /// The origin-form target of `head` when it goes to this memo's destination, or nil.
+    /// The origin-form target of `head` when it goes to this memo's destination, or nil. Compared and
+    /// sliced as UTF-8 bytes: this runs for every request of a keep-alive forward-proxy connection.
     func pathAndQuery(of head: HTTPRequestHead, snapshotVersion: Int) -> String? {
-        guard snapshotVersion == self.snapshotVersion, head.method == method, head.uri.hasPrefix(prefix) else { return nil }
-        var rest = Substring(head.uri).dropFirst(prefix.count)
-        if let first = rest.utf8.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "?"), first != UInt8(ascii: "#") { return nil }
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        if rest.isEmpty || rest.hasPrefix("?") { return "/" + rest }
-        return String(rest)
+        guard snapshotVersion == self.snapshotVersion, head.method == method else { return nil }
+        let uri = head.uri.utf8
+        let prefixBytes = prefix.utf8
+        guard uri.count >= prefixBytes.count, uri.starts(with: prefixBytes) else { return nil }
+        var rest = uri.dropFirst(prefixBytes.count)
+        if let first = rest.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "?"), first != UInt8(ascii: "#") { return nil }
+        if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        if rest.isEmpty || rest.first == UInt8(ascii: "?") { return "/" + String(Substring(rest)) }
+        return String(Substring(rest))
     }
 }

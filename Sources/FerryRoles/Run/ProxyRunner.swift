@@ -43,11 +43,9 @@ public enum ProxyRunner {
             if let format { c.accessLog.format = format }
         }
         overrides(&config)
-        if watch != nil {
-            // Until the watcher takes SIGHUP over, one arriving must not end the process (its default action);
-            // the edit it announces is still picked up by the watcher's poll.
-            signal(SIGHUP, SIG_IGN)
-        }
+        // SIGHUP must never end the process (its default action): before the watcher takes it over (the edit
+        // it announces is still picked up by the watcher's poll), and when there is nothing to reload.
+        signal(SIGHUP, SIG_IGN)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         let server = try ProxyServer(config: config, group: group, logger: logger)
         do {
