@@ -260,6 +260,10 @@ struct EgressProcessTests {
             #expect(answer.components(separatedBy: "HTTP/1.1").count == 2, "one response, then close: \(answer)")
             #expect(s.origin.requestsStarted == 0)
 
+            // SIGHUP to a proxy configured by flags: nothing to reload, and it keeps serving.
+            s.ferry.signal(SIGHUP)
+            #expect(await Waiting.untilAsync { (try? await Curl.request("http://origin.test:\(s.origin.port)/after-hup", ["-x", s.proxy]))?.status == 200 })
+
             // Origin-form on the proxy port: 400 with a hint.
             let direct = try await Curl.request("\(s.proxy)/")
             #expect(direct.status == 400 && direct.body.contains("this is a forward proxy"))
