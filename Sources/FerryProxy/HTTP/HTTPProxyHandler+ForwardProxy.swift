@@ -192,16 +192,14 @@ extension HTTPProxyHandler {
     }
 
     /// The upstream connection of a CONNECT is up: answer 200, then glue the two connections.
-    func establishTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
+    func establishTunnel(to upstreamChannel: Channel, context: ChannelHandlerContext) {
         exchange!.event.status = 200
         exchange!.responseHeadSent = true
-        connection.owner = self
-        upstream = connection
         context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
         let channel = context.channel
         let heldRead = pendingRead
         pendingRead = false
-        switchToTunnel(connection, context: context)
+        glue(to: upstreamChannel, upstreamHTTP: nil, context: context)
         // Reads were held while the upstream connection was made; the glue takes over reading now.
         if heldRead { channel.read() }
     }

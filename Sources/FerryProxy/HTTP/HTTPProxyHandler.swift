@@ -463,7 +463,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         if let destination = exchange!.destination {
             exchange!.attempts += 1
             exchange!.event.attempts = exchange!.attempts
-            if let parent = exchange!.parentProxy {
+            if exchange!.isConnect {
+                dialTunnel(exchange!.parentProxy?.address ?? destination, connectTimeout: cluster.cluster.connectTimeout, via: exchange!.parentProxy?.authority, context: context)
+            } else if let parent = exchange!.parentProxy {
                 dial(parent.address, connectTimeout: cluster.cluster.connectTimeout, pooled: false, tunnelTo: parent.authority, context: context)
             } else {
                 dial(destination, connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isConnect, context: context)
@@ -552,6 +554,45 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
     }
 
+    /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
+    /// once up, the tunnel is answered and glued.
+    private func dialTunnel(_ address: SocketAddress, connectTimeout: Duration, via parentAuthority: String?, context: ChannelHandlerContext) {
+        let attempt = exchange!.attempts
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(TimeAmount.milliseconds(connectTimeout.milliseconds))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                guard let parentAuthority else { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ParentProxyHandshake(authority: parentAuthority, done: channel.eventLoop.makePromise()))
+                }
+            }
+            .connect(to: address)
+            .flatMap { channel in
+                guard parentAuthority != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
+                    return channel.eventLoop.makeSucceededFuture(channel)
+                }
+                return handshake.done.futureResult.map { channel }
+            }
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
+                        self.establishTunnel(to: channel, context: context)
+                    } else {
+                        channel.close(promise: nil)
+                    }
+                case .failure:
+                    self.environment.metrics.upstreamConnectFailures.increment()
+                    self.exchange?.cluster?.stats.connectFailures.increment()
+                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
+                        self.connectFailed(context: context)
+                    }
+                }
+            }
+    }
+
     private func connectFailed(context: ChannelHandlerContext) {
         if exchange!.destination != nil {
             sendLocalReply(.error(.badGateway, "could not connect to \(exchange!.event.upstream)", flags: .upstreamConnectionFailure, close: exchange!.isConnect), context: context)
@@ -572,10 +613,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func attach(_ connection: UpstreamConnection, reused: Bool, context: ChannelHandlerContext) {
-        if exchange!.isConnect {
-            establishTunnel(connection, context: context)
-            return
-        }
         connection.owner = self
         upstream = connection
         state = .forwarding
@@ -744,12 +781,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: tunnel after 101
 
     func switchToTunnel(_ connection: UpstreamConnection, context: ChannelHandlerContext) {
-        guard let upstreamChannel = connection.channel, let ex = exchange else { return }
+        guard let upstreamChannel = connection.channel else { return }
+        upstream = nil
+        connection.owner = nil
+        glue(to: upstreamChannel, upstreamHTTP: connection, context: context)
+    }
+
+    /// Turns this connection and `upstreamChannel` into a byte tunnel; `upstreamHTTP` is the HTTP client side
+    /// to take off the upstream pipeline (nil when the upstream channel was made for a tunnel and has none).
+    func glue(to upstreamChannel: Channel, upstreamHTTP connection: UpstreamConnection?, context: ChannelHandlerContext) {
+        guard let ex = exchange else { return }
         // The exchange is counted now; its access-log line waits for the tunnel to close, so it carries the
         // bytes each way and the whole duration.
         complete(logging: false)
-        upstream = nil
-        connection.owner = nil
         context.flush()
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         var onClose: [() -> Void] = []
@@ -791,9 +835,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             try down.addHandler(downstreamGlue)
             try up.addHandler(upstreamGlue)
             // Decoders go last so the bytes they still hold flow on into the glue.
-            up.removeHandler(context: try up.context(handler: connection), promise: nil)
-            up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
-            up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            if let connection {
+                up.removeHandler(context: try up.context(handler: connection), promise: nil)
+                up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
+                up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            }
             down.removeHandler(context: context, promise: nil)
             down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         } catch {
