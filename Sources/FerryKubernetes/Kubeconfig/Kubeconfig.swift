@@ -32,6 +32,13 @@ public struct Kubeconfig: Sendable {
         public var command: String
         public var args: [String]
         public var env: [String: String]
+
+        public init(apiVersion: String, command: String, args: [String], env: [String: String]) {
+            self.apiVersion = apiVersion
+            self.command = command
+            self.args = args
+            self.env = env
+        }
     }
 
     public struct Context: Sendable, Hashable {
