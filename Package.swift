@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
         // PBKDF2 for proxy users' password hashes (CryptoExtras).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
+        // TLS to upstreams (clusters with tls:, the Kubernetes API server).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         // Pure values and algorithms: no I/O, no NIO. Route, policy and address code runs per request on the
@@ -49,6 +51,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: [
                 // The data plane is single-threaded per event loop and its handlers are not shared;

@@ -313,7 +313,7 @@ struct SnapshotDecoder {
     // MARK: clusters
 
     func cluster(_ node: ConfigNode) -> Cluster? {
-        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls"]) else { return nil }
         let name = f.required("name", "a unique name that routes refer to")?.string()
         var endpoints: [HostPort] = []
         for e in f.required("endpoints", "a list of host:port addresses (may be empty)")?.items("endpoints") ?? [] {
@@ -343,8 +343,32 @@ struct SnapshotDecoder {
             f["hash_on"]?.error("hash_on is only used with load_balancing: ring_hash")
         }
         let connectTimeout = f["connect_timeout"]?.duration() ?? .seconds(5)
+        let tls = f["tls"].flatMap(upstreamTLS)
         guard let name else { return nil }
-        return Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout)
+        return Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout, tls: tls)
+    }
+
+    /// `tls: {}` (system roots) or `{ca_file, server_name, insecure_skip_verify, client_certificate_file, client_key_file}`;
+    /// files are relative to the configuration file and must be readable.
+    func upstreamTLS(_ node: ConfigNode) -> UpstreamTLS? {
+        guard let f = node.fields(allowed: ["ca_file", "server_name", "insecure_skip_verify", "client_certificate_file", "client_key_file"]) else { return nil }
+        var tls = UpstreamTLS()
+        func file(_ key: String) -> String? {
+            guard let n = f[key], let path = n.string() else { return nil }
+            let resolved = relativeToConfig(path)
+            if FileReading.readText(resolved) == nil { n.error("cannot read \(path)") }
+            return resolved
+        }
+        tls.caFile = file("ca_file")
+        tls.serverName = f["server_name"]?.string()
+        tls.insecureSkipVerify = f["insecure_skip_verify"]?.bool() ?? false
+        tls.clientCertificateFile = file("client_certificate_file")
+        tls.clientKeyFile = file("client_key_file")
+        if (tls.clientCertificateFile == nil) != (tls.clientKeyFile == nil) {
+            node.error("client_certificate_file and client_key_file go together")
+        }
+        if tls.insecureSkipVerify && tls.caFile != nil { node.error("insecure_skip_verify cannot be combined with ca_file") }
+        return tls
     }
 
     func hashKey(_ node: ConfigNode) -> RingHashKey? {

@@ -4,13 +4,17 @@ public struct Cluster: Sendable, Encodable {
     public var endpoints: [HostPort]
     public var loadBalancing: LoadBalancingPolicy
     public var connectTimeout: Duration
+    /// TLS to the endpoints; nil: plain TCP.
+    public var tls: UpstreamTLS?
 
     public init(
         name: String,
         endpoints: [HostPort],
         loadBalancing: LoadBalancingPolicy = .roundRobin,
-        connectTimeout: Duration = .seconds(5)
+        connectTimeout: Duration = .seconds(5),
+        tls: UpstreamTLS? = nil
     ) {
+        self.tls = tls
         self.name = name
         self.endpoints = endpoints
         self.loadBalancing = loadBalancing
@@ -18,7 +22,7 @@ public struct Cluster: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout"
+        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -27,6 +31,44 @@ public struct Cluster: Sendable, Encodable {
         try c.encode(endpoints, forKey: .endpoints)
         try c.encode(loadBalancing.description, forKey: .loadBalancing)
         try c.encode(DurationText(connectTimeout), forKey: .connectTimeout)
+        try c.encodeIfPresent(tls, forKey: .tls)
+    }
+}
+
+/// How Ferry speaks TLS to a cluster's endpoints.
+public struct UpstreamTLS: Sendable, Hashable, Encodable {
+    /// PEM file of the CAs to trust; nil: the system's trust roots.
+    public var caFile: String?
+    /// The same, inline (a kubeconfig's `certificate-authority-data`).
+    public var caPEM: [UInt8]?
+    /// The name sent as SNI and checked against the certificate; nil: the endpoint's host when it is a name
+    /// (for an IP address only the chain is checked).
+    public var serverName: String?
+    public var insecureSkipVerify: Bool
+    public var clientCertificateFile: String?
+    public var clientKeyFile: String?
+    public var clientCertificatePEM: [UInt8]?
+    public var clientKeyPEM: [UInt8]?
+
+    public init(caFile: String? = nil, caPEM: [UInt8]? = nil, serverName: String? = nil, insecureSkipVerify: Bool = false,
+                clientCertificateFile: String? = nil, clientKeyFile: String? = nil, clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil) {
+        self.caFile = caFile
+        self.caPEM = caPEM
+        self.serverName = serverName
+        self.insecureSkipVerify = insecureSkipVerify
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyFile = clientKeyFile
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case caFile = "ca_file", serverName = "server_name", insecureSkipVerify = "insecure_skip_verify", clientCertificate = "client_certificate" }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encodeIfPresent(caFile ?? (caPEM != nil ? "(inline)" : nil), forKey: .caFile)
+        try c.encodeIfPresent(serverName, forKey: .serverName)
+        if insecureSkipVerify { try c.encode(true, forKey: .insecureSkipVerify) }
+        if clientCertificateFile != nil || clientCertificatePEM != nil { try c.encode(clientCertificateFile ?? "(inline)", forKey: .clientCertificate) }
     }
 }
 

@@ -1,5 +1,6 @@
 import FerryModel
 import NIOCore
+import NIOSSL
 
 /// A `ConfigSnapshot` with everything derived from it built once: route tables, resolved endpoint
 /// addresses, load balancers and metric handles. Swapped whole, never piecemeal.
@@ -125,9 +126,12 @@ final class CompiledCluster: Sendable {
     let countsActiveRequests: Bool
     let balancer: LoadBalancer
     let stats: ClusterStats
+    /// TLS to the endpoints, built once per snapshot (reads the CA and key files).
+    let tls: UpstreamTLSContext?
 
     init(_ cluster: Cluster, metrics: ProxyMetrics) throws {
         self.cluster = cluster
+        self.tls = try cluster.tls.map { try UpstreamTLSContext($0, cluster: cluster.name) }
         self.addresses = try cluster.endpoints.map { endpoint in
             do {
                 return try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
@@ -140,4 +144,46 @@ final class CompiledCluster: Sendable {
         self.countsActiveRequests = cluster.loadBalancing == .leastRequest
         self.stats = metrics.clusterStats(cluster: cluster.name)
     }
+}
+
+/// A cluster's TLS settings compiled into an `NIOSSLContext`.
+final class UpstreamTLSContext: Sendable {
+    let context: NIOSSLContext
+    let serverName: String?
+
+    init(_ tls: UpstreamTLS, cluster: String) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let file = tls.caFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+            } else if let pem = tls.caPEM {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(pem))
+            }
+            if tls.insecureSkipVerify { configuration.certificateVerification = .none }
+            if let file = tls.clientCertificateFile {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
+            } else if let pem = tls.clientCertificatePEM {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(pem).map { .certificate($0) }
+            }
+            if let file = tls.clientKeyFile {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: file, format: .pem))
+            } else if let pem = tls.clientKeyPEM {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: pem, format: .pem))
+            }
+            self.context = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw UpstreamTLSError(description: "clusters \"\(cluster)\": tls: \(error)")
+        }
+        self.serverName = tls.serverName
+    }
+
+    /// The SNI name for an endpoint: the configured name, else the host when it is not an IP address.
+    func serverName(for endpoint: HostPort) -> String? {
+        if let serverName { return serverName }
+        return IPAddress(parsing: endpoint.host) == nil ? endpoint.host : nil
+    }
+}
+
+public struct UpstreamTLSError: Error, CustomStringConvertible {
+    public var description: String
 }

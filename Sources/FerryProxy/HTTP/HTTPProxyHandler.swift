@@ -1,6 +1,7 @@
 import FerryModel
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import NIOPosix
 
 /// The downstream end of one HTTP/1.1 connection: routes each request, forwards it to a pooled upstream
@@ -489,13 +490,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange!.event.upstream = cluster.endpointNames[index]
         // An upgrade takes its connection over for good, and servers accept an upgrade only as a
         // connection's first request (SwiftNIO's upgrader among them): it gets a fresh connection.
-        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, context: context)
+        let tls = cluster.tls.map { ($0, $0.serverName(for: cluster.cluster.endpoints[index])) }
+        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, tls: tls, context: context)
     }
 
     /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop;
     /// with `tunnelTo`, `address` is a parent proxy and the connection is usable once it has answered CONNECT.
-    private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, context: ChannelHandlerContext) {
-        if pooled, let connection = local.pool.acquire(address, now: .now()) {
+    private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, tls: (UpstreamTLSContext, String?)? = nil, context: ChannelHandlerContext) {
+        let tlsIdentity = tls.map { ObjectIdentifier($0.0) }
+        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, now: .now()) {
             attach(connection, reused: true, context: context)
             return
         }
@@ -510,11 +513,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                     if let tunnelTo {
                         try sync.addHandler(ParentProxyHandshake(authority: tunnelTo, done: channel.eventLoop.makePromise()))
                     }
+                    if let (tlsContext, serverName) = tls {
+                        try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
+                    }
                     var encoderConfiguration = HTTPRequestEncoder.Configuration()
                     encoderConfiguration.automaticallySetFramingHeaders = false
                     try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
                     try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(UpstreamConnection(address: address, pool: pool.value))
+                    try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, pool: pool.value))
                 }
             }
             .connect(to: address)

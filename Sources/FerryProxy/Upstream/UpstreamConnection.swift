@@ -9,6 +9,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     let address: SocketAddress
+    /// Where this connection goes back in the pool: its address and the TLS context it was made with.
+    let poolKey: UpstreamPool.Key
     private weak var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
     /// The downstream handler using this connection now.
@@ -17,8 +19,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
     private var pendingRead = false
 
-    init(address: SocketAddress, pool: UpstreamPool) {
+    init(address: SocketAddress, tls: ObjectIdentifier? = nil, pool: UpstreamPool) {
         self.address = address
+        self.poolKey = UpstreamPool.Key(address: address, tls: tls)
         self.pool = pool
     }
 

@@ -1,17 +1,25 @@
 import NIOCore
 
-/// Idle upstream connections of one event loop, by endpoint address. Only touched on its loop.
+/// Idle upstream connections of one event loop, by endpoint address and TLS settings (a connection made
+/// with one cluster's TLS context is never handed to another). Only touched on its loop.
 final class UpstreamPool {
+    struct Key: Hashable {
+        let address: SocketAddress
+        /// The `UpstreamTLSContext` the connection was made with; nil for plain TCP.
+        let tls: ObjectIdentifier?
+    }
+
     /// Idle connections kept per endpoint; more are closed on release.
     static let maxIdlePerEndpoint = 256
     /// Idle connections older than this are closed instead of reused (upstreams close idle ones too).
     static let maxIdleTime: TimeAmount = .seconds(50)
 
-    private var idle: [SocketAddress: [UpstreamConnection]] = [:]
+    private var idle: [Key: [UpstreamConnection]] = [:]
 
-    /// A live idle connection to `address`, or nil. The most recently used one comes first.
-    func acquire(_ address: SocketAddress, now: NIODeadline) -> UpstreamConnection? {
-        while let connection = idle[address]?.popLast() {
+    /// A live idle connection to `address` made with `tls`, or nil. The most recently used one comes first.
+    func acquire(_ address: SocketAddress, tls: ObjectIdentifier? = nil, now: NIODeadline) -> UpstreamConnection? {
+        let key = Key(address: address, tls: tls)
+        while let connection = idle[key]?.popLast() {
             connection.isIdleInPool = false
             if !connection.isClosed, now - connection.idleSince < UpstreamPool.maxIdleTime {
                 return connection
@@ -24,20 +32,20 @@ final class UpstreamPool {
     /// Returns a connection after a complete exchange.
     func release(_ connection: UpstreamConnection, now: NIODeadline) {
         guard !connection.isClosed else { return }
-        let count = idle[connection.address]?.count ?? 0
+        let count = idle[connection.poolKey]?.count ?? 0
         guard count < UpstreamPool.maxIdlePerEndpoint else {
             connection.close()
             return
         }
         connection.isIdleInPool = true
         connection.idleSince = now
-        idle[connection.address, default: []].append(connection)
+        idle[connection.poolKey, default: []].append(connection)
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamConnection) {
         guard connection.isIdleInPool else { return }
-        idle[connection.address]?.removeAll { $0 === connection }
+        idle[connection.poolKey]?.removeAll { $0 === connection }
         connection.isIdleInPool = false
     }
 
