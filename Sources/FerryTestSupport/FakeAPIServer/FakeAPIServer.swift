@@ -1,0 +1,203 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A Kubernetes API server for tests, speaking the real protocol shapes: TLS with a test certificate,
+/// bearer-token authentication (401 with a `Status` otherwise), discovery (`/version`, `/api`, `/apis`),
+/// `/api/v1/nodes`, namespaced pods (list with a resourceVersion, get, and `?watch=true` as a chunked stream
+/// of `{"type":..., "object":...}` lines that the test feeds with `addPod`/`deletePod`).
+public final class FakeAPIServer: Sendable {
+    public let channel: Channel
+    public let token: String
+    private let state: NIOLockedValueBox<State>
+
+    /// Only read and written under the lock; `Any` values are JSON objects built here.
+    struct State: @unchecked Sendable {
+        var resourceVersion = 100
+        var pods: [String: [String: Any]] = [:]  // "ns/name" → Pod object
+        var watchers: [(namespace: String, send: @Sendable (String) -> Void)] = []
+        var requests: [String] = []
+    }
+
+    public var port: Int { channel.localAddress!.port! }
+    /// `METHOD path` of every request seen, in order.
+    public var requests: [String] { state.withLockedValue { $0.requests } }
+
+    /// Serves on 127.0.0.1 port 0 with the PEM certificate and key at the given paths.
+    public init(group: EventLoopGroup, certificate: String, key: String, token: String) throws {
+        self.token = token
+        let state = NIOLockedValueBox(State())
+        self.state = state
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        tls.applicationProtocols = ["http/1.1"]
+        let context = try NIOSSLContext(configuration: tls)
+        channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: context))
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(FakeAPIHandler(token: token, state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .wait()
+    }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+
+    /// Adds (or replaces) a pod and tells the watchers of its namespace.
+    public func addPod(namespace: String, name: String, phase: String = "Running") {
+        let (event, watchers) = state.withLockedValue { s -> (String, [@Sendable (String) -> Void]) in
+            s.resourceVersion += 1
+            let existed = s.pods["\(namespace)/\(name)"] != nil
+            let pod = FakeAPIServer.pod(namespace: namespace, name: name, phase: phase, resourceVersion: s.resourceVersion)
+            s.pods["\(namespace)/\(name)"] = pod
+            let line = FakeAPIServer.json(["type": existed ? "MODIFIED" : "ADDED", "object": pod]) + "\n"
+            return (line, s.watchers.filter { $0.namespace == namespace }.map(\.send))
+        }
+        for send in watchers { send(event) }
+    }
+
+    public func deletePod(namespace: String, name: String) {
+        let (event, watchers) = state.withLockedValue { s -> (String?, [@Sendable (String) -> Void]) in
+            guard var pod = s.pods.removeValue(forKey: "\(namespace)/\(name)") else { return (nil, []) }
+            s.resourceVersion += 1
+            var meta = pod["metadata"] as? [String: Any] ?? [:]
+            meta["resourceVersion"] = String(s.resourceVersion)
+            pod["metadata"] = meta
+            return (FakeAPIServer.json(["type": "DELETED", "object": pod]) + "\n", s.watchers.filter { $0.namespace == namespace }.map(\.send))
+        }
+        guard let event else { return }
+        for send in watchers { send(event) }
+    }
+
+    static func pod(namespace: String, name: String, phase: String, resourceVersion: Int) -> [String: Any] {
+        [
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": ["name": name, "namespace": namespace, "uid": "uid-\(namespace)-\(name)", "resourceVersion": String(resourceVersion), "creationTimestamp": "2026-11-30T00:00:00Z"],
+            "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]], "nodeName": "node-1"],
+            "status": ["phase": phase, "podIP": "10.244.1.7"],
+        ]
+    }
+
+    static func json(_ object: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: used only on its channel's event loop; the watcher callbacks hop onto that loop.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let token: String
+    let state: NIOLockedValueBox<FakeAPIServer.State>
+    private var head: HTTPRequestHead?
+
+    init(token: String, state: NIOLockedValueBox<FakeAPIServer.State>) {
+        self.token = token
+        self.state = state
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): head = h
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(head, context: context)
+        }
+    }
+
+    private func respond(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let pathAndQuery = head.uri.split(separator: "?", maxSplits: 1)
+        let path = String(pathAndQuery.first ?? "")
+        let query = pathAndQuery.count > 1 ? String(pathAndQuery[1]) : ""
+        state.withLockedValue { $0.requests.append("\(head.method.rawValue) \(head.uri)") }
+        guard head.headers.first(name: "authorization") == "Bearer \(token)" else {
+            send(.unauthorized, status("Unauthorized", reason: "Unauthorized", code: 401), context: context)
+            return
+        }
+        let parts = path.split(separator: "/").map(String.init)
+        guard head.method == .GET else {
+            send(.methodNotAllowed, status("the fake API server only answers GET", reason: "MethodNotAllowed", code: 405), context: context)
+            return
+        }
+        if parts == ["version"] {
+            send(.ok, FakeAPIServer.json(["major": "1", "minor": "31", "gitVersion": "v1.31.0", "platform": "linux/amd64"]), context: context)
+        } else if parts == ["api"] {
+            send(.ok, FakeAPIServer.json(["kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [["clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"]]]), context: context)
+        } else if parts == ["apis"] {
+            send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]]]), context: context)
+        } else if parts == ["api", "v1", "nodes"] {
+            let node: [String: Any] = ["kind": "Node", "apiVersion": "v1", "metadata": ["name": "node-1", "uid": "uid-node-1", "resourceVersion": "7"], "status": ["conditions": [["type": "Ready", "status": "True"]]]]
+            send(.ok, FakeAPIServer.json(["kind": "NodeList", "apiVersion": "v1", "metadata": ["resourceVersion": "7"], "items": [node]]), context: context)
+        } else if parts.count == 5, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {
+            let ns = parts[3]
+            let flags = query.split(separator: "&")
+            if flags.contains("watch=true") || flags.contains("watch=1") {
+                watch(namespace: ns, context: context)
+            } else {
+                let (items, rv) = state.withLockedValue { s in (s.pods.filter { $0.key.hasPrefix("\(ns)/") }.sorted { $0.key < $1.key }.map(\.value), s.resourceVersion) }
+                send(.ok, FakeAPIServer.json(["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": String(rv)], "items": items]), context: context)
+            }
+        } else if parts.count == 6, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {
+            let (ns, name) = (parts[3], parts[5])
+            if let pod = state.withLockedValue({ $0.pods["\(ns)/\(name)"] }) {
+                send(.ok, FakeAPIServer.json(pod), context: context)
+            } else {
+                send(.notFound, status("pods \"\(name)\" not found", reason: "NotFound", code: 404, details: ["name": name, "kind": "pods"]), context: context)
+            }
+        } else {
+            send(.notFound, status("the server could not find the requested resource", reason: "NotFound", code: 404), context: context)
+        }
+    }
+
+    /// A chunked stream: the existing pods as ADDED, then every change as it happens.
+    private func watch(namespace: String, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "transfer-encoding", value: "chunked")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let initial: [String] = state.withLockedValue { s in
+            s.watchers.append((namespace, { line in
+                loop.execute {
+                    let ctx = bound.value
+                    guard ctx.channel.isActive else { return }
+                    ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
+                }
+            }))
+            return s.pods.filter { $0.key.hasPrefix("\(namespace)/") }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value]) + "\n" }
+        }
+        for line in initial { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil) }
+        context.flush()
+    }
+
+    private func status(_ message: String, reason: String, code: Int, details: [String: Any]? = nil) -> String {
+        var object: [String: Any] = ["kind": "Status", "apiVersion": "v1", "metadata": [String: Any](), "status": "Failure", "message": message, "reason": reason, "code": code]
+        if let details { object["details"] = details }
+        return FakeAPIServer.json(object)
+    }
+
+    private func send(_ status: HTTPResponseStatus, _ body: String, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
