@@ -34,11 +34,7 @@ public enum Prerequisites {
             }
         }
         let message = "skipped: no python3 with the \(module) module (apt-get install python3-\(module); .ci/run does)"
-        if requireAll {
-            Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
-        } else {
-            print(message)
-        }
+        skip(message, sourceLocation: sourceLocation)
         return nil
     }
 
@@ -47,11 +43,7 @@ public enum Prerequisites {
         let missing = tools.filter { path(of: $0) == nil }
         guard !missing.isEmpty else { return true }
         let message = "skipped: \(missing.joined(separator: ", ")) not installed (apt-get install it; .ci/run does)"
-        if requireAll {
-            Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
-        } else {
-            print(message)
-        }
+        skip(message, sourceLocation: sourceLocation)
         return false
     }
 
@@ -64,11 +56,17 @@ public enum Prerequisites {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         let message = "skipped: the ferry binary is not built; run `swift build` first (scripts/test.sh does)"
+        skip(message, sourceLocation: sourceLocation)
+        return nil
+    }
+
+    /// Reports a test that cannot run here: a failure under FERRY_REQUIRE_ALL_TESTS (CI), otherwise a line in
+    /// the test output (the test then returns without asserting).
+    static func skip(_ message: String, sourceLocation: SourceLocation) {
         if requireAll {
             Issue.record(Comment(rawValue: "FERRY_REQUIRE_ALL_TESTS=1: \(message)"), sourceLocation: sourceLocation)
         } else {
             print(message)
         }
-        return nil
     }
 }

@@ -229,27 +229,23 @@ struct ConfigDiagnosticsTests {
 }
 
 @Suite struct RoutePolicyDecodingTests {
+    /// One listener whose only virtual host has `routes` (YAML list items), and one cluster.
+    static func routes(_ routes: String, cluster: String) -> String {
+        let indented = routes.split(separator: "\n").map { "            " + $0 }.joined(separator: "\n")
+        return "listeners:\n  - name: web\n    address: 127.0.0.1:8080\n    http:\n      virtual_hosts:\n        - name: all\n          domains: [\"*\"]\n          routes:\n\(indented)\nclusters:\n  - \(cluster)\n"
+    }
+
     @Test func theRouteFieldsIngressAnnotationsUseAreWritableInYAML() throws {
-        let yaml = """
-        listeners:
-          - name: web
-            address: 127.0.0.1:8080
-            http:
-              virtual_hosts:
-                - name: all
-                  domains: ["*"]
-                  routes:
-                    - match: {prefix: /shop, cookies: {beta: always}}
-                      forward: {cluster: a}
-                      rewrite: {regex: "^/shop(/|$)(.*)", replacement: "/$2"}
-                      allow_sources: [10.0.0.0/8, "fd00::/8"]
-                      max_request_body: 1MiB
-                      stream_idle_timeout: 30s
-                    - match: {prefix: /old}
-                      redirect: {url: "https://new.example/", status: 308}
-        clusters:
-          - {name: a, endpoints: ["127.0.0.1:9000"], load_balancing: ring_hash, hash_on: {cookie: session}}
-        """
+        let yaml = Self.routes("""
+        - match: {prefix: /shop, cookies: {beta: always}}
+          forward: {cluster: a}
+          rewrite: {regex: "^/shop(/|$)(.*)", replacement: "/$2"}
+          allow_sources: [10.0.0.0/8, "fd00::/8"]
+          max_request_body: 1MiB
+          stream_idle_timeout: 30s
+        - match: {prefix: /old}
+          redirect: {url: "https://new.example/", status: 308}
+        """, cluster: "{name: a, endpoints: [\"127.0.0.1:9000\"], load_balancing: ring_hash, hash_on: {cookie: session}}")
         let snapshot = try ConfigLoader.decode(yaml: yaml, file: "t.yaml")
         let route = snapshot.listeners[0].http.virtualHosts[0].routes[0]
         #expect(route.match.cookies == [CookieMatch(name: "beta", value: "always")])
@@ -263,22 +259,12 @@ struct ConfigDiagnosticsTests {
     }
 
     @Test func badValuesAreNamed() {
-        let yaml = """
-        listeners:
-          - name: web
-            address: 127.0.0.1:8080
-            http:
-              virtual_hosts:
-                - name: all
-                  domains: ["*"]
-                  routes:
-                    - match: {prefix: /}
-                      forward: {cluster: a}
-                      allow_sources: [10.0.0.0/33]
-                      rewrite: {regex: "(", replacement: /}
-        clusters:
-          - {name: a, endpoints: ["127.0.0.1:9000"]}
-        """
+        let yaml = Self.routes("""
+        - match: {prefix: /}
+          forward: {cluster: a}
+          allow_sources: [10.0.0.0/33]
+          rewrite: {regex: "(", replacement: /}
+        """, cluster: "{name: a, endpoints: [\"127.0.0.1:9000\"]}")
         do {
             _ = try ConfigLoader.decode(yaml: yaml, file: "t.yaml")
             Issue.record("accepted")

@@ -7,27 +7,6 @@ import Testing
 /// Every name resolves through `--hosts-file`; nothing reaches DNS or the outside.
 @Suite(.serialized)
 struct EgressProcessTests {
-    /// An HTTPS origin in Python's standard library on 127.0.0.3, port 0; prints the port when ready.
-    static let tlsOrigin = """
-    import http.server, ssl, sys
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        def do_GET(self):
-            body = ("secure hello via %s\\n" % self.headers.get("Host")).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        def log_message(self, *a):
-            pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.3", 0), H)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-    """
-
     struct Setup {
         let dir: String
         let origin: TestOrigin
@@ -40,20 +19,11 @@ struct EgressProcessTests {
 
     static func withEgress(_ body: (Setup) async throws -> Void) async throws {
         guard Prerequisites.have("curl", "openssl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-egress-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try TLSFixtures.folder("egress")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let cert = dir + "/cert.pem", key = dir + "/key.pem"
-        let made = try await Subprocess.run(Prerequisites.path(of: "openssl")!, [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=secure.test",
-            "-addext", "subjectAltName=DNS:secure.test", "-keyout", key, "-out", cert,
-        ])
-        #expect(made.status == 0, "\(made.stderr)")
-        try tlsOrigin.write(toFile: dir + "/tls.py", atomically: true, encoding: .utf8)
-        let tls = try Subprocess(Prerequisites.path(of: "python3")!, [dir + "/tls.py", cert, key])
+        let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "secure.test")
+        let (tls, tlsPort) = try await TLSFixtures.startOrigin(in: dir, cert: cert, key: key)
         defer { tls.signal(SIGTERM) }
-        #expect(await Waiting.until { !tls.stdout.isEmpty })
-        let tlsPort = try #require(Int(tls.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         let origin = try TestOrigin(name: "plain", group: Fixtures.originGroup, host: "127.0.0.2")
         defer { origin.close() }
         try "127.0.0.2 origin.test\n127.0.0.3 secure.test  # the TLS origin\n127.0.0.2 blocked.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)

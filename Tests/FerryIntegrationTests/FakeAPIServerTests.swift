@@ -8,14 +8,9 @@ import Testing
 struct FakeAPIServerTests {
     @Test func servesTheAPIShapesOverTLSWithAToken() async throws {
         guard Prerequisites.have("curl", "openssl") else { return }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-fakeapi-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try TLSFixtures.folder("fakeapi")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let made = try await Subprocess.run(Prerequisites.path(of: "openssl")!, [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kubernetes",
-            "-addext", "subjectAltName=DNS:kubernetes,IP:127.0.0.1", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
-        ])
-        #expect(made.status == 0, "\(made.stderr)")
+        _ = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
         let server = try FakeAPIServer(group: Fixtures.originGroup, certificate: dir + "/cert.pem", key: dir + "/key.pem", token: "t0k3n")
         defer { server.close() }
         server.addPod(namespace: "default", name: "web-1")

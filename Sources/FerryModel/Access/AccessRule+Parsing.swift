@@ -8,7 +8,7 @@ extension AccessRule {
         var users: [String] = []
         var ruleText = Substring(text)
         if let range = text.firstRange(of: " for ") {
-            users = text[range.upperBound...].split(separator: ",").map { String($0).trimmingSpaces }.map(String.init).filter { !$0.isEmpty }
+            users = text[range.upperBound...].split(separator: ",").map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
             guard !users.isEmpty else { return .failure(AccessRuleError(text, "\"for\" needs user names, as: .example.com for alice,bob")) }
             ruleText = text[..<range.lowerBound]
         }

@@ -154,13 +154,3 @@ public struct IPRange: Hashable, Sendable, CustomStringConvertible, Encodable {
         try c.encode(description)
     }
 }
-
-extension String {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: Substring {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
-    }
-}

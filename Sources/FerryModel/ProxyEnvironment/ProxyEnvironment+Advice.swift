@@ -17,7 +17,7 @@ extension ProxyEnvironment {
             }
         }
         guard let noProxy = value("NO_PROXY", "no_proxy")?.value ?? value("no_proxy")?.value else { return findings }
-        let entries = noProxy.split(separator: ",").map { $0.trimmingSpacesAndTabs }.filter { !$0.isEmpty }
+        let entries = noProxy.split(separator: ",").map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
         for entry in entries {
             if entry == "*" {
                 if entries.count > 1 { findings.append(Finding(entry: entry, message: "\"*\" only disables the proxy when it is the whole value in curl and Python; Go honours it anywhere in the list")) }
@@ -68,7 +68,7 @@ extension ProxyEnvironment {
         if let noProxy = value("NO_PROXY", "no_proxy")?.value {
             var hosts: [String] = []
             for raw in noProxy.split(separator: ",") {
-                var entry = raw.trimmingSpacesAndTabs
+                var entry = String(raw.trimmingSpaces)
                 if entry.isEmpty || entry.contains("/") { continue }  // CIDRs cannot be expressed
                 if entry == "*" { hosts = ["*"]; break }
                 if let colon = entry.lastIndex(of: ":"), entry.filter({ $0 == ":" }).count == 1 { entry = String(entry[..<colon]) }

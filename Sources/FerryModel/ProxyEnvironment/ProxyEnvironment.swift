@@ -47,7 +47,7 @@ public struct ProxyEnvironment: Sendable {
         }
         if let noProxy = value("NO_PROXY", "no_proxy") {
             for raw in noProxy.value.split(separator: ",") {
-                let entry = raw.trimmingSpacesAndTabs.lowercased()
+                let entry = raw.trimmingSpaces.lowercased()
                 if entry.isEmpty { continue }
                 if entry == "*" { return Decision(client: .go, proxy: nil, reason: "\(noProxy.name)=* disables the proxy") }
                 if let range = IPRange(parsing: entry), entry.contains("/") {
@@ -61,7 +61,7 @@ public struct ProxyEnvironment: Sendable {
                     host = host[..<colon]
                 }
                 if let port, port != t.port { continue }
-                if let ip = IPAddress(parsing: host.trimmingCharacters(inBrackets: true)) {
+                if let ip = IPAddress(parsing: host.withoutBrackets) {
                     if t.address == ip { return Decision(client: .go, proxy: nil, reason: "\(noProxy.name) entry \(entry) is the address") }
                     continue
                 }
@@ -93,7 +93,7 @@ public struct ProxyEnvironment: Sendable {
                     if let a = t.address, range.contains(a) { return Decision(client: .curl, proxy: nil, reason: "\(noProxy.name) entry \(entry) contains \(t.host)") }
                     continue
                 }
-                if let ip = IPAddress(parsing: Substring(entry).trimmingCharacters(inBrackets: true)) {
+                if let ip = IPAddress(parsing: Substring(entry).withoutBrackets) {
                     if t.address == ip { return Decision(client: .curl, proxy: nil, reason: "\(noProxy.name) entry \(entry) is the address") }
                     continue
                 }
@@ -119,15 +119,15 @@ public struct ProxyEnvironment: Sendable {
             return Decision(client: .python, proxy: nil, reason: "\(scheme)_proxy/\(scheme.uppercased())_PROXY not set")
         }
         if let noProxy = value("no_proxy", "NO_PROXY") {
-            if noProxy.value.trimmingSpacesAndTabs == "*" { return Decision(client: .python, proxy: nil, reason: "\(noProxy.name)=* disables the proxy") }
+            if noProxy.value.trimmingSpaces == "*" { return Decision(client: .python, proxy: nil, reason: "\(noProxy.name)=* disables the proxy") }
             // urllib compares the URL's netloc as written: with a port only when the URL has one.
             let hostPort = t.explicitPort ? "\(t.host):\(t.port)" : t.host
             for raw in noProxy.value.split(separator: ",") {
-                var name = raw.trimmingSpacesAndTabs.lowercased()
+                var name = raw.trimmingSpaces.lowercased()
                 if name.isEmpty { continue }
                 while name.hasPrefix(".") { name.removeFirst() }
                 if t.host == name || hostPort == name || t.host.hasSuffix("." + name) || hostPort.hasSuffix("." + name) {
-                    return Decision(client: .python, proxy: nil, reason: "\(noProxy.name) entry \(raw.trimmingSpacesAndTabs) matches (leading dots ignored)")
+                    return Decision(client: .python, proxy: nil, reason: "\(noProxy.name) entry \(raw.trimmingSpaces) matches (leading dots ignored)")
                 }
             }
         }
@@ -191,22 +191,4 @@ struct ProxyURLTarget {
         self.port = port
         address = IPAddress(parsing: hostPart)
     }
-}
-
-extension Substring {
-    var trimmingSpacesAndTabs: String {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
-    }
-
-    func trimmingCharacters(inBrackets: Bool) -> Substring {
-        if hasPrefix("["), hasSuffix("]") { return dropFirst().dropLast() }
-        return self
-    }
-}
-
-extension String {
-    var trimmingSpacesAndTabs: String { Substring(self).trimmingSpacesAndTabs }
 }

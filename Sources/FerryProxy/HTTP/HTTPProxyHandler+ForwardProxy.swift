@@ -43,7 +43,7 @@ extension HTTPProxyHandler {
         ex.isConnect = isConnect
         ex.event.authority = ForwardTarget.authorityText(target)
         ex.snapshotVersion = snapshotVersion
-        let request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: IPAddress(parsing: clientIP))
+        let request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: clientIPAddress)
         guard let authenticator = forward.authenticator else {
             decide(request, target: target, head: head, summary: summary, forward: forward, context: context)
             return
@@ -196,12 +196,7 @@ extension HTTPProxyHandler {
         exchange!.event.status = 200
         exchange!.responseHeadSent = true
         context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
-        let channel = context.channel
-        let heldRead = pendingRead
-        pendingRead = false
         glue(to: upstreamChannel, upstreamHTTP: nil, context: context)
-        // Reads were held while the upstream connection was made; the glue takes over reading now.
-        if heldRead { channel.read() }
     }
 }
 

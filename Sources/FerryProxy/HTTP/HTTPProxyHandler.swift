@@ -35,6 +35,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         return clientIP.utf8.contains(UInt8(ascii: ":")) ? "[\(clientIP)]:\(clientPort)" : "\(clientIP):\(clientPort)"
     }()
     let clientIP: String
+    /// The client's address as a number, for allowlists and policies; parsed once per connection.
+    lazy var clientIPAddress: IPAddress? = IPAddress(parsing: clientIP)
     var context: ChannelHandlerContext?
 
     var state: State = .idle
@@ -43,7 +45,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
     /// nothing; pipelining is rare.)
     private var pipelined: [HTTPServerRequestPart] = []
-    var pendingRead = false
+    private var pendingRead = false
     private var requestsServed = 0
     private var draining = false
     /// Whether this connection is counted in the active-connections gauge (it moves to the tunnel on upgrade).
@@ -327,16 +329,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
 
         let authority = Substring(ex.event.authority)
-        guard let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) }) else {
-            if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-                ex.requestComplete = true
-                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-                return
-            }
+        let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) })
+        let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
+        // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
+        if let routeMax = compiledRoute?.route.maxRequestBodyBytes { ex.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
+        if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
+            ex.requestComplete = true
+            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+            return
+        }
+        guard let compiledRoute else {
             sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
             return
         }
-        let compiledRoute = listener.compiledRoutes[match.virtualHost][match.route]
         let route = compiledRoute.route
         ex.route = compiledRoute
         ex.event.route = route.name
@@ -344,13 +349,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.idleLimit = .milliseconds(idle.milliseconds)
             ex.lastProgress = .now()
         }
-        if let routeMax = route.maxRequestBodyBytes { ex.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
-        if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-            ex.requestComplete = true
-            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-            return
-        }
-        if !route.allowedSources.isEmpty, !route.allowsSource(IPAddress(parsing: clientIP)) {
+        if !route.allowedSources.isEmpty, !route.allowsSource(clientIPAddress) {
             sendLocalReply(.error(.forbidden, "client address \(clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
             return
         }
@@ -504,99 +503,96 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         let pool = NIOLoopBound(local.pool, eventLoop: context.eventLoop)
         let attempt = exchange!.attempts
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(TimeAmount.milliseconds(connectTimeout.milliseconds))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tunnelTo {
-                        try sync.addHandler(ParentProxyHandshake(authority: tunnelTo, done: channel.eventLoop.makePromise()))
-                    }
-                    if let (tlsContext, serverName) = tls {
-                        try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
-                    }
-                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
-                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, pool: pool.value))
-                }
+        connectChannel(address, timeout: connectTimeout, parent: tunnelTo, context: context) { sync in
+            if let (tlsContext, serverName) = tls {
+                try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
             }
-            .connect(to: address)
-            .flatMap { channel in
-                // Through a parent proxy, the connection counts as made once the parent has answered CONNECT.
-                guard tunnelTo != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
-                    return channel.eventLoop.makeSucceededFuture(channel)
+            var encoderConfiguration = HTTPRequestEncoder.Configuration()
+            encoderConfiguration.automaticallySetFramingHeaders = false
+            try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+            try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, pool: pool.value))
+        }
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
+                    channel.close(promise: nil)
+                    return
                 }
-                return handshake.done.futureResult.map { channel }
-            }
-            .assumeIsolated()
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
-                        self.attach(connection, reused: false, context: context)
-                    } else {
-                        // The downstream went away meanwhile: keep the connection for the next request,
-                        // unless it is a tunnel through a parent proxy (it leads to one destination only).
-                        if tunnelTo == nil {
-                            self.local.pool.release(connection, now: .now())
-                        } else {
-                            connection.close()
-                        }
-                    }
-                case .failure:
-                    self.environment.metrics.upstreamConnectFailures.increment()
-                    self.exchange?.cluster?.stats.connectFailures.increment()
-                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
-                        self.connectFailed(context: context)
-                    }
+                if let context = self.contextIfStill(attempt: attempt) {
+                    self.attach(connection, reused: false, context: context)
+                } else if tunnelTo == nil {
+                    // The downstream went away meanwhile: keep the connection for the next request.
+                    self.local.pool.release(connection, now: .now())
+                } else {
+                    // A tunnel through a parent proxy leads to one destination only: never pooled.
+                    connection.close()
                 }
+            case .failure:
+                self.upstreamConnectFailed(attempt: attempt)
             }
+        }
     }
 
     /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
     /// once up, the tunnel is answered and glued.
     private func dialTunnel(_ address: SocketAddress, connectTimeout: Duration, via parentAuthority: String?, context: ChannelHandlerContext) {
         let attempt = exchange!.attempts
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(TimeAmount.milliseconds(connectTimeout.milliseconds))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                guard let parentAuthority else { return channel.eventLoop.makeSucceededVoidFuture() }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ParentProxyHandshake(authority: parentAuthority, done: channel.eventLoop.makePromise()))
-                }
-            }
-            .connect(to: address)
-            .flatMap { channel in
-                guard parentAuthority != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
-                    return channel.eventLoop.makeSucceededFuture(channel)
-                }
-                return handshake.done.futureResult.map { channel }
-            }
+        connectChannel(address, timeout: connectTimeout, parent: parentAuthority, context: context) { _ in }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
+                    if let context = self.contextIfStill(attempt: attempt) {
                         self.establishTunnel(to: channel, context: context)
                     } else {
                         channel.close(promise: nil)
                     }
                 case .failure:
-                    self.environment.metrics.upstreamConnectFailures.increment()
-                    self.exchange?.cluster?.stats.connectFailures.increment()
-                    if self.state == .waitingForUpstream, self.exchange?.attempts == attempt, let context = self.context {
-                        self.connectFailed(context: context)
-                    }
+                    self.upstreamConnectFailed(attempt: attempt)
                 }
             }
+    }
+
+    /// A new upstream channel on this event loop. Through a parent proxy (`parent`: the `host:port` to ask it
+    /// for) it counts as connected once the parent has answered CONNECT; `handlers` go after that handshake.
+    private func connectChannel(
+        _ address: SocketAddress, timeout: Duration, parent: String?, context: ChannelHandlerContext,
+        handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(TimeAmount.milliseconds(timeout.milliseconds))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let parent {
+                        try sync.addHandler(ParentProxyHandshake(authority: parent, done: channel.eventLoop.makePromise()))
+                    }
+                    try handlers(sync)
+                }
+            }
+            .connect(to: address)
+            .flatMap { channel in
+                guard parent != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
+                    return channel.eventLoop.makeSucceededFuture(channel)
+                }
+                return handshake.done.futureResult.map { channel }
+            }
+    }
+
+    /// This connection's context while connection attempt `attempt` is still the one the exchange waits for.
+    private func contextIfStill(attempt: Int) -> ChannelHandlerContext? {
+        guard state == .waitingForUpstream, exchange?.attempts == attempt else { return nil }
+        return context
+    }
+
+    private func upstreamConnectFailed(attempt: Int) {
+        environment.metrics.upstreamConnectFailures.increment()
+        exchange?.cluster?.stats.connectFailures.increment()
+        if let context = contextIfStill(attempt: attempt) { connectFailed(context: context) }
     }
 
     private func connectFailed(context: ChannelHandlerContext) {
@@ -801,6 +797,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         // bytes each way and the whole duration.
         complete(logging: false)
         context.flush()
+        // A read held back while the upstream was being reached is owed to the glue, which reads from now on.
+        let downstreamChannel = context.channel
+        let heldRead = pendingRead
+        pendingRead = false
+        defer { if heldRead { downstreamChannel.read() } }
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         var onClose: [() -> Void] = []
         if ex.accessLogFormat != .none {

@@ -14,10 +14,26 @@ public final class FakeAPIServer: Sendable {
     public let token: String
     private let state: NIOLockedValueBox<State>
 
-    /// Only read and written under the lock; `Any` values are JSON objects built here.
-    struct State: @unchecked Sendable {
+    struct Pod: Sendable {
+        var namespace: String
+        var name: String
+        var phase: String
+        var resourceVersion: Int
+
+        /// The Pod as the API server returns it.
+        var object: [String: Any] {
+            [
+                "kind": "Pod", "apiVersion": "v1",
+                "metadata": ["name": name, "namespace": namespace, "uid": "uid-\(namespace)-\(name)", "resourceVersion": String(resourceVersion), "creationTimestamp": "2026-11-30T00:00:00Z"],
+                "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]], "nodeName": "node-1"],
+                "status": ["phase": phase, "podIP": "10.244.1.7"],
+            ]
+        }
+    }
+
+    struct State: Sendable {
         var resourceVersion = 100
-        var pods: [String: [String: Any]] = [:]  // "ns/name" → Pod object
+        var pods: [String: Pod] = [:]  // "ns/name"
         var watchers: [(namespace: String, send: @Sendable (String) -> Void)] = []
         var requests: [String] = []
     }
@@ -59,9 +75,9 @@ public final class FakeAPIServer: Sendable {
         let (event, watchers) = state.withLockedValue { s -> (String, [@Sendable (String) -> Void]) in
             s.resourceVersion += 1
             let existed = s.pods["\(namespace)/\(name)"] != nil
-            let pod = FakeAPIServer.pod(namespace: namespace, name: name, phase: phase, resourceVersion: s.resourceVersion)
+            let pod = Pod(namespace: namespace, name: name, phase: phase, resourceVersion: s.resourceVersion)
             s.pods["\(namespace)/\(name)"] = pod
-            let line = FakeAPIServer.json(["type": existed ? "MODIFIED" : "ADDED", "object": pod]) + "\n"
+            let line = FakeAPIServer.json(["type": existed ? "MODIFIED" : "ADDED", "object": pod.object]) + "\n"
             return (line, s.watchers.filter { $0.namespace == namespace }.map(\.send))
         }
         for send in watchers { send(event) }
@@ -71,22 +87,11 @@ public final class FakeAPIServer: Sendable {
         let (event, watchers) = state.withLockedValue { s -> (String?, [@Sendable (String) -> Void]) in
             guard var pod = s.pods.removeValue(forKey: "\(namespace)/\(name)") else { return (nil, []) }
             s.resourceVersion += 1
-            var meta = pod["metadata"] as? [String: Any] ?? [:]
-            meta["resourceVersion"] = String(s.resourceVersion)
-            pod["metadata"] = meta
-            return (FakeAPIServer.json(["type": "DELETED", "object": pod]) + "\n", s.watchers.filter { $0.namespace == namespace }.map(\.send))
+            pod.resourceVersion = s.resourceVersion
+            return (FakeAPIServer.json(["type": "DELETED", "object": pod.object]) + "\n", s.watchers.filter { $0.namespace == namespace }.map(\.send))
         }
         guard let event else { return }
         for send in watchers { send(event) }
-    }
-
-    static func pod(namespace: String, name: String, phase: String, resourceVersion: Int) -> [String: Any] {
-        [
-            "kind": "Pod", "apiVersion": "v1",
-            "metadata": ["name": name, "namespace": namespace, "uid": "uid-\(namespace)-\(name)", "resourceVersion": String(resourceVersion), "creationTimestamp": "2026-11-30T00:00:00Z"],
-            "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]], "nodeName": "node-1"],
-            "status": ["phase": phase, "podIP": "10.244.1.7"],
-        ]
     }
 
     static func json(_ object: Any) -> String {
@@ -95,8 +100,8 @@ public final class FakeAPIServer: Sendable {
     }
 }
 
-final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
-    // @unchecked: used only on its channel's event loop; the watcher callbacks hop onto that loop.
+/// One connection of the fake server; watcher callbacks from other threads hop onto its event loop.
+final class FakeAPIHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -149,13 +154,13 @@ final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
             if flags.contains("watch=true") || flags.contains("watch=1") {
                 watch(namespace: ns, context: context)
             } else {
-                let (items, rv) = state.withLockedValue { s in (s.pods.filter { $0.key.hasPrefix("\(ns)/") }.sorted { $0.key < $1.key }.map(\.value), s.resourceVersion) }
+                let (items, rv) = state.withLockedValue { s in (s.pods.filter { $0.key.hasPrefix("\(ns)/") }.sorted { $0.key < $1.key }.map(\.value.object), s.resourceVersion) }
                 send(.ok, FakeAPIServer.json(["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": String(rv)], "items": items]), context: context)
             }
         } else if parts.count == 6, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {
             let (ns, name) = (parts[3], parts[5])
             if let pod = state.withLockedValue({ $0.pods["\(ns)/\(name)"] }) {
-                send(.ok, FakeAPIServer.json(pod), context: context)
+                send(.ok, FakeAPIServer.json(pod.object), context: context)
             } else {
                 send(.notFound, status("pods \"\(name)\" not found", reason: "NotFound", code: 404, details: ["name": name, "kind": "pods"]), context: context)
             }
@@ -180,7 +185,7 @@ final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
                     ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
                 }
             }))
-            return s.pods.filter { $0.key.hasPrefix("\(namespace)/") }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value]) + "\n" }
+            return s.pods.filter { $0.key.hasPrefix("\(namespace)/") }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value.object]) + "\n" }
         }
         for line in initial { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil) }
         context.flush()
