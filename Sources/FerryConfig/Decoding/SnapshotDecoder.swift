@@ -111,7 +111,7 @@ struct SnapshotDecoder {
 
     func route(_ node: ConfigNode, defaultName: String) -> Route? {
         let actions = ["forward", "redirect", "direct_response"]
-        guard let f = node.fields(allowed: ["name", "match", "timeout", "retries", "rewrite", "allow_sources", "max_request_body", "stream_idle_timeout"] + actions) else { return nil }
+        guard let f = node.fields(allowed: ["name", "match", "timeout", "retries", "rewrite", "allow_sources", "max_request_body", "stream_idle_timeout"] + actions + SnapshotDecoder.routePolicyFields) else { return nil }
         let name = f["name"]?.string() ?? defaultName
         let match = f.required("match", "what the route matches, e.g. {prefix: /}").flatMap(routeMatch)
         let present = actions.filter { f[$0] != nil }
@@ -145,7 +145,9 @@ struct SnapshotDecoder {
         }
         let idle = f["stream_idle_timeout"]?.duration()
         guard let match, let action else { return nil }
-        return Route(name: name, match: match, action: action, timeout: timeout, retries: retries, rewrite: rewrite, allowedSources: sources, maxRequestBodyBytes: maxBody, streamIdleTimeout: idle)
+        var route = Route(name: name, match: match, action: action, timeout: timeout, retries: retries, rewrite: rewrite, allowedSources: sources, maxRequestBodyBytes: maxBody, streamIdleTimeout: idle)
+        applyRoutePolicy(f, to: &route)
+        return route
     }
 
     func pathRewrite(_ node: ConfigNode) -> PathRewrite? {

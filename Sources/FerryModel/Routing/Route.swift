@@ -16,6 +16,14 @@ public struct Route: Sendable, Encodable {
     /// `proxy_send_timeout` between two reads or writes); nil = no such limit. Exceeded → 504, or a close
     /// once the response has started.
     public var streamIdleTimeout: Duration?
+    /// Fields removed from and set on the request sent upstream (after Ferry's own forwarding fields).
+    public var requestHeaders: HeaderChanges
+    /// The Host sent upstream instead of the received one (Envoy `host_rewrite_literal`).
+    public var hostRewrite: String?
+    /// `kubectl proxy`'s filter (and Ferry's stricter checks) on requests to this route; nil = none.
+    public var requestFilter: RequestFilter?
+    /// Put in front of the path sent upstream, after `rewrite` and the filter (`kubectl proxy --append-server-path`).
+    public var upstreamPathPrefix: String?
 
     public init(
         name: String,
@@ -26,8 +34,16 @@ public struct Route: Sendable, Encodable {
         rewrite: PathRewrite? = nil,
         allowedSources: [IPRange] = [],
         maxRequestBodyBytes: Int? = nil,
-        streamIdleTimeout: Duration? = nil
+        streamIdleTimeout: Duration? = nil,
+        requestHeaders: HeaderChanges = HeaderChanges(),
+        hostRewrite: String? = nil,
+        requestFilter: RequestFilter? = nil,
+        upstreamPathPrefix: String? = nil
     ) {
+        self.requestHeaders = requestHeaders
+        self.hostRewrite = hostRewrite
+        self.requestFilter = requestFilter
+        self.upstreamPathPrefix = upstreamPathPrefix
         self.streamIdleTimeout = streamIdleTimeout
         self.name = name
         self.match = match
@@ -51,6 +67,8 @@ public struct Route: Sendable, Encodable {
             case name, match, action, timeout, retries, rewrite
             case allowedSources = "allow_sources", maxRequestBodyBytes = "max_request_body"
             case streamIdleTimeout = "stream_idle_timeout"
+            case requestHeaders = "request_headers", hostRewrite = "host_rewrite", requestFilter = "request_filter"
+            case upstreamPathPrefix = "upstream_path_prefix"
         }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
@@ -62,6 +80,10 @@ public struct Route: Sendable, Encodable {
         if !allowedSources.isEmpty { try c.encode(allowedSources, forKey: .allowedSources) }
         if let max = maxRequestBodyBytes { try c.encode(max == Int.max ? "unlimited" : String(max), forKey: .maxRequestBodyBytes) }
         if let idle = streamIdleTimeout { try c.encode(DurationText(idle), forKey: .streamIdleTimeout) }
+        if !requestHeaders.isEmpty { try c.encode(requestHeaders, forKey: .requestHeaders) }
+        try c.encodeIfPresent(hostRewrite, forKey: .hostRewrite)
+        try c.encodeIfPresent(requestFilter, forKey: .requestFilter)
+        try c.encodeIfPresent(upstreamPathPrefix, forKey: .upstreamPathPrefix)
     }
 }
 

@@ -354,6 +354,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
 
+        // The path this route forwards (rewritten), which is also what a request filter judges.
+        var forwardedURI = head.uri
+        if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(head.uri)) { forwardedURI = target }
+        if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
+            filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
+            head: head, host: summary.host ?? "", isUpgrade: summary.isUpgrade) {
+            ex.event.verdict = refusal.verdict
+            sendLocalReply(refusal.reply, context: context)
+            return
+        }
+
         switch route.action {
         case .directResponse(let status, let body):
             sendLocalReply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false), context: context)
@@ -378,8 +389,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: head.uri)
             ex.upstreamHead = HeaderRewriter.upstreamRequest(
                 head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
-            if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(head.uri)) {
-                ex.upstreamHead!.uri = target
+            ex.upstreamHead!.uri = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
+            if !route.requestHeaders.isEmpty || route.hostRewrite != nil {
+                HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &ex.upstreamHead!.headers)
             }
             if summary.expectsContinue {
                 context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)

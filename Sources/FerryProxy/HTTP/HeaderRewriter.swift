@@ -1,3 +1,4 @@
+import FerryModel
 import NIOHTTP1
 
 /// Turns a downstream request head into the head sent upstream, and an upstream response head into the
@@ -60,6 +61,27 @@ enum HeaderRewriter {
         headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)
         if summary.requestID == nil { headers.add(name: "x-request-id", value: info.requestID) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// A route's header changes and Host rewrite, on a head already built for upstream.
+    static func apply(_ changes: HeaderChanges, host: String?, to headers: inout HTTPHeaders) {
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count + changes.set.count)
+        if let host { kept.add(name: "host", value: host) }
+        for (name, value) in headers {
+            if changes.drops(name) { continue }
+            if host != nil, FieldName(name) == .host { continue }
+            kept.add(name: name, value: value)
+        }
+        for field in changes.set { kept.add(name: field.name, value: field.value) }
+        headers = kept
+    }
+
+    /// `prefix` in front of `target` (path and query) with exactly one slash between them.
+    static func joinPath(_ prefix: String, _ target: String) -> String {
+        var p = Substring(prefix)
+        while p.hasSuffix("/") { p = p.dropLast() }
+        return p.isEmpty ? target : p + target
     }
 
     /// A client may not use Connection to strip fields Ferry relies on for routing and framing.

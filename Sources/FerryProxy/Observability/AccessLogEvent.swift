@@ -68,6 +68,8 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     public static let requestTooLarge = ResponseFlags(rawValue: 1 << 11)
     /// The client's address is not allowed on the route (403).
     public static let sourceDenied = ResponseFlags(rawValue: 1 << 12)
+    /// A route's request filter refused the request (403, or 400 for a path that is not canonical).
+    public static let accessDenied = ResponseFlags(rawValue: 1 << 13)
 
     static let names: [(ResponseFlags, String)] = [
         (.noRoute, "NR"), (.noHealthyUpstream, "UH"), (.upstreamConnectionFailure, "UF"),
@@ -75,7 +77,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
         (.downstreamConnectionTermination, "DC"), (.downstreamProtocolError, "DPE"),
         (.requestHeadersTimeout, "RHT"), (.upstreamRetryLimitExceeded, "URX"),
         (.upstreamProtocolError, "UPE"), (.localResponse, "LR"), (.requestTooLarge, "RTL"),
-        (.sourceDenied, "SD"),
+        (.sourceDenied, "SD"), (.accessDenied, "RBAC"),
     ]
 
     /// Comma-separated short names, `-` when none (Envoy's rendering).

@@ -1,7 +1,7 @@
-import FerryKubernetes
+import FerryModel
 import Testing
 
-@Suite struct APIProxyFilterTests {
+@Suite struct RequestFilterTests {
     /// kubectl's `TestAccept` vectors (pkg/proxy/proxy_server_test.go) with the default flags.
     @Test(arguments: [
         ("/api/v1/pods", "127.0.0.1", "GET", true),
@@ -17,32 +17,20 @@ import Testing
         ("/api/v1/namespaces/default/pods/foo/exec", "127.0.0.1", "POST", false),
     ])
     func defaults(path: String, host: String, method: String, accepted: Bool) throws {
-        let filter = try APIProxyFilter()
+        let filter = try RequestFilter()
         #expect((filter.decide(path: path, method: method, host: host) == .accept) == accepted)
     }
 
     @Test func overridesAndEmptyLists() throws {
-        let methods = try APIProxyFilter(rejectMethods: "^POST$,^PUT$")
+        let methods = try RequestFilter(rejectMethods: "^POST$,^PUT$")
         #expect(methods.decide(path: "/api/v1/pods", method: "post", host: "localhost") != .accept, "methods ignore case in Ferry")
         #expect(methods.decide(path: "/api/v1/pods", method: "GET", host: "localhost") == .accept)
         // An empty accept list accepts nothing; an empty reject list rejects nothing.
-        #expect(try APIProxyFilter(acceptPaths: "").decide(path: "/api", method: "GET", host: "localhost") != .accept)
-        #expect(try APIProxyFilter(rejectPaths: "").decide(path: "/api/v1/namespaces/a/pods/b/exec", method: "GET", host: "localhost") == .accept)
+        #expect(try RequestFilter(acceptPaths: "").decide(path: "/api", method: "GET", host: "localhost") != .accept)
+        #expect(try RequestFilter(rejectPaths: "").decide(path: "/api/v1/namespaces/a/pods/b/exec", method: "GET", host: "localhost") == .accept)
         // Unanchored: "pods" matches anywhere unless anchored.
-        #expect(try APIProxyFilter(rejectPaths: "pods").decide(path: "/api/v1/nodes/podsx", method: "GET", host: "localhost") != .accept)
-        #expect(throws: APIProxyFilterError.self) { try APIProxyFilter(acceptPaths: "^(unclosed") }
-    }
-
-    @Test(arguments: [
-        ("/", "/api/v1/pods", "/api/v1/pods"),
-        ("/k8s", "/k8s/api/v1/pods", "/api/v1/pods"),
-        ("/k8s/", "/k8s", "/"),
-        ("/k8s", "/other/api", nil),
-        ("/api", "/api/v1/pods", "/api/v1/pods"),
-        ("/api/", "/apis/apps", nil),
-    ] as [(String, String, String?)])
-    func prefixHandling(prefix: String, path: String, expected: String?) {
-        #expect(APIPrefix.apply(prefix, to: path) == expected)
+        #expect(try RequestFilter(rejectPaths: "pods").decide(path: "/api/v1/nodes/podsx", method: "GET", host: "localhost") != .accept)
+        #expect(throws: RequestFilterError.self) { try RequestFilter(acceptPaths: "^(unclosed") }
     }
 
     @Test(arguments: [
@@ -55,5 +43,23 @@ import Testing
 
     @Test func canonicalPathsPass() {
         for p in ["/", "/api/v1/pods", "/api/v1/pods/", "/apis/apps/v1/namespaces/x/deployments/y/scale"] { #expect(CanonicalPath.problem(p) == nil, "\(p)") }
+    }
+
+    @Test func encodedSpellingsAreDecodedBeforeMatching() throws {
+        let filter = try RequestFilter()
+        // Go decodes %65 to "e" before kubectl's filter runs, and so does the API server.
+        #expect(filter.decide(path: "/api/v1/namespaces/default/pods/foo/%65xec", method: "GET", host: "localhost") != .accept)
+        #expect(RequestFilter.percentDecoded("/a%20b%zz%4") == "/a b%zz%4")
+    }
+
+    @Test(arguments: [
+        ("http://localhost:8001", true), ("https://127.0.0.1", true), ("http://127.1.2.3:9", true), ("http://[::1]:8001", true),
+        ("http://evil.com", false), ("http://localhost.evil.com", false), ("null", false), ("http://localhost@evil.com", false),
+        ("file://localhost", false),
+    ])
+    func upgradeOrigins(origin: String, allowed: Bool) throws {
+        let filter = try RequestFilter()
+        #expect(filter.allowsUpgrade(origin: origin) == allowed)
+        #expect(filter.allowsUpgrade(origin: nil))
     }
 }
