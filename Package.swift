@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryRoles", "FerryKubernetes",
+                "FerryRoles", "FerryKubernetes", "FerryProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

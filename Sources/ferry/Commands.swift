@@ -1,6 +1,7 @@
 import ArgumentParser
 import FerryConfig
 import FerryModel
+import FerryProxy
 import FerryRoles
 import NIOCore
 import NIOPosix
@@ -46,7 +47,7 @@ struct RunCommand: AsyncParsableCommand {
 
 /// Loads `source` once (exit 1 with its problems if refused), then serves it until SIGTERM, reloading on
 /// edits and SIGHUP.
-func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, command: String, refused: String) async throws {
+func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, command: String, refused: String, onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
     let stamp = source.stamp()
     let snapshot: ConfigSnapshot
     do {
@@ -56,7 +57,7 @@ func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, comm
         throw ExitCode(1)
     }
     do {
-        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp))
+        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp), onStart: onStart)
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -278,5 +278,8 @@ public struct Kubeconfig: Sendable {
 /// Every problem found in kubeconfig files, each naming the file and the entry.
 public struct KubeconfigError: Error, Sendable, CustomStringConvertible {
     public var problems: [String]
+    public init(problems: [String]) {
+        self.problems = problems
+    }
     public var description: String { problems.joined(separator: "\n") }
 }

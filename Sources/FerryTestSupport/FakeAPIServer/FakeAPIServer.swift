@@ -4,11 +4,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOWebSocket
 
 /// A Kubernetes API server for tests, speaking the real protocol shapes: TLS with a test certificate,
-/// bearer-token authentication (401 with a `Status` otherwise), discovery (`/version`, `/api`, `/apis`),
-/// `/api/v1/nodes`, namespaced pods (list with a resourceVersion, get, and `?watch=true` as a chunked stream
-/// of `{"type":..., "object":...}` lines that the test feeds with `addPod`/`deletePod`).
+/// authentication by bearer token or by a client certificate signed by `clientCA` (401 with a `Status`
+/// otherwise), discovery (`/version`, `/api`, `/api/v1`, `/apis`), `/api/v1/nodes`, namespaced pods (list
+/// with a resourceVersion, get, and `?watch=true` as a chunked stream of `{"type":..., "object":...}` lines
+/// that the test feeds with `addPod`/`deletePod`), `pods/log` (`?follow=true` streams what `appendLog`
+/// adds), and the `pods/exec` WebSocket upgrade (`v5.channel.k8s.io`; frames are echoed).
 public final class FakeAPIServer: Sendable {
     public let channel: Channel
     public let token: String
@@ -36,14 +39,21 @@ public final class FakeAPIServer: Sendable {
         var pods: [String: Pod] = [:]  // "ns/name"
         var watchers: [(namespace: String, send: @Sendable (String) -> Void)] = []
         var requests: [String] = []
+        /// How each request authenticated: "token" or "certificate".
+        var authentications: [String] = []
+        var logs: [String: [String]] = [:]  // "ns/name"
+        var logFollowers: [(pod: String, send: @Sendable (String) -> Void)] = []
     }
 
     public var port: Int { channel.localAddress!.port! }
     /// `METHOD path` of every request seen, in order.
     public var requests: [String] { state.withLockedValue { $0.requests } }
+    /// How each authenticated request proved who it is ("token" or "certificate"), in order.
+    public var authentications: [String] { state.withLockedValue { $0.authentications } }
 
-    /// Serves on 127.0.0.1 port 0 with the PEM certificate and key at the given paths.
-    public init(group: EventLoopGroup, certificate: String, key: String, token: String) throws {
+    /// Serves on 127.0.0.1 port 0 with the PEM certificate and key at the given paths; with `clientCA`, a
+    /// client certificate signed by it also authenticates.
+    public init(group: EventLoopGroup, certificate: String, key: String, token: String, clientCA: String? = nil) throws {
         self.token = token
         let state = NIOLockedValueBox(State())
         self.state = state
@@ -51,14 +61,38 @@ public final class FakeAPIServer: Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
         tls.applicationProtocols = ["http/1.1"]
+        if let clientCA {
+            tls.certificateVerification = .optionalVerification
+            tls.trustRoots = .file(clientCA)
+        }
         let context = try NIOSSLContext(configuration: tls)
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let upgrader = NIOWebSocketServerUpgrader(
+                    shouldUpgrade: { channel, head in
+                        // Only an authenticated exec, with the channel protocol kubectl asks for.
+                        let authenticated = FakeAPIHandler.authentication(head, token: token, channel: channel) != nil
+                        let isExec = head.uri.split(separator: "?").first.map { $0.hasSuffix("/exec") } ?? false
+                        guard authenticated, isExec else { return channel.eventLoop.makeSucceededFuture(nil) }
+                        var headers = HTTPHeaders()
+                        if let asked = head.headers.first(name: "sec-websocket-protocol"), asked.contains("v5.channel.k8s.io") {
+                            headers.add(name: "sec-websocket-protocol", value: "v5.channel.k8s.io")
+                        }
+                        state.withLockedValue { $0.requests.append("\(head.method.rawValue) \(head.uri) (upgraded)") }
+                        return channel.eventLoop.makeSucceededFuture(headers)
+                    },
+                    upgradePipelineHandler: { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            let sync = channel.pipeline.syncOperations
+                            sync.removeHandler(context: try sync.context(handlerType: FakeAPIHandler.self), promise: nil)
+                            try sync.addHandler(WebSocketEchoHandler())
+                        }
+                    })
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: context))
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }), withErrorHandling: true)
                     try sync.addHandler(FakeAPIHandler(token: token, state: state))
                 }
             }
@@ -92,6 +126,16 @@ public final class FakeAPIServer: Sendable {
         }
         guard let event else { return }
         for send in watchers { send(event) }
+    }
+
+    /// Adds a line to a pod's log and sends it to the clients following that log.
+    public func appendLog(namespace: String, name: String, line: String) {
+        let key = "\(namespace)/\(name)"
+        let followers = state.withLockedValue { s -> [@Sendable (String) -> Void] in
+            s.logs[key, default: []].append(line)
+            return s.logFollowers.filter { $0.pod == key }.map(\.send)
+        }
+        for send in followers { send(line + "\n") }
     }
 
     static func json(_ object: Any) -> String {
@@ -130,10 +174,11 @@ final class FakeAPIHandler: ChannelInboundHandler {
         let path = String(pathAndQuery.first ?? "")
         let query = pathAndQuery.count > 1 ? String(pathAndQuery[1]) : ""
         state.withLockedValue { $0.requests.append("\(head.method.rawValue) \(head.uri)") }
-        guard head.headers.first(name: "authorization") == "Bearer \(token)" else {
+        guard let how = FakeAPIHandler.authentication(head, token: token, channel: context.channel) else {
             send(.unauthorized, status("Unauthorized", reason: "Unauthorized", code: 401), context: context)
             return
         }
+        state.withLockedValue { $0.authentications.append(how) }
         let parts = path.split(separator: "/").map(String.init)
         guard head.method == .GET else {
             send(.methodNotAllowed, status("the fake API server only answers GET", reason: "MethodNotAllowed", code: 405), context: context)
@@ -143,6 +188,18 @@ final class FakeAPIHandler: ChannelInboundHandler {
             send(.ok, FakeAPIServer.json(["major": "1", "minor": "31", "gitVersion": "v1.31.0", "platform": "linux/amd64"]), context: context)
         } else if parts == ["api"] {
             send(.ok, FakeAPIServer.json(["kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [["clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"]]]), context: context)
+        } else if parts == ["api", "v1"] {
+            func resource(_ name: String, _ kind: String, namespaced: Bool, verbs: [String]) -> [String: Any] {
+                ["name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs]
+            }
+            let resources = [
+                resource("namespaces", "Namespace", namespaced: false, verbs: ["get", "list", "watch"]),
+                resource("nodes", "Node", namespaced: false, verbs: ["get", "list", "watch"]),
+                resource("pods", "Pod", namespaced: true, verbs: ["get", "list", "watch"]),
+                resource("pods/exec", "PodExecOptions", namespaced: true, verbs: ["create", "get"]),
+                resource("pods/log", "Pod", namespaced: true, verbs: ["get"]),
+            ]
+            send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources]), context: context)
         } else if parts == ["apis"] {
             send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]]]), context: context)
         } else if parts == ["api", "v1", "nodes"] {
@@ -157,6 +214,8 @@ final class FakeAPIHandler: ChannelInboundHandler {
                 let (items, rv) = state.withLockedValue { s in (s.pods.filter { $0.key.hasPrefix("\(ns)/") }.sorted { $0.key < $1.key }.map(\.value.object), s.resourceVersion) }
                 send(.ok, FakeAPIServer.json(["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": String(rv)], "items": items]), context: context)
             }
+        } else if parts.count == 7, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods", parts[6] == "log" {
+            log(pod: "\(parts[3])/\(parts[5])", follow: query.split(separator: "&").contains("follow=true"), context: context)
         } else if parts.count == 6, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {
             let (ns, name) = (parts[3], parts[5])
             if let pod = state.withLockedValue({ $0.pods["\(ns)/\(name)"] }) {
@@ -189,6 +248,41 @@ final class FakeAPIHandler: ChannelInboundHandler {
         }
         for line in initial { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil) }
         context.flush()
+    }
+
+    /// How the request authenticated ("token" or "certificate"), or nil.
+    static func authentication(_ head: HTTPRequestHead, token: String, channel: Channel) -> String? {
+        if head.headers.first(name: "authorization") == "Bearer \(token)" { return "token" }
+        if let tls = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self), tls.peerCertificate != nil { return "certificate" }
+        return nil
+    }
+
+    /// The pod's log as text; with `follow`, a chunked stream that stays open for the lines added later.
+    private func log(pod: String, follow: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "transfer-encoding", value: "chunked")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let existing: [String] = state.withLockedValue { s in
+            if follow {
+                s.logFollowers.append((pod, { line in
+                    loop.execute {
+                        let ctx = bound.value
+                        guard ctx.channel.isActive else { return }
+                        ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
+                    }
+                }))
+            }
+            return s.logs[pod] ?? []
+        }
+        for line in existing { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line + "\n")))), promise: nil) }
+        if follow {
+            context.flush()
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
     }
 
     private func status(_ message: String, reason: String, code: Int, details: [String: Any]? = nil) -> String {
