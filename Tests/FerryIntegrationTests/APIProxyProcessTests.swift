@@ -1,3 +1,4 @@
+import FerryRoles
 import FerryTestSupport
 import Foundation
 import Testing
@@ -14,14 +15,14 @@ struct APIProxyProcessTests {
         var base: String { "http://127.0.0.1:\(port)" }
     }
 
-    /// A kubeconfig for the fake API server: its CA file, a token user, one context.
-    static func kubeconfig(dir: String, apiPort: Int, user: String) -> String {
+    /// A kubeconfig for the fake API server: its CA file (relative, as kubectl resolves it), a user, one context.
+    static func kubeconfig(dir: String, apiPort: Int, user: String, serverPath: String = "") -> String {
         """
         apiVersion: v1
         kind: Config
         clusters:
         - name: fake
-          cluster: {server: "https://127.0.0.1:\(apiPort)", certificate-authority: cert.pem}
+          cluster: {server: "https://127.0.0.1:\(apiPort)\(serverPath)", certificate-authority: cert.pem}
         users:
         - name: me
           user:
@@ -33,15 +34,26 @@ struct APIProxyProcessTests {
         """
     }
 
-    static func withProxy(user: String = "token: t0k3n", extra: [String] = [], _ body: (Setup) async throws -> Void) async throws {
+    /// Runs `ferry api-proxy --port 0 --kubeconfig DIR/config EXTRA` against a fresh fake API server. `user`
+    /// gives the kubeconfig's user entry and may write the files it names (it gets the folder); with
+    /// `clientCertificates` the server also accepts a client certificate, `DIR/client/cert.pem` (self-signed,
+    /// its own CA).
+    static func withProxy(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", extra: [String] = [], clientCertificates: Bool = false,
+                          _ body: (Setup) async throws -> Void) async throws {
         guard Prerequisites.have("curl", "openssl"), let binary = Prerequisites.ferryBinary() else { return }
         let dir = try TLSFixtures.folder("apiproxy")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
-        let api = try FakeAPIServer(group: Fixtures.originGroup, certificate: cert, key: key, token: "t0k3n")
+        var clientCA: String?
+        if clientCertificates {
+            try FileManager.default.createDirectory(atPath: dir + "/client", withIntermediateDirectories: true)
+            clientCA = try await TLSFixtures.certificate(in: dir + "/client", name: "alice").cert
+        }
+        let api = try FakeAPIServer(group: Fixtures.originGroup, certificate: cert, key: key, token: "t0k3n", clientCA: clientCA)
         defer { api.close() }
         api.addPod(namespace: "default", name: "web-1")
-        try kubeconfig(dir: dir, apiPort: api.port, user: user).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let userEntry = try user(dir)
+        try kubeconfig(dir: dir, apiPort: api.port, user: userEntry, serverPath: serverPath).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "--threads", "1"] + extra)
         do {
             #expect(await Waiting.until { ferry.process.stdout.contains("Starting to serve on") })
@@ -71,10 +83,7 @@ struct APIProxyProcessTests {
     }
 
     @Test func kubectlGetNodesAndAWatchThroughTheProxy() async throws {
-        guard let kubectl = Prerequisites.path(of: "kubectl") else {
-            #expect(Prerequisites.have("kubectl"))
-            return
-        }
+        guard Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl") else { return }
         try await Self.withProxy { s in
             // No kubeconfig of its own: kubectl talks plain HTTP to the proxy, which holds the credentials.
             let env = ["KUBECONFIG": s.dir + "/none", "HOME": s.dir, "PATH": "/usr/bin:/bin"]
@@ -87,6 +96,166 @@ struct APIProxyProcessTests {
             #expect(await Waiting.until(timeout: .seconds(30)) { watch.stdout.contains("web-1") }, "\(watch.stderr)")
             s.api.addPod(namespace: "default", name: "web-2")
             #expect(await Waiting.until(timeout: .seconds(20)) { watch.stdout.contains("web-2") }, "the event arrives while the watch is open: \(watch.stdout) \(watch.stderr)")
+        }
+    }
+
+    static func base64(_ path: String) throws -> String {
+        try Data(contentsOf: URL(fileURLWithPath: path)).base64EncodedString()
+    }
+
+    @Test func clientCertificatesInlineAndAsFiles() async throws {
+        let inline: (String) throws -> String = { dir in
+            "client-certificate-data: \(try Self.base64(dir + "/client/cert.pem"))\nclient-key-data: \(try Self.base64(dir + "/client/key.pem"))"
+        }
+        let files: (String) throws -> String = { _ in "client-certificate: client/cert.pem\nclient-key: client/key.pem" }
+        for user in [inline, files] {
+            try await Self.withProxy(user: user, clientCertificates: true) { s in
+                let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+                #expect(nodes.status == 200, "\(nodes.body)")
+                #expect(s.api.authentications == ["certificate"])
+            }
+        }
+    }
+
+    @Test func anExecPluginsTokenIsUsed() async throws {
+        let exec: (String) throws -> String = { dir in
+            let script = dir + "/credential.sh"
+            // The plugin also records each run, to show its credential is cached until it expires.
+            try """
+            #!/bin/sh
+            echo run >> "$(dirname "$0")/runs"
+            echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t0k3n","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+            return "exec: {apiVersion: client.authentication.k8s.io/v1, command: ./credential.sh, interactiveMode: Never}"
+        }
+        try await Self.withProxy(user: exec) { s in
+            for _ in 0..<3 {
+                let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+                #expect(nodes.status == 200, "\(nodes.body)")
+            }
+            #expect(s.api.authentications == ["token", "token", "token"])
+            let runs = try String(contentsOfFile: s.dir + "/runs", encoding: .utf8)
+            #expect(runs == "run\n", "the plugin ran once: its credential does not expire yet")
+        }
+    }
+
+    @Test func aRotatedTokenFileIsPickedUpWithoutARestart() async throws {
+        let tokenFile: (String) throws -> String = { dir in
+            try "expired-token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+            return "tokenFile: token"
+        }
+        try await Self.withProxy(user: tokenFile) { s in
+            let before = try await Curl.request(s.base + "/api/v1/nodes")
+            #expect(before.status == 401, "the API server's own answer to a bad token passes through")
+            try "t0k3n\n".write(toFile: s.dir + "/token", atomically: true, encoding: .utf8)
+            let after = await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Curl.request(s.base + "/api/v1/nodes").status) == 200 }
+            #expect(after, "\(s.ferry.stderr)")
+        }
+    }
+
+    @Test func execIsRefusedByDefaultAndTunnelledWhenAllowed() async throws {
+        guard Prerequisites.have("python3") else { return }
+        let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
+        let path = "/api/v1/namespaces/default/pods/web-1/exec?command=sh&stdin=true"
+        try await Self.withProxy { s in
+            let refused = try await Subprocess.run(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(s.port)", path], timeout: .seconds(30))
+            #expect(refused.status != 0 && refused.stderr.contains("403"), "\(refused.stderr)")
+            #expect(!s.api.requests.contains { $0.contains("/exec") })
+        }
+        try await Self.withProxy(extra: ["--reject-paths", "^/api/.*/pods/.*/attach"]) { s in
+            let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [script, "127.0.0.1", "\(s.port)", path], timeout: .seconds(30))
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "upgraded\necho1 hello\necho2 again\n")
+            #expect(s.api.requests.contains { $0.contains("/exec") && $0.hasSuffix("(upgraded)") })
+        }
+    }
+
+    @Test func followedLogsArriveAsTheyAreWritten() async throws {
+        try await Self.withProxy { s in
+            s.api.appendLog(namespace: "default", name: "web-1", line: "starting")
+            let follow = try Subprocess(Curl.curlPath, ["-sSN", "--max-time", "20", s.base + "/api/v1/namespaces/default/pods/web-1/log?follow=true"])
+            defer { follow.signal(SIGTERM) }
+            #expect(await Waiting.until { follow.stdout == "starting\n" })
+            s.api.appendLog(namespace: "default", name: "web-1", line: "listening on :8080")
+            #expect(await Waiting.until { follow.stdout == "starting\nlistening on :8080\n" }, "\(follow.stdout)")
+        }
+    }
+
+    @Test func apiPrefixIsStrippedBeforeTheFilterAndServerPathsAppendOnRequest() async throws {
+        try await Self.withProxy(extra: ["--api-prefix", "/k8s"]) { s in
+            let inside = try await Curl.request(s.base + "/k8s/api/v1/nodes")
+            let outside = try await Curl.request(s.base + "/api/v1/nodes")
+            let exec = try await Curl.request(s.base + "/k8s/api/v1/namespaces/default/pods/web-1/exec")
+            #expect(inside.status == 200 && outside.status == 404 && exec.status == 403, "\(inside.status) \(outside.status) \(exec.status)")
+            #expect(s.api.requests.last == "GET /api/v1/nodes")
+        }
+        try await Self.withProxy(serverPath: "/clusters/c1", extra: ["--append-server-path"]) { s in
+            _ = try await Curl.request(s.base + "/api/v1/nodes")
+            #expect(s.api.requests.last == "GET /clusters/c1/api/v1/nodes")
+        }
+        try await Self.withProxy(serverPath: "/clusters/c1") { s in
+            let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+            #expect(nodes.status == 200)
+            #expect(s.api.requests.last == "GET /api/v1/nodes")
+            #expect(s.ferry.stderr.contains("--append-server-path"), "kubectl's hint about the unused server path")
+        }
+    }
+
+    @Test func badKubeconfigsNameTheFileAndEntry() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try TLSFixtures.folder("apiproxy-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        clusters:
+        - name: fake
+          cluster: {server: "ftp://nowhere"}
+        users:
+        - name: me
+          user: {client-certificate: c.pem}
+        contexts:
+        - {name: fake, context: {cluster: fake, user: me}}
+        current-context: fake
+        """.write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let result = try await Subprocess.run(binary, ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config"], timeout: .seconds(30))
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("\(dir)/config: clusters[0] (\"fake\"): server must be an http(s) URL"), "\(result.stderr)")
+        #expect(result.stderr.contains("\(dir)/config: users[0] (\"me\"): client-certificate and client-key go together"), "\(result.stderr)")
+    }
+
+    @Test func aPodsServiceAccountIsUsedWhenThereIsNoKubeconfig() async throws {
+        guard Prerequisites.have("curl", "openssl") else { return }
+        let dir = try TLSFixtures.folder("apiproxy-incluster")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
+        let api = try FakeAPIServer(group: Fixtures.originGroup, certificate: cert, key: key, token: "t0k3n")
+        defer { api.close() }
+        let account = dir + "/serviceaccount"
+        try FileManager.default.createDirectory(atPath: account, withIntermediateDirectories: true)
+        try "t0k3n".write(toFile: account + "/token", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: cert, toPath: account + "/ca.crt")
+        var settings = APIProxyRole.Settings()
+        settings.port = 0
+        settings.environment = ["HOME": dir, "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(api.port)"]
+        settings.serviceAccountFolder = account
+        let proxy = try ProxyHarness(config: try APIProxySource(settings: settings).load(version: 1))
+        let nodes = try await Curl.request(proxy.url("/api/v1/nodes", listener: "api-proxy"))
+        #expect(nodes.status == 200 && nodes.body.contains("NodeList"), "\(nodes.body)")
+        #expect(api.authentications == ["token"])
+        await proxy.stop()
+
+        // Neither a kubeconfig nor a Pod: the error says where it looked and what is missing.
+        settings.environment = ["HOME": dir]
+        #expect { try APIProxySource(settings: settings).load(version: 1) } throws: { error in
+            "\(error)".contains("no kubeconfig (looked for \(dir)/.kube/config)") && "\(error)".contains("KUBERNETES_SERVICE_HOST")
+        }
+    }
+
+    @Test func disablingTheFilterWarnsAsKubectlDoes() async throws {
+        try await Self.withProxy(extra: ["--disable-filter"]) { s in
+            let exec = try await Curl.request(s.base + "/api/v1/namespaces/default/pods/web-1/exec", ["-H", "Host: anything.example"])
+            #expect(exec.status == 404, "the request reached the API server, which has no such plain GET: \(exec.body)")
+            #expect(s.ferry.stderr.contains("Request filter disabled, your proxy is vulnerable to XSRF attacks"))
         }
     }
 }

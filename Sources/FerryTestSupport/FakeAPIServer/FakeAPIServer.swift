@@ -145,7 +145,7 @@ public final class FakeAPIServer: Sendable {
 }
 
 /// One connection of the fake server; watcher callbacks from other threads hop onto its event loop.
-final class FakeAPIHandler: ChannelInboundHandler {
+final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
