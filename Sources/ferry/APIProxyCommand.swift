@@ -23,6 +23,9 @@ struct APIProxyCommand: AsyncParsableCommand {
     @Option(help: "The IP address on which to serve on.")
     var address: String = "127.0.0.1"
 
+    @Option(name: [.short, .long], help: "Unix socket on which to run the proxy.")
+    var unixSocket: String?
+
     @Option(help: "Prefix to serve the proxied API under.")
     var apiPrefix: String = "/"
 
@@ -65,6 +68,9 @@ struct APIProxyCommand: AsyncParsableCommand {
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
+        if unixSocket != nil && port != APIProxyRole.defaultPort {
+            throw ValidationError("cannot set --unix-socket and --port at the same time")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
         if let admin, HostPort(parsing: admin) == nil { throw ValidationError("--admin expects host:port, not \"\(admin)\"") }
     }
@@ -73,6 +79,7 @@ struct APIProxyCommand: AsyncParsableCommand {
         var settings = APIProxyRole.Settings()
         settings.address = address
         settings.port = port
+        settings.unixSocket = unixSocket?.isEmpty == false ? unixSocket : nil
         settings.apiPrefix = apiPrefix
         settings.acceptPaths = acceptPaths
         settings.rejectPaths = rejectPaths
@@ -87,10 +94,12 @@ struct APIProxyCommand: AsyncParsableCommand {
         settings.user = user
         settings.admin = admin.flatMap(HostPort.init(parsing:))
         let listen = settings.listen
+        let socket = settings.unixSocket
         try await serveWatched(APIProxySource(settings: settings), options: serving.runnerOptions, command: "ferry api-proxy", refused: "cannot serve the API") { server in
             // kubectl's startup line, with the port the system picked for --port 0.
             let port = server.listenerAddresses["api-proxy"]?.port ?? listen.port
-            FileHandle.standardOutput.write(Data("Starting to serve on \(HostPort(host: listen.host, port: port))\n".utf8))
+            let shown = socket ?? HostPort(host: listen.host, port: port).description
+            FileHandle.standardOutput.write(Data("Starting to serve on \(shown)\n".utf8))
         }
     }
 }

@@ -40,7 +40,26 @@ struct APIProxyProcessTests {
     /// its own CA).
     static func withProxy(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", extra: [String] = [], clientCertificates: Bool = false,
                           _ body: (Setup) async throws -> Void) async throws {
-        guard Prerequisites.have("curl", "openssl"), let binary = Prerequisites.ferryBinary() else { return }
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await withAPIServer(user: user, serverPath: serverPath, clientCertificates: clientCertificates) { dir, api in
+            let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "--threads", "1"] + extra)
+            do {
+                #expect(await Waiting.until { ferry.process.stdout.contains("Starting to serve on") })
+                let port = try #require(ferry.port("api-proxy"))
+                #expect(ferry.process.stdout == "Starting to serve on 127.0.0.1:\(port)\n")
+                try await body(Setup(dir: dir, api: api, ferry: ferry, port: port))
+            } catch {
+                await ferry.stop()
+                throw error
+            }
+            await ferry.stop()
+        }
+    }
+
+    /// A fresh fake API server and `DIR/config`, a kubeconfig for it (see `withProxy`).
+    static func withAPIServer(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", clientCertificates: Bool = false,
+                              _ body: (String, FakeAPIServer) async throws -> Void) async throws {
+        guard Prerequisites.have("curl", "openssl") else { return }
         let dir = try TLSFixtures.folder("apiproxy")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
@@ -54,17 +73,7 @@ struct APIProxyProcessTests {
         api.addPod(namespace: "default", name: "web-1")
         let userEntry = try user(dir)
         try kubeconfig(dir: dir, apiPort: api.port, user: userEntry, serverPath: serverPath).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
-        let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "--threads", "1"] + extra)
-        do {
-            #expect(await Waiting.until { ferry.process.stdout.contains("Starting to serve on") })
-            let port = try #require(ferry.port("api-proxy"))
-            #expect(ferry.process.stdout == "Starting to serve on 127.0.0.1:\(port)\n")
-            try await body(Setup(dir: dir, api: api, ferry: ferry, port: port))
-        } catch {
-            await ferry.stop()
-            throw error
-        }
-        await ferry.stop()
+        try await body(dir, api)
     }
 
     @Test func curlAsInTheKubectlDocs() async throws {
@@ -257,5 +266,22 @@ struct APIProxyProcessTests {
             #expect(exec.status == 404, "the request reached the API server, which has no such plain GET: \(exec.body)")
             #expect(s.ferry.stderr.contains("Request filter disabled, your proxy is vulnerable to XSRF attacks"))
         }
+    }
+
+    @Test func aUnixSocketOwnedByItsUser() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withAPIServer { dir, api in
+            let socket = dir + "/proxy.sock"
+            let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "-u", socket, "--kubeconfig", dir + "/config", "--threads", "1"])
+            defer { Task { await ferry.stop() } }
+            #expect(await Waiting.until { ferry.process.stdout == "Starting to serve on \(socket)\n" }, "\(ferry.process.stdout)")
+            let nodes = try await Curl.request("http://localhost/api/v1/nodes", ["--unix-socket", socket])
+            #expect(nodes.status == 200 && nodes.body.contains("NodeList"))
+            let mode = try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            await ferry.stop()
+        }
+        let both = try await Subprocess.run(binary, ["api-proxy", "-u", "/tmp/x.sock", "--port", "9000"], timeout: .seconds(30))
+        #expect(both.status != 0 && both.stderr.contains("cannot set --unix-socket and --port at the same time"), "\(both.stderr)")
     }
 }

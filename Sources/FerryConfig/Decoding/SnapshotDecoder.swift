@@ -43,9 +43,12 @@ struct SnapshotDecoder {
     // MARK: listeners
 
     func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "http", "forward_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "http", "forward_proxy"]) else { return nil }
         let name = f.required("name", "a unique name for metrics and logs")?.string()
-        let address = f.required("address", "where to listen, as host:port (\"0.0.0.0:8080\")")?.hostPort()
+        // A Unix socket listener has a path instead of an address.
+        let unixSocket = f["unix_socket"]?.string()
+        if f["unix_socket"] != nil, f["address"] != nil { f["unix_socket"]!.error("a listener has an address or a unix_socket, not both") }
+        let address = unixSocket != nil ? HostPort(host: "", port: 0) : f.required("address", "where to listen, as host:port (\"0.0.0.0:8080\"), or unix_socket: PATH")?.hostPort()
         if let forwardNode = f["forward_proxy"] {
             // A forward proxy: `http` is optional (limits, timeouts) and has no virtual hosts.
             let forward = forwardProxy(forwardNode, policies: policies)
@@ -56,11 +59,11 @@ struct SnapshotDecoder {
             }
             guard let name, let address, let forward else { return nil }
             http.forwardProxy = forward
-            return Listener(name: name, address: address, http: http)
+            return Listener(name: name, address: address, unixSocket: unixSocket, http: http)
         }
         let http = f.required("http", "the HTTP settings and virtual_hosts (or forward_proxy for a forward proxy)").flatMap { connectionManager($0) }
         guard let name, let address, let http else { return nil }
-        return Listener(name: name, address: address, http: http)
+        return Listener(name: name, address: address, unixSocket: unixSocket, http: http)
     }
 
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {

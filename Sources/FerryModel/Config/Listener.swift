@@ -2,12 +2,27 @@
 public struct Listener: Sendable, Encodable {
     public var name: String
     public var address: HostPort
+    /// A Unix socket path to listen on instead of `address` (`kubectl proxy --unix-socket`): a stale socket
+    /// file is replaced, and the new one is readable and writable by its owner only.
+    public var unixSocket: String?
     public var http: HTTPConnectionManager
 
-    public init(name: String, address: HostPort, http: HTTPConnectionManager) {
+    public init(name: String, address: HostPort, unixSocket: String? = nil, http: HTTPConnectionManager) {
         self.name = name
         self.address = address
+        self.unixSocket = unixSocket
         self.http = http
+    }
+
+    /// Where it listens, as written in logs: `host:port` or the socket path.
+    public var endpoint: String { unixSocket ?? address.description }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", http }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(name, forKey: .name)
+        if let unixSocket { try c.encode(unixSocket, forKey: .unixSocket) } else { try c.encode(address, forKey: .address) }
+        try c.encode(http, forKey: .http)
     }
 }
 

@@ -9,7 +9,7 @@ struct AdminServer: Sendable {
     let channel: Channel
 
     static func bind(_ address: HostPort, group: EventLoopGroup, server: ProxyServer) throws -> AdminServer {
-        let channel = try ProxyServer.StartError.naming("the admin listener", address: address) {
+        let channel = try ProxyServer.StartError.naming("the admin listener", address: address.description) {
             try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

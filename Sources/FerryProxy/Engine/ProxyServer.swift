@@ -29,7 +29,8 @@ public final class ProxyServer: Service, Sendable {
     }
 
     struct BoundListener: Sendable {
-        var address: HostPort
+        /// `Listener.endpoint`: a change of it rebinds.
+        var address: String
         var channel: Channel
         var environment: ListenerEnvironment
     }
@@ -138,10 +139,8 @@ public final class ProxyServer: Service, Sendable {
             var added: [String: BoundListener] = [:]
             do {
                 for listener in config.listeners {
-                    if let existing = current[listener.name], existing.address == listener.address { continue }
-                    if let existing = current[listener.name], existing.address != listener.address {
-                        // Same name, new address: bind the new one next to it; the old drains below.
-                    }
+                    // Same name, new address: the new one is bound next to the old, which drains below.
+                    if let existing = current[listener.name], existing.address == listener.endpoint { continue }
                     added[listener.name] = try bind(listener, snapshot: compiled)
                 }
             } catch {
@@ -190,8 +189,8 @@ public final class ProxyServer: Service, Sendable {
             listenerName: listener.name, store: store, metrics: metrics, accessLog: accessLog, loops: loops,
             boundSnapshot: snapshot)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
-        let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.address) {
-            try ServerBootstrap(group: group)
+        let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.endpoint) {
+            let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -202,10 +201,14 @@ public final class ProxyServer: Service, Sendable {
                     try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
                 }
             }
-            .bind(host: listener.address.host, port: listener.address.port)
-            .wait()
+            guard let path = listener.unixSocket else {
+                return try bootstrap.bind(host: listener.address.host, port: listener.address.port).wait()
+            }
+            let channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            chmod(path, 0o600)
+            return channel
         }
-        return BoundListener(address: listener.address, channel: channel, environment: environment)
+        return BoundListener(address: listener.endpoint, channel: channel, environment: environment)
     }
 }
 
@@ -216,7 +219,7 @@ extension ProxyServer {
         public var description: String { message }
 
         /// Runs a bind and turns its failure into a message that names what could not listen where.
-        static func naming<T>(_ what: String, address: HostPort, _ bind: () throws -> T) throws -> T {
+        static func naming<T>(_ what: String, address: String, _ bind: () throws -> T) throws -> T {
             do {
                 return try bind()
             } catch let error as IOError where error.errnoCode == EADDRINUSE {

@@ -16,6 +16,8 @@ public enum APIProxyRole {
     public struct Settings: Sendable {
         public var address = "127.0.0.1"
         public var port = APIProxyRole.defaultPort
+        /// Listen on this Unix socket instead of `address:port`.
+        public var unixSocket: String?
         public var apiPrefix = "/"
         public var acceptPaths = RequestFilter.defaultAcceptPaths
         public var rejectPaths = RequestFilter.defaultRejectPaths
@@ -49,7 +51,7 @@ public enum APIProxyRole {
             if settings.rejectPaths.isEmpty || settings.rejectMethods.isEmpty {
                 notes.append("Request filter has been relaxed: an empty --reject-paths or --reject-methods rejects nothing")
             }
-        } else {
+        } else if settings.unixSocket == nil {
             notes.append("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious")
         }
         if !server.path.isEmpty && !settings.appendServerPath {
@@ -82,7 +84,7 @@ public enum APIProxyRole {
             upstreamPathPrefix: settings.appendServerPath && !server.path.isEmpty ? server.path : nil)
         var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: [route])])
         http.limits.maxRequestBodyBytes = nil
-        let listener = Listener(name: "api-proxy", address: settings.listen, http: http)
+        let listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
         let cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
         var config = ConfigSnapshot(version: version, source: "api-proxy: \(server.describedAs)", admin: settings.admin.map { AdminSettings(address: $0) }, listeners: [listener], clusters: [cluster])
         // kubectl proxy prints nothing per request; the audit line is opt-in (--access-log-format).
