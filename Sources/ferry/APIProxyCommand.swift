@@ -29,6 +29,12 @@ struct APIProxyCommand: AsyncParsableCommand {
     @Option(help: "Prefix to serve the proxied API under.")
     var apiPrefix: String = "/"
 
+    @Option(name: [.short, .long], help: "Also serve static files from the given directory under the specified prefix.")
+    var www: String?
+
+    @Option(name: [.customShort("P"), .long], help: "Prefix to serve static files under, if static file directory is specified.")
+    var wwwPrefix: String = "/static/"
+
     @Option(help: "Regular expression for paths that the proxy should accept.")
     var acceptPaths: String = RequestFilter.defaultAcceptPaths
 
@@ -81,6 +87,8 @@ struct APIProxyCommand: AsyncParsableCommand {
         settings.port = port
         settings.unixSocket = unixSocket?.isEmpty == false ? unixSocket : nil
         settings.apiPrefix = apiPrefix
+        settings.www = www
+        settings.wwwPrefix = wwwPrefix
         settings.acceptPaths = acceptPaths
         settings.rejectPaths = rejectPaths
         settings.acceptHosts = acceptHosts

@@ -284,4 +284,30 @@ struct APIProxyProcessTests {
         let both = try await Subprocess.run(binary, ["api-proxy", "-u", "/tmp/x.sock", "--port", "9000"], timeout: .seconds(30))
         #expect(both.status != 0 && both.stderr.contains("cannot set --unix-socket and --port at the same time"), "\(both.stderr)")
     }
+
+    @Test func staticFilesUnderTheirPrefix() async throws {
+        try await Self.withAPIServer { dir, _ in
+            let www = dir + "/www"
+            try FileManager.default.createDirectory(atPath: www + "/sub", withIntermediateDirectories: true)
+            try "<h1>dashboard</h1>\n".write(toFile: www + "/index.html", atomically: true, encoding: .utf8)
+            try "console.log(1)\n".write(toFile: www + "/app.js", atomically: true, encoding: .utf8)
+            try "inner\n".write(toFile: www + "/sub/index.html", atomically: true, encoding: .utf8)
+            guard let binary = Prerequisites.ferryBinary() else { return }
+            let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "-w", www, "-P", "/ui"])
+            let base = "http://127.0.0.1:\(ferry.port("api-proxy") ?? 0)"
+            let index = try await Curl.request(base + "/ui/")
+            #expect(index.status == 200 && index.body == "<h1>dashboard</h1>\n" && index.header("content-type") == "text/html; charset=utf-8")
+            let js = try await Curl.request(base + "/ui/app.js")
+            #expect(js.status == 200 && js.header("content-type") == "text/javascript; charset=utf-8")
+            let folder = try await Curl.request(base + "/ui/sub")
+            #expect(folder.status == 301 && folder.header("location") == "/ui/sub/")
+            let missing = try await Curl.request(base + "/ui/nope.css")
+            #expect(missing.status == 404)
+            let escape = try await Curl.request(base + "/ui/../config", ["--path-as-is"])
+            #expect(escape.status == 400)
+            let api = try await Curl.request(base + "/api/v1/nodes")
+            #expect(api.status == 200, "the API is still served beside the files")
+            await ferry.stop()
+        }
+    }
 }

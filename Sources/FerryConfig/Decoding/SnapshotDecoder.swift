@@ -113,7 +113,7 @@ struct SnapshotDecoder {
     // MARK: routes
 
     func route(_ node: ConfigNode, defaultName: String) -> Route? {
-        let actions = ["forward", "redirect", "direct_response"]
+        let actions = ["forward", "redirect", "direct_response", "static_files"]
         guard let f = node.fields(allowed: ["name", "match", "timeout", "retries", "rewrite", "allow_sources", "max_request_body", "stream_idle_timeout"] + actions + SnapshotDecoder.routePolicyFields) else { return nil }
         let name = f["name"]?.string() ?? defaultName
         let match = f.required("match", "what the route matches, e.g. {prefix: /}").flatMap(routeMatch)
@@ -121,7 +121,7 @@ struct SnapshotDecoder {
         var action: RouteAction?
         if present.count != 1 {
             node.error(present.isEmpty
-                ? "a route needs one action: forward, redirect or direct_response"
+                ? "a route needs one action: forward, redirect, direct_response or static_files"
                 : "a route has exactly one action; found \(present.joined(separator: " and "))")
         } else if let forwardNode = f["forward"] {
             action = forward(forwardNode)
@@ -129,6 +129,8 @@ struct SnapshotDecoder {
             action = redirect(redirectNode)
         } else if let directNode = f["direct_response"] {
             action = directResponse(directNode)
+        } else if let filesNode = f["static_files"] {
+            action = staticFiles(filesNode)
         }
         let timeout = f["timeout"]?.duration() ?? .seconds(15)
         let retries = f["retries"].flatMap(retryPolicy) ?? RetryPolicy()
@@ -294,6 +296,18 @@ struct SnapshotDecoder {
         guard let status = f.required("status", "the response status, 200 to 599")?.int(in: 200...599) else { return nil }
         let body = f["body"]?.string() ?? ""
         return .directResponse(status: status, body: body)
+    }
+
+    /// `{root: FOLDER, prefix: /static/}`: files under the folder (relative to the configuration file).
+    func staticFiles(_ node: ConfigNode) -> RouteAction? {
+        guard let f = node.fields(allowed: ["root", "prefix"]) else { return nil }
+        guard let root = f.required("root", "the folder whose files are served")?.string() else { return nil }
+        let prefix = f["prefix"]?.string() ?? "/"
+        guard prefix.hasPrefix("/") else {
+            f["prefix"]!.error("a path prefix starts with /, got \"\(prefix)\"")
+            return nil
+        }
+        return .staticFiles(StaticFiles(root: relativeToConfig(root), prefix: prefix))
     }
 
     func retryPolicy(_ node: ConfigNode) -> RetryPolicy? {

@@ -82,6 +82,8 @@ public enum IngressExplainer {
             out.append("answer: \(r.status) redirect to \(r.location(requestHost: request.authority, requestPathAndQuery: request.target))")
         case .directResponse(let status, let body):
             out.append("answer: \(status) from Ferry: \(body.trimmingSuffixNewline)")
+        case .staticFiles(let files):
+            out.append("answer: files from \(files.root)")
         case .forward(let clusters):
             let total = clusters.reduce(0) { $0 + $1.weight }
             for c in clusters {

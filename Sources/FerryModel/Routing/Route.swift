@@ -230,9 +230,11 @@ public enum RouteAction: Sendable, Encodable {
     case forward([WeightedCluster])
     case redirect(Redirect)
     case directResponse(status: Int, body: String)
+    /// Files from a folder (`kubectl proxy --www`).
+    case staticFiles(StaticFiles)
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case forward, redirect, directResponse = "direct_response" }
+        enum K: String, CodingKey { case forward, redirect, directResponse = "direct_response", staticFiles = "static_files" }
         enum D: String, CodingKey { case status, body }
         var c = encoder.container(keyedBy: K.self)
         switch self {
@@ -242,6 +244,7 @@ public enum RouteAction: Sendable, Encodable {
             var d = c.nestedContainer(keyedBy: D.self, forKey: .directResponse)
             try d.encode(status, forKey: .status)
             try d.encode(body, forKey: .body)
+        case .staticFiles(let files): try c.encode(files, forKey: .staticFiles)
         }
     }
 }

@@ -373,6 +373,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
             reply.extraHeaders = [("location", location)]
             sendLocalReply(reply, context: context)
+        case .staticFiles(let files):
+            serveStaticFile(files, path: RouteTable.pathWithoutQuery(Substring(head.uri)), context: context)
         case .forward(let targets):
             guard let targetIndex = WeightedPick.pickIndex(targets, using: &local.random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
                 sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
@@ -876,13 +878,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         exchange!.event.flags.formUnion(reply.flags)
         exchange!.event.status = Int(reply.status.code)
-        exchange!.event.bytesSent = reply.body.utf8.count
+        exchange!.event.bytesSent = reply.bodyLength
         if reply.closeConnection || exchange!.isUpgrade { exchange!.keepAlive = false }
         let keepAlive = exchange!.keepAlive && !draining
         exchange!.keepAlive = keepAlive
         let head = reply.head(version: exchange!.version, keepAlive: keepAlive, requestID: exchange!.event.requestID.isEmpty ? nil : exchange!.event.requestID)
         var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator)
-        if exchange!.method != .HEAD { bytes.writeString(reply.body) }
+        if exchange!.method != .HEAD {
+            if var buffer = reply.bodyBuffer { bytes.writeBuffer(&buffer) } else { bytes.writeString(reply.body) }
+        }
         context.write(wrapOutboundOut(bytes), promise: nil)
         exchange!.downstreamChunked = false
         writeResponseEnd(nil, context: context)

@@ -7,6 +7,9 @@ struct LocalReply {
     var body: String
     var flags: ResponseFlags
     var extraHeaders: [(String, String)] = []
+    var contentType = "text/plain; charset=utf-8"
+    /// A binary body (a served file), instead of `body`.
+    var bodyBuffer: ByteBuffer?
     /// Whether the downstream connection must close after this reply (protocol errors).
     var closeConnection: Bool
 
@@ -17,11 +20,13 @@ struct LocalReply {
         LocalReply(status: status, body: "\(status.code) \(status.reasonPhrase): \(detail)\n", flags: flags, closeConnection: close)
     }
 
+    var bodyLength: Int { bodyBuffer?.readableBytes ?? body.utf8.count }
+
     func head(version: HTTPVersion, keepAlive: Bool, requestID: String?) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(bodyLength))
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         if let requestID { headers.add(name: "x-request-id", value: requestID) }
         headers.add(name: "server", value: "ferry")

@@ -19,6 +19,9 @@ public enum APIProxyRole {
         /// Listen on this Unix socket instead of `address:port`.
         public var unixSocket: String?
         public var apiPrefix = "/"
+        /// A folder of static files served under `wwwPrefix` (without the filter, as kubectl does).
+        public var www: String?
+        public var wwwPrefix = "/static/"
         public var acceptPaths = RequestFilter.defaultAcceptPaths
         public var rejectPaths = RequestFilter.defaultRejectPaths
         public var acceptHosts = RequestFilter.defaultAcceptHosts
@@ -82,7 +85,17 @@ public enum APIProxyRole {
             hostRewrite: server.authority,
             requestFilter: filter,
             upstreamPathPrefix: settings.appendServerPath && !server.path.isEmpty ? server.path : nil)
-        var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: [route])])
+        var routes = [route]
+        if let www = settings.www, !www.isEmpty {
+            var isFolder: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: www, isDirectory: &isFolder) || !isFolder.boolValue {
+                notes.append("--www \(www) is not a directory; requests under \(APIPrefix.normalise(settings.wwwPrefix)) will get 404")
+            }
+            let files = StaticFiles(root: www, prefix: APIPrefix.normalise(settings.wwwPrefix))
+            // First: the longer prefix wins, as with Go's ServeMux.
+            routes.insert(Route(name: "static-files", match: RouteMatch(path: .prefix(files.prefix)), action: .staticFiles(files)), at: 0)
+        }
+        var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: routes)])
         http.limits.maxRequestBodyBytes = nil
         let listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
         let cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
