@@ -50,6 +50,9 @@ struct APIProxyCommand: AsyncParsableCommand {
     @Flag(help: "If true, disable request filtering in the proxy. This is dangerous, and can leave you vulnerable to XSRF attacks, when used with an accessible port.")
     var disableFilter = false
 
+    @Option(help: "keepalive specifies the keep-alive period for an active network connection. Set to 0 to disable keepalive.")
+    var keepalive: String = "0"
+
     @Flag(help: "If true, enables automatic path appending of the kube context server path to each request.")
     var appendServerPath = false
 
@@ -78,6 +81,9 @@ struct APIProxyCommand: AsyncParsableCommand {
             throw ValidationError("cannot set --unix-socket and --port at the same time")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
+        if keepalive != "0" && DurationText.parse(keepalive) == nil {
+            throw ValidationError("--keepalive expects a duration such as 30s or 2m (0 disables), not \"\(keepalive)\"")
+        }
         if let admin, HostPort(parsing: admin) == nil { throw ValidationError("--admin expects host:port, not \"\(admin)\"") }
     }
 
@@ -95,6 +101,7 @@ struct APIProxyCommand: AsyncParsableCommand {
         settings.rejectMethods = rejectMethods
         settings.disableFilter = disableFilter
         settings.appendServerPath = appendServerPath
+        settings.keepalive = keepalive == "0" ? nil : DurationText.parse(keepalive)
         settings.passClientAuthorization = passClientAuthorization
         settings.kubeconfig = kubeconfig
         settings.context = context

@@ -310,4 +310,20 @@ struct APIProxyProcessTests {
             await ferry.stop()
         }
     }
+
+    @Test func keepaliveProbesOnConnectionsToTheAPIServer() async throws {
+        guard Prerequisites.have("ss"), let ss = Prerequisites.path(of: "ss") else { return }
+        try await Self.withProxy(extra: ["--keepalive", "7s"]) { s in
+            let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+            #expect(nodes.status == 200)
+            // The pooled connection to the API server stays open, with the keep-alive timer running.
+            let sockets = try await Subprocess.run(ss, ["-tnoH", "state", "established", "dst", "127.0.0.1:\(s.api.port)"])
+            #expect(sockets.stdout.contains("timer:(keepalive"), "\(sockets.stdout)")
+        }
+        try await Self.withProxy { s in
+            _ = try await Curl.request(s.base + "/api/v1/nodes")
+            let sockets = try await Subprocess.run(ss, ["-tnoH", "state", "established", "dst", "127.0.0.1:\(s.api.port)"])
+            #expect(!sockets.stdout.isEmpty && !sockets.stdout.contains("keepalive"), "--keepalive 0 (the default) leaves probes off: \(sockets.stdout)")
+        }
+    }
 }

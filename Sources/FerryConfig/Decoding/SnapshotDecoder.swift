@@ -332,7 +332,7 @@ struct SnapshotDecoder {
     // MARK: clusters
 
     func cluster(_ node: ConfigNode) -> Cluster? {
-        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls", "tcp_keepalive"]) else { return nil }
         let name = f.required("name", "a unique name that routes refer to")?.string()
         var endpoints: [HostPort] = []
         for e in f.required("endpoints", "a list of host:port addresses (may be empty)")?.items("endpoints") ?? [] {
@@ -364,7 +364,9 @@ struct SnapshotDecoder {
         let connectTimeout = f["connect_timeout"]?.duration() ?? .seconds(5)
         let tls = f["tls"].flatMap(upstreamTLS)
         guard let name else { return nil }
-        return Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout, tls: tls)
+        var cluster = Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout, tls: tls)
+        cluster.tcpKeepalive = f["tcp_keepalive"]?.duration()
+        return cluster
     }
 
     /// `tls: {}` (system roots) or `{ca_file, server_name, insecure_skip_verify, client_certificate_file, client_key_file}`;

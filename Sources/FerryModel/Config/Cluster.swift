@@ -6,6 +6,9 @@ public struct Cluster: Sendable, Encodable {
     public var connectTimeout: Duration
     /// TLS to the endpoints; nil: plain TCP.
     public var tls: UpstreamTLS?
+    /// TCP keep-alive probes on upstream connections: idle time before the first and between probes;
+    /// nil: the system's default (off).
+    public var tcpKeepalive: Duration?
 
     public init(
         name: String,
@@ -22,7 +25,7 @@ public struct Cluster: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls
+        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls, tcpKeepalive = "tcp_keepalive"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -32,6 +35,7 @@ public struct Cluster: Sendable, Encodable {
         try c.encode(loadBalancing.description, forKey: .loadBalancing)
         try c.encode(DurationText(connectTimeout), forKey: .connectTimeout)
         try c.encodeIfPresent(tls, forKey: .tls)
+        try c.encodeIfPresent(tcpKeepalive.map(DurationText.init), forKey: .tcpKeepalive)
     }
 }
 

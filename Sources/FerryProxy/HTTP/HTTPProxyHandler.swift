@@ -576,9 +576,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         _ address: SocketAddress, timeout: Duration, parent: String?, context: ChannelHandlerContext,
         handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
     ) -> EventLoopFuture<Channel> {
-        ClientBootstrap(group: context.eventLoop)
+        var bootstrap = ClientBootstrap(group: context.eventLoop)
             .connectTimeout(TimeAmount.milliseconds(timeout.milliseconds))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        if let keepalive = exchange?.cluster?.cluster.tcpKeepalive {
+            let seconds = Int(max(1, keepalive.components.seconds))
+            bootstrap = bootstrap
+                .channelOption(.socketOption(.so_keepalive), value: 1)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPIDLE)), value: seconds)
+                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPINTVL)), value: seconds)
+        }
+        return bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

@@ -28,6 +28,8 @@ public enum APIProxyRole {
         public var rejectMethods = RequestFilter.defaultRejectMethods
         public var disableFilter = false
         public var appendServerPath = false
+        /// TCP keep-alive period of connections to the API server (`--keepalive`); nil: off.
+        public var keepalive: Duration?
         /// Ferry: forward the client's own `Authorization` (kubectl's pass-through) instead of removing it.
         public var passClientAuthorization = false
         public var kubeconfig: String?
@@ -98,7 +100,8 @@ public enum APIProxyRole {
         var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: routes)])
         http.limits.maxRequestBodyBytes = nil
         let listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
-        let cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
+        var cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
+        cluster.tcpKeepalive = settings.keepalive
         var config = ConfigSnapshot(version: version, source: "api-proxy: \(server.describedAs)", admin: settings.admin.map { AdminSettings(address: $0) }, listeners: [listener], clusters: [cluster])
         // kubectl proxy prints nothing per request; the audit line is opt-in (--access-log-format).
         config.accessLog.format = .none
