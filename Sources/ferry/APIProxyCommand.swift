@@ -71,6 +71,21 @@ struct APIProxyCommand: AsyncParsableCommand {
     @Option(help: "The name of the kubeconfig user to use.")
     var user: String?
 
+    @Option(help: "Ferry: serve HTTPS with this PEM certificate (chain); needs --tls-private-key-file.")
+    var tlsCertFile: String?
+
+    @Option(help: "Ferry: the PEM private key of --tls-cert-file.")
+    var tlsPrivateKeyFile: String?
+
+    @Option(help: "Ferry: accept client certificates signed by this PEM CA; the certificate's common name is the user (needs TLS).")
+    var clientCaFile: String?
+
+    @Option(help: "Ferry: clients must send a bearer token listed in this file (token,user,uid,\"group1,group2\" per line).")
+    var tokenAuthFile: String?
+
+    @Option(help: "Ferry: what each local user may do: a YAML list of rules {users, verbs, resources, namespaces, non_resource_urls}.")
+    var policyFile: String?
+
     @Option(help: "Ferry: where an admin listener (/ready /metrics /config_dump) listens; none by default.")
     var admin: String?
 
@@ -84,6 +99,8 @@ struct APIProxyCommand: AsyncParsableCommand {
         if keepalive != "0" && DurationText.parse(keepalive) == nil {
             throw ValidationError("--keepalive expects a duration such as 30s or 2m (0 disables), not \"\(keepalive)\"")
         }
+        if (tlsCertFile == nil) != (tlsPrivateKeyFile == nil) { throw ValidationError("--tls-cert-file and --tls-private-key-file go together") }
+        if clientCaFile != nil && tlsCertFile == nil { throw ValidationError("--client-ca-file needs TLS: also pass --tls-cert-file and --tls-private-key-file") }
         if let admin, HostPort(parsing: admin) == nil { throw ValidationError("--admin expects host:port, not \"\(admin)\"") }
     }
 
@@ -108,6 +125,11 @@ struct APIProxyCommand: AsyncParsableCommand {
         settings.cluster = cluster
         settings.user = user
         settings.admin = admin.flatMap(HostPort.init(parsing:))
+        if let tlsCertFile, let tlsPrivateKeyFile {
+            settings.tls = DownstreamTLS(certificateFile: tlsCertFile, keyFile: tlsPrivateKeyFile, clientCAFile: clientCaFile)
+        }
+        settings.tokenAuthFile = tokenAuthFile
+        settings.policyFile = policyFile
         let listen = settings.listen
         let socket = settings.unixSocket
         try await serveWatched(APIProxySource(settings: settings), options: serving.runnerOptions, command: "ferry api-proxy", refused: "cannot serve the API") { server in

@@ -33,6 +33,41 @@ public enum ConfigLoader {
         return try decode(yaml: yaml, file: path, version: version)
     }
 
+    /// Reads a policy file for a shared API proxy: a list of rules (or `rules:` with one). Throws `ConfigError`.
+    public static func kubernetesPolicy(path: String) throws -> KubernetesPolicy {
+        guard let yaml = FileReading.readText(path) else {
+            throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "cannot read the file; check that it exists and is readable")])
+        }
+        let context = DecodingContext(file: path)
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "the policy file is empty; it lists rules such as {users: [alice], verbs: [get, list], resources: [pods]}")])
+            }
+            root = composed
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError([yamlDiagnostic(error, file: path)])
+        }
+        var node = ConfigNode(node: root, path: "", context: context)
+        if case .mapping(let mapping) = root, let rules = mapping["rules"], mapping.count == 1 { node = node.child("rules", rules) }
+        let policy = SnapshotDecoder(context: context).kubernetesPolicy(node)
+        if !context.diagnostics.isEmpty || policy == nil { throw ConfigError(context.diagnostics) }
+        return policy!
+    }
+
+    /// Reads a token file (`token,user[,uid[,"group1,group2"]]` per line). Throws `ConfigError`.
+    public static func clientTokens(path: String) throws -> [String: ClientAuthentication.User] {
+        guard let text = FileReading.readText(path) else {
+            throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "cannot read the token file")])
+        }
+        let (tokens, problems) = ClientAuthentication.parseTokens(text)
+        if !problems.isEmpty { throw ConfigError(problems.map { ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: $0) }) }
+        if tokens.isEmpty { throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "the token file lists no tokens")]) }
+        return tokens
+    }
+
     static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):

@@ -4,7 +4,7 @@ import Yams
 /// Route fields that change what is sent upstream or refuse requests: `request_headers`, `host_rewrite`,
 /// `upstream_path_prefix` and `request_filter` (kubectl proxy's filter).
 extension SnapshotDecoder {
-    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter"]
+    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter", "kubernetes_api", "client_authentication", "kubernetes_policy"]
 
     func applyRoutePolicy(_ f: Fields, to route: inout Route) {
         if let h = f["request_headers"], let hf = h.fields(allowed: ["remove", "set"]) {
@@ -29,6 +29,9 @@ extension SnapshotDecoder {
             if prefix.hasPrefix("/") { route.upstreamPathPrefix = prefix } else { p.error("a path prefix starts with /, got \"\(prefix)\"") }
         }
         if let node = f["request_filter"] { route.requestFilter = requestFilter(node) }
+        if let b = f["kubernetes_api"]?.bool() { route.kubernetesAPI = b }
+        if let node = f["client_authentication"] { route.clientAuthentication = clientAuthentication(node) }
+        if let node = f["kubernetes_policy"] { route.kubernetesPolicy = kubernetesPolicy(node) }
         if f["forward"] == nil {
             for key in SnapshotDecoder.routePolicyFields where f[key] != nil { f[key]!.error("\(key) only applies to forward routes") }
         }
@@ -67,5 +70,47 @@ extension SnapshotDecoder {
             node.error(message)
             return nil
         }
+    }
+
+    /// `{tokens_file: FILE, client_certificates: true}`: the token file in kube-apiserver's format.
+    func clientAuthentication(_ node: ConfigNode) -> ClientAuthentication? {
+        guard let f = node.fields(allowed: ["tokens_file", "client_certificates"]) else { return nil }
+        var authentication = ClientAuthentication(clientCertificates: f["client_certificates"]?.bool() ?? false)
+        if let fileNode = f["tokens_file"], let path = fileNode.string() {
+            let resolved = relativeToConfig(path)
+            guard let text = FileReading.readText(resolved) else {
+                fileNode.error("cannot read \(path)")
+                return nil
+            }
+            let (tokens, problems) = ClientAuthentication.parseTokens(text)
+            for problem in problems { fileNode.error("\(path): \(problem)") }
+            if tokens.isEmpty && problems.isEmpty { fileNode.error("\(path) lists no tokens") }
+            authentication.tokens = tokens
+            authentication.tokensFile = resolved
+        }
+        if f["tokens_file"] == nil && !authentication.clientCertificates {
+            node.error("client_authentication needs tokens_file, client_certificates: true, or both")
+        }
+        return authentication
+    }
+
+    /// A list of rules: `{users, verbs, resources, namespaces, non_resource_urls}`; `users` is required.
+    func kubernetesPolicy(_ node: ConfigNode) -> KubernetesPolicy? {
+        guard let items = node.items("rules, e.g. {users: [alice], verbs: [get, list, watch], resources: [pods]}") else { return nil }
+        var rules: [KubernetesPolicy.Rule] = []
+        for item in items {
+            guard let f = item.fields(allowed: ["users", "verbs", "resources", "namespaces", "non_resource_urls"]) else { continue }
+            func strings(_ key: String) -> [String]? {
+                f[key].map { ($0.items(key) ?? []).compactMap { $0.string() } }
+            }
+            guard let users = f.required("users", "who the rule is for: user names, group:NAME or *").map({ _ in strings("users") ?? [] }) else { continue }
+            var rule = KubernetesPolicy.Rule(users: users)
+            if let v = strings("verbs") { rule.verbs = v }
+            if let r = strings("resources") { rule.resources = r }
+            if let n = strings("namespaces") { rule.namespaces = n }
+            if let u = strings("non_resource_urls") { rule.nonResourceURLs = u }
+            rules.append(rule)
+        }
+        return KubernetesPolicy(rules: rules)
     }
 }

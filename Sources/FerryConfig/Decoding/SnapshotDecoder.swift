@@ -43,7 +43,8 @@ struct SnapshotDecoder {
     // MARK: listeners
 
     func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "http", "forward_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy"]) else { return nil }
+        let tls = f["tls"].flatMap(downstreamTLS)
         let name = f.required("name", "a unique name for metrics and logs")?.string()
         // A Unix socket listener has a path instead of an address.
         let unixSocket = f["unix_socket"]?.string()
@@ -59,11 +60,37 @@ struct SnapshotDecoder {
             }
             guard let name, let address, let forward else { return nil }
             http.forwardProxy = forward
-            return Listener(name: name, address: address, unixSocket: unixSocket, http: http)
+            var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: http)
+            listener.tls = tls
+            return listener
         }
         let http = f.required("http", "the HTTP settings and virtual_hosts (or forward_proxy for a forward proxy)").flatMap { connectionManager($0) }
         guard let name, let address, let http else { return nil }
-        return Listener(name: name, address: address, unixSocket: unixSocket, http: http)
+        var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: http)
+        listener.tls = tls
+        return listener
+    }
+
+    /// `tls: {certificate_file, key_file, client_ca_file, require_client_certificate}` on a listener; files are
+    /// relative to the configuration file and must be readable.
+    func downstreamTLS(_ node: ConfigNode) -> DownstreamTLS? {
+        guard let f = node.fields(allowed: ["certificate_file", "key_file", "client_ca_file", "require_client_certificate"]) else { return nil }
+        func file(_ key: String, _ hint: String, required: Bool) -> String? {
+            guard let n = required ? f.required(key, hint) : f[key], let path = n.string() else { return nil }
+            let resolved = relativeToConfig(path)
+            guard FileReading.readText(resolved) != nil else {
+                n.error("cannot read \(path)")
+                return nil
+            }
+            return resolved
+        }
+        let certificate = file("certificate_file", "the PEM certificate (chain) the listener presents", required: true)
+        let key = file("key_file", "the PEM private key of that certificate", required: true)
+        let ca = file("client_ca_file", "", required: false)
+        let require = f["require_client_certificate"]?.bool() ?? false
+        if require && f["client_ca_file"] == nil { f["require_client_certificate"]!.error("require_client_certificate needs client_ca_file, the CA that signs client certificates") }
+        guard let certificate, let key else { return nil }
+        return DownstreamTLS(certificateFile: certificate, keyFile: key, clientCAFile: ca, requireClientCertificate: require)
     }
 
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {

@@ -5,6 +5,8 @@ public struct Listener: Sendable, Encodable {
     /// A Unix socket path to listen on instead of `address` (`kubectl proxy --unix-socket`): a stale socket
     /// file is replaced, and the new one is readable and writable by its owner only.
     public var unixSocket: String?
+    /// TLS on accepted connections; nil: plain HTTP.
+    public var tls: DownstreamTLS?
     public var http: HTTPConnectionManager
 
     public init(name: String, address: HostPort, unixSocket: String? = nil, http: HTTPConnectionManager) {
@@ -18,10 +20,11 @@ public struct Listener: Sendable, Encodable {
     public var endpoint: String { unixSocket ?? address.description }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", http }
+        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
         if let unixSocket { try c.encode(unixSocket, forKey: .unixSocket) } else { try c.encode(address, forKey: .address) }
+        try c.encodeIfPresent(tls, forKey: .tls)
         try c.encode(http, forKey: .http)
     }
 }
@@ -196,5 +199,28 @@ public struct UpstreamProxyRule: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         let target = proxy.map { "http://\($0)" } ?? "none"
         return domains.isEmpty ? target : domains.map(\.description).joined(separator: ",") + "=" + target
+    }
+}
+
+/// TLS that Ferry terminates on a listener: its certificate and key (PEM files, read again on each reload so a
+/// renewed certificate takes over for new connections) and, optionally, the CA whose client certificates it
+/// accepts.
+public struct DownstreamTLS: Sendable, Hashable, Encodable {
+    public var certificateFile: String
+    public var keyFile: String
+    /// Client certificates signed by these CAs are verified and identify the client (its common name).
+    public var clientCAFile: String?
+    /// Refuse the handshake without a client certificate (otherwise one is optional).
+    public var requireClientCertificate: Bool
+
+    public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil, requireClientCertificate: Bool = false) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.clientCAFile = clientCAFile
+        self.requireClientCertificate = requireClientCertificate
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case certificateFile = "certificate_file", keyFile = "key_file", clientCAFile = "client_ca_file", requireClientCertificate = "require_client_certificate"
     }
 }

@@ -24,6 +24,13 @@ public struct Route: Sendable, Encodable {
     public var requestFilter: RequestFilter?
     /// Put in front of the path sent upstream, after `rewrite` and the filter (`kubectl proxy --append-server-path`).
     public var upstreamPathPrefix: String?
+    /// The upstream is a Kubernetes API server: each request is read as one (verb, resource, namespace) for
+    /// the access log and `kubernetesPolicy`.
+    public var kubernetesAPI = false
+    /// Clients must authenticate (401 otherwise); nil: anyone may use the route.
+    public var clientAuthentication: ClientAuthentication?
+    /// What each client may do through the route (403 otherwise); nil: everything the filter lets through.
+    public var kubernetesPolicy: KubernetesPolicy?
 
     public init(
         name: String,
@@ -69,6 +76,7 @@ public struct Route: Sendable, Encodable {
             case streamIdleTimeout = "stream_idle_timeout"
             case requestHeaders = "request_headers", hostRewrite = "host_rewrite", requestFilter = "request_filter"
             case upstreamPathPrefix = "upstream_path_prefix"
+            case kubernetesAPI = "kubernetes_api", clientAuthentication = "client_authentication", kubernetesPolicy = "kubernetes_policy"
         }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
@@ -84,6 +92,9 @@ public struct Route: Sendable, Encodable {
         try c.encodeIfPresent(hostRewrite, forKey: .hostRewrite)
         try c.encodeIfPresent(requestFilter, forKey: .requestFilter)
         try c.encodeIfPresent(upstreamPathPrefix, forKey: .upstreamPathPrefix)
+        if kubernetesAPI { try c.encode(true, forKey: .kubernetesAPI) }
+        try c.encodeIfPresent(clientAuthentication, forKey: .clientAuthentication)
+        try c.encodeIfPresent(kubernetesPolicy?.rules, forKey: .kubernetesPolicy)
     }
 }
 

@@ -47,6 +47,8 @@ final class CompiledListener: Sendable {
     let watchdogTick: TimeAmount
     /// Set on forward-proxy listeners.
     let forwardProxy: CompiledForwardProxy?
+    /// TLS for connections accepted while this snapshot is in force.
+    let tls: NIOSSLContext?
 
     init(_ listener: Listener, metrics: ProxyMetrics) throws {
         self.listener = listener
@@ -58,6 +60,23 @@ final class CompiledListener: Sendable {
         self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
         self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
+        self.tls = try listener.tls.map { try CompiledListener.serverContext($0, listener: listener.name) }
+    }
+
+    static func serverContext(_ tls: DownstreamTLS, listener: String) throws -> NIOSSLContext {
+        do {
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)))
+            configuration.applicationProtocols = ["http/1.1"]
+            if let ca = tls.clientCAFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+                configuration.certificateVerification = tls.requireClientCertificate ? .noHostnameVerification : .optionalVerification
+            }
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw TLSSettingsError(description: "listeners \"\(listener)\": tls: \(error)")
+        }
     }
 }
 
@@ -172,7 +191,7 @@ final class UpstreamTLSContext: Sendable {
             }
             self.context = try NIOSSLContext(configuration: configuration)
         } catch {
-            throw UpstreamTLSError(description: "clusters \"\(cluster)\": tls: \(error)")
+            throw TLSSettingsError(description: "clusters \"\(cluster)\": tls: \(error)")
         }
         self.serverName = tls.serverName
     }
@@ -184,6 +203,7 @@ final class UpstreamTLSContext: Sendable {
     }
 }
 
-public struct UpstreamTLSError: Error, CustomStringConvertible {
+/// A listener's or cluster's TLS files cannot be used (unreadable, not PEM, a key that does not match).
+public struct TLSSettingsError: Error, CustomStringConvertible {
     public var description: String
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// The handlers of an accepted HTTP/1.1 connection, kept minimal: the decoder with Ferry's limits and the
 /// proxy handler, which writes response bytes itself (`ResponseSerializer`): no encoder handler.
@@ -10,11 +11,14 @@ enum DownstreamPipeline {
         decoderLimits.maxHeaderListSize = limits.maxListSize
         decoderLimits.maxHeaderFieldCount = limits.maxFieldCount
         let sync = channel.pipeline.syncOperations
+        // TLS from the snapshot in force now, so a reloaded certificate serves new connections.
+        let tls = environment.resolve(environment.store.current).1.tls
+        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
             limitConfiguration: decoderLimits)))
         try sync.addHandler(HTTPProxyHandler(
             environment: environment, local: environment.loops.local(for: channel.eventLoop),
-            remoteAddress: channel.remoteAddress))
+            remoteAddress: channel.remoteAddress, overTLS: tls != nil))
     }
 }

@@ -68,9 +68,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     var forwardMemo: ForwardMemo?
     private var cachedListener: CompiledListener?
 
-    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
+    /// Whether the client connected over TLS (the listener's TLS when it was accepted).
+    let overTLS: Bool
+
+    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, overTLS: Bool = false) {
         self.environment = environment
         self.local = local
+        self.overTLS = overTLS
         self.clientIP = remoteAddress?.ipAddress ?? "unknown"
         self.clientPort = remoteAddress?.port
     }
@@ -364,6 +368,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             sendLocalReply(refusal.reply, context: context)
             return
         }
+        if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil,
+           let refusal = checkClientAccess(route, head: head, forwardedURI: forwardedURI) {
+            sendLocalReply(refusal, context: context)
+            return
+        }
 
         switch route.action {
         case .directResponse(let status, let body):
@@ -390,7 +399,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: head.uri)
             ex.upstreamHead = HeaderRewriter.upstreamRequest(
-                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID))
+                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http"))
             ex.upstreamHead!.uri = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
             if !route.requestHeaders.isEmpty || route.hostRewrite != nil {
                 HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &ex.upstreamHead!.headers)

@@ -18,6 +18,8 @@ enum HeaderRewriter {
     struct ForwardingInfo {
         var clientAddress: String
         var requestID: String
+        /// `https` when the client connected over TLS.
+        var scheme = "http"
     }
 
     /// Request framing as validated.
@@ -55,7 +57,7 @@ enum HeaderRewriter {
         if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
         if isUpgrade { headers.add(name: "connection", value: "upgrade") }
         headers.add(name: "x-forwarded-for", value: summary.forwardedFor.map { "\($0), \(info.clientAddress)" } ?? info.clientAddress)
-        headers.add(name: "x-forwarded-proto", value: "http")
+        headers.add(name: "x-forwarded-proto", value: info.scheme)
         if let host = summary.host { headers.add(name: "x-forwarded-host", value: host) }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
         headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)

@@ -29,6 +29,8 @@ public struct AccessLogEvent: Sendable {
     public var verdict: Verdict?
     /// The authenticated proxy user, when the listener requires one.
     public var user: String = ""
+    /// On routes to a Kubernetes API server: what the request asks for.
+    public var kubernetes: KubernetesRequest?
 
     public init(startTime: WallClock.Instant, listener: String, downstream: String) {
         self.startTime = startTime

@@ -42,6 +42,16 @@ public enum AccessLogFormatter {
         w.field("response_flags", string: e.flags.text)
         w.field("user_agent", string: e.userAgent)
         if !e.user.isEmpty { w.field("user", string: e.user) }
+        if let k = e.kubernetes {
+            w.field("k8s_verb", string: k.verb)
+            if let path = k.nonResourcePath {
+                w.field("k8s_path", string: path)
+            } else {
+                w.field("k8s_resource", string: k.resourceName)
+                if !k.namespace.isEmpty { w.field("k8s_namespace", string: k.namespace) }
+                if !k.name.isEmpty { w.field("k8s_name", string: k.name) }
+            }
+        }
         if let v = e.verdict {
             w.field("verdict", string: v.allowed ? "allow" : "deny")
             w.field("rule", string: v.rule.map { "\($0): \(v.text)" } ?? v.text)

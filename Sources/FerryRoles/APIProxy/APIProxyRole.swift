@@ -1,3 +1,4 @@
+import FerryConfig
 import FerryKubernetes
 import FerryModel
 import Foundation
@@ -37,6 +38,12 @@ public enum APIProxyRole {
         public var cluster: String?
         public var user: String?
         public var admin: HostPort?
+        /// Ferry, opt-in: TLS on the local listener (certificate, key and, for client certificates, their CA).
+        public var tls: DownstreamTLS?
+        /// Ferry, opt-in: clients must send a bearer token from this file (kube-apiserver's token-file format).
+        public var tokenAuthFile: String?
+        /// Ferry, opt-in: what each local user may do (a YAML list of rules).
+        public var policyFile: String?
         /// The environment to read `KUBECONFIG`, `HOME` and the in-cluster variables from.
         public var environment: [String: String] = ProcessInfo.processInfo.environment
         /// Where a Pod's service account is mounted (tests point it elsewhere).
@@ -45,11 +52,19 @@ public enum APIProxyRole {
         public init() {}
 
         public var listen: HostPort { HostPort(host: address, port: port) }
+
+        /// Local files whose edits reload the proxy (besides the kubeconfig): tokens, policy, TLS files.
+        var localFiles: [String] {
+            [tokenAuthFile, policyFile, tls?.certificateFile, tls?.keyFile, tls?.clientCAFile].compactMap { $0 }
+        }
     }
 
     /// The whole configuration: listener `api-proxy`, cluster `kubernetes-api`, and notes (warnings kubectl prints).
     public static func snapshot(server: APIServer, settings: Settings, version: Int) throws -> ConfigSnapshot {
         var notes: [String] = []
+        if settings.passClientAuthorization && (settings.tokenAuthFile != nil || settings.tls?.clientCAFile != nil) {
+            throw APIProxyError(description: "--pass-client-authorization cannot be combined with --token-auth-file or --client-ca-file: the local credentials would reach the API server")
+        }
         var filter: RequestFilter?
         if !settings.disableFilter {
             filter = try RequestFilter(acceptPaths: settings.acceptPaths, rejectPaths: settings.rejectPaths, acceptHosts: settings.acceptHosts, rejectMethods: settings.rejectMethods)
@@ -74,7 +89,7 @@ public enum APIProxyRole {
         if let authorization = server.authorization {
             set.append(HeaderChanges.Field(name: "authorization", value: authorization, secret: true))
         }
-        let route = Route(
+        var route = Route(
             name: "kubernetes-api",
             match: RouteMatch(path: .prefix(prefix)),
             action: .forward([WeightedCluster(name: "kubernetes-api")]),
@@ -87,6 +102,18 @@ public enum APIProxyRole {
             hostRewrite: server.authority,
             requestFilter: filter,
             upstreamPathPrefix: settings.appendServerPath && !server.path.isEmpty ? server.path : nil)
+        route.kubernetesAPI = true
+        if settings.tokenAuthFile != nil || settings.tls?.clientCAFile != nil {
+            var authentication = ClientAuthentication(clientCertificates: settings.tls?.clientCAFile != nil)
+            if let file = settings.tokenAuthFile {
+                authentication.tokens = try ConfigLoader.clientTokens(path: file)
+                authentication.tokensFile = file
+            }
+            route.clientAuthentication = authentication
+        }
+        if let file = settings.policyFile {
+            route.kubernetesPolicy = try ConfigLoader.kubernetesPolicy(path: file)
+        }
         var routes = [route]
         if let www = settings.www, !www.isEmpty {
             var isFolder: ObjCBool = false
@@ -99,7 +126,8 @@ public enum APIProxyRole {
         }
         var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: routes)])
         http.limits.maxRequestBodyBytes = nil
-        let listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
+        var listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
+        listener.tls = settings.tls
         var cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
         cluster.tcpKeepalive = settings.keepalive
         var config = ConfigSnapshot(version: version, source: "api-proxy: \(server.describedAs)", admin: settings.admin.map { AdminSettings(address: $0) }, listeners: [listener], clusters: [cluster])
@@ -153,6 +181,11 @@ public enum APIProxyRole {
     }
 }
 
+/// Why the api-proxy settings cannot be served.
+public struct APIProxyError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
 /// The kubeconfig (and token files) as a configuration source: re-read when a file changes or an exec
 /// plugin's credential is about to expire.
 public struct APIProxySource: ConfigSource {
@@ -170,7 +203,7 @@ public struct APIProxySource: ConfigSource {
 
     public func stamp() -> SourceStamp? {
         let (paths, _) = Kubeconfig.paths(explicit: settings.kubeconfig, environment: settings.environment)
-        var values = (paths + credentialFiles.withLockedValue { $0 }).map(APIProxySource.fileStamp)
+        var values = (paths + credentialFiles.withLockedValue { $0 } + settings.localFiles).map(APIProxySource.fileStamp)
         if let expiresAt = expiry.withLockedValue({ $0 }) {
             values.append(Int64(Date().timeIntervalSince1970) >= expiresAt - 10 ? "expired" : "valid")
         }

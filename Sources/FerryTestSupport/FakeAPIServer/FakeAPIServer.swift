@@ -200,6 +200,9 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 resource("pods/log", "Pod", namespaced: true, verbs: ["get"]),
             ]
             send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources]), context: context)
+        } else if parts == ["apis", "apps", "v1"] {
+            let deployments: [String: Any] = ["name": "deployments", "singularName": "", "namespaced": true, "kind": "Deployment", "verbs": ["get", "list", "watch"]]
+            send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [deployments]]), context: context)
         } else if parts == ["apis"] {
             send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]]]), context: context)
         } else if parts == ["api", "v1", "nodes"] {
