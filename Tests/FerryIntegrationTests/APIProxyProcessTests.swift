@@ -326,4 +326,62 @@ struct APIProxyProcessTests {
             #expect(!sockets.stdout.isEmpty && !sockets.stdout.contains("keepalive"), "--keepalive 0 (the default) leaves probes off: \(sockets.stdout)")
         }
     }
+
+    /// Opt-in sharing: HTTPS on the local listener, local users by token or client certificate, a policy per
+    /// user, and an audit line per request; kubectl uses it with a token over TLS.
+    @Test func aSharedProxyAuthenticatesAuthorizesAndAudits() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withAPIServer { dir, _ in
+            // The proxy's own certificate (also what clients trust) and a client certificate for carol.
+            let local = dir + "/local"
+            try FileManager.default.createDirectory(atPath: local + "/carol", withIntermediateDirectories: true)
+            let (cert, key) = try await TLSFixtures.certificate(in: local, name: "localhost", extraSANs: ["IP:127.0.0.1"])
+            let carol = try await TLSFixtures.certificate(in: local + "/carol", name: "carol")
+            try "alice-token,alice,1001\nbob-token,bob,1002,\"admins\"\n".write(toFile: local + "/tokens.csv", atomically: true, encoding: .utf8)
+            try """
+            - {users: [alice], verbs: [get, list, watch], resources: [pods, pods/log], namespaces: [default]}
+            - {users: ["group:admins"], verbs: ["*"], resources: ["*"]}
+            - {users: [carol], verbs: [list], resources: [nodes]}
+            """.write(toFile: local + "/policy.yaml", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: [
+                "api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "--threads", "1", "--access-log-format", "json",
+                "--tls-cert-file", cert, "--tls-private-key-file", key, "--client-ca-file", carol.cert,
+                "--token-auth-file", local + "/tokens.csv", "--policy-file", local + "/policy.yaml",
+            ])
+            let base = "https://127.0.0.1:\(ferry.port("api-proxy") ?? 0)"
+            let trust = ["--cacert", cert]
+            do {
+                let anonymous = try await Curl.request(base + "/api/v1/namespaces/default/pods", trust)
+                #expect(anonymous.status == 401 && anonymous.header("www-authenticate") == #"Bearer realm="ferry""#)
+                let alicePods = try await Curl.request(base + "/api/v1/namespaces/default/pods", trust + ["-H", "Authorization: Bearer alice-token"])
+                #expect(alicePods.status == 200 && alicePods.body.contains("web-1"), "\(alicePods.body)")
+                let aliceNodes = try await Curl.request(base + "/api/v1/nodes", trust + ["-H", "Authorization: Bearer alice-token"])
+                #expect(aliceNodes.status == 403 && aliceNodes.body.contains("alice may not list nodes"), "\(aliceNodes.body)")
+                let bobNodes = try await Curl.request(base + "/api/v1/nodes", trust + ["-H", "Authorization: Bearer bob-token"])
+                #expect(bobNodes.status == 200, "bob is in group admins")
+                let carolNodes = try await Curl.request(base + "/api/v1/nodes", trust + ["--cert", carol.cert, "--key", carol.key])
+                #expect(carolNodes.status == 200, "carol by her client certificate: \(carolNodes.body)")
+
+                // The audit line: local user, verb, resource, namespace, decision, status.
+                #expect(await Waiting.until {
+                    ferry.accessLog.contains { $0.contains(#""user":"alice""#) && $0.contains(#""k8s_verb":"list""#) && $0.contains(#""k8s_resource":"pods""#)
+                        && $0.contains(#""k8s_namespace":"default""#) && $0.contains(#""verdict":"allow""#) && $0.contains(#""status":200"#) }
+                }, "\(ferry.accessLog)")
+                #expect(ferry.accessLog.contains { $0.contains(#""user":"alice""#) && $0.contains(#""k8s_resource":"nodes""#) && $0.contains(#""verdict":"deny""#) && $0.contains(#""status":403"#) })
+
+                // kubectl as a local user: a token, over TLS to Ferry.
+                if Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl") {
+                    let env = ["KUBECONFIG": dir + "/none", "HOME": dir, "PATH": "/usr/bin:/bin"]
+                    let pods = try await Subprocess.run(kubectl, ["--server", base, "--certificate-authority", cert, "--token", "alice-token", "get", "pods", "-n", "default"], environment: env, timeout: .seconds(60))
+                    #expect(pods.status == 0 && pods.stdout.contains("web-1"), "\(pods.stdout)\n\(pods.stderr)")
+                    let nodes = try await Subprocess.run(kubectl, ["--server", base, "--certificate-authority", cert, "--token", "alice-token", "get", "nodes"], environment: env, timeout: .seconds(60))
+                    #expect(nodes.status != 0 && nodes.stderr.contains("Forbidden"), "\(nodes.stderr)")
+                }
+            } catch {
+                await ferry.stop()
+                throw error
+            }
+            await ferry.stop()
+        }
+    }
 }
