@@ -16,13 +16,13 @@ struct APIProxyProcessTests {
     }
 
     /// A kubeconfig for the fake API server: its CA file (relative, as kubectl resolves it), a user, one context.
-    static func kubeconfig(dir: String, apiPort: Int, user: String, serverPath: String = "") -> String {
+    static func kubeconfig(dir: String, apiPort: Int, user: String, serverPath: String = "", proxyURL: String? = nil) -> String {
         """
         apiVersion: v1
         kind: Config
         clusters:
         - name: fake
-          cluster: {server: "https://127.0.0.1:\(apiPort)\(serverPath)", certificate-authority: cert.pem}
+          cluster: {server: "https://127.0.0.1:\(apiPort)\(serverPath)", certificate-authority: cert.pem\(proxyURL.map { ", proxy-url: \"\($0)\"" } ?? "")}
         users:
         - name: me
           user:
@@ -38,10 +38,10 @@ struct APIProxyProcessTests {
     /// gives the kubeconfig's user entry and may write the files it names (it gets the folder); with
     /// `clientCertificates` the server also accepts a client certificate, `DIR/client/cert.pem` (self-signed,
     /// its own CA).
-    static func withProxy(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", extra: [String] = [], clientCertificates: Bool = false,
+    static func withProxy(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", proxyURL: String? = nil, extra: [String] = [], clientCertificates: Bool = false,
                           _ body: (Setup) async throws -> Void) async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
-        try await withAPIServer(user: user, serverPath: serverPath, clientCertificates: clientCertificates) { dir, api in
+        try await withAPIServer(user: user, serverPath: serverPath, proxyURL: proxyURL, clientCertificates: clientCertificates) { dir, api in
             let ferry = try await FerryProcess(binary: binary, arguments: ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config", "--threads", "1"] + extra)
             do {
                 #expect(await Waiting.until { ferry.process.stdout.contains("Starting to serve on") })
@@ -57,7 +57,7 @@ struct APIProxyProcessTests {
     }
 
     /// A fresh fake API server and `DIR/config`, a kubeconfig for it (see `withProxy`).
-    static func withAPIServer(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", clientCertificates: Bool = false,
+    static func withAPIServer(user: (String) throws -> String = { _ in "token: t0k3n" }, serverPath: String = "", proxyURL: String? = nil, clientCertificates: Bool = false,
                               _ body: (String, FakeAPIServer) async throws -> Void) async throws {
         guard Prerequisites.have("curl", "openssl") else { return }
         let dir = try TLSFixtures.folder("apiproxy")
@@ -72,7 +72,7 @@ struct APIProxyProcessTests {
         defer { api.close() }
         api.addPod(namespace: "default", name: "web-1")
         let userEntry = try user(dir)
-        try kubeconfig(dir: dir, apiPort: api.port, user: userEntry, serverPath: serverPath).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        try kubeconfig(dir: dir, apiPort: api.port, user: userEntry, serverPath: serverPath, proxyURL: proxyURL).write(toFile: dir + "/config", atomically: true, encoding: .utf8)
         try await body(dir, api)
     }
 
@@ -382,6 +382,35 @@ struct APIProxyProcessTests {
                 throw error
             }
             await ferry.stop()
+        }
+    }
+
+    @Test func aKubeconfigProxyURLIsReachedWithCONNECT() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        // The corporate proxy: Ferry's own egress role, logging each tunnel.
+        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
+        defer { Task { await parent.stop() } }
+        let parentURL = "http://127.0.0.1:\(parent.port("egress") ?? 0)"
+        var apiPort = 0
+        try await Self.withProxy(proxyURL: parentURL) { s in
+            apiPort = s.api.port
+            for _ in 0..<3 {
+                let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+                #expect(nodes.status == 200, "\(nodes.body)")
+            }
+        }
+        // A tunnel is logged when it closes (here, when the api-proxy stopped): one CONNECT, because the
+        // tunnelled TLS connection was pooled and reused for the next requests.
+        let target = "127.0.0.1:\(apiPort)"
+        #expect(await Waiting.until { parent.accessLog.contains { $0.contains(#""method":"CONNECT""#) && $0.contains(target) } }, "\(parent.accessLog)")
+        let connects = parent.accessLog.filter { $0.contains(#""method":"CONNECT""#) }
+        #expect(connects.count == 1, "\(connects)")
+        await parent.stop()
+        // Only http:// proxies: another scheme is refused with the kubeconfig entry named.
+        try await Self.withAPIServer(proxyURL: "socks5://127.0.0.1:1080") { dir, _ in
+            let refused = try await Subprocess.run(binary, ["api-proxy", "--port", "0", "--kubeconfig", dir + "/config"], timeout: .seconds(30))
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains(#"clusters[0] ("fake"): proxy-url "socks5://127.0.0.1:1080" is not supported"#), "\(refused.stderr)")
         }
     }
 }

@@ -18,6 +18,8 @@ public struct APIServer: Sendable, Hashable {
     public var authorization: String?
     /// Files whose edits change the credentials (a rotated token file).
     public var credentialFiles: [String] = []
+    /// The kubeconfig's `proxy-url`: an HTTP proxy reached with CONNECT.
+    public var proxy: HostPort?
     /// When an exec plugin's credential expires (seconds since the epoch).
     public var expiresAt: Int64?
     /// Where the cluster and user came from, for messages.
@@ -36,6 +38,9 @@ public struct APIServer: Sendable, Hashable {
         server.describedAs = [clusterEntry, userEntry].compactMap { $0 }.joined(separator: ", ")
         let c = selection.cluster
         let u = selection.user
+        if let proxyURL = c.proxyURL, !proxyURL.isEmpty {
+            server.proxy = try parseProxy(proxyURL, entry: clusterEntry)
+        }
         if server.scheme == "https" {
             var tls = UpstreamTLS(caFile: c.certificateAuthority, caPEM: c.certificateAuthorityData, serverName: c.tlsServerName, insecureSkipVerify: c.insecureSkipTLSVerify)
             tls.clientCertificateFile = u.clientCertificate
@@ -90,6 +95,15 @@ public struct APIServer: Sendable, Hashable {
         var path = components.path
         while path.hasSuffix("/") { path.removeLast() }
         return APIServer(scheme: scheme, host: host, port: components.port ?? (scheme == "https" ? 443 : 80), path: path, tls: nil, authorization: nil, describedAs: entry)
+    }
+
+    /// `http://host[:port]` (port 80 when left out); other schemes are refused with the entry named.
+    static func parseProxy(_ url: String, entry: String) throws -> HostPort {
+        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", var host = components.host, !host.isEmpty else {
+            throw KubeconfigError(problems: ["\(entry): proxy-url \"\(url)\" is not supported: ferry api-proxy reaches the server through an http:// proxy (CONNECT), such as http://proxy.corp:3128"])
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return HostPort(host: host, port: components.port ?? 80)
     }
 
     static func readToken(_ file: String, entry: String) throws -> String {

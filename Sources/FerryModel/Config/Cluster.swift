@@ -9,6 +9,9 @@ public struct Cluster: Sendable, Encodable {
     /// TCP keep-alive probes on upstream connections: idle time before the first and between probes;
     /// nil: the system's default (off).
     public var tcpKeepalive: Duration?
+    /// An HTTP proxy to reach the endpoints through, with CONNECT (a kubeconfig's `proxy-url`); the endpoints'
+    /// names are then resolved by that proxy, not here.
+    public var parentProxy: HostPort?
 
     public init(
         name: String,
@@ -25,7 +28,7 @@ public struct Cluster: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls, tcpKeepalive = "tcp_keepalive"
+        case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls, tcpKeepalive = "tcp_keepalive", parentProxy = "parent_proxy"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -36,6 +39,7 @@ public struct Cluster: Sendable, Encodable {
         try c.encode(DurationText(connectTimeout), forKey: .connectTimeout)
         try c.encodeIfPresent(tls, forKey: .tls)
         try c.encodeIfPresent(tcpKeepalive.map(DurationText.init), forKey: .tcpKeepalive)
+        try c.encodeIfPresent(parentProxy, forKey: .parentProxy)
     }
 }
 

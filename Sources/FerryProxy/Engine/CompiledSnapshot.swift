@@ -138,6 +138,7 @@ struct NIOHTTPDecoderLimitConfigurationBox: Sendable {
 
 final class CompiledCluster: Sendable {
     let cluster: Cluster
+    /// Where to connect for each endpoint: its address, or the parent proxy's.
     let addresses: [SocketAddress]
     /// `host:port` of each endpoint, for logs.
     let endpointNames: [String]
@@ -151,11 +152,22 @@ final class CompiledCluster: Sendable {
     init(_ cluster: Cluster, metrics: ProxyMetrics) throws {
         self.cluster = cluster
         self.tls = try cluster.tls.map { try UpstreamTLSContext($0, cluster: cluster.name) }
-        self.addresses = try cluster.endpoints.map { endpoint in
+        if let parent = cluster.parentProxy {
+            // Every endpoint is reached through the parent, which resolves the endpoints' names itself.
+            let address: SocketAddress
             do {
-                return try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+                address = try SocketAddress.makeAddressResolvingHost(parent.host, port: parent.port)
             } catch {
-                throw EndpointResolutionError(cluster: cluster.name, endpoint: endpoint, underlying: "\(error)")
+                throw EndpointResolutionError(cluster: cluster.name, endpoint: parent, underlying: "\(error) (the parent proxy)")
+            }
+            self.addresses = cluster.endpoints.map { _ in address }
+        } else {
+            self.addresses = try cluster.endpoints.map { endpoint in
+                do {
+                    return try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+                } catch {
+                    throw EndpointResolutionError(cluster: cluster.name, endpoint: endpoint, underlying: "\(error)")
+                }
             }
         }
         self.balancer = LoadBalancer(policy: cluster.loadBalancing, endpoints: cluster.endpoints)

@@ -513,14 +513,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         // An upgrade takes its connection over for good, and servers accept an upgrade only as a
         // connection's first request (SwiftNIO's upgrader among them): it gets a fresh connection.
         let tls = cluster.tls.map { ($0, $0.serverName(for: cluster.cluster.endpoints[index])) }
-        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, tls: tls, context: context)
+        let viaParent = cluster.cluster.parentProxy != nil ? cluster.endpointNames[index] : nil
+        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, tunnelTo: viaParent, tls: tls, context: context)
     }
 
     /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop;
     /// with `tunnelTo`, `address` is a parent proxy and the connection is usable once it has answered CONNECT.
     private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, tls: (UpstreamTLSContext, String?)? = nil, context: ChannelHandlerContext) {
         let tlsIdentity = tls.map { ObjectIdentifier($0.0) }
-        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, now: .now()) {
+        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, via: tunnelTo, now: .now()) {
             attach(connection, reused: true, context: context)
             return
         }
@@ -534,7 +535,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             encoderConfiguration.automaticallySetFramingHeaders = false
             try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
             try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, pool: pool.value))
+            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, pool: pool.value))
         }
         .assumeIsolated()
         .whenComplete { result in
@@ -546,11 +547,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 }
                 if let context = self.contextIfStill(attempt: attempt) {
                     self.attach(connection, reused: false, context: context)
-                } else if tunnelTo == nil {
+                } else if pooled || tunnelTo == nil {
                     // The downstream went away meanwhile: keep the connection for the next request.
                     self.local.pool.release(connection, now: .now())
                 } else {
-                    // A tunnel through a parent proxy leads to one destination only: never pooled.
+                    // A forward-proxy tunnel through a parent leads to one client's destination: never pooled.
                     connection.close()
                 }
             case .failure:
@@ -601,8 +602,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                     let sync = channel.pipeline.syncOperations
                     if let parent {
                         try sync.addHandler(ParentProxyHandshake(authority: parent, done: channel.eventLoop.makePromise()))
+                    } else {
+                        try handlers(sync)
                     }
-                    try handlers(sync)
                 }
             }
             .connect(to: address)
@@ -610,7 +612,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 guard parent != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
                     return channel.eventLoop.makeSucceededFuture(channel)
                 }
-                return handshake.done.futureResult.map { channel }
+                // Through a parent, the handlers (TLS first) start only once the tunnel is open.
+                return handshake.done.futureResult.flatMapThrowing {
+                    try handlers(channel.pipeline.syncOperations)
+                    return channel
+                }.flatMapError { error in
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
             }
     }
 

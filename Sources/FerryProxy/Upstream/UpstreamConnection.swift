@@ -19,9 +19,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
     private var pendingRead = false
 
-    init(address: SocketAddress, tls: ObjectIdentifier? = nil, pool: UpstreamPool) {
+    init(address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, pool: UpstreamPool) {
         self.address = address
-        self.poolKey = UpstreamPool.Key(address: address, tls: tls)
+        self.poolKey = UpstreamPool.Key(address: address, tls: tls, via: via)
         self.pool = pool
     }
 

@@ -7,6 +7,8 @@ final class UpstreamPool {
         let address: SocketAddress
         /// The `UpstreamTLSContext` the connection was made with; nil for plain TCP.
         let tls: ObjectIdentifier?
+        /// The `host:port` a connection to a parent proxy was tunnelled to; nil for a direct connection.
+        var via: String? = nil
     }
 
     /// Idle connections kept per endpoint; more are closed on release.
@@ -17,8 +19,8 @@ final class UpstreamPool {
     private var idle: [Key: [UpstreamConnection]] = [:]
 
     /// A live idle connection to `address` made with `tls`, or nil. The most recently used one comes first.
-    func acquire(_ address: SocketAddress, tls: ObjectIdentifier? = nil, now: NIODeadline) -> UpstreamConnection? {
-        let key = Key(address: address, tls: tls)
+    func acquire(_ address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, now: NIODeadline) -> UpstreamConnection? {
+        let key = Key(address: address, tls: tls, via: via)
         while let connection = idle[key]?.popLast() {
             connection.isIdleInPool = false
             if !connection.isClosed, now - connection.idleSince < UpstreamPool.maxIdleTime {

@@ -130,6 +130,7 @@ public enum APIProxyRole {
         listener.tls = settings.tls
         var cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
         cluster.tcpKeepalive = settings.keepalive
+        cluster.parentProxy = server.proxy
         var config = ConfigSnapshot(version: version, source: "api-proxy: \(server.describedAs)", admin: settings.admin.map { AdminSettings(address: $0) }, listeners: [listener], clusters: [cluster])
         // kubectl proxy prints nothing per request; the audit line is opt-in (--access-log-format).
         config.accessLog.format = .none
