@@ -11,7 +11,8 @@ import NIOWebSocket
 /// otherwise), discovery (`/version`, `/api`, `/api/v1`, `/apis`), `/api/v1/nodes`, namespaced pods (list
 /// with a resourceVersion, get, and `?watch=true` as a chunked stream of `{"type":..., "object":...}` lines
 /// that the test feeds with `addPod`/`deletePod`), `pods/log` (`?follow=true` streams what `appendLog`
-/// adds), and the `pods/exec` WebSocket upgrade (`v5.channel.k8s.io`; frames are echoed).
+/// adds), and the `pods/exec` upgrade, over WebSocket (`v5.channel.k8s.io`; frames are echoed) or SPDY/3.1
+/// (bytes are echoed).
 public final class FakeAPIServer: Sendable {
     public let channel: Channel
     public let token: String
@@ -89,10 +90,11 @@ public final class FakeAPIServer: Sendable {
                             try sync.addHandler(WebSocketEchoHandler())
                         }
                     })
+                let spdy = SPDYExecUpgrader(token: token, state: state)
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: context))
-                    try sync.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }), withErrorHandling: true)
+                    try sync.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader, spdy], completionHandler: { _ in }), withErrorHandling: true)
                     try sync.addHandler(FakeAPIHandler(token: token, state: state))
                 }
             }
@@ -138,9 +140,54 @@ public final class FakeAPIServer: Sendable {
         for send in followers { send(line + "\n") }
     }
 
+    struct NotUpgraded: Error {}
+
     static func json(_ object: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The SPDY/3.1 upgrade kubectl uses for exec when it does not speak WebSocket: the 101 carries
+/// `X-Stream-Protocol-Version: v4.channel.k8s.io`; after it the fake echoes raw bytes (it does not frame SPDY).
+final class SPDYExecUpgrader: HTTPServerProtocolUpgrader, Sendable {
+    let supportedProtocol = "SPDY/3.1"
+    let requiredUpgradeHeaders: [String] = []
+    let token: String
+    let state: NIOLockedValueBox<FakeAPIServer.State>
+
+    init(token: String, state: NIOLockedValueBox<FakeAPIServer.State>) {
+        self.token = token
+        self.state = state
+    }
+
+    func buildUpgradeResponse(channel: Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        let isExec = upgradeRequest.uri.split(separator: "?").first.map { $0.hasSuffix("/exec") } ?? false
+        guard isExec, FakeAPIHandler.authentication(upgradeRequest, token: token, channel: channel) != nil else {
+            return channel.eventLoop.makeFailedFuture(FakeAPIServer.NotUpgraded())
+        }
+        state.withLockedValue { $0.requests.append("\(upgradeRequest.method.rawValue) \(upgradeRequest.uri) (upgraded to SPDY)") }
+        var headers = initialResponseHeaders
+        headers.add(name: "x-stream-protocol-version", value: "v4.channel.k8s.io")
+        return channel.eventLoop.makeSucceededFuture(headers)
+    }
+
+    func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+        context.eventLoop.makeCompletedFuture {
+            let sync = context.pipeline.syncOperations
+            sync.removeHandler(context: try sync.context(handlerType: FakeAPIHandler.self), promise: nil)
+            try sync.addHandler(RawEchoHandler())
+        }
+    }
+}
+
+/// Echoes every byte it reads.
+final class RawEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
     }
 }
 
