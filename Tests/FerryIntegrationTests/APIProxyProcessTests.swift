@@ -149,6 +149,14 @@ struct APIProxyProcessTests {
         }
     }
 
+    @Test func basicCredentials() async throws {
+        try await Self.withProxy(user: { _ in "username: admin\npassword: secret" }) { s in
+            let nodes = try await Curl.request(s.base + "/api/v1/nodes")
+            #expect(nodes.status == 200, "\(nodes.body)")
+            #expect(s.api.authentications == ["basic"])
+        }
+    }
+
     @Test func aRotatedTokenFileIsPickedUpWithoutARestart() async throws {
         let tokenFile: (String) throws -> String = { dir in
             try "expired-token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)

@@ -92,4 +92,23 @@ import Testing
             #expect(none.hasPrefix("HTTP/1.1 101"), "\(none)")
         }
     }
+
+    /// A policy reads paths as the API server will: a non-canonical one is refused even without a filter.
+    @Test func aPolicyNeedsCanonicalPathsEvenWithoutAFilter() async throws {
+        let origin = try TestOrigin(name: "api", group: Fixtures.originGroup)
+        defer { origin.close() }
+        let route = """
+        - match: {prefix: /}
+          forward: {cluster: a}
+          kubernetes_policy:
+            - {users: ["*"], verbs: [get], resources: [pods], namespaces: [default]}
+        """
+        let proxy = try ProxyHarness(yaml: Fixtures.config(routes: route, clusters: "- {name: a, endpoints: [\"{{a}}\"]}"), values: ["a": origin.address])
+        let pod = try await Curl.request(proxy.url("/api/v1/namespaces/default/pods/web-1"))
+        let sneaky = try await Curl.request(proxy.url("/api/v1/namespaces/default/pods/../../../nodes/n1"), ["--path-as-is"])
+        let nodes = try await Curl.request(proxy.url("/api/v1/nodes/n1"))
+        #expect(pod.status == 200 && sneaky.status == 400 && nodes.status == 403, "\(pod.status) \(sneaky.status) \(nodes.status)")
+        #expect(nodes.body == "Forbidden: an unauthenticated client may not get nodes (no rule of the proxy's policy allows it)\n")
+        await proxy.stop()
+    }
 }

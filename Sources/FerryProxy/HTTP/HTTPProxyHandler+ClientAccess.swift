@@ -13,6 +13,11 @@ extension HTTPProxyHandler {
         var request: KubernetesRequest?
         if route.kubernetesAPI || route.kubernetesPolicy != nil {
             let path = RouteTable.pathWithoutQuery(Substring(forwardedURI))
+            // A policy judges the path as the API server will read it: only a canonical one (also without a filter).
+            if route.kubernetesPolicy != nil, let problem = CanonicalPath.problem(path) {
+                ex.event.verdict = Verdict(allowed: false, rule: nil, text: "canonical path: \(problem)", reason: problem)
+                return .error(.badRequest, "the request path is not canonical: \(problem)", flags: .accessDenied)
+            }
             let query = forwardedURI.utf8.count > path.utf8.count ? Substring(forwardedURI).dropFirst(path.count + 1) : ""
             request = KubernetesRequest(method: head.method.rawValue, path: Substring(RequestFilter.percentDecoded(String(path))), query: query)
             ex.event.kubernetes = request

@@ -7,7 +7,8 @@ import NIOSSL
 import NIOWebSocket
 
 /// A Kubernetes API server for tests, speaking the real protocol shapes: TLS with a test certificate,
-/// authentication by bearer token or by a client certificate signed by `clientCA` (401 with a `Status`
+/// authentication by bearer token, by basic credentials `admin:secret`, or by a client certificate signed by
+/// `clientCA` (401 with a `Status`
 /// otherwise), discovery (`/version`, `/api`, `/api/v1`, `/apis`), `/api/v1/nodes`, namespaced pods (list
 /// with a resourceVersion, get, and `?watch=true` as a chunked stream of `{"type":..., "object":...}` lines
 /// that the test feeds with `addPod`/`deletePod`), `pods/log` (`?follow=true` streams what `appendLog`
@@ -49,7 +50,7 @@ public final class FakeAPIServer: Sendable {
     public var port: Int { channel.localAddress!.port! }
     /// `METHOD path` of every request seen, in order.
     public var requests: [String] { state.withLockedValue { $0.requests } }
-    /// How each authenticated request proved who it is ("token" or "certificate"), in order.
+    /// How each authenticated request proved who it is ("token", "basic" or "certificate"), in order.
     public var authentications: [String] { state.withLockedValue { $0.authentications } }
 
     /// Serves on 127.0.0.1 port 0 with the PEM certificate and key at the given paths; with `clientCA`, a
@@ -303,6 +304,8 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How the request authenticated ("token" or "certificate"), or nil.
     static func authentication(_ head: HTTPRequestHead, token: String, channel: Channel) -> String? {
         if head.headers.first(name: "authorization") == "Bearer \(token)" { return "token" }
+        // Basic credentials admin:secret (a kubeconfig's username and password).
+        if head.headers.first(name: "authorization") == "Basic YWRtaW46c2VjcmV0" { return "basic" }
         if let tls = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self), tls.peerCertificate != nil { return "certificate" }
         return nil
     }
