@@ -6,17 +6,7 @@ public enum ConfigLoader {
     /// Decodes `yaml`; `file` names it in diagnostics. Throws `ConfigError`.
     public static func decode(yaml: String, file: String, version: Int = 1) throws -> ConfigSnapshot {
         let context = DecodingContext(file: file)
-        let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
-                throw ConfigError([ConfigDiagnostic(file: file, line: nil, column: nil, path: "", message: "the file is empty; it needs at least \"listeners\" and \"clusters\"")])
-            }
-            root = composed
-        } catch let error as ConfigError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigError([yamlDiagnostic(error, file: file)])
-        }
+        let root = try compose(yaml, file: file, ifEmpty: "the file is empty; it needs at least \"listeners\" and \"clusters\"")
         let decoder = SnapshotDecoder(context: context)
         let snapshot = decoder.snapshot(ConfigNode(node: root, path: "", context: context), file: file, version: version)
         if !context.diagnostics.isEmpty || snapshot == nil {
@@ -39,17 +29,7 @@ public enum ConfigLoader {
             throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "cannot read the file; check that it exists and is readable")])
         }
         let context = DecodingContext(file: path)
-        let root: Node
-        do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
-                throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "the policy file is empty; it lists rules such as {users: [alice], verbs: [get, list], resources: [pods]}")])
-            }
-            root = composed
-        } catch let error as ConfigError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigError([yamlDiagnostic(error, file: path)])
-        }
+        let root = try compose(yaml, file: path, ifEmpty: "the policy file is empty; it lists rules such as {users: [alice], verbs: [get, list], resources: [pods]}")
         var node = ConfigNode(node: root, path: "", context: context)
         if case .mapping(let mapping) = root, let rules = mapping["rules"], mapping.count == 1 { node = node.child("rules", rules) }
         let policy = SnapshotDecoder(context: context).kubernetesPolicy(node)
@@ -66,6 +46,18 @@ public enum ConfigLoader {
         if !problems.isEmpty { throw ConfigError(problems.map { ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: $0) }) }
         if tokens.isEmpty { throw ConfigError([ConfigDiagnostic(file: path, line: nil, column: nil, path: "", message: "the token file lists no tokens")]) }
         return tokens
+    }
+
+    /// The YAML tree of a file; a syntax error or an empty file becomes a `ConfigError`.
+    static func compose(_ yaml: String, file: String, ifEmpty: String) throws -> Node {
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigError([ConfigDiagnostic(file: file, line: nil, column: nil, path: "", message: ifEmpty)])
+            }
+            return composed
+        } catch let error as YamlError {
+            throw ConfigError([yamlDiagnostic(error, file: file)])
+        }
     }
 
     static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {

@@ -281,27 +281,33 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A chunked stream: the existing pods as ADDED, then every change as it happens.
     private func watch(namespace: String, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "transfer-encoding", value: "chunked")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(context, eventLoop: loop)
+        let send = startStream(contentType: "application/json", context: context)
         let initial: [String] = state.withLockedValue { s in
-            s.watchers.append((namespace, { line in
-                loop.execute {
-                    let ctx = bound.value
-                    guard ctx.channel.isActive else { return }
-                    ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
-                }
-            }))
+            s.watchers.append((namespace, send))
             return s.pods.filter { $0.key.hasPrefix("\(namespace)/") }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value.object]) + "\n" }
         }
         for line in initial { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil) }
         context.flush()
     }
 
-    /// How the request authenticated ("token" or "certificate"), or nil.
+    /// Writes the head of a chunked response and returns what sends one more chunk from any thread.
+    private func startStream(contentType: String, context: ChannelHandlerContext) -> @Sendable (String) -> Void {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "transfer-encoding", value: "chunked")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        return { text in
+            loop.execute {
+                let ctx = bound.value
+                guard ctx.channel.isActive else { return }
+                ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            }
+        }
+    }
+
+    /// How the request authenticated ("token", "basic" or "certificate"), or nil.
     static func authentication(_ head: HTTPRequestHead, token: String, channel: Channel) -> String? {
         if head.headers.first(name: "authorization") == "Bearer \(token)" { return "token" }
         // Basic credentials admin:secret (a kubeconfig's username and password).
@@ -312,22 +318,9 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The pod's log as text; with `follow`, a chunked stream that stays open for the lines added later.
     private func log(pod: String, follow: Bool, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain")
-        headers.add(name: "transfer-encoding", value: "chunked")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(context, eventLoop: loop)
+        let send = startStream(contentType: "text/plain", context: context)
         let existing: [String] = state.withLockedValue { s in
-            if follow {
-                s.logFollowers.append((pod, { line in
-                    loop.execute {
-                        let ctx = bound.value
-                        guard ctx.channel.isActive else { return }
-                        ctx.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
-                    }
-                }))
-            }
+            if follow { s.logFollowers.append((pod, send)) }
             return s.logs[pod] ?? []
         }
         for line in existing { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line + "\n")))), promise: nil) }
