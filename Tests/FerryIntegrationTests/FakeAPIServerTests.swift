@@ -41,4 +41,23 @@ struct FakeAPIServerTests {
         #expect(await Waiting.until { watch.stdout.contains("web-3") })
         #expect(!watch.stdout.contains("elsewhere"), "a watch sees its own namespace only (web-3 came after it)")
     }
+
+    @Test func aWatchFromAResourceVersionSeesOnlyLaterChanges() async throws {
+        guard Prerequisites.have("curl", "openssl") else { return }
+        let dir = try TLSFixtures.folder("fakeapi-rv")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
+        let server = try FakeAPIServer(group: Fixtures.originGroup, certificate: dir + "/cert.pem", key: dir + "/key.pem", token: "t0k3n")
+        defer { server.close() }
+        server.addPod(namespace: "default", name: "old")
+        let auth = ["--cacert", dir + "/cert.pem", "-H", "Authorization: Bearer t0k3n"]
+        let base = "https://127.0.0.1:\(server.port)/api/v1/namespaces/default/pods"
+        let list = try await Curl.request(base, auth)
+        let rv = try #require(list.body.firstMatch(of: /"metadata":\{"resourceVersion":"(\d+)"\}/)?.1)
+        let watch = try Subprocess(Curl.curlPath, ["-sSN", "--max-time", "20"] + auth + [base + "?watch=true&resourceVersion=\(rv)"])
+        defer { watch.signal(SIGTERM) }
+        server.addPod(namespace: "default", name: "new")
+        #expect(await Waiting.until { watch.stdout.contains("\"name\":\"new\"") })
+        #expect(!watch.stdout.contains("\"name\":\"old\""), "the list already had it")
+    }
 }

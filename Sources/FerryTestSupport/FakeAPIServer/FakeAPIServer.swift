@@ -10,8 +10,8 @@ import NIOWebSocket
 /// authentication by bearer token, by basic credentials `admin:secret`, or by a client certificate signed by
 /// `clientCA` (401 with a `Status`
 /// otherwise), discovery (`/version`, `/api`, `/api/v1`, `/apis`), `/api/v1/nodes`, namespaced pods (list
-/// with a resourceVersion, get, and `?watch=true` as a chunked stream of `{"type":..., "object":...}` lines
-/// that the test feeds with `addPod`/`deletePod`), `pods/log` (`?follow=true` streams what `appendLog`
+/// with a resourceVersion, get, and `?watch=true[&resourceVersion=N]` as a chunked stream of
+/// `{"type":..., "object":...}` lines, after N when given, that the test feeds with `addPod`/`deletePod`), `pods/log` (`?follow=true` streams what `appendLog`
 /// adds), and the `pods/exec` upgrade, over WebSocket (`v5.channel.k8s.io`; frames are echoed) or SPDY/3.1
 /// (bytes are echoed).
 public final class FakeAPIServer: Sendable {
@@ -260,7 +260,10 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let ns = parts[3]
             let flags = query.split(separator: "&")
             if flags.contains("watch=true") || flags.contains("watch=1") {
-                watch(namespace: ns, context: context)
+                // As the API server: from a resourceVersion, only what changed after it; without one, the
+                // current pods first as ADDED.
+                let since = flags.first { $0.hasPrefix("resourceVersion=") }.flatMap { Int($0.dropFirst("resourceVersion=".count)) } ?? 0
+                watch(namespace: ns, since: since, context: context)
             } else {
                 let (items, rv) = state.withLockedValue { s in (s.pods.filter { $0.key.hasPrefix("\(ns)/") }.sorted { $0.key < $1.key }.map(\.value.object), s.resourceVersion) }
                 send(.ok, FakeAPIServer.json(["kind": "PodList", "apiVersion": "v1", "metadata": ["resourceVersion": String(rv)], "items": items]), context: context)
@@ -279,12 +282,12 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// A chunked stream: the existing pods as ADDED, then every change as it happens.
-    private func watch(namespace: String, context: ChannelHandlerContext) {
+    /// A chunked stream: the existing pods newer than `since` as ADDED, then every change as it happens.
+    private func watch(namespace: String, since: Int, context: ChannelHandlerContext) {
         let send = startStream(contentType: "application/json", context: context)
         let initial: [String] = state.withLockedValue { s in
             s.watchers.append((namespace, send))
-            return s.pods.filter { $0.key.hasPrefix("\(namespace)/") }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value.object]) + "\n" }
+            return s.pods.filter { $0.key.hasPrefix("\(namespace)/") && $0.value.resourceVersion > since }.sorted { $0.key < $1.key }.map { FakeAPIServer.json(["type": "ADDED", "object": $0.value.object]) + "\n" }
         }
         for line in initial { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil) }
         context.flush()
