@@ -244,7 +244,7 @@ struct APIProxyProcessTests {
             let nodes = try await Curl.request(s.base + "/api/v1/nodes")
             #expect(nodes.status == 200)
             #expect(s.api.requests.last == "GET /api/v1/nodes")
-            #expect(s.ferry.stderr.contains("--append-server-path"), "kubectl's hint about the unused server path")
+            #expect(await Waiting.until { s.ferry.stderr.contains("--append-server-path") }, "kubectl's hint about the unused server path")
         }
     }
 
@@ -301,7 +301,7 @@ struct APIProxyProcessTests {
         try await Self.withProxy(extra: ["--disable-filter"]) { s in
             let exec = try await Curl.request(s.base + "/api/v1/namespaces/default/pods/web-1/exec", ["-H", "Host: anything.example"])
             #expect(exec.status == 404, "the request reached the API server, which has no such plain GET: \(exec.body)")
-            #expect(s.ferry.stderr.contains("Request filter disabled, your proxy is vulnerable to XSRF attacks"))
+            #expect(await Waiting.until { s.ferry.stderr.contains("Request filter disabled, your proxy is vulnerable to XSRF attacks") })
         }
     }
 

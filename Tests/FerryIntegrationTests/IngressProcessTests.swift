@@ -128,8 +128,8 @@ struct IngressProcessTests {
             #expect(try await Self.get(ferry, host: "other.test", "/").status == 404)
 
             // The missing Service and the ignored snippet are reported once, in the log and in /config_dump.
+            #expect(await Waiting.until { ferry.stderr.contains("server-snippet ignored") && ferry.stderr.contains("Service shop/gone not found") })
             #expect(ferry.stderr.components(separatedBy: "Service shop/gone not found").count == 2)
-            #expect(ferry.stderr.contains("server-snippet ignored"))
             let dump = try await Curl.request("http://127.0.0.1:\(ferry.adminPort ?? 0)/config_dump")
             #expect(dump.body.contains("Service shop/gone not found"))
 

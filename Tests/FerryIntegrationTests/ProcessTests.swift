@@ -200,7 +200,8 @@ struct ProcessTests {
         let adminPort = unusedPort()
         let demo = try await FerryProcess(binary: binary, arguments: ["demo", "--listen", "127.0.0.1:\(port)", "--admin", "127.0.0.1:\(adminPort)", "--threads", "1"])
         defer { Task { await demo.stop() } }
-        #expect(demo.stderr.contains("curl -s http://127.0.0.1:\(port)/blue/anything"))
+        // The hints follow the start line: wait for them rather than read the log at once.
+        #expect(await Waiting.until { demo.stderr.contains("curl -s http://127.0.0.1:\(port)/blue/anything") })
         let root = try await Curl.request("http://127.0.0.1:\(port)/")
         #expect(root.body.hasPrefix("origin: blue") || root.body.hasPrefix("origin: green"))
         #expect(try await Curl.request("http://127.0.0.1:\(port)/green").body.hasPrefix("origin: green"))
