@@ -37,6 +37,12 @@ let package = Package(
             name: "FerryKubernetes",
             dependencies: ["FerryModel", .product(name: "Yams", package: "Yams")]
         ),
+        // Kernel rules: kube-proxy's iptables (and later nftables) layouts rendered from a ServicePortTable,
+        // and the packet tracer; pure (applying them is the role's job).
+        .target(
+            name: "FerryDataplane",
+            dependencies: ["FerryModel", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The data plane on SwiftNIO.
         .target(
             name: "FerryProxy",
@@ -63,7 +69,7 @@ let package = Package(
         .target(
             name: "FerryRoles",
             dependencies: [
-                "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes",
+                "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes", "FerryDataplane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -96,6 +102,7 @@ let package = Package(
         .testTarget(name: "FerryModelTests", dependencies: ["FerryModel"]),
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig", "FerryModel"]),
         .testTarget(name: "FerryKubernetesTests", dependencies: ["FerryKubernetes", "FerryModel"]),
+        .testTarget(name: "FerryDataplaneTests", dependencies: ["FerryDataplane", "FerryModel"]),
         .testTarget(
             name: "FerryProxyTests",
             dependencies: [
