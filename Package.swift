@@ -82,8 +82,10 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryRoles", "FerryKubernetes", "FerryProxy",
+                "FerryRoles", "FerryKubernetes", "FerryProxy", "FerryDataplane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Origins and helpers shared by tests; never linked into `ferry`.

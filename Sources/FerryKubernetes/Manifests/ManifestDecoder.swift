@@ -94,9 +94,22 @@ public enum ManifestDecoder {
                 p["port"].error("must be between 1 and 65535")
                 return nil
             }
-            return ServicePort(name: p["name"].string, port: port, targetPort: portReference(p["targetPort"]), protocol: p["protocol"].string ?? "TCP")
+            var servicePort = ServicePort(name: p["name"].string, port: port, targetPort: portReference(p["targetPort"]), protocol: p["protocol"].string ?? "TCP")
+            servicePort.nodePort = p["nodePort"].int
+            return servicePort
         }
-        return Service(metadata: meta, origin: origin, type: spec["type"].string ?? "ClusterIP", ports: ports, externalName: spec["externalName"].string)
+        var service = Service(metadata: meta, origin: origin, type: spec["type"].string ?? "ClusterIP", ports: ports, externalName: spec["externalName"].string)
+        service.clusterIP = spec["clusterIP"].string
+        service.externalIPs = spec["externalIPs"].items.compactMap(\.string)
+        service.loadBalancerSourceRanges = spec["loadBalancerSourceRanges"].items.compactMap(\.string)
+        service.loadBalancerIPs = root["status"]["loadBalancer"]["ingress"].items.compactMap { $0["ip"].string }
+        service.sessionAffinity = spec["sessionAffinity"].string ?? "None"
+        if let timeout = spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"].int { service.sessionAffinityTimeoutSeconds = timeout }
+        service.internalTrafficPolicy = spec["internalTrafficPolicy"].string ?? "Cluster"
+        service.externalTrafficPolicy = spec["externalTrafficPolicy"].string ?? "Cluster"
+        service.healthCheckNodePort = spec["healthCheckNodePort"].int
+        service.publishNotReadyAddresses = spec["publishNotReadyAddresses"].bool ?? false
+        return service
     }
 
     static func endpointSlice(_ root: ManifestNode, meta: ObjectMeta, origin: ManifestOrigin) -> EndpointSlice {
@@ -110,7 +123,9 @@ public enum ManifestDecoder {
                 }
             }
             let c = e["conditions"]
-            return SliceEndpoint(addresses: addresses, ready: c["ready"].bool, serving: c["serving"].bool, terminating: c["terminating"].bool)
+            var endpoint = SliceEndpoint(addresses: addresses, ready: c["ready"].bool, serving: c["serving"].bool, terminating: c["terminating"].bool)
+            endpoint.nodeName = e["nodeName"].string
+            return endpoint
         }
         let ports: [EndpointPort] = root["ports"].items.map { p in
             let port = p["port"].int

@@ -1,4 +1,4 @@
-/// v1 Service (the parts an Ingress backend needs).
+/// v1 Service: what an Ingress backend and a service proxy need.
 public struct Service: Sendable {
     public var metadata: ObjectMeta
     public var origin: ManifestOrigin?
@@ -6,6 +6,21 @@ public struct Service: Sendable {
     public var type: String
     public var ports: [ServicePort]
     public var externalName: String?
+    /// `spec.clusterIP` (`None` for a headless Service, nil when not allocated).
+    public var clusterIP: String?
+    public var externalIPs: [String] = []
+    /// `status.loadBalancer.ingress[].ip`.
+    public var loadBalancerIPs: [String] = []
+    public var loadBalancerSourceRanges: [String] = []
+    /// `ClientIP` or `None`.
+    public var sessionAffinity = "None"
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` (Kubernetes' default 10800).
+    public var sessionAffinityTimeoutSeconds = 10800
+    /// `Cluster` or `Local`.
+    public var internalTrafficPolicy = "Cluster"
+    public var externalTrafficPolicy = "Cluster"
+    public var healthCheckNodePort: Int?
+    public var publishNotReadyAddresses = false
 
     public init(metadata: ObjectMeta, origin: ManifestOrigin? = nil, type: String = "ClusterIP", ports: [ServicePort], externalName: String? = nil) {
         self.metadata = metadata
@@ -21,6 +36,7 @@ public struct ServicePort: Sendable, Hashable {
     public var port: Int
     public var targetPort: ServicePortReference?
     public var `protocol`: String
+    public var nodePort: Int?
 
     public init(name: String? = nil, port: Int, targetPort: ServicePortReference? = nil, protocol: String = "TCP") {
         self.name = name
@@ -53,6 +69,8 @@ public struct EndpointSlice: Sendable {
 
 public struct SliceEndpoint: Sendable, Hashable {
     public var addresses: [String]
+    /// The node the endpoint runs on (for `Local` traffic policies).
+    public var nodeName: String?
     /// Nil means unknown, which Kubernetes says to read as ready (and as serving).
     public var ready: Bool?
     public var serving: Bool?

@@ -1,0 +1,87 @@
+import FerryModel
+
+/// Services and EndpointSlices → the `ServicePortTable` a service proxy serves, as kube-proxy reads them:
+/// one entry per Service port; NodePorts for NodePort and LoadBalancer Services, load-balancer IPs from the
+/// status; endpoints from the Service's EndpointSlices whose port has the same name and protocol, the
+/// first address of each endpoint, deduplicated across slices; `publishNotReadyAddresses` makes every
+/// endpoint ready. Headless and ExternalName Services are not proxied.
+public enum ServiceProxyTranslator {
+    public struct Translation: Sendable {
+        public var table: ServicePortTable
+        /// Services left out and why, for logs and `--dry-run`.
+        public var notes: [String]
+    }
+
+    public static func translate(_ set: ManifestSet) -> Translation {
+        var ports: [ProxiedServicePort] = []
+        var notes: [String] = []
+        var slicesByService: [String: [EndpointSlice]] = [:]
+        for slice in set.endpointSlices {
+            guard let service = slice.serviceName else { continue }
+            slicesByService["\(slice.metadata.namespace)/\(service)", default: []].append(slice)
+        }
+        for service in set.services.sorted(by: { ($0.metadata.namespace, $0.metadata.name) < ($1.metadata.namespace, $1.metadata.name) }) {
+            let key = "\(service.metadata.namespace)/\(service.metadata.name)"
+            if service.type == "ExternalName" { continue }
+            guard let clusterIPText = service.clusterIP, clusterIPText != "None" else {
+                if service.clusterIP == nil {
+                    notes.append("Service \(key) has no spec.clusterIP: a service proxy needs the address the API server allocated; it is left out")
+                }
+                continue
+            }
+            guard let clusterIP = IPAddress(parsing: clusterIPText) else {
+                notes.append("Service \(key): spec.clusterIP \"\(clusterIPText)\" is not an IP address; it is left out")
+                continue
+            }
+            let exposesNodePorts = service.type == "NodePort" || service.type == "LoadBalancer"
+            let externalIPs = addresses(service.externalIPs, "spec.externalIPs", key, &notes)
+            let lbIPs = service.type == "LoadBalancer" ? addresses(service.loadBalancerIPs, "status.loadBalancer.ingress", key, &notes) : []
+            var ranges: [IPRange] = []
+            for text in service.loadBalancerSourceRanges {
+                if let range = IPRange(parsing: text.filter { $0 != " " }) { ranges.append(range) } else { notes.append("Service \(key): loadBalancerSourceRanges entry \"\(text)\" is not a CIDR; it is ignored") }
+            }
+            for port in service.ports {
+                guard let proto = TransportProtocol(rawValue: port.protocol.lowercased()) else {
+                    notes.append("Service \(key) port \(port.port): protocol \(port.protocol) is not TCP, UDP or SCTP; it is left out")
+                    continue
+                }
+                let endpoints = Self.endpoints(for: port, protocol: proto, slices: slicesByService[key] ?? [], publishNotReady: service.publishNotReadyAddresses)
+                ports.append(ProxiedServicePort(
+                    namespace: service.metadata.namespace, service: service.metadata.name, portName: port.name ?? "", protocol: proto,
+                    clusterIP: clusterIP, port: port.port, nodePort: exposesNodePorts ? port.nodePort : nil,
+                    externalIPs: externalIPs, loadBalancerIPs: lbIPs, loadBalancerSourceRanges: ranges,
+                    affinityTimeoutSeconds: service.sessionAffinity == "ClientIP" ? service.sessionAffinityTimeoutSeconds : nil,
+                    internalTrafficLocal: service.internalTrafficPolicy == "Local",
+                    externalTrafficLocal: service.externalTrafficPolicy == "Local" && (exposesNodePorts || !externalIPs.isEmpty),
+                    healthCheckNodePort: service.type == "LoadBalancer" && service.externalTrafficPolicy == "Local" ? service.healthCheckNodePort : nil,
+                    endpoints: endpoints))
+            }
+        }
+        return Translation(table: ServicePortTable(ports: ports), notes: notes)
+    }
+
+    static func addresses(_ texts: [String], _ field: String, _ key: String, _ notes: inout [String]) -> [IPAddress] {
+        texts.compactMap { text in
+            if let ip = IPAddress(parsing: text) { return ip }
+            notes.append("Service \(key): \(field) entry \"\(text)\" is not an IP address; it is ignored")
+            return nil
+        }
+    }
+
+    static func endpoints(for port: ServicePort, protocol proto: TransportProtocol, slices: [EndpointSlice], publishNotReady: Bool) -> [ProxiedEndpoint] {
+        var seen = Set<String>()
+        var result: [ProxiedEndpoint] = []
+        for slice in slices where slice.addressType == "IPv4" || slice.addressType == "IPv6" {
+            guard let slicePort = slice.ports.first(where: { ($0.name ?? "") == (port.name ?? "") && $0.protocol.lowercased() == proto.rawValue }),
+                  let number = slicePort.port
+            else { continue }
+            for endpoint in slice.endpoints {
+                guard let first = endpoint.addresses.first, let ip = IPAddress(parsing: first) else { continue }
+                let e = ProxiedEndpoint(ip: ip, port: number, nodeName: endpoint.nodeName,
+                                        ready: publishNotReady || endpoint.isReady, serving: publishNotReady || endpoint.isServing, terminating: endpoint.isTerminating)
+                if seen.insert(e.hostPort).inserted { result.append(e) }
+            }
+        }
+        return result
+    }
+}

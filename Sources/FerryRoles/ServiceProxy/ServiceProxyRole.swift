@@ -1,0 +1,105 @@
+import FerryDataplane
+import FerryKubernetes
+import FerryModel
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `ferry service-proxy`: kube-proxy's job from Services and EndpointSlices on disk. In iptables mode the
+/// rules are rendered in kube-proxy's layout and applied atomically; manifests are watched and the rules
+/// re-synced when they change, at most once per `minSyncPeriod`, and at least every `syncPeriod`.
+public enum ServiceProxyRole {
+    public enum Mode: String, Sendable, CaseIterable {
+        case iptables, nftables, userspace
+    }
+
+    public struct Settings: Sendable {
+        public var manifests: [String]
+        public var mode: Mode = .iptables
+        public var options: IPTablesOptions
+        public var minSyncPeriod: Duration = .seconds(1)
+        public var syncPeriod: Duration = .seconds(30)
+
+        public init(manifests: [String], options: IPTablesOptions) {
+            self.manifests = manifests
+            self.options = options
+        }
+    }
+
+    /// The table and notes for the manifests. Throws `ManifestError` with every problem found.
+    public static func translate(_ settings: Settings) throws -> ServiceProxyTranslator.Translation {
+        ServiceProxyTranslator.translate(try ManifestLoader.load(paths: settings.manifests))
+    }
+
+    /// What `--dry-run` prints: the notes, the jump rules as `iptables` would ensure them, and the
+    /// `iptables-restore` input.
+    public static func dryRun(_ settings: Settings, existingNATChains: Set<String> = []) throws -> String {
+        let translation = try translate(settings)
+        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: existingNATChains)
+        var text = translation.notes.map { "# note: \($0)\n" }.joined()
+        text += "# jump rules, each inserted when missing (iptables -t TABLE -C/-I CHAIN ...):\n"
+        for rule in transaction.jumpRules {
+            text += "-t \(rule.table) -A \(rule.chain) " + rule.arguments.map(quoted).joined(separator: " ") + "\n"
+        }
+        text += "# iptables-restore --noflush --counters:\n" + transaction.restoreInput
+        return text
+    }
+
+    /// An argument as a shell or iptables-save would show it: quoted when it has spaces.
+    static func quoted(_ argument: String) -> String {
+        argument.contains(" ") ? "\"\(argument)\"" : argument
+    }
+
+    /// Removes every rule and chain the iptables mode installs.
+    public static func cleanup() throws {
+        try IPTablesApplier.cleanup()
+    }
+}
+
+/// Keeps the kernel's rules in step with the manifests (iptables mode).
+public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
+    let settings: ServiceProxyRole.Settings
+    let logger: Logger
+
+    public init(settings: ServiceProxyRole.Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// One sync: translate, render against the chains present, apply. Returns the number of rules written.
+    @discardableResult
+    public func syncOnce() throws -> Int {
+        let translation = try ServiceProxyRole.translate(settings)
+        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
+        try IPTablesApplier.apply(transaction)
+        return transaction.filterRules.count + transaction.natRules.count
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var lastStamp: [String]?
+            var lastSync = ContinuousClock.now - self.settings.syncPeriod
+            var reportedNotes = Set<String>()
+            while !Task.isCancelled {
+                let stamp = ManifestLoader.stamp(paths: self.settings.manifests)
+                let changed = stamp != lastStamp
+                if changed || ContinuousClock.now - lastSync >= self.settings.syncPeriod {
+                    do {
+                        let started = ContinuousClock.now
+                        if let notes = try? ServiceProxyRole.translate(self.settings).notes {
+                            for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
+                        }
+                        let rules = try self.syncOnce()
+                        self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")"])
+                    } catch {
+                        // The rules in the kernel stay as they were; the next change or period tries again.
+                        self.logger.error("sync failed; the rules in force stay: \(error)")
+                    }
+                    lastStamp = stamp
+                    lastSync = ContinuousClock.now
+                }
+                try? await Task.sleep(for: self.settings.minSyncPeriod)
+            }
+        }
+    }
+}
