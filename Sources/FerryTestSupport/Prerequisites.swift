@@ -47,6 +47,13 @@ public enum Prerequisites {
         return false
     }
 
+    /// True when running as root (network namespaces, kernel rules); otherwise reports a skip.
+    public static func root(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        if geteuid() == 0 { return true }
+        skip("skipped: needs root to create network namespaces and kernel rules (CI runs as root)", sourceLocation: sourceLocation)
+        return false
+    }
+
     /// The `ferry` binary built by `swift build` (scripts/test.sh builds it before the tests).
     public static func ferryBinary(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         if let explicit = ProcessInfo.processInfo.environment["FERRY_BIN"] { return explicit }

@@ -1,0 +1,109 @@
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// `ferry service-proxy --mode iptables` applying real kernel rules inside a network namespace the test
+/// creates ("node"), with origins in two "pod" namespaces linked to it by veth pairs, nothing else.
+@Suite(.serialized)
+struct ServiceProxyNamespaceTests {
+    /// An origin naming itself. It binds with socketserver, not HTTPServer, whose bind looks the host name
+    /// up: there is no DNS inside these namespaces.
+    static let origin = """
+    import http.server, socketserver, sys
+    name, host = sys.argv[1], sys.argv[2]
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (name + "\\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    socketserver.TCPServer.allow_reuse_address = True
+    socketserver.TCPServer((host, 8080), H).serve_forever()
+    """
+
+    static func manifests(endpoints: [String]) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: demo}
+        spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: web-1, namespace: demo, labels: {kubernetes.io/service-name: web}}
+        addressType: IPv4
+        ports: [{name: http, port: 8080, protocol: TCP}]
+        endpoints:
+        \(endpoints.map { "  - {addresses: [\($0)], conditions: {ready: true}, nodeName: node}" }.joined(separator: "\n"))
+        """
+    }
+
+    @Test func aClusterIPReachesEveryEndpointAndARemovedOneGetsNoNewConnections() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
+        let dir = try TLSFixtures.folder("service-proxy")
+        var processes: [Subprocess] = []
+        defer {
+            for p in processes { p.signal(SIGKILL) }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        do {
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+                processes.append(try Subprocess(tool, args))
+            }
+            // Each origin answers directly before the Service is tried.
+            for address in ["10.244.1.5", "10.244.2.7"] {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
+                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
+            }
+            // Locally made packets need a route before the nat OUTPUT chain rewrites them.
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            try Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--manifests", dir + "/manifests", "--cluster-cidr", "10.244.0.0/16", "--hostname-override", "node"])
+            let ferry = try Subprocess(tool, args)
+            processes.append(ferry)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+
+            func fetch() async throws -> String {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "5", "http://10.96.0.10/"])
+                return try await Subprocess.run(curlTool, curlArgs, timeout: .seconds(10)).stdout
+            }
+            var seen = Set<String>()
+            for _ in 0..<40 where seen.count < 2 { seen.insert(try await fetch()) }
+            #expect(seen == ["pod1\n", "pod2\n"], "every endpoint answers through the ClusterIP")
+
+            // pod2 leaves the EndpointSlice: after the next sync no new connection goes to it.
+            try Self.manifests(endpoints: ["10.244.1.5"]).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.components(separatedBy: "rules synced").count >= 3 })
+            var after: [String] = []
+            for _ in 0..<20 { after.append(try await fetch()) }
+            #expect(Set(after) == ["pod1\n"], "\(after)")
+
+            // The kernel holds kube-proxy's chains; --cleanup takes them away again.
+            let (saveTool, saveArgs) = net.exec(in: net.node, "iptables-save", [])
+            let saved = try await Subprocess.run(saveTool, saveArgs).stdout
+            #expect(saved.contains(":KUBE-SVC-") && saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"))
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+            let (cleanTool, cleanArgs) = net.exec(in: net.node, binary, ["service-proxy", "--cleanup"])
+            let cleaned = try await Subprocess.run(cleanTool, cleanArgs)
+            #expect(cleaned.status == 0, "\(cleaned.stderr)")
+            let afterCleanup = try await Subprocess.run(saveTool, saveArgs).stdout
+            #expect(!afterCleanup.contains("KUBE-SVC-") && !afterCleanup.contains("KUBE-SERVICES"), "\(afterCleanup)")
+        } catch {
+            for p in processes { p.signal(SIGKILL) }
+            await net.remove()
+            throw error
+        }
+        for p in processes { p.signal(SIGKILL) }
+        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
+        await net.remove()
+    }
+}
