@@ -26,6 +26,55 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Flag(help: "Remove every rule and chain the iptables mode installs, then exit.")
     var cleanup = false
 
+    @OptionGroup var node: NodeRuleOptions
+
+    @Option(help: "Seconds between full re-syncs (a change of the manifests syncs sooner).")
+    var syncPeriodSeconds: Int = 30
+
+    func validate() throws {
+        guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
+            throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
+        }
+        guard mode == "iptables" else {
+            throw ValidationError("--mode \(mode) is not available yet; use --mode iptables (nftables and userspace are being built)")
+        }
+        if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
+        guard syncPeriodSeconds >= 1 else { throw ValidationError("--sync-period-seconds must be at least 1") }
+    }
+
+    func run() async throws {
+        if cleanup {
+            do {
+                try ServiceProxyRole.cleanup()
+            } catch {
+                printError("ferry service-proxy --cleanup: \(error)")
+                throw ExitCode(1)
+            }
+            return
+        }
+        let options = node.options
+        var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
+        settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
+        if dryRun {
+            do {
+                print(try ServiceProxyRole.dryRun(settings), terminator: "")
+            } catch {
+                printError("\(error)\nferry service-proxy: the manifests were refused; fix the problems above")
+                throw ExitCode(1)
+            }
+            return
+        }
+        var logger = Logger(label: "ferry")
+        logger.logLevel = .info
+        let syncer = ServiceProxySyncer(settings: settings, logger: logger)
+        logger.info("ferry started", metadata: ["mode": "\(mode)", "node": "\(options.nodeName)"])
+        let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// kube-proxy's options that change the rules, shared by `ferry service-proxy` and `ferry rules`.
+struct NodeRuleOptions: ParsableArguments {
     @Option(help: "The Pod CIDR: traffic from outside it to a ClusterIP is masqueraded.")
     var clusterCidr: String?
 
@@ -44,56 +93,102 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Option(help: "The node name: endpoints on it are local (externalTrafficPolicy/internalTrafficPolicy: Local).")
     var hostnameOverride: String?
 
-    @Option(help: "Seconds between full re-syncs (a change of the manifests syncs sooner).")
-    var syncPeriodSeconds: Int = 30
-
     func validate() throws {
-        guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
-            throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
-        }
-        guard mode == "iptables" else {
-            throw ValidationError("--mode \(mode) is not available yet; use --mode iptables (nftables and userspace are being built)")
-        }
-        if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
         guard (0...31).contains(masqueradeBit) else { throw ValidationError("--masquerade-bit must be between 0 and 31") }
         if let clusterCidr, IPRange(parsing: clusterCidr) == nil { throw ValidationError("--cluster-cidr expects a CIDR such as 10.244.0.0/16, not \"\(clusterCidr)\"") }
         if let nodeIp, IPAddress(parsing: nodeIp) == nil { throw ValidationError("--node-ip expects an IP address, not \"\(nodeIp)\"") }
         for text in (nodeportAddresses ?? "").split(separator: ",") where IPAddress(parsing: String(text)) == nil {
             throw ValidationError("--nodeport-addresses expects IP addresses, not \"\(text)\"")
         }
-        guard syncPeriodSeconds >= 1 else { throw ValidationError("--sync-period-seconds must be at least 1") }
     }
 
-    func run() async throws {
-        if cleanup {
-            do {
-                try ServiceProxyRole.cleanup()
-            } catch {
-                printError("ferry service-proxy --cleanup: \(error)")
-                throw ExitCode(1)
-            }
-            return
-        }
+    var options: IPTablesOptions {
         var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName, nodeIP: nodeIp.flatMap(IPAddress.init(parsing:)), clusterCIDR: clusterCidr.flatMap(IPRange.init(parsing:)))
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
         options.nodePortAddresses = (nodeportAddresses ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
-        var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
-        settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
-        if dryRun {
-            do {
-                print(try ServiceProxyRole.dryRun(settings), terminator: "")
-            } catch {
-                printError("\(error)\nferry service-proxy: the manifests were refused; fix the problems above")
-                throw ExitCode(1)
-            }
-            return
+        return options
+    }
+}
+
+/// `ferry rules explain` and `ferry rules diff`: the rules without applying them.
+struct RulesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Explain where a packet goes through the rules the manifests make, or show what the next sync would change.",
+        subcommands: [RulesExplainCommand.self, RulesDiffCommand.self]
+    )
+}
+
+struct RulesExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed)."
+    )
+
+    @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
+    var manifests: [String]
+
+    @Option(help: "iptables.")
+    var mode: String = "iptables"
+
+    @Option(help: "The packet's source address.")
+    var src: String
+
+    @Option(help: "The packet's destination address.")
+    var dst: String
+
+    @Option(help: "The packet's destination port.")
+    var dport: Int
+
+    @Option(help: "tcp, udp or sctp.")
+    var proto: String = "tcp"
+
+    @OptionGroup var node: NodeRuleOptions
+
+    func validate() throws {
+        guard mode == "iptables" else { throw ValidationError("--mode \(mode) is not available yet; use --mode iptables") }
+        guard IPAddress(parsing: src) != nil else { throw ValidationError("--src expects an IP address, not \"\(src)\"") }
+        guard IPAddress(parsing: dst) != nil else { throw ValidationError("--dst expects an IP address, not \"\(dst)\"") }
+        guard (1...65535).contains(dport) else { throw ValidationError("--dport must be between 1 and 65535") }
+        guard TransportProtocol(rawValue: proto.lowercased()) != nil else { throw ValidationError("--proto must be tcp, udp or sctp") }
+    }
+
+    func run() throws {
+        let packet = IPTablesTracer.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
+        do {
+            print(try ServiceProxyRole.explain(ServiceProxyRole.Settings(manifests: manifests, options: node.options), packet: packet), terminator: "")
+        } catch {
+            printError("\(error)\nferry rules explain: the manifests were refused; fix the problems above")
+            throw ExitCode(1)
         }
-        var logger = Logger(label: "ferry")
-        logger.logLevel = .info
-        let syncer = ServiceProxySyncer(settings: settings, logger: logger)
-        logger.info("ferry started", metadata: ["mode": "\(mode)", "node": "\(options.nodeName)"])
-        let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+    }
+}
+
+struct RulesDiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Show what the next sync would change in the kernel's rules: chains and rules added (+) and removed (-). Reads iptables-save (root)."
+    )
+
+    @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
+    var manifests: [String]
+
+    @Option(help: "iptables.")
+    var mode: String = "iptables"
+
+    @OptionGroup var node: NodeRuleOptions
+
+    func validate() throws {
+        guard mode == "iptables" else { throw ValidationError("--mode \(mode) is not available yet; use --mode iptables") }
+    }
+
+    func run() throws {
+        do {
+            print(try ServiceProxyRole.diff(ServiceProxyRole.Settings(manifests: manifests, options: node.options)), terminator: "")
+        } catch {
+            printError("ferry rules diff: \(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -92,6 +92,15 @@ struct ServiceProxyNamespaceTests {
             #expect(saved.contains(":KUBE-SVC-") && saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"))
             ferry.signal(SIGTERM)
             #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+
+            // `ferry rules diff` compares what the kernel holds (in iptables-save's own spelling) with the next sync.
+            let ruleFlags = ["--manifests", dir + "/manifests", "--cluster-cidr", "10.244.0.0/16", "--hostname-override", "node"]
+            let (diffTool, diffArgs) = net.exec(in: net.node, binary, ["rules", "diff"] + ruleFlags)
+            let same = try await Subprocess.run(diffTool, diffArgs)
+            #expect(same.stdout == "no changes: the rules in the kernel are what the manifests make\n", "\(same.stdout)\(same.stderr)")
+            try Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            let grown = try await Subprocess.run(diffTool, diffArgs).stdout
+            #expect(grown.contains("+ :KUBE-SEP-") && grown.contains("-> 10.244.2.7:8080") && grown.contains("- -A KUBE-SVC-"), "\(grown)")
             let (cleanTool, cleanArgs) = net.exec(in: net.node, binary, ["service-proxy", "--cleanup"])
             let cleaned = try await Subprocess.run(cleanTool, cleanArgs)
             #expect(cleaned.status == 0, "\(cleaned.stderr)")
@@ -105,5 +114,33 @@ struct ServiceProxyNamespaceTests {
         for p in processes { p.signal(SIGKILL) }
         for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
         await net.remove()
+    }
+}
+
+/// The commands that need no privileges: --dry-run and `ferry rules explain`.
+@Suite struct ServiceProxyDryRunTests {
+    @Test func dryRunAndExplainWithoutPrivileges() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try TLSFixtures.folder("rules")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (ServiceProxyNamespaceTests.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]) + """
+
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: dns, namespace: demo}
+        spec: {clusterIP: 10.96.0.53, ports: [{port: 53, protocol: UDP}]}
+        """).write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+        let dry = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--dry-run", "--cluster-cidr", "10.244.0.0/16"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("-t nat -A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"))
+        #expect(dry.stdout.contains("-A KUBE-SERVICES -m comment --comment \"demo/web:http cluster IP\" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-"))
+        #expect(dry.stdout.contains("-m statistic --mode random --probability 0.5000000000"))
+        let explained = try await Subprocess.run(binary, ["rules", "explain", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.10", "--dport", "80"])
+        #expect(explained.stdout.contains("DNAT 10.244.1.5:8080 p=0.5000") && explained.stdout.contains("DNAT 10.244.2.7:8080 p=0.5000"), "\(explained.stdout)\(explained.stderr)")
+        let rejected = try await Subprocess.run(binary, ["rules", "explain", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.53", "--dport", "53", "--proto", "udp"])
+        #expect(rejected.stdout.contains("REJECT") && rejected.stdout.contains("demo/dns has no endpoints"), "\(rejected.stdout)")
+        let bad = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--mode", "ipvs"])
+        #expect(bad.status != 0 && bad.stderr.contains("--mode must be iptables, nftables or userspace"))
     }
 }

@@ -45,6 +45,26 @@ public enum ServiceProxyRole {
         return text
     }
 
+    /// `ferry rules explain`: where a packet arriving at the node goes through the rendered rules. The node's
+    /// own addresses are `--node-ip` and `--nodeport-addresses`.
+    public static func explain(_ settings: Settings, packet: IPTablesTracer.Packet) throws -> String {
+        let translation = try translate(settings)
+        let transaction = IPTablesRenderer.render(translation.table, options: settings.options)
+        let local = ([settings.options.nodeIP].compactMap { $0 } + settings.options.nodePortAddresses)
+        var text = IPTablesTracer.describe(IPTablesTracer.trace(packet, through: transaction, localAddresses: local), packet: packet)
+        if local.isEmpty { text += "note: without --node-ip no address counts as the node's own, so NodePorts are not followed\n" }
+        return text
+    }
+
+    /// `ferry rules diff`: what the next sync would change in the kernel (reads `iptables-save`; needs root).
+    public static func diff(_ settings: Settings) throws -> String {
+        let translation = try translate(settings)
+        let saved = try SystemCommand.run("iptables-save", [])
+        guard saved.status == 0 else { throw SystemCommand.Failure(description: "iptables-save failed: \(saved.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)") }
+        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
+        return IPTablesDiff.describe(IPTablesDiff.diff(saved: saved.stdout, next: transaction))
+    }
+
     /// An argument as a shell or iptables-save would show it: quoted when it has spaces.
     static func quoted(_ argument: String) -> String {
         argument.contains(" ") ? "\"\(argument)\"" : argument
