@@ -1,7 +1,9 @@
 import ArgumentParser
 import FerryDataplane
 import FerryModel
+import FerryProxy
 import FerryRoles
+import NIOPosix
 import Logging
 import ServiceLifecycle
 import Foundation
@@ -28,6 +30,12 @@ struct ServiceProxyCommand: AsyncParsableCommand {
 
     @OptionGroup var node: NodeRuleOptions
 
+    @Option(help: "Where /healthz and /livez answer (kube-proxy's port).")
+    var healthzBindAddress: String = "0.0.0.0:10256"
+
+    @Option(help: "Where /metrics answers (kube-proxy's port).")
+    var metricsBindAddress: String = "127.0.0.1:10249"
+
     @Option(help: "Seconds between full re-syncs (a change of the manifests syncs sooner).")
     var syncPeriodSeconds: Int = 30
 
@@ -39,6 +47,8 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             throw ValidationError("--mode \(mode) is not available yet; use --mode iptables (nftables and userspace are being built)")
         }
         if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
+        guard HostPort(parsing: healthzBindAddress) != nil else { throw ValidationError("--healthz-bind-address expects host:port") }
+        guard HostPort(parsing: metricsBindAddress) != nil else { throw ValidationError("--metrics-bind-address expects host:port") }
         guard syncPeriodSeconds >= 1 else { throw ValidationError("--sync-period-seconds must be at least 1") }
     }
 
@@ -67,9 +77,23 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         var logger = Logger(label: "ferry")
         logger.logLevel = .info
         let syncer = ServiceProxySyncer(settings: settings, logger: logger)
-        logger.info("ferry started", metadata: ["mode": "\(mode)", "node": "\(options.nodeName)"])
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let status = syncer.status
+        do {
+            let health = try StatusServer.bind(HostPort(parsing: healthzBindAddress)!, group: loops) { status.respondHealth($0) }
+            let metrics = try StatusServer.bind(HostPort(parsing: metricsBindAddress)!, group: loops) { status.respondMetrics($0) }
+            logger.info("ferry started", metadata: [
+                "mode": "\(mode)", "node": "\(options.nodeName)",
+                "healthz": "\(health.localAddress.map { "\($0)" } ?? "")", "metrics": "\(metrics.localAddress.map { "\($0)" } ?? "")",
+            ])
+        } catch {
+            printError("ferry service-proxy: cannot listen for health or metrics: \(error)")
+            try? await loops.shutdownGracefully()
+            throw ExitCode(1)
+        }
         let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        try? await loops.shutdownGracefully()
     }
 }
 

@@ -79,6 +79,17 @@ struct ServiceProxyNamespaceTests {
             for _ in 0..<40 where seen.count < 2 { seen.insert(try await fetch()) }
             #expect(seen == ["pod1\n", "pod2\n"], "every endpoint answers through the ClusterIP")
 
+            // kube-proxy's health and metrics ports, inside the node namespace.
+            let (healthTool, healthArgs) = net.exec(in: net.node, "curl", ["-sS", "-w", "%{http_code}", "http://127.0.0.1:10256/healthz"])
+            let health = try await Subprocess.run(healthTool, healthArgs).stdout
+            #expect(health.hasPrefix("{\"lastUpdated\": \"20") && health.hasSuffix("200"), "\(health)")
+            let (metricsTool, metricsArgs) = net.exec(in: net.node, "curl", ["-sS", "http://127.0.0.1:10249/metrics"])
+            let metrics = try await Subprocess.run(metricsTool, metricsArgs).stdout
+            #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} 1") && metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count 1"), "\(metrics)")
+            let natRules = metrics.split(separator: "\n").first { $0.hasPrefix("kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} ") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") }
+            #expect((natRules ?? 0) > 10, "the nat rules written: \(String(describing: natRules))")
+
             // pod2 leaves the EndpointSlice: after the next sync no new connection goes to it.
             try Self.manifests(endpoints: ["10.244.1.5"]).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
             #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.components(separatedBy: "rules synced").count >= 3 })

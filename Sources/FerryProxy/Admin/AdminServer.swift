@@ -10,58 +10,14 @@ struct AdminServer: Sendable {
 
     static func bind(_ address: HostPort, group: EventLoopGroup, server: ProxyServer) throws -> AdminServer {
         let channel = try ProxyServer.StartError.naming("the admin listener", address: address.description) {
-            try ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server))
-                }
-            }
-            .bind(host: address.host, port: address.port)
-            .wait()
+            try StatusServer.bind(address, group: group) { AdminHandler.respond(to: $0, server: server) }
         }
         return AdminServer(channel: channel)
     }
 }
 
-/// Answers admin requests from the server's state; every answer is small and built on the event loop.
-final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let server: ProxyServer
-    private var head: HTTPRequestHead?
-
-    init(server: ProxyServer) {
-        self.server = server
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body:
-            break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let (status, contentType, body) = AdminHandler.respond(to: head, server: server)
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: contentType)
-            headers.add(name: "content-length", value: String(body.utf8.count))
-            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            if head.method != .HEAD {
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            }
-            let keepAlive = head.isKeepAlive
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
-            }
-        }
-    }
-
+/// The admin endpoints' answers, from the server's state.
+enum AdminHandler {
     static func respond(to head: HTTPRequestHead, server: ProxyServer) -> (HTTPResponseStatus, String, String) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         guard head.method == .GET || head.method == .HEAD else {
@@ -107,5 +63,4 @@ final class AdminHandler: ChannelInboundHandler {
     }
 }
 
-@available(*, unavailable)
-extension AdminHandler: Sendable {}
+

@@ -80,18 +80,24 @@ public enum ServiceProxyRole {
 public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     let settings: ServiceProxyRole.Settings
     let logger: Logger
+    public let status: ServiceProxyStatus
 
     public init(settings: ServiceProxyRole.Settings, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        self.status = ServiceProxyStatus(healthTimeout: settings.syncPeriod * 2)
     }
 
     /// One sync: translate, render against the chains present, apply. Returns the number of rules written.
     @discardableResult
     public func syncOnce() throws -> Int {
+        let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
         let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
         try IPTablesApplier.apply(transaction)
+        let took = ContinuousClock.now - started
+        status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
+                             filterRules: transaction.filterRules.count, natRules: transaction.natRules.count)
         return transaction.filterRules.count + transaction.natRules.count
     }
 
@@ -113,6 +119,7 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                         self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")"])
                     } catch {
                         // The rules in the kernel stay as they were; the next change or period tries again.
+                        self.status.recordFailure()
                         self.logger.error("sync failed; the rules in force stay: \(error)")
                     }
                     lastStamp = stamp
