@@ -126,6 +126,104 @@ struct ServiceProxyNamespaceTests {
         for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
         await net.remove()
     }
+
+    static let udpOrigin = """
+    import socket, sys
+    name, host = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 5353))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(name.encode(), peer)
+    """
+
+    /// Sends one datagram to the DNS Service from a fixed source port and prints the answer (or "timeout").
+    static let udpClient = """
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 40000))
+    s.settimeout(2)
+    s.sendto(b"q", ("10.96.0.53", 53))
+    try:
+        print(s.recvfrom(2048)[0].decode())
+    except socket.timeout:
+        print("timeout")
+    """
+
+    static func dnsManifests(endpoints: [String]) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: dns, namespace: kube-system}
+        spec: {clusterIP: 10.96.0.53, ports: [{port: 53, protocol: UDP, targetPort: 5353}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: dns-1, namespace: kube-system, labels: {kubernetes.io/service-name: dns}}
+        addressType: IPv4
+        ports: [{port: 5353, protocol: UDP}]
+        endpoints:
+        \(endpoints.map { "  - {addresses: [\($0)], conditions: {ready: true}}" }.joined(separator: "\n"))
+        """
+    }
+
+    /// Users' most repeated kube-proxy complaint: a UDP client keeps being sent to an endpoint that is gone.
+    @Test func aUDPClientMovesToALiveEndpointWhenItsEndpointGoesAway() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "conntrack", "python3"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
+        let dir = try TLSFixtures.folder("service-proxy-udp")
+        var processes: [Subprocess] = []
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            try Self.udpOrigin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            try Self.udpClient.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
+            var origins: [String: Subprocess] = [:]
+            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+                let origin = try Subprocess(tool, args)
+                origins["pod\(i + 1)"] = origin
+                processes.append(origin)
+            }
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            try Self.dnsManifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/dns.yaml", atomically: true, encoding: .utf8)
+            let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--manifests", dir + "/manifests", "--hostname-override", "node"])
+            let ferry = try Subprocess(tool, args)
+            processes.append(ferry)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+
+            let (clientTool, clientArgs) = net.exec(in: net.node, "python3", [dir + "/client.py"])
+            func ask() async throws -> String {
+                try await Subprocess.run(clientTool, clientArgs, timeout: .seconds(10)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            var first = "timeout"
+            for _ in 0..<20 where first == "timeout" {
+                first = try await ask()
+                if first == "timeout" { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(first == "pod1" || first == "pod2", "\(first)")
+            #expect(try await ask() == first, "the same source port stays with its endpoint (conntrack)")
+
+            // That endpoint's Pod goes away: its origin stops and it leaves the EndpointSlice.
+            let (gone, staying, goneAddress) = first == "pod1" ? ("pod1", "pod2", "10.244.1.5") : ("pod2", "pod1", "10.244.2.7")
+            origins[gone]!.signal(SIGKILL)
+            try Self.dnsManifests(endpoints: [goneAddress == "10.244.1.5" ? "10.244.2.7" : "10.244.1.5"]).write(toFile: dir + "/manifests/dns.yaml", atomically: true, encoding: .utf8)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.components(separatedBy: "rules synced").count >= 3 })
+            let (listTool, listArgs) = net.exec(in: net.node, "conntrack", ["-L", "-p", "udp"])
+            let entries = try await Subprocess.run(listTool, listArgs)
+            #expect(!entries.stdout.contains("src=\(goneAddress)"), "no entry still leads to the endpoint that went away: \(entries.stdout)")
+            #expect(try await ask() == staying, "the next datagram from the same port reaches a live endpoint")
+        } catch {
+            for p in processes { p.signal(SIGKILL) }
+            await net.remove()
+            throw error
+        }
+        for p in processes { p.signal(SIGKILL) }
+        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
+        await net.remove()
+    }
 }
 
 /// The commands that need no privileges: --dry-run and `ferry rules explain`.

@@ -88,17 +88,31 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
         self.status = ServiceProxyStatus(healthTimeout: settings.syncPeriod * 2)
     }
 
-    /// One sync: translate, render against the chains present, apply. Returns the number of rules written.
+    /// One sync: translate, render against the chains present, apply, then delete the UDP conntrack entries
+    /// that point at endpoints no longer used (compared with `previous`, the table of the last sync). Returns
+    /// the table applied and the number of rules written.
     @discardableResult
-    public func syncOnce() throws -> Int {
+    public func syncOnce(previous: ServicePortTable? = nil) throws -> (table: ServicePortTable, rules: Int) {
         let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
         let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
         try IPTablesApplier.apply(transaction)
+        if let previous {
+            for arguments in ConntrackCleanup.commands(previous: previous, next: translation.table, node: settings.options.nodeName) {
+                // Exit status 1 means no entry matched, which is fine.
+                do {
+                    let result = try SystemCommand.run("conntrack", arguments)
+                    if result.status > 1 { logger.warning("conntrack \(arguments.joined(separator: " ")) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
+                } catch {
+                    logger.warning("cannot clear stale UDP conntrack entries: \(error)")
+                    break
+                }
+            }
+        }
         let took = ContinuousClock.now - started
         status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
                              filterRules: transaction.filterRules.count, natRules: transaction.natRules.count)
-        return transaction.filterRules.count + transaction.natRules.count
+        return (translation.table, transaction.filterRules.count + transaction.natRules.count)
     }
 
     public func run() async throws {
@@ -106,6 +120,7 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
             var lastStamp: [String]?
             var lastSync = ContinuousClock.now - self.settings.syncPeriod
             var reportedNotes = Set<String>()
+            var applied: ServicePortTable?
             while !Task.isCancelled {
                 let stamp = ManifestLoader.stamp(paths: self.settings.manifests)
                 let changed = stamp != lastStamp
@@ -115,7 +130,8 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                         if let notes = try? ServiceProxyRole.translate(self.settings).notes {
                             for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
                         }
-                        let rules = try self.syncOnce()
+                        let (table, rules) = try self.syncOnce(previous: applied)
+                        applied = table
                         self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")"])
                     } catch {
                         // The rules in the kernel stay as they were; the next change or period tries again.
