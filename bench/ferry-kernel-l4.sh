@@ -25,7 +25,7 @@ ports: [{name: http, port: $backend}, {name: bulk, port: $sink}]
 endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
 YAML
 "$ferry" service-proxy --manifests "$dir/manifests" --hostname-override bench \
-  --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 &
+  --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 --iptables-localhost-nodeports false &
 pid=$!
 stop() {
   kill "$pid" 2>/dev/null || true

@@ -76,6 +76,15 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "ferry")
         logger.logLevel = .info
+        if options.localhostNodePorts {
+            logger.info("Setting route_localnet=1 to allow node-ports on localhost; to change this set --iptables-localhost-nodeports false or --nodeport-addresses without loopback")
+            do {
+                try ServiceProxyRole.enableRouteLocalnet()
+            } catch {
+                printError("ferry service-proxy: \(error)")
+                throw ExitCode(1)
+            }
+        }
         let syncer = ServiceProxySyncer(settings: settings, logger: logger)
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let status = syncer.status
@@ -117,6 +126,9 @@ struct NodeRuleOptions: ParsableArguments {
     @Option(help: "The node name: endpoints on it are local (externalTrafficPolicy/internalTrafficPolicy: Local).")
     var hostnameOverride: String?
 
+    @Option(help: "Accept NodePort connections on 127.0.0.0/8 (sets net.ipv4.conf.all.route_localnet=1, as kube-proxy does; false refuses them).")
+    var iptablesLocalhostNodeports: Bool = true
+
     func validate() throws {
         guard (0...31).contains(masqueradeBit) else { throw ValidationError("--masquerade-bit must be between 0 and 31") }
         if let clusterCidr, IPRange(parsing: clusterCidr) == nil { throw ValidationError("--cluster-cidr expects a CIDR such as 10.244.0.0/16, not \"\(clusterCidr)\"") }
@@ -131,6 +143,9 @@ struct NodeRuleOptions: ParsableArguments {
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
         options.nodePortAddresses = (nodeportAddresses ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
+        // As kube-proxy: when --nodeport-addresses leaves out loopback, localhost NodePorts are off.
+        let loopbackListed = options.nodePortAddresses.isEmpty || options.nodePortAddresses.contains { if case .v4(let b) = $0 { return b >> 24 == 127 } else { return false } }
+        options.localhostNodePorts = iptablesLocalhostNodeports && loopbackListed
         return options
     }
 }

@@ -70,6 +70,16 @@ public enum ServiceProxyRole {
         argument.contains(" ") ? "\"\(argument)\"" : argument
     }
 
+    /// `net.ipv4.conf.all.route_localnet=1`, which localhost NodePorts need (kube-proxy sets it too; the
+    /// KUBE-FIREWALL rule keeps other hosts from using it to reach 127.0.0.0/8).
+    public static func enableRouteLocalnet(path: String = "/proc/sys/net/ipv4/conf/all/route_localnet") throws {
+        do {
+            try "1".write(toFile: path, atomically: false, encoding: .utf8)
+        } catch {
+            throw SystemCommand.Failure(description: "cannot set \(path) to 1 (\(error)); run as root or pass --iptables-localhost-nodeports false")
+        }
+    }
+
     /// Removes every rule and chain the iptables mode installs.
     public static func cleanup() throws {
         try IPTablesApplier.cleanup()
