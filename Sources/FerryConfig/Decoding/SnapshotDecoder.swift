@@ -43,13 +43,23 @@ struct SnapshotDecoder {
     // MARK: listeners
 
     func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy", "tcp_proxy"]) else { return nil }
         let tls = f["tls"].flatMap(downstreamTLS)
         let name = f.required("name", "a unique name for metrics and logs")?.string()
         // A Unix socket listener has a path instead of an address.
         let unixSocket = f["unix_socket"]?.string()
         if f["unix_socket"] != nil, f["address"] != nil { f["unix_socket"]!.error("a listener has an address or a unix_socket, not both") }
         let address = unixSocket != nil ? HostPort(host: "", port: 0) : f.required("address", "where to listen, as host:port (\"0.0.0.0:8080\"), or unix_socket: PATH")?.hostPort()
+        if let tcpNode = f["tcp_proxy"] {
+            // An L4 listener: every connection goes to the cluster; there are no HTTP settings.
+            if f["http"] != nil || f["forward_proxy"] != nil { tcpNode.error("a tcp_proxy listener has no http or forward_proxy") }
+            guard let tf = tcpNode.fields(allowed: ["cluster"]), let cluster = tf.required("cluster", "the cluster whose endpoints take the connections")?.string(),
+                  let name, let address else { return nil }
+            var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: HTTPConnectionManager(virtualHosts: []))
+            listener.tcpProxy = TCPProxySettings(cluster: cluster)
+            listener.tls = tls
+            return listener
+        }
         if let forwardNode = f["forward_proxy"] {
             // A forward proxy: `http` is optional (limits, timeouts) and has no virtual hosts.
             let forward = forwardProxy(forwardNode, policies: policies)
@@ -460,6 +470,12 @@ struct SnapshotDecoder {
 
     func validateClusterReferences(_ listeners: [Listener], listenerNodes: [ConfigNode], clusters: Set<String>) {
         for (li, listener) in listeners.enumerated() {
+            if let tcp = listener.tcpProxy, !clusters.contains(tcp.cluster) {
+                let node = locate(listenerNodes[li], ["tcp_proxy", "cluster"])
+                let hint = Suggestion.closest(to: tcp.cluster, among: Array(clusters)).map { "; did you mean \"\($0)\"?" } ?? ""
+                context.report(ConfigDiagnostic(file: context.file, line: node?.line, column: node?.column, path: "listeners[\(li)].tcp_proxy.cluster",
+                                                message: "unknown cluster \"\(tcp.cluster)\"\(hint) (define it under clusters)"))
+            }
             for (vi, vhost) in listener.http.virtualHosts.enumerated() {
                 for (ri, route) in vhost.routes.enumerated() {
                     guard case .forward(let targets) = route.action else { continue }

@@ -8,6 +8,9 @@ public struct Listener: Sendable, Encodable {
     /// TLS on accepted connections; nil: plain HTTP.
     public var tls: DownstreamTLS?
     public var http: HTTPConnectionManager
+    /// Set on an L4 listener: each accepted TCP connection is glued to one endpoint of the cluster (`http`
+    /// is then unused).
+    public var tcpProxy: TCPProxySettings?
 
     public init(name: String, address: HostPort, unixSocket: String? = nil, http: HTTPConnectionManager) {
         self.name = name
@@ -20,12 +23,12 @@ public struct Listener: Sendable, Encodable {
     public var endpoint: String { unixSocket ?? address.description }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http }
+        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http, tcpProxy = "tcp_proxy" }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
         if let unixSocket { try c.encode(unixSocket, forKey: .unixSocket) } else { try c.encode(address, forKey: .address) }
         try c.encodeIfPresent(tls, forKey: .tls)
-        try c.encode(http, forKey: .http)
+        if let tcpProxy { try c.encode(tcpProxy, forKey: .tcpProxy) } else { try c.encode(http, forKey: .http) }
     }
 }
 
@@ -222,5 +225,14 @@ public struct DownstreamTLS: Sendable, Hashable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case certificateFile = "certificate_file", keyFile = "key_file", clientCAFile = "client_ca_file", requireClientCertificate = "require_client_certificate"
+    }
+}
+
+/// The TCP proxy terminal action of a listener (Envoy `tcp_proxy`, nginx `stream`).
+public struct TCPProxySettings: Sendable, Hashable, Encodable {
+    public var cluster: String
+
+    public init(cluster: String) {
+        self.cluster = cluster
     }
 }

@@ -189,6 +189,7 @@ public final class ProxyServer: Service, Sendable {
             listenerName: listener.name, store: store, metrics: metrics, accessLog: accessLog, loops: loops,
             boundSnapshot: snapshot)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
+        let isTCPProxy = listener.tcpProxy != nil
         let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.endpoint) {
             let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
@@ -198,7 +199,13 @@ public final class ProxyServer: Service, Sendable {
             // there), and each child option costs a syscall and futures per connection.
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
+                    if isTCPProxy {
+                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                        try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(
+                            environment: environment, local: environment.loops.local(for: channel.eventLoop), remoteAddress: channel.remoteAddress))
+                    } else {
+                        try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
+                    }
                 }
             }
             guard let path = listener.unixSocket else {

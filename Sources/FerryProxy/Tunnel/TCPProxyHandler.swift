@@ -1,0 +1,123 @@
+import FerryModel
+import NIOCore
+import NIOPosix
+
+/// The downstream end of a TCP proxy listener: picks an endpoint of the listener's cluster with its load
+/// balancer, connects on the same event loop (another endpoint when a connect fails, once per endpoint), then
+/// glues the two connections and steps aside. Nothing is read from the client until the upstream is up.
+final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    let environment: ListenerEnvironment
+    let local: LoopLocal
+    private let clientAddress: String
+    private var context: ChannelHandlerContext?
+    private var excluded: [Int] = []
+    private var readHeld = false
+    private let startedAt = NIODeadline.now()
+
+    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
+        self.environment = environment
+        self.local = local
+        self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { connect(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connect(context: context)
+        context.fireChannelActive()
+    }
+
+    /// Reads wait for the glue (which reads only while the other side can take the bytes).
+    func read(context: ChannelHandlerContext) {
+        readHeld = true
+    }
+
+    private var connecting = false
+
+    private func connect(context: ChannelHandlerContext) {
+        guard !connecting else { return }
+        connecting = true
+        dialNext(context: context)
+    }
+
+    private func dialNext(context: ChannelHandlerContext) {
+        let (snapshot, listener) = environment.resolve(environment.store.current)
+        guard let settings = listener.listener.tcpProxy, let cluster = snapshot.clusters[settings.cluster], !cluster.addresses.isEmpty else {
+            context.close(promise: nil)
+            return
+        }
+        let ip = clientAddress.split(separator: ":").dropLast().joined(separator: ":")
+        let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: ip)
+        let excluded = self.excluded
+        guard let index = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: snapshot.config.version, endpoints: cluster.addresses.count, { state, random in
+            cluster.balancer.pick(state: &state, hashKey: hashKey, excluding: excluded, using: &random)
+        }) else {
+            environment.metrics.upstreamConnectFailures.increment()
+            context.close(promise: nil)
+            return
+        }
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(.milliseconds(cluster.cluster.connectTimeout.milliseconds))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(to: cluster.addresses[index])
+            .assumeIsolated()
+            .whenComplete { result in
+                guard let context = self.context, context.channel.isActive else {
+                    if case .success(let channel) = result { channel.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let upstream):
+                    self.glue(to: upstream, endpoint: cluster.endpointNames[index], cluster: cluster.cluster.name, context: context)
+                case .failure:
+                    cluster.stats.connectFailures.increment()
+                    self.excluded.append(index)
+                    self.dialNext(context: context)
+                }
+            }
+    }
+
+    private func glue(to upstream: Channel, endpoint: String, cluster: String, context: ChannelHandlerContext) {
+        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        let (snapshot, _) = environment.resolve(environment.store.current)
+        let format = snapshot.config.accessLog.format
+        if format != .none {
+            let writer = environment.accessLog
+            let startedAt = self.startedAt
+            var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
+            event.method = "TCP"
+            event.cluster = cluster
+            event.upstream = endpoint
+            downstreamGlue.onClose = {
+                event.bytesReceived = downstreamGlue.bytesRead
+                event.bytesSent = upstreamGlue.bytesRead
+                event.durationNanos = (NIODeadline.now() - startedAt).nanoseconds
+                writer.record(event, format: format)
+            }
+        }
+        do {
+            try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+            try context.pipeline.syncOperations.addHandler(downstreamGlue)
+            let held = readHeld
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            if held { context.channel.read() }
+        } catch {
+            upstream.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+}
+
+@available(*, unavailable)
+extension TCPProxyHandler: Sendable {}

@@ -1,0 +1,78 @@
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// `tcp_proxy` listeners: bytes glued to an endpoint of a cluster, balanced, with connect-failure fallback,
+/// half-close passed through. Real clients: curl (HTTP carried over TCP) and Python sockets.
+@Suite struct TCPProxyTests {
+    static func proxy(endpoints: [String]) throws -> ProxyHarness {
+        try ProxyHarness(yaml: """
+        access_log: {format: json}
+        listeners:
+          - name: l4
+            address: "127.0.0.1:0"
+            tcp_proxy: {cluster: db}
+        clusters:
+          - name: db
+            endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
+        """)
+    }
+
+    @Test func connectionsAreSpreadAndADeadEndpointIsSkipped() async throws {
+        let a = try TestOrigin(name: "a", group: Fixtures.originGroup)
+        let b = try TestOrigin(name: "b", group: Fixtures.originGroup)
+        defer { a.close(); b.close() }
+        // 127.0.0.1:1 refuses connections: every connection that tries it moves on to a live endpoint.
+        let proxy = try Self.proxy(endpoints: [a.address, "127.0.0.1:1", b.address])
+        var origins: [String] = []
+        for _ in 0..<6 {
+            let r = try await Curl.request("http://127.0.0.1:\(proxy.port("l4"))/x")
+            #expect(r.status == 200)
+            origins.append(r.header("x-origin") ?? "?")
+        }
+        #expect(Set(origins) == ["a", "b"], "\(origins)")
+        #expect(await Waiting.until { proxy.accessLogLines.filter { $0.contains(#""method":"TCP""#) }.count == 6 })
+        #expect(proxy.accessLogLines.contains { $0.contains(#""cluster":"db""#) && $0.contains("bytes_received") })
+        await proxy.stop()
+    }
+
+    @Test func aHalfCloseIsPassedThrough() async throws {
+        guard Prerequisites.have("python3") else { return }
+        // An echo server that answers with everything it read once the client has shut down its sending side.
+        let server = """
+        import socket, sys
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+        print(s.getsockname()[1], flush=True)
+        c, _ = s.accept()
+        data = b""
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            data += d
+        c.sendall(b"got " + str(len(data)).encode())
+        c.close()
+        """
+        let serverScript = try Fixtures.writeTemp(server, name: "halfclose-server.py")
+        let origin = try Subprocess(Prerequisites.path(of: "python3")!, [serverScript])
+        defer { origin.signal(SIGTERM) }
+        #expect(await Waiting.until { !origin.stdout.isEmpty })
+        let port = try #require(Int(origin.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let proxy = try Self.proxy(endpoints: ["127.0.0.1:\(port)"])
+        let client = """
+        import socket, sys
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        s.sendall(b"x" * 100000)
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            answer += d
+        print(answer.decode())
+        """
+        let clientScript = try Fixtures.writeTemp(client, name: "halfclose-client.py")
+        let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("l4"))"], timeout: .seconds(30))
+        #expect(result.stdout == "got 100000\n", "\(result.stdout)\(result.stderr)")
+        await proxy.stop()
+    }
+}
