@@ -4,6 +4,7 @@ import FerryModel
 import FerryProxy
 import FerryRoles
 import NIOPosix
+import NIOCore
 import Logging
 import ServiceLifecycle
 import Foundation
@@ -19,7 +20,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
     var manifests: [String] = []
 
-    @Option(help: "iptables (kube-proxy's iptables layout, applied with iptables-restore).")
+    @Option(help: "iptables (kube-proxy's iptables layout, applied with iptables-restore) or userspace (Ferry's TCP proxy per Service port, with redirect rules).")
     var mode: String = "iptables"
 
     @Flag(help: "Print the rules that would be applied, then exit.")
@@ -43,8 +44,8 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
         }
-        guard mode == "iptables" else {
-            throw ValidationError("--mode \(mode) is not available yet; use --mode iptables (nftables and userspace are being built)")
+        guard mode != "nftables" else {
+            throw ValidationError("--mode nftables is not available yet; use --mode iptables or userspace")
         }
         if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
         guard HostPort(parsing: healthzBindAddress) != nil else { throw ValidationError("--healthz-bind-address expects host:port") }
@@ -76,6 +77,10 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "ferry")
         logger.logLevel = .info
+        if mode == "userspace" {
+            try await runUserspace(settings, logger: logger)
+            return
+        }
         if options.localhostNodePorts {
             logger.info("Setting route_localnet=1 to allow node-ports on localhost; to change this set --iptables-localhost-nodeports false or --nodeport-addresses without loopback")
             do {
@@ -103,6 +108,27 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? await loops.shutdownGracefully()
+    }
+}
+
+extension ServiceProxyCommand {
+    /// The userspace mode: Ferry's TCP proxy listeners per Service port (reloaded as the manifests change),
+    /// and the redirect rules to them.
+    func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger) async throws {
+        let source = UserspaceSource(settings: settings)
+        let portals = PortalSyncer(settings: settings, logger: logger)
+        let stamp = source.stamp()
+        let snapshot: ConfigSnapshot
+        do {
+            snapshot = try source.load(version: 1)
+        } catch {
+            printError("\(error)\nferry service-proxy: the manifests were refused; fix the problems above")
+            throw ExitCode(1)
+        }
+        try await ProxyRunner.run(config: snapshot, options: ProxyRunner.Options(threads: System.coreCount), watch: .init(source: source, loadedStamp: stamp),
+                                  extraServices: [portals]) { server in
+            portals.server.withLockedValue { $0 = server }
+        }
     }
 }
 

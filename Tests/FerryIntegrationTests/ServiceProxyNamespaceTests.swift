@@ -224,6 +224,63 @@ struct ServiceProxyNamespaceTests {
         for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
         await net.remove()
     }
+
+    /// The userspace mode: Ferry's own TCP proxy per Service port, reached through redirect rules (and the
+    /// NodePort directly); an endpoint removed from the slice gets no new connections after the reload.
+    @Test func theUserspaceModeCarriesTCPThroughFerrysOwnListeners() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
+        let dir = try TLSFixtures.folder("service-proxy-userspace")
+        var processes: [Subprocess] = []
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+                processes.append(try Subprocess(tool, args))
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
+                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
+            }
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            let nodePortService = Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"])
+                .replacingOccurrences(of: "spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}",
+                                      with: "spec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]}")
+            try nodePortService.write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", "userspace", "--manifests", dir + "/manifests", "--hostname-override", "node"])
+            let ferry = try Subprocess(tool, args)
+            processes.append(ferry)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+
+            func fetch(_ url: String) async throws -> String {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "5", url])
+                return try await Subprocess.run(curlTool, curlArgs, timeout: .seconds(10)).stdout
+            }
+            var seen = Set<String>()
+            for _ in 0..<20 where seen.count < 2 { seen.insert(try await fetch("http://10.96.0.10/")) }
+            #expect(seen == ["pod1\n", "pod2\n"], "round robin over both endpoints through the cluster IP")
+            let viaNodePort = try await fetch("http://10.244.1.1:30080/")
+            #expect(viaNodePort == "pod1\n" || viaNodePort == "pod2\n", "\(viaNodePort)")
+            let (saveTool, saveArgs) = net.exec(in: net.node, "iptables-save", ["-t", "nat"])
+            let saved = try await Subprocess.run(saveTool, saveArgs).stdout
+            #expect(saved.contains("-A KUBE-PORTALS-HOST -d 10.96.0.10/32 -p tcp") && saved.contains("-j REDIRECT --to-ports"), "\(saved)")
+
+            try nodePortService.replacingOccurrences(of: "\n  - {addresses: [10.244.2.7], conditions: {ready: true}, nodeName: node}", with: "")
+                .write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("configuration applied") })
+            var after: [String] = []
+            for _ in 0..<10 { after.append(try await fetch("http://10.96.0.10/")) }
+            #expect(Set(after) == ["pod1\n"], "\(after)")
+        } catch {
+            for p in processes { p.signal(SIGKILL) }
+            await net.remove()
+            throw error
+        }
+        for p in processes { p.signal(SIGKILL) }
+        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
+        await net.remove()
+    }
 }
 
 /// The commands that need no privileges: --dry-run and `ferry rules explain`.

@@ -35,12 +35,12 @@ enum IPTablesApplier {
 
     /// Removes everything Ferry (or kube-proxy) installed: the jump rules, then the KUBE chains of both tables.
     static func cleanup() throws {
-        for rule in IPTablesRenderer.jumpRules {
+        for rule in IPTablesRenderer.jumpRules + PortalRenderer.jumpRules {
             while try SystemCommand.run("iptables", ["-w", "-t", rule.table, "-D", rule.chain] + rule.arguments).status == 0 {}
         }
         let nat = try existingNATChains()
         var lines = ["*nat"]
-        let natOwned = nat.filter { ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"].contains($0) || ChainNames.isServiceChain($0) }.sorted()
+        let natOwned = nat.filter { ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"].contains($0) || PortalRenderer.chains.contains($0) || ChainNames.isServiceChain($0) }.sorted()
         lines += natOwned.map { ":\($0) - [0:0]" } + natOwned.map { "-X \($0)" } + ["COMMIT"]
         let saved = try SystemCommand.run("iptables-save", ["-t", "filter"])
         let filter = Set(saved.stdout.split(whereSeparator: \.isNewline).compactMap { $0.hasPrefix(":") ? String($0.dropFirst().prefix { $0 != " " }) : nil })

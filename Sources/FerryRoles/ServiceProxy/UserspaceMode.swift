@@ -1,0 +1,111 @@
+import FerryDataplane
+import FerryKubernetes
+import FerryModel
+import FerryProxy
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// `ferry service-proxy --mode userspace`: every TCP Service port becomes a `tcp_proxy` listener of Ferry's
+/// own data plane (a free port on all addresses; the NodePort itself for NodePort Services), balanced over
+/// the Service's endpoints, and redirect rules send connections for the cluster and external IPs to it.
+/// Works wherever a process can listen; the rules need root. UDP is not carried yet.
+public enum UserspaceMode {
+    static func listenerName(_ port: ProxiedServicePort) -> String { "svc \(port.name)/\(port.protocol.rawValue)" }
+    static func nodePortListenerName(_ port: ProxiedServicePort) -> String { "nodeport \(port.name)/\(port.protocol.rawValue)" }
+
+    /// The configuration for a table: listeners and clusters, plus notes on what is not served.
+    public static func snapshot(_ table: ServicePortTable, node: String, version: Int, source: String) -> ConfigSnapshot {
+        var listeners: [Listener] = []
+        var clusters: [Cluster] = []
+        var notes: [String] = []
+        for port in table.ports where port.clusterIP != nil {
+            guard port.protocol == .tcp else {
+                notes.append("Service \(port.name) (\(port.protocol.rawValue)): the userspace mode carries TCP only for now; use --mode iptables")
+                continue
+            }
+            let (cluster, local, _) = port.categorized(node: node)
+            let endpoints = (port.internalTrafficLocal ? local : cluster).map { HostPort(host: $0.ip.description, port: $0.port) }
+            let clusterName = "\(port.name)/tcp"
+            clusters.append(Cluster(name: clusterName, endpoints: endpoints, loadBalancing: .roundRobin))
+            var listener = Listener(name: listenerName(port), address: HostPort(host: "0.0.0.0", port: 0), http: HTTPConnectionManager(virtualHosts: []))
+            listener.tcpProxy = TCPProxySettings(cluster: clusterName)
+            listeners.append(listener)
+            if let nodePort = port.nodePort {
+                var nodeListener = Listener(name: nodePortListenerName(port), address: HostPort(host: "0.0.0.0", port: nodePort), http: HTTPConnectionManager(virtualHosts: []))
+                nodeListener.tcpProxy = TCPProxySettings(cluster: clusterName)
+                listeners.append(nodeListener)
+            }
+            if port.affinityTimeoutSeconds != nil {
+                notes.append("Service \(port.name): sessionAffinity ClientIP is not kept in the userspace mode yet; connections are balanced round robin")
+            }
+        }
+        var config = ConfigSnapshot(version: version, source: source, listeners: listeners, clusters: clusters)
+        config.accessLog.format = .none
+        config.notes = notes
+        return config
+    }
+
+    /// The redirect rules for the listeners bound now.
+    static func portals(_ table: ServicePortTable, bound: [String: Int]) -> [PortalRenderer.Portal] {
+        table.ports.compactMap { port in
+            guard port.protocol == .tcp, let clusterIP = port.clusterIP, let listenerPort = bound[listenerName(port)] else { return nil }
+            return PortalRenderer.Portal(name: port.name, addresses: [clusterIP] + port.externalIPs, port: port.port, protocol: .tcp, listenerPort: listenerPort)
+        }
+    }
+}
+
+/// The manifests as the userspace mode's configuration source.
+public struct UserspaceSource: ConfigSource {
+    public let settings: ServiceProxyRole.Settings
+
+    public init(settings: ServiceProxyRole.Settings) {
+        self.settings = settings
+    }
+
+    public var name: String { settings.manifests.joined(separator: " ") }
+
+    public func stamp() -> SourceStamp? {
+        SourceStamp(ManifestLoader.stamp(paths: settings.manifests))
+    }
+
+    public func load(version: Int) throws -> ConfigSnapshot {
+        UserspaceMode.snapshot(try ServiceProxyRole.translate(settings).table, node: settings.options.nodeName, version: version, source: "service-proxy (userspace): \(name)")
+    }
+}
+
+/// Keeps the redirect rules in step with the listeners the data plane has bound (checked every second).
+public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
+    let settings: ServiceProxyRole.Settings
+    let logger: Logger
+    /// Set once the data plane runs.
+    public let server = NIOLockedValueBox<ProxyServer?>(nil)
+
+    public init(settings: ServiceProxyRole.Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var applied: [PortalRenderer.Portal]?
+            while !Task.isCancelled {
+                if let server = self.server.withLockedValue({ $0 }), let table = try? ServiceProxyRole.translate(self.settings).table {
+                    let bound = server.listenerAddresses.compactMapValues { $0.port }
+                    let portals = UserspaceMode.portals(table, bound: bound)
+                    if portals != applied {
+                        do {
+                            try IPTablesApplier.apply(PortalRenderer.render(portals))
+                            applied = portals
+                            self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"])
+                        } catch {
+                            self.logger.error("sync failed; the rules in force stay: \(error)")
+                        }
+                    }
+                }
+                try? await Task.sleep(for: self.settings.minSyncPeriod)
+            }
+        }
+    }
+}
