@@ -14,7 +14,6 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let clientAddress: String
     private var context: ChannelHandlerContext?
     private var excluded: [Int] = []
-    private var readHeld = false
     private let startedAt = NIODeadline.now()
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
@@ -34,9 +33,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Reads wait for the glue (which reads only while the other side can take the bytes).
-    func read(context: ChannelHandlerContext) {
-        readHeld = true
-    }
+    func read(context: ChannelHandlerContext) {}
 
     private var connecting = false
 
@@ -71,6 +68,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             .whenComplete { result in
                 guard let context = self.context, context.channel.isActive else {
                     if case .success(let channel) = result { channel.close(promise: nil) }
+                    self.context?.close(promise: nil)
                     return
                 }
                 switch result {
@@ -105,9 +103,10 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
             try context.pipeline.syncOperations.addHandler(downstreamGlue)
-            let held = readHeld
+            let channel = context.channel
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            if held { context.channel.read() }
+            // Reads were held until now: one is owed to the glue (a second one, if NIO asked too, is ignored).
+            channel.read()
         } catch {
             upstream.close(promise: nil)
             context.close(promise: nil)
