@@ -43,7 +43,7 @@ struct SnapshotDecoder {
     // MARK: listeners
 
     func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy", "tcp_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy", "tcp_proxy", "udp_proxy"]) else { return nil }
         let tls = f["tls"].flatMap(downstreamTLS)
         let name = f.required("name", "a unique name for metrics and logs")?.string()
         // A Unix socket listener has a path instead of an address.
@@ -58,6 +58,19 @@ struct SnapshotDecoder {
             var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: HTTPConnectionManager(virtualHosts: []))
             listener.tcpProxy = TCPProxySettings(cluster: cluster)
             listener.tls = tls
+            return listener
+        }
+        if let udpNode = f["udp_proxy"] {
+            if f["http"] != nil || f["forward_proxy"] != nil || f["tcp_proxy"] != nil || f["unix_socket"] != nil {
+                udpNode.error("a udp_proxy listener has an address and nothing else (no http, forward_proxy, tcp_proxy or unix_socket)")
+            }
+            guard let uf = udpNode.fields(allowed: ["cluster", "idle_timeout", "max_sessions"]),
+                  let cluster = uf.required("cluster", "the cluster whose endpoints take the datagrams")?.string(), let name, let address else { return nil }
+            var settings = UDPProxySettings(cluster: cluster)
+            if let idle = uf["idle_timeout"]?.duration() { settings.idleTimeout = idle }
+            if let max = uf["max_sessions"]?.int(in: 1...10_000_000) { settings.maxSessions = max }
+            var listener = Listener(name: name, address: address, http: HTTPConnectionManager(virtualHosts: []))
+            listener.udpProxy = settings
             return listener
         }
         if let forwardNode = f["forward_proxy"] {
@@ -457,11 +470,13 @@ struct SnapshotDecoder {
 
     func validateAddresses(_ listeners: [Listener], nodes: [ConfigNode], admin: AdminSettings?, adminNode: ConfigNode?) {
         var seen: [HostPort: String] = [:]
-        for (index, l) in listeners.enumerated() where l.address.port != 0 {
-            if let other = seen[l.address] {
+        var seenUDP: [HostPort: String] = [:]
+        // TCP and UDP listeners have separate ports: a TCP and a UDP listener may share an address.
+        for (index, l) in listeners.enumerated() where l.address.port != 0 && l.unixSocket == nil {
+            if let other = l.udpProxy != nil ? seenUDP[l.address] : seen[l.address] {
                 nodes[index].error("address \(l.address) is already used by listener \"\(other)\"")
             }
-            seen[l.address] = l.name
+            if l.udpProxy != nil { seenUDP[l.address] = l.name } else { seen[l.address] = l.name }
         }
         if let admin, admin.address.port != 0, let other = seen[admin.address] {
             (adminNode ?? nodes.first)?.error("admin address \(admin.address) is already used by listener \"\(other)\"")
@@ -470,11 +485,12 @@ struct SnapshotDecoder {
 
     func validateClusterReferences(_ listeners: [Listener], listenerNodes: [ConfigNode], clusters: Set<String>) {
         for (li, listener) in listeners.enumerated() {
-            if let tcp = listener.tcpProxy, !clusters.contains(tcp.cluster) {
-                let node = locate(listenerNodes[li], ["tcp_proxy", "cluster"])
-                let hint = Suggestion.closest(to: tcp.cluster, among: Array(clusters)).map { "; did you mean \"\($0)\"?" } ?? ""
-                context.report(ConfigDiagnostic(file: context.file, line: node?.line, column: node?.column, path: "listeners[\(li)].tcp_proxy.cluster",
-                                                message: "unknown cluster \"\(tcp.cluster)\"\(hint) (define it under clusters)"))
+            for (kind, name) in [("tcp_proxy", listener.tcpProxy?.cluster), ("udp_proxy", listener.udpProxy?.cluster)] {
+                guard let name, !clusters.contains(name) else { continue }
+                let node = locate(listenerNodes[li], [kind, "cluster"])
+                let hint = Suggestion.closest(to: name, among: Array(clusters)).map { "; did you mean \"\($0)\"?" } ?? ""
+                context.report(ConfigDiagnostic(file: context.file, line: node?.line, column: node?.column, path: "listeners[\(li)].\(kind).cluster",
+                                                message: "unknown cluster \"\(name)\"\(hint) (define it under clusters)"))
             }
             for (vi, vhost) in listener.http.virtualHosts.enumerated() {
                 for (ri, route) in vhost.routes.enumerated() {

@@ -11,6 +11,9 @@ public struct Listener: Sendable, Encodable {
     /// Set on an L4 listener: each accepted TCP connection is glued to one endpoint of the cluster (`http`
     /// is then unused).
     public var tcpProxy: TCPProxySettings?
+    /// Set on a UDP listener: datagrams of each client address go to one endpoint of the cluster (a session),
+    /// and the endpoint's answers come back to that client.
+    public var udpProxy: UDPProxySettings?
 
     public init(name: String, address: HostPort, unixSocket: String? = nil, http: HTTPConnectionManager) {
         self.name = name
@@ -23,12 +26,18 @@ public struct Listener: Sendable, Encodable {
     public var endpoint: String { unixSocket ?? address.description }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http, tcpProxy = "tcp_proxy" }
+        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http, tcpProxy = "tcp_proxy", udpProxy = "udp_proxy" }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
         if let unixSocket { try c.encode(unixSocket, forKey: .unixSocket) } else { try c.encode(address, forKey: .address) }
         try c.encodeIfPresent(tls, forKey: .tls)
-        if let tcpProxy { try c.encode(tcpProxy, forKey: .tcpProxy) } else { try c.encode(http, forKey: .http) }
+        if let tcpProxy {
+            try c.encode(tcpProxy, forKey: .tcpProxy)
+        } else if let udpProxy {
+            try c.encode(udpProxy, forKey: .udpProxy)
+        } else {
+            try c.encode(http, forKey: .http)
+        }
     }
 }
 
@@ -234,5 +243,29 @@ public struct TCPProxySettings: Sendable, Hashable, Encodable {
 
     public init(cluster: String) {
         self.cluster = cluster
+    }
+}
+
+/// The UDP proxy terminal action of a listener: a session per client address, expired when idle, in a
+/// bounded table.
+public struct UDPProxySettings: Sendable, Hashable, Encodable {
+    public var cluster: String
+    /// A session with no datagram either way for this long is forgotten.
+    public var idleTimeout: Duration
+    /// At most this many sessions; datagrams of new clients beyond it are dropped.
+    public var maxSessions: Int
+
+    public init(cluster: String, idleTimeout: Duration = .seconds(30), maxSessions: Int = 10_000) {
+        self.cluster = cluster
+        self.idleTimeout = idleTimeout
+        self.maxSessions = maxSessions
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        enum K: String, CodingKey { case cluster, idleTimeout = "idle_timeout", maxSessions = "max_sessions" }
+        var c = encoder.container(keyedBy: K.self)
+        try c.encode(cluster, forKey: .cluster)
+        try c.encode(DurationText(idleTimeout), forKey: .idleTimeout)
+        try c.encode(maxSessions, forKey: .maxSessions)
     }
 }

@@ -140,7 +140,7 @@ public final class ProxyServer: Service, Sendable {
             do {
                 for listener in config.listeners {
                     // Same name, new address: the new one is bound next to the old, which drains below.
-                    if let existing = current[listener.name], existing.address == listener.endpoint { continue }
+                    if let existing = current[listener.name], existing.address == (listener.udpProxy != nil ? "udp " : "") + listener.endpoint { continue }
                     added[listener.name] = try bind(listener, snapshot: compiled)
                 }
             } catch {
@@ -190,6 +190,20 @@ public final class ProxyServer: Service, Sendable {
             boundSnapshot: snapshot)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
         let isTCPProxy = listener.tcpProxy != nil
+        if listener.udpProxy != nil {
+            let channel = try StartError.naming("listener \"\(listener.name)\" (UDP)", address: listener.endpoint) {
+                try DatagramBootstrap(group: group)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(UDPProxyHandler(environment: environment, local: environment.loops.local(for: channel.eventLoop)))
+                        }
+                    }
+                    .bind(host: listener.address.host, port: listener.address.port)
+                    .wait()
+            }
+            return BoundListener(address: "udp \(listener.endpoint)", channel: channel, environment: environment)
+        }
         let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.endpoint) {
             let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
