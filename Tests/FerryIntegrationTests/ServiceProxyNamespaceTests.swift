@@ -281,6 +281,50 @@ struct ServiceProxyNamespaceTests {
         for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
         await net.remove()
     }
+
+    /// UDP in the userspace mode: datagrams to the cluster IP reach an endpoint through Ferry's UDP listener.
+    @Test func theUserspaceModeCarriesUDP() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "python3"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
+        let dir = try TLSFixtures.folder("service-proxy-userspace-udp")
+        var processes: [Subprocess] = []
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            try Self.udpOrigin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            try Self.udpClient.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
+            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+                processes.append(try Subprocess(tool, args))
+            }
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            try Self.dnsManifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/dns.yaml", atomically: true, encoding: .utf8)
+            let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", "userspace", "--manifests", dir + "/manifests", "--hostname-override", "node"])
+            let ferry = try Subprocess(tool, args)
+            processes.append(ferry)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+            let (clientTool, clientArgs) = net.exec(in: net.node, "python3", [dir + "/client.py"])
+            var answer = "timeout"
+            for _ in 0..<20 where answer == "timeout" {
+                answer = try await Subprocess.run(clientTool, clientArgs, timeout: .seconds(10)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(answer == "pod1" || answer == "pod2", "\(answer)")
+            // A connected client (as DNS resolvers are) accepts the answer only from the address it asked.
+            let connected = Self.udpClient.replacingOccurrences(of: "s.sendto(b\"q\", (\"10.96.0.53\", 53))", with: "s.connect((\"10.96.0.53\", 53))\ns.send(b\"q\")")
+            try connected.write(toFile: dir + "/connected.py", atomically: true, encoding: .utf8)
+            let (connTool, connArgs) = net.exec(in: net.node, "python3", [dir + "/connected.py"])
+            let connectedAnswer = try await Subprocess.run(connTool, connArgs, timeout: .seconds(10)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(connectedAnswer == "pod1" || connectedAnswer == "pod2", "\(connectedAnswer)")
+        } catch {
+            for p in processes { p.signal(SIGKILL) }
+            await net.remove()
+            throw error
+        }
+        for p in processes { p.signal(SIGKILL) }
+        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
+        await net.remove()
+    }
 }
 
 /// The commands that need no privileges: --dry-run and `ferry rules explain`.

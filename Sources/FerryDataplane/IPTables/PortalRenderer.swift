@@ -10,15 +10,19 @@ public enum PortalRenderer {
         public var addresses: [IPAddress]
         public var port: Int
         public var `protocol`: TransportProtocol
-        /// The port Ferry listens on for this Service port.
+        /// The port Ferry listens on for this Service port (traffic from other hosts and Pods).
         public var listenerPort: Int
+        /// The port for traffic from the node itself. UDP needs a listener on 127.0.0.1 there: a redirected
+        /// datagram's answer must leave from 127.0.0.1 for conntrack to give it the Service's address back.
+        public var hostListenerPort: Int
 
-        public init(name: String, addresses: [IPAddress], port: Int, protocol: TransportProtocol, listenerPort: Int) {
+        public init(name: String, addresses: [IPAddress], port: Int, protocol: TransportProtocol, listenerPort: Int, hostListenerPort: Int? = nil) {
             self.name = name
             self.addresses = addresses
             self.port = port
             self.protocol = `protocol`
             self.listenerPort = listenerPort
+            self.hostListenerPort = hostListenerPort ?? listenerPort
         }
     }
 
@@ -35,7 +39,8 @@ public enum PortalRenderer {
             for portal in portals.sorted(by: { $0.name < $1.name }) {
                 let proto = portal.protocol.rawValue
                 for address in portal.addresses where IPTablesRenderer.isV4(address) {
-                    rules.append("-A \(chain) -m comment --comment \"\(portal.name)\" -m \(proto) -p \(proto) -d \(address)/32 --dport \(portal.port) -j REDIRECT --to-ports \(portal.listenerPort)")
+                    let target = chain == "KUBE-PORTALS-HOST" ? portal.hostListenerPort : portal.listenerPort
+                    rules.append("-A \(chain) -m comment --comment \"\(portal.name)\" -m \(proto) -p \(proto) -d \(address)/32 --dport \(portal.port) -j REDIRECT --to-ports \(target)")
                 }
             }
         }

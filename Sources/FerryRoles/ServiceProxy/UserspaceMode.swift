@@ -10,10 +10,12 @@ import ServiceLifecycle
 /// `ferry service-proxy --mode userspace`: every TCP Service port becomes a `tcp_proxy` listener of Ferry's
 /// own data plane (a free port on all addresses; the NodePort itself for NodePort Services), balanced over
 /// the Service's endpoints, and redirect rules send connections for the cluster and external IPs to it.
-/// Works wherever a process can listen; the rules need root. UDP is not carried yet.
+/// UDP Service ports get a `udp_proxy` listener the same way. Works wherever a process can listen; the rules
+/// need root.
 public enum UserspaceMode {
     static func listenerName(_ port: ProxiedServicePort) -> String { "svc \(port.name)/\(port.protocol.rawValue)" }
     static func nodePortListenerName(_ port: ProxiedServicePort) -> String { "nodeport \(port.name)/\(port.protocol.rawValue)" }
+    static func hostListenerName(_ port: ProxiedServicePort) -> String { "host \(port.name)/\(port.protocol.rawValue)" }
 
     /// The configuration for a table: listeners and clusters, plus notes on what is not served.
     public static func snapshot(_ table: ServicePortTable, node: String, version: Int, source: String) -> ConfigSnapshot {
@@ -21,22 +23,22 @@ public enum UserspaceMode {
         var clusters: [Cluster] = []
         var notes: [String] = []
         for port in table.ports where port.clusterIP != nil {
-            guard port.protocol == .tcp else {
-                notes.append("Service \(port.name) (\(port.protocol.rawValue)): the userspace mode carries TCP only for now; use --mode iptables")
+            guard port.protocol != .sctp else {
+                notes.append("Service \(port.name) (sctp): the userspace mode carries TCP and UDP; use --mode iptables")
                 continue
             }
             let (cluster, local, _) = port.categorized(node: node)
             let endpoints = (port.internalTrafficLocal ? local : cluster).map { HostPort(host: $0.ip.description, port: $0.port) }
-            let clusterName = "\(port.name)/tcp"
+            let clusterName = "\(port.name)/\(port.protocol.rawValue)"
             clusters.append(Cluster(name: clusterName, endpoints: endpoints, loadBalancing: .roundRobin))
-            var listener = Listener(name: listenerName(port), address: HostPort(host: "0.0.0.0", port: 0), http: HTTPConnectionManager(virtualHosts: []))
-            listener.tcpProxy = TCPProxySettings(cluster: clusterName)
-            listeners.append(listener)
-            if let nodePort = port.nodePort {
-                var nodeListener = Listener(name: nodePortListenerName(port), address: HostPort(host: "0.0.0.0", port: nodePort), http: HTTPConnectionManager(virtualHosts: []))
-                nodeListener.tcpProxy = TCPProxySettings(cluster: clusterName)
-                listeners.append(nodeListener)
+            func listener(_ name: String, _ listenPort: Int, host: String = "0.0.0.0") -> Listener {
+                var l = Listener(name: name, address: HostPort(host: host, port: listenPort), http: HTTPConnectionManager(virtualHosts: []))
+                if port.protocol == .udp { l.udpProxy = UDPProxySettings(cluster: clusterName) } else { l.tcpProxy = TCPProxySettings(cluster: clusterName) }
+                return l
             }
+            listeners.append(listener(listenerName(port), 0))
+            if port.protocol == .udp { listeners.append(listener(hostListenerName(port), 0, host: "127.0.0.1")) }
+            if let nodePort = port.nodePort { listeners.append(listener(nodePortListenerName(port), nodePort)) }
             if port.affinityTimeoutSeconds != nil {
                 notes.append("Service \(port.name): sessionAffinity ClientIP is not kept in the userspace mode yet; connections are balanced round robin")
             }
@@ -50,8 +52,9 @@ public enum UserspaceMode {
     /// The redirect rules for the listeners bound now.
     static func portals(_ table: ServicePortTable, bound: [String: Int]) -> [PortalRenderer.Portal] {
         table.ports.compactMap { port in
-            guard port.protocol == .tcp, let clusterIP = port.clusterIP, let listenerPort = bound[listenerName(port)] else { return nil }
-            return PortalRenderer.Portal(name: port.name, addresses: [clusterIP] + port.externalIPs, port: port.port, protocol: .tcp, listenerPort: listenerPort)
+            guard port.protocol != .sctp, let clusterIP = port.clusterIP, let listenerPort = bound[listenerName(port)] else { return nil }
+            return PortalRenderer.Portal(name: port.name, addresses: [clusterIP] + port.externalIPs, port: port.port, protocol: port.protocol,
+                                         listenerPort: listenerPort, hostListenerPort: bound[hostListenerName(port)])
         }
     }
 }
