@@ -5,7 +5,7 @@ import Testing
 /// `tcp_proxy` listeners: bytes glued to an endpoint of a cluster, balanced, with connect-failure fallback,
 /// half-close passed through. Real clients: curl (HTTP carried over TCP) and Python sockets.
 @Suite struct TCPProxyTests {
-    static func proxy(endpoints: [String]) throws -> ProxyHarness {
+    static func proxy(endpoints: [String], cluster extra: String = "") throws -> ProxyHarness {
         try ProxyHarness(yaml: """
         access_log: {format: json}
         listeners:
@@ -15,6 +15,7 @@ import Testing
         clusters:
           - name: db
             endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
+            \(extra)
         """)
     }
 
@@ -73,6 +74,36 @@ import Testing
         let clientScript = try Fixtures.writeTemp(client, name: "halfclose-client.py")
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("l4"))"], timeout: .seconds(30))
         #expect(result.stdout == "got 100000\n", "\(result.stdout)\(result.stderr)")
+        await proxy.stop()
+    }
+
+    @Test func clientIPAffinityKeepsAClientOnItsEndpoint() async throws {
+        let a = try TestOrigin(name: "a", group: Fixtures.originGroup)
+        let b = try TestOrigin(name: "b", group: Fixtures.originGroup)
+        defer { a.close(); b.close() }
+        let proxy = try Self.proxy(endpoints: [a.address, b.address], cluster: "session_affinity: 10s")
+        var origins = Set<String>()
+        for _ in 0..<6 {
+            let r = try await Curl.request("http://127.0.0.1:\(proxy.port("l4"))/")
+            origins.insert(r.header("x-origin") ?? "?")
+        }
+        #expect(origins.count == 1, "one client address, one endpoint while it comes back: \(origins)")
+        await proxy.stop()
+    }
+
+    @Test func leastRequestCountsOpenConnections() async throws {
+        let a = try TestOrigin(name: "a", group: Fixtures.originGroup)
+        let b = try TestOrigin(name: "b", group: Fixtures.originGroup)
+        defer { a.close(); b.close() }
+        let proxy = try Self.proxy(endpoints: [a.address, b.address], cluster: "load_balancing: least_request")
+        // One connection stays open on one endpoint; every new one goes to the other.
+        let held = try RawClient(port: proxy.port("l4"))
+        held.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = held.readResponse()
+        let busy = a.connectionsAccepted == 1 ? a : b
+        for _ in 0..<4 { _ = try await Curl.request("http://127.0.0.1:\(proxy.port("l4"))/") }
+        #expect(busy.connectionsAccepted == 1, "the endpoint with an open connection got no new one")
+        #expect(a.connectionsAccepted + b.connectionsAccepted == 5)
         await proxy.stop()
     }
 }

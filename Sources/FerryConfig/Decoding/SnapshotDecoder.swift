@@ -382,7 +382,7 @@ struct SnapshotDecoder {
     // MARK: clusters
 
     func cluster(_ node: ConfigNode) -> Cluster? {
-        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls", "tcp_keepalive", "parent_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls", "tcp_keepalive", "parent_proxy", "session_affinity"]) else { return nil }
         let name = f.required("name", "a unique name that routes refer to")?.string()
         var endpoints: [HostPort] = []
         for e in f.required("endpoints", "a list of host:port addresses (may be empty)")?.items("endpoints") ?? [] {
@@ -417,6 +417,7 @@ struct SnapshotDecoder {
         var cluster = Cluster(name: name, endpoints: endpoints, loadBalancing: policy, connectTimeout: connectTimeout, tls: tls)
         cluster.tcpKeepalive = f["tcp_keepalive"]?.duration()
         cluster.parentProxy = f["parent_proxy"]?.hostPort()
+        cluster.sessionAffinity = f["session_affinity"]?.duration()
         return cluster
     }
 

@@ -12,6 +12,9 @@ public struct Cluster: Sendable, Encodable {
     /// An HTTP proxy to reach the endpoints through, with CONNECT (a kubeconfig's `proxy-url`); the endpoints'
     /// names are then resolved by that proxy, not here.
     public var parentProxy: HostPort?
+    /// ClientIP session affinity of L4 listeners (a Service's `sessionAffinity: ClientIP`): a client address
+    /// keeps the endpoint it was given while it comes back within this time; nil: none.
+    public var sessionAffinity: Duration?
 
     public init(
         name: String,
@@ -29,6 +32,7 @@ public struct Cluster: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls, tcpKeepalive = "tcp_keepalive", parentProxy = "parent_proxy"
+        case sessionAffinity = "session_affinity"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -40,6 +44,7 @@ public struct Cluster: Sendable, Encodable {
         try c.encodeIfPresent(tls, forKey: .tls)
         try c.encodeIfPresent(tcpKeepalive.map(DurationText.init), forKey: .tcpKeepalive)
         try c.encodeIfPresent(parentProxy, forKey: .parentProxy)
+        try c.encodeIfPresent(sessionAffinity.map(DurationText.init), forKey: .sessionAffinity)
     }
 }
 

@@ -1,4 +1,5 @@
 import FerryModel
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
@@ -148,6 +149,31 @@ final class CompiledCluster: Sendable {
     let stats: ClusterStats
     /// TLS to the endpoints, built once per snapshot (reads the CA and key files).
     let tls: UpstreamTLSContext?
+    /// ClientIP affinity of L4 listeners: client address → (endpoint index, when it was last used), shared by
+    /// the event loops (one lock per new connection or session).
+    let affinity = NIOLockedValueBox<[String: (index: Int, lastUsed: NIODeadline)]>([:])
+
+    /// The endpoint a client address was last given, while its affinity has not expired.
+    func affinityEndpoint(for client: String, now: NIODeadline) -> Int? {
+        guard let timeout = cluster.sessionAffinity else { return nil }
+        return affinity.withLockedValue { table in
+            guard let entry = table[client], now - entry.lastUsed < .milliseconds(timeout.milliseconds), entry.index < addresses.count else { return nil }
+            table[client] = (entry.index, now)
+            return entry.index
+        }
+    }
+
+    func rememberAffinity(_ client: String, index: Int, now: NIODeadline) {
+        guard let timeout = cluster.sessionAffinity else { return }
+        affinity.withLockedValue { table in
+            table[client] = (index, now)
+            // Keep the table bounded: expired entries go when it grows.
+            if table.count > 65_536 {
+                let limit = TimeAmount.milliseconds(timeout.milliseconds)
+                table = table.filter { now - $0.value.lastUsed < limit }
+            }
+        }
+    }
 
     init(_ cluster: Cluster, metrics: ProxyMetrics) throws {
         self.cluster = cluster

@@ -12,6 +12,8 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let environment: ListenerEnvironment
     let local: LoopLocal
     private let clientAddress: String
+    /// The client's IP address (the affinity and hash key).
+    private let clientIP: String
     private var context: ChannelHandlerContext?
     private var excluded: [Int] = []
     private let startedAt = NIODeadline.now()
@@ -20,6 +22,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.environment = environment
         self.local = local
         self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
+        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -49,10 +52,11 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let ip = clientAddress.split(separator: ":").dropLast().joined(separator: ":")
+        let ip = clientIP
         let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: ip)
         let excluded = self.excluded
-        guard let index = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: snapshot.config.version, endpoints: cluster.addresses.count, { state, random in
+        let sticky = excluded.isEmpty ? cluster.affinityEndpoint(for: ip, now: .now()) : nil
+        guard let index = sticky ?? local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: snapshot.config.version, endpoints: cluster.addresses.count, { state, random in
             cluster.balancer.pick(state: &state, hashKey: hashKey, excluding: excluded, using: &random)
         }) else {
             environment.metrics.upstreamConnectFailures.increment()
@@ -73,7 +77,8 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 switch result {
                 case .success(let upstream):
-                    self.glue(to: upstream, endpoint: cluster.endpointNames[index], cluster: cluster.cluster.name, context: context)
+                    cluster.rememberAffinity(ip, index: index, now: .now())
+                    self.glue(to: upstream, endpoint: index, cluster: cluster, snapshotVersion: snapshot.config.version, context: context)
                 case .failure:
                     cluster.stats.connectFailures.increment()
                     self.excluded.append(index)
@@ -82,24 +87,33 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
     }
 
-    private func glue(to upstream: Channel, endpoint: String, cluster: String, context: ChannelHandlerContext) {
+    private func glue(to upstream: Channel, endpoint index: Int, cluster: CompiledCluster, snapshotVersion: Int, context: ChannelHandlerContext) {
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
         let (snapshot, _) = environment.resolve(environment.store.current)
         let format = snapshot.config.accessLog.format
+        var onClose: [() -> Void] = []
+        if cluster.countsActiveRequests {
+            // least_request: the connection counts against its endpoint until it closes.
+            let local = self.local
+            let name = cluster.cluster.name, count = cluster.addresses.count
+            local.withBalancerState(cluster: name, snapshotVersion: snapshotVersion, endpoints: count) { state, _ in state.requestStarted(index) }
+            onClose.append { local.withBalancerState(cluster: name, snapshotVersion: snapshotVersion, endpoints: count) { state, _ in state.requestFinished(index) } }
+        }
         if format != .none {
             let writer = environment.accessLog
             let startedAt = self.startedAt
             var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
             event.method = "TCP"
-            event.cluster = cluster
-            event.upstream = endpoint
-            downstreamGlue.onClose = {
+            event.cluster = cluster.cluster.name
+            event.upstream = cluster.endpointNames[index]
+            onClose.append {
                 event.bytesReceived = downstreamGlue.bytesRead
                 event.bytesSent = upstreamGlue.bytesRead
                 event.durationNanos = (NIODeadline.now() - startedAt).nanoseconds
                 writer.record(event, format: format)
             }
         }
+        if !onClose.isEmpty { downstreamGlue.onClose = { for action in onClose { action() } } }
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
             try context.pipeline.syncOperations.addHandler(downstreamGlue)

@@ -70,10 +70,12 @@ final class UDPProxyHandler: ChannelInboundHandler {
             return
         }
         guard let (udp, cluster, version) = settings, !cluster.addresses.isEmpty, sessions.count < udp.maxSessions else { return }
-        let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: envelope.remoteAddress.ipAddress ?? "")
-        guard let index = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: version, endpoints: cluster.addresses.count, { state, random in
+        let ip = envelope.remoteAddress.ipAddress ?? ""
+        let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: ip)
+        guard let index = cluster.affinityEndpoint(for: ip, now: now) ?? local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: version, endpoints: cluster.addresses.count, { state, random in
             cluster.balancer.pick(state: &state, hashKey: hashKey, using: &random)
         }) else { return }
+        cluster.rememberAffinity(ip, index: index, now: now)
         let session = Session(client: envelope.remoteAddress, endpoint: cluster.addresses[index], now: now)
         session.pending.append(envelope.data)
         sessions[envelope.remoteAddress] = session

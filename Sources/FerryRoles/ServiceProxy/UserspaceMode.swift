@@ -30,7 +30,9 @@ public enum UserspaceMode {
             let (cluster, local, _) = port.categorized(node: node)
             let endpoints = (port.internalTrafficLocal ? local : cluster).map { HostPort(host: $0.ip.description, port: $0.port) }
             let clusterName = "\(port.name)/\(port.protocol.rawValue)"
-            clusters.append(Cluster(name: clusterName, endpoints: endpoints, loadBalancing: .roundRobin))
+            var clusterConfig = Cluster(name: clusterName, endpoints: endpoints, loadBalancing: .roundRobin)
+            clusterConfig.sessionAffinity = port.affinityTimeoutSeconds.map { .seconds($0) }
+            clusters.append(clusterConfig)
             func listener(_ name: String, _ listenPort: Int, host: String = "0.0.0.0") -> Listener {
                 var l = Listener(name: name, address: HostPort(host: host, port: listenPort), http: HTTPConnectionManager(virtualHosts: []))
                 if port.protocol == .udp { l.udpProxy = UDPProxySettings(cluster: clusterName) } else { l.tcpProxy = TCPProxySettings(cluster: clusterName) }
@@ -39,9 +41,6 @@ public enum UserspaceMode {
             listeners.append(listener(listenerName(port), 0))
             if port.protocol == .udp { listeners.append(listener(hostListenerName(port), 0, host: "127.0.0.1")) }
             if let nodePort = port.nodePort { listeners.append(listener(nodePortListenerName(port), nodePort)) }
-            if port.affinityTimeoutSeconds != nil {
-                notes.append("Service \(port.name): sessionAffinity ClientIP is not kept in the userspace mode yet; connections are balanced round robin")
-            }
         }
         var config = ConfigSnapshot(version: version, source: source, listeners: listeners, clusters: clusters)
         config.accessLog.format = .none
