@@ -8,8 +8,14 @@ public enum Prerequisites {
         ProcessInfo.processInfo.environment["FERRY_REQUIRE_ALL_TESTS"] == "1"
     }
 
-    /// The absolute path of `tool` on PATH, or nil.
+    /// The absolute path of `tool` on PATH, or nil. For python3 it is the interpreter itself, not a version
+    /// manager's shim script: a shim runs python as its child, so stopping the shim would orphan it.
     public static func path(of tool: String) -> String? {
+        if tool == "python3" { return python3 }
+        return searchPath(tool)
+    }
+
+    static func searchPath(_ tool: String) -> String? {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
         for dir in paths {
             let candidate = "\(dir)/\(tool)"
@@ -17,6 +23,22 @@ public enum Prerequisites {
         }
         return nil
     }
+
+    /// python3 on PATH resolved to `sys.executable`.
+    static let python3: String? = {
+        guard let found = searchPath("python3") else { return nil }
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: found)
+        probe.arguments = ["-c", "import sys; print(sys.executable)"]
+        let out = Pipe()
+        probe.standardOutput = out
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return found }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        probe.waitUntilExit()
+        let resolved = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return probe.terminationStatus == 0 && FileManager.default.isExecutableFile(atPath: resolved) ? resolved : found
+    }()
 
     /// A python3 that can import `module` (PATH first, then the system one), or nil after reporting a skip
     /// (a failure under FERRY_REQUIRE_ALL_TESTS).

@@ -101,7 +101,7 @@ struct APIProxyProcessTests {
             #expect(nodes.stdout.contains("node-1"), "\(nodes.stdout)\n\(nodes.stderr)")
 
             let watch = try Subprocess(kubectl, ["--server", s.base, "get", "pods", "--watch", "--namespace", "default", "--request-timeout", "30s"], environment: env)
-            defer { watch.signal(SIGTERM) }
+            defer { watch.signal(SIGKILL) }
             #expect(await Waiting.until(timeout: .seconds(30)) { watch.stdout.contains("web-1") }, "\(watch.stderr)")
             s.api.addPod(namespace: "default", name: "web-2")
             #expect(await Waiting.until(timeout: .seconds(20)) { watch.stdout.contains("web-2") }, "the event arrives while the watch is open: \(watch.stdout) \(watch.stderr)")
@@ -221,7 +221,7 @@ struct APIProxyProcessTests {
         try await Self.withProxy { s in
             s.api.appendLog(namespace: "default", name: "web-1", line: "starting")
             let follow = try Subprocess(Curl.curlPath, ["-sSN", "--max-time", "20", s.base + "/api/v1/namespaces/default/pods/web-1/log?follow=true"])
-            defer { follow.signal(SIGTERM) }
+            defer { follow.signal(SIGKILL) }
             #expect(await Waiting.until { follow.stdout == "starting\n" })
             s.api.appendLog(namespace: "default", name: "web-1", line: "listening on :8080")
             #expect(await Waiting.until { follow.stdout == "starting\nlistening on :8080\n" }, "\(follow.stdout)")

@@ -23,7 +23,7 @@ struct EgressProcessTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "secure.test")
         let (tls, tlsPort) = try await TLSFixtures.startOrigin(in: dir, cert: cert, key: key)
-        defer { tls.signal(SIGTERM) }
+        defer { tls.signal(SIGKILL) }
         let origin = try TestOrigin(name: "plain", group: Fixtures.originGroup, host: "127.0.0.2")
         defer { origin.close() }
         try "127.0.0.2 origin.test\n127.0.0.3 secure.test  # the TLS origin\n127.0.0.2 blocked.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)

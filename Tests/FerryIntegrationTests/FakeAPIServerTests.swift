@@ -30,7 +30,7 @@ struct FakeAPIServerTests {
 
         // A watch: the existing pod first, then each change as it is made.
         let watch = try Subprocess(Curl.curlPath, ["-sSN", "--max-time", "20"] + auth + [base + "/api/v1/namespaces/default/pods?watch=true"])
-        defer { watch.signal(SIGTERM) }
+        defer { watch.signal(SIGKILL) }
         #expect(await Waiting.until { watch.stdout.contains("\"type\":\"ADDED\"") && watch.stdout.contains("web-1") })
         server.addPod(namespace: "default", name: "web-2")
         #expect(await Waiting.until { watch.stdout.contains("web-2") })
@@ -55,7 +55,7 @@ struct FakeAPIServerTests {
         let list = try await Curl.request(base, auth)
         let rv = try #require(list.body.firstMatch(of: /"metadata":\{"resourceVersion":"(\d+)"\}/)?.1)
         let watch = try Subprocess(Curl.curlPath, ["-sSN", "--max-time", "20"] + auth + [base + "?watch=true&resourceVersion=\(rv)"])
-        defer { watch.signal(SIGTERM) }
+        defer { watch.signal(SIGKILL) }
         server.addPod(namespace: "default", name: "new")
         #expect(await Waiting.until { watch.stdout.contains("\"name\":\"new\"") })
         #expect(!watch.stdout.contains("\"name\":\"old\""), "the list already had it")

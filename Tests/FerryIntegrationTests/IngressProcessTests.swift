@@ -12,8 +12,19 @@ struct IngressProcessTests {
         let webB: TestOrigin
         let api: TestOrigin
         init() throws {
-            webA = try TestOrigin(name: "web-a", group: Fixtures.originGroup, host: "127.0.0.2")
-            webB = try TestOrigin(name: "web-b", group: Fixtures.originGroup, host: "127.0.0.3", port: webA.port)
+            // webB needs webA's port on another address; another test may hold that port there, so a few
+            // ports are tried.
+            var pair: (TestOrigin, TestOrigin)?
+            for _ in 0..<20 where pair == nil {
+                let a = try TestOrigin(name: "web-a", group: Fixtures.originGroup, host: "127.0.0.2")
+                if let b = try? TestOrigin(name: "web-b", group: Fixtures.originGroup, host: "127.0.0.3", port: a.port) {
+                    pair = (a, b)
+                } else {
+                    a.close()
+                }
+            }
+            guard let pair else { throw POSIXError(.EADDRINUSE) }
+            (webA, webB) = pair
             api = try TestOrigin(name: "api", group: Fixtures.originGroup, host: "127.0.0.4")
         }
         func close() {

@@ -55,7 +55,7 @@ import Testing
         """
         let serverScript = try Fixtures.writeTemp(server, name: "halfclose-server.py")
         let origin = try Subprocess(Prerequisites.path(of: "python3")!, [serverScript])
-        defer { origin.signal(SIGTERM) }
+        defer { origin.signal(SIGKILL) }
         #expect(await Waiting.until { !origin.stdout.isEmpty })
         let port = try #require(Int(origin.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         let proxy = try Self.proxy(endpoints: ["127.0.0.1:\(port)"])
@@ -73,7 +73,7 @@ import Testing
         """
         let clientScript = try Fixtures.writeTemp(client, name: "halfclose-client.py")
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("l4"))"], timeout: .seconds(30))
-        #expect(result.stdout == "got 100000\n", "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout == "got 100000\n", "client: \(result.stdout)\(result.stderr) origin: \(origin.stdout)\(origin.stderr)")
         await proxy.stop()
     }
 

@@ -45,7 +45,7 @@ enum TLSFixtures {
     server.serve_forever()
     """
 
-    /// Starts the TLS origin with `cert`/`key` and waits until it prints its port. Stop it with SIGTERM.
+    /// Starts the TLS origin with `cert`/`key` and waits until it prints its port. Stop it with SIGKILL.
     static func startOrigin(in dir: String, cert: String, key: String) async throws -> (process: Subprocess, port: Int) {
         try originScript.write(toFile: dir + "/tls.py", atomically: true, encoding: .utf8)
         let process = try Subprocess(Prerequisites.path(of: "python3")!, [dir + "/tls.py", cert, key])

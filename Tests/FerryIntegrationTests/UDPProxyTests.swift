@@ -38,7 +38,7 @@ import Testing
         let originScript = try Fixtures.writeTemp(Self.origin, name: "udp-origin.py")
         let a = try Subprocess(Prerequisites.path(of: "python3")!, [originScript, "a"])
         let b = try Subprocess(Prerequisites.path(of: "python3")!, [originScript, "b"])
-        defer { a.signal(SIGTERM); b.signal(SIGTERM) }
+        defer { a.signal(SIGKILL); b.signal(SIGKILL) }
         #expect(await Waiting.until { !a.stdout.isEmpty && !b.stdout.isEmpty })
         let portA = a.stdout.trimmingCharacters(in: .whitespacesAndNewlines), portB = b.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let proxy = try ProxyHarness(yaml: """

@@ -11,7 +11,7 @@ struct UpstreamTLSTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "secure.test")
         let (origin, port) = try await TLSFixtures.startOrigin(in: dir, cert: cert, key: key)
-        defer { origin.signal(SIGTERM) }
+        defer { origin.signal(SIGKILL) }
         func config(serverName: String) -> String {
             Fixtures.config(
                 routes: "- match: {prefix: /}\n  forward: {cluster: secure}",

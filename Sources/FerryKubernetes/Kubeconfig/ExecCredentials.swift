@@ -36,28 +36,40 @@ public final class ExecCredentials: Sendable {
     }
 
     func run() throws -> Credential {
-        let process = Process()
-        if config.command.contains("/") {
-            process.executableURL = URL(fileURLWithPath: config.command)
-            process.arguments = config.args
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [config.command] + config.args
-        }
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in config.env { environment[k] = v }
         let info = #"{"apiVersion":"\#(config.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
         environment["KUBERNETES_EXEC_INFO"] = info
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw KubeconfigError(problems: ["exec credential plugin \(config.command): cannot run it: \(error)"])
+        var process = Process()
+        var out = Pipe()
+        var err = Pipe()
+        // A plugin file just written may be briefly "busy" (ETXTBSY) while another process started at that
+        // moment still holds it open for writing: a fresh attempt follows, a few times, before giving up.
+        for attempt in 1...20 {
+            process = Process()
+            if config.command.contains("/") {
+                process.executableURL = URL(fileURLWithPath: config.command)
+                process.arguments = config.args
+            } else {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = [config.command] + config.args
+            }
+            process.environment = environment
+            out = Pipe()
+            err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            do {
+                try process.run()
+                break
+            } catch {
+                if attempt < 20, "\(error)".contains("Text file busy") {
+                    usleep(50_000)
+                    continue
+                }
+                throw KubeconfigError(problems: ["exec credential plugin \(config.command): cannot run it: \(error)"])
+            }
         }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let errorText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

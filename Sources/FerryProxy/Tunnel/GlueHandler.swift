@@ -54,11 +54,12 @@ final class GlueHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    /// The partner drained: this side may read again. The read is asked for even when no request was
+    /// recorded as held (NIO ignores a second request while one is outstanding), so reading can never stay
+    /// stopped after a drain.
     private func partnerBecameWritable() {
-        if pendingRead {
-            pendingRead = false
-            context?.read()
-        }
+        pendingRead = false
+        context?.read()
     }
 
     private var partnerWritable: Bool {
@@ -85,6 +86,8 @@ final class GlueHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
+            // What was read before the end is written out first: the partner's output closes after it.
+            partner?.partnerFlush()
             partner?.partnerWriteEOF()
         } else {
             context.fireUserInboundEventTriggered(event)
