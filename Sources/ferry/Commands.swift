@@ -5,6 +5,7 @@ import FerryProxy
 import FerryRoles
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,8 @@ struct RunCommand: AsyncParsableCommand {
 
 /// Loads `source` once (exit 1 with its problems if refused), then serves it until SIGTERM, reloading on
 /// edits and SIGHUP.
-func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, command: String, refused: String, onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
+func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, command: String, refused: String,
+                  extraServices: [any Service] = [], onStart: @Sendable (ProxyServer) -> Void = { _ in }) async throws {
     let stamp = source.stamp()
     let snapshot: ConfigSnapshot
     do {
@@ -57,7 +59,7 @@ func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, comm
         throw ExitCode(1)
     }
     do {
-        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp), onStart: onStart)
+        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp), extraServices: extraServices, onStart: onStart)
     } catch let error as ExitCode {
         throw error
     } catch {

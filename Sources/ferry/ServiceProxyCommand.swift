@@ -115,18 +115,9 @@ extension ServiceProxyCommand {
     /// The userspace mode: Ferry's TCP proxy listeners per Service port (reloaded as the manifests change),
     /// and the redirect rules to them.
     func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger) async throws {
-        let source = UserspaceSource(settings: settings)
         let portals = PortalSyncer(settings: settings, logger: logger)
-        let stamp = source.stamp()
-        let snapshot: ConfigSnapshot
-        do {
-            snapshot = try source.load(version: 1)
-        } catch {
-            printError("\(error)\nferry service-proxy: the manifests were refused; fix the problems above")
-            throw ExitCode(1)
-        }
-        try await ProxyRunner.run(config: snapshot, options: ProxyRunner.Options(threads: System.coreCount), watch: .init(source: source, loadedStamp: stamp),
-                                  extraServices: [portals]) { server in
+        try await serveWatched(UserspaceSource(settings: settings), options: ProxyRunner.Options(threads: System.coreCount),
+                               command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals]) { server in
             portals.server.withLockedValue { $0 = server }
         }
     }
@@ -191,11 +182,7 @@ struct RulesExplainCommand: ParsableCommand {
         abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed)."
     )
 
-    @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
-    var manifests: [String]
-
-    @Option(help: "iptables.")
-    var mode: String = "iptables"
+    @OptionGroup var rules: RuleSourceOptions
 
     @Option(help: "The packet's source address.")
     var src: String
@@ -209,10 +196,7 @@ struct RulesExplainCommand: ParsableCommand {
     @Option(help: "tcp, udp or sctp.")
     var proto: String = "tcp"
 
-    @OptionGroup var node: NodeRuleOptions
-
     func validate() throws {
-        guard mode == "iptables" else { throw ValidationError("--mode \(mode) is not available yet; use --mode iptables") }
         guard IPAddress(parsing: src) != nil else { throw ValidationError("--src expects an IP address, not \"\(src)\"") }
         guard IPAddress(parsing: dst) != nil else { throw ValidationError("--dst expects an IP address, not \"\(dst)\"") }
         guard (1...65535).contains(dport) else { throw ValidationError("--dport must be between 1 and 65535") }
@@ -222,7 +206,7 @@ struct RulesExplainCommand: ParsableCommand {
     func run() throws {
         let packet = IPTablesTracer.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
         do {
-            print(try ServiceProxyRole.explain(ServiceProxyRole.Settings(manifests: manifests, options: node.options), packet: packet), terminator: "")
+            print(try ServiceProxyRole.explain(rules.settings, packet: packet), terminator: "")
         } catch {
             printError("\(error)\nferry rules explain: the manifests were refused; fix the problems above")
             throw ExitCode(1)
@@ -236,6 +220,20 @@ struct RulesDiffCommand: ParsableCommand {
         abstract: "Show what the next sync would change in the kernel's rules: chains and rules added (+) and removed (-). Reads iptables-save (root)."
     )
 
+    @OptionGroup var rules: RuleSourceOptions
+
+    func run() throws {
+        do {
+            print(try ServiceProxyRole.diff(rules.settings), terminator: "")
+        } catch {
+            printError("ferry rules diff: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// What `ferry rules` commands render: the manifests, the mode and the node's options.
+struct RuleSourceOptions: ParsableArguments {
     @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
     var manifests: [String]
 
@@ -248,12 +246,7 @@ struct RulesDiffCommand: ParsableCommand {
         guard mode == "iptables" else { throw ValidationError("--mode \(mode) is not available yet; use --mode iptables") }
     }
 
-    func run() throws {
-        do {
-            print(try ServiceProxyRole.diff(ServiceProxyRole.Settings(manifests: manifests, options: node.options)), terminator: "")
-        } catch {
-            printError("ferry rules diff: \(error)")
-            throw ExitCode(1)
-        }
+    var settings: ServiceProxyRole.Settings {
+        ServiceProxyRole.Settings(manifests: manifests, options: node.options)
     }
 }

@@ -41,21 +41,41 @@ struct ServiceProxyNamespaceTests {
         """
     }
 
+    /// Processes a namespace test starts; all are killed when it ends.
+    final class Started {
+        private(set) var all: [Subprocess] = []
+        func add(_ process: Subprocess) { all.append(process) }
+    }
+
+    /// A node and two pod namespaces (10.244.1.5, 10.244.2.7) and a scratch folder for `body`; whatever
+    /// happens, the processes it started are killed and the namespaces and folder removed.
+    static func withNamespaces(_ name: String, _ body: (NetworkNamespaces, String, Started) async throws -> Void) async throws {
+        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
+        let dir = try TLSFixtures.folder(name)
+        let processes = Started()
+        do {
+            try await body(net, dir, processes)
+        } catch {
+            for p in processes.all { p.signal(SIGKILL) }
+            await net.remove()
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
+        for p in processes.all { p.signal(SIGKILL) }
+        for p in processes.all { _ = await p.waitForExit(timeout: .seconds(5)) }
+        await net.remove()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+
     @Test func aClusterIPReachesEveryEndpointAndARemovedOneGetsNoNewConnections() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
-        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
-        let dir = try TLSFixtures.folder("service-proxy")
-        var processes: [Subprocess] = []
-        defer {
-            for p in processes { p.signal(SIGKILL) }
-            try? FileManager.default.removeItem(atPath: dir)
-        }
-        do {
+        try await Self.withNamespaces("service-proxy") { net, dir, processes in
             try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
             for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
                 let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.append(try Subprocess(tool, args))
+                processes.add(try Subprocess(tool, args))
             }
             // Each origin answers directly before the Service is tried.
             for address in ["10.244.1.5", "10.244.2.7"] {
@@ -68,7 +88,7 @@ struct ServiceProxyNamespaceTests {
             try Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
             let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--manifests", dir + "/manifests", "--cluster-cidr", "10.244.0.0/16", "--hostname-override", "node"])
             let ferry = try Subprocess(tool, args)
-            processes.append(ferry)
+            processes.add(ferry)
             #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
 
             func fetch() async throws -> String {
@@ -117,14 +137,7 @@ struct ServiceProxyNamespaceTests {
             #expect(cleaned.status == 0, "\(cleaned.stderr)")
             let afterCleanup = try await Subprocess.run(saveTool, saveArgs).stdout
             #expect(!afterCleanup.contains("KUBE-SVC-") && !afterCleanup.contains("KUBE-SERVICES"), "\(afterCleanup)")
-        } catch {
-            for p in processes { p.signal(SIGKILL) }
-            await net.remove()
-            throw error
         }
-        for p in processes { p.signal(SIGKILL) }
-        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
-        await net.remove()
     }
 
     static let udpOrigin = """
@@ -172,11 +185,7 @@ struct ServiceProxyNamespaceTests {
     @Test func aUDPClientMovesToALiveEndpointWhenItsEndpointGoesAway() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "conntrack", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
-        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
-        let dir = try TLSFixtures.folder("service-proxy-udp")
-        var processes: [Subprocess] = []
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        do {
+        try await Self.withNamespaces("service-proxy-udp") { net, dir, processes in
             try Self.udpOrigin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
             try Self.udpClient.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
             var origins: [String: Subprocess] = [:]
@@ -184,14 +193,14 @@ struct ServiceProxyNamespaceTests {
                 let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
                 let origin = try Subprocess(tool, args)
                 origins["pod\(i + 1)"] = origin
-                processes.append(origin)
+                processes.add(origin)
             }
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
             try Self.dnsManifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/dns.yaml", atomically: true, encoding: .utf8)
             let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--manifests", dir + "/manifests", "--hostname-override", "node"])
             let ferry = try Subprocess(tool, args)
-            processes.append(ferry)
+            processes.add(ferry)
             #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
 
             let (clientTool, clientArgs) = net.exec(in: net.node, "python3", [dir + "/client.py"])
@@ -201,7 +210,6 @@ struct ServiceProxyNamespaceTests {
             var first = "timeout"
             for _ in 0..<20 where first == "timeout" {
                 first = try await ask()
-                if first == "timeout" { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(first == "pod1" || first == "pod2", "\(first)")
             #expect(try await ask() == first, "the same source port stays with its endpoint (conntrack)")
@@ -215,14 +223,7 @@ struct ServiceProxyNamespaceTests {
             let entries = try await Subprocess.run(listTool, listArgs)
             #expect(!entries.stdout.contains("src=\(goneAddress)"), "no entry still leads to the endpoint that went away: \(entries.stdout)")
             #expect(try await ask() == staying, "the next datagram from the same port reaches a live endpoint")
-        } catch {
-            for p in processes { p.signal(SIGKILL) }
-            await net.remove()
-            throw error
         }
-        for p in processes { p.signal(SIGKILL) }
-        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
-        await net.remove()
     }
 
     /// The userspace mode: Ferry's own TCP proxy per Service port, reached through redirect rules (and the
@@ -230,15 +231,11 @@ struct ServiceProxyNamespaceTests {
     @Test func theUserspaceModeCarriesTCPThroughFerrysOwnListeners() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
-        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
-        let dir = try TLSFixtures.folder("service-proxy-userspace")
-        var processes: [Subprocess] = []
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        do {
+        try await Self.withNamespaces("service-proxy-userspace") { net, dir, processes in
             try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
             for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
                 let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.append(try Subprocess(tool, args))
+                processes.add(try Subprocess(tool, args))
                 let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
                 #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
             }
@@ -250,7 +247,7 @@ struct ServiceProxyNamespaceTests {
             try nodePortService.write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
             let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", "userspace", "--manifests", dir + "/manifests", "--hostname-override", "node"])
             let ferry = try Subprocess(tool, args)
-            processes.append(ferry)
+            processes.add(ferry)
             #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
 
             func fetch(_ url: String) async throws -> String {
@@ -272,37 +269,26 @@ struct ServiceProxyNamespaceTests {
             var after: [String] = []
             for _ in 0..<10 { after.append(try await fetch("http://10.96.0.10/")) }
             #expect(Set(after) == ["pod1\n"], "\(after)")
-        } catch {
-            for p in processes { p.signal(SIGKILL) }
-            await net.remove()
-            throw error
         }
-        for p in processes { p.signal(SIGKILL) }
-        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
-        await net.remove()
     }
 
     /// UDP in the userspace mode: datagrams to the cluster IP reach an endpoint through Ferry's UDP listener.
     @Test func theUserspaceModeCarriesUDP() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
-        let net = try await NetworkNamespaces(podAddresses: ["10.244.1.5", "10.244.2.7"])
-        let dir = try TLSFixtures.folder("service-proxy-userspace-udp")
-        var processes: [Subprocess] = []
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        do {
+        try await Self.withNamespaces("service-proxy-userspace-udp") { net, dir, processes in
             try Self.udpOrigin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
             try Self.udpClient.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
             for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
                 let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.append(try Subprocess(tool, args))
+                processes.add(try Subprocess(tool, args))
             }
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
             try Self.dnsManifests(endpoints: ["10.244.1.5", "10.244.2.7"]).write(toFile: dir + "/manifests/dns.yaml", atomically: true, encoding: .utf8)
             let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", "userspace", "--manifests", dir + "/manifests", "--hostname-override", "node"])
             let ferry = try Subprocess(tool, args)
-            processes.append(ferry)
+            processes.add(ferry)
             #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
             let (clientTool, clientArgs) = net.exec(in: net.node, "python3", [dir + "/client.py"])
             var answer = "timeout"
@@ -316,14 +302,7 @@ struct ServiceProxyNamespaceTests {
             let (connTool, connArgs) = net.exec(in: net.node, "python3", [dir + "/connected.py"])
             let connectedAnswer = try await Subprocess.run(connTool, connArgs, timeout: .seconds(10)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(connectedAnswer == "pod1" || connectedAnswer == "pod2", "\(connectedAnswer)")
-        } catch {
-            for p in processes { p.signal(SIGKILL) }
-            await net.remove()
-            throw error
         }
-        for p in processes { p.signal(SIGKILL) }
-        for p in processes { _ = await p.waitForExit(timeout: .seconds(5)) }
-        await net.remove()
     }
 }
 

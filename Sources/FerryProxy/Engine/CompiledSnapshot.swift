@@ -153,6 +153,20 @@ final class CompiledCluster: Sendable {
     /// the event loops (one lock per new connection or session).
     let affinity = NIOLockedValueBox<[String: (index: Int, lastUsed: NIODeadline)]>([:])
 
+    /// The endpoint for a new L4 connection or UDP session from `client` (an IP address): the one it was last
+    /// given while its affinity holds (only on a first try), else the load balancer's pick, remembered for
+    /// affinity. Nil when every endpoint is excluded.
+    func pickL4Endpoint(for client: String, excluding: [Int] = [], snapshotVersion: Int, local: LoopLocal) -> Int? {
+        let now = NIODeadline.now()
+        if excluding.isEmpty, let sticky = affinityEndpoint(for: client, now: now) { return sticky }
+        let hashKey = balancer.hashKey(header: { _ in nil }, sourceAddress: client)
+        guard let index = local.withBalancerState(cluster: cluster.name, snapshotVersion: snapshotVersion, endpoints: addresses.count, { state, random in
+            balancer.pick(state: &state, hashKey: hashKey, excluding: excluding, using: &random)
+        }) else { return nil }
+        rememberAffinity(client, index: index, now: now)
+        return index
+    }
+
     /// The endpoint a client address was last given, while its affinity has not expired.
     func affinityEndpoint(for client: String, now: NIODeadline) -> Int? {
         guard let timeout = cluster.sessionAffinity else { return nil }

@@ -52,13 +52,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let ip = clientIP
-        let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: ip)
-        let excluded = self.excluded
-        let sticky = excluded.isEmpty ? cluster.affinityEndpoint(for: ip, now: .now()) : nil
-        guard let index = sticky ?? local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: snapshot.config.version, endpoints: cluster.addresses.count, { state, random in
-            cluster.balancer.pick(state: &state, hashKey: hashKey, excluding: excluded, using: &random)
-        }) else {
+        guard let index = cluster.pickL4Endpoint(for: clientIP, excluding: excluded, snapshotVersion: snapshot.config.version, local: local) else {
             environment.metrics.upstreamConnectFailures.increment()
             context.close(promise: nil)
             return
@@ -77,7 +71,6 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 switch result {
                 case .success(let upstream):
-                    cluster.rememberAffinity(ip, index: index, now: .now())
                     self.glue(to: upstream, endpoint: index, cluster: cluster, snapshotVersion: snapshot.config.version, context: context)
                 case .failure:
                     cluster.stats.connectFailures.increment()

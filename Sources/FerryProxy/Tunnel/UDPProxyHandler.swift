@@ -70,12 +70,7 @@ final class UDPProxyHandler: ChannelInboundHandler {
             return
         }
         guard let (udp, cluster, version) = settings, !cluster.addresses.isEmpty, sessions.count < udp.maxSessions else { return }
-        let ip = envelope.remoteAddress.ipAddress ?? ""
-        let hashKey = cluster.balancer.hashKey(header: { _ in nil }, sourceAddress: ip)
-        guard let index = cluster.affinityEndpoint(for: ip, now: now) ?? local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: version, endpoints: cluster.addresses.count, { state, random in
-            cluster.balancer.pick(state: &state, hashKey: hashKey, using: &random)
-        }) else { return }
-        cluster.rememberAffinity(ip, index: index, now: now)
+        guard let index = cluster.pickL4Endpoint(for: envelope.remoteAddress.ipAddress ?? "", snapshotVersion: version, local: local) else { return }
         let session = Session(client: envelope.remoteAddress, endpoint: cluster.addresses[index], now: now)
         session.pending.append(envelope.data)
         sessions[envelope.remoteAddress] = session
