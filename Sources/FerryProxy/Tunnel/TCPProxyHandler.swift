@@ -38,6 +38,23 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Reads wait for the glue (which reads only while the other side can take the bytes).
     func read(context: ChannelHandlerContext) {}
 
+    /// Bytes NIO read anyway before the glue (it reads to the end when the client half-closes early), and
+    /// whether the client's end was seen: both are handed to the upstream once it is connected.
+    private var early: [ByteBuffer] = []
+    private var clientEnded = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        early.append(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            clientEnded = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
     private var connecting = false
 
     private func connect(context: ChannelHandlerContext) {
@@ -110,6 +127,10 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
             try context.pipeline.syncOperations.addHandler(downstreamGlue)
+            for buffer in early { upstream.write(buffer, promise: nil) }
+            early = []
+            upstream.flush()
+            if clientEnded { upstream.close(mode: .output, promise: nil) }
             let channel = context.channel
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             // Reads were held until now: one is owed to the glue (a second one, if NIO asked too, is ignored).
