@@ -14,6 +14,9 @@ public struct IPTablesOptions: Sendable, Hashable {
     public var masqueradeBit = 14
     /// `--nodeport-addresses`: node IPs NodePorts answer on; empty: every local address.
     public var nodePortAddresses: [IPAddress] = []
+    /// The Service CIDRs (kube-apiserver's `--service-cluster-ip-range`): in nftables mode, traffic to an
+    /// address in them that no Service holds is dropped.
+    public var serviceCIDRs: [IPRange] = []
     /// `--iptables-localhost-nodeports` (default true).
     public var localhostNodePorts = true
     /// iptables supports `--random-fully` on MASQUERADE.
@@ -157,25 +160,18 @@ public enum IPTablesRenderer {
             let proto = svc.protocol.rawValue
             let name = svc.name
             let match = "-m \(proto) -p \(proto)"
-            let (clusterEndpoints, localEndpoints, hasEndpoints) = svc.categorized(node: options.nodeName)
+            let plan = TrafficPolicyPlan(svc, node: options.nodeName)
+            let (clusterEndpoints, localEndpoints, hasEndpoints) = (plan.clusterEndpoints, plan.localEndpoints, plan.hasEndpoints)
             let clusterChain = ChainNames.service(svc)
             let localChain = ChainNames.serviceLocal(svc)
-            let usesClusterChain = !clusterEndpoints.isEmpty && (!svc.internalTrafficLocal || (svc.externallyAccessible && !svc.externalTrafficLocal))
-            let usesLocalChain = !localEndpoints.isEmpty && (svc.internalTrafficLocal || (svc.externallyAccessible && svc.externalTrafficLocal))
-            var internalChain = clusterChain
-            var hasInternal = hasEndpoints
-            if svc.internalTrafficLocal {
-                internalChain = localChain
-                if localEndpoints.isEmpty { hasInternal = false }
-            }
-            var externalPolicyChain = clusterChain
-            var hasExternal = hasEndpoints
-            if svc.externalTrafficLocal {
-                externalPolicyChain = localChain
-                if localEndpoints.isEmpty { hasExternal = false }
-            }
+            let usesClusterChain = plan.usesClusterChain
+            let usesLocalChain = plan.usesLocalChain
+            let internalChain = svc.internalTrafficLocal ? localChain : clusterChain
+            let hasInternal = plan.hasInternalEndpoints
+            let externalPolicyChain = svc.externalTrafficLocal ? localChain : clusterChain
+            let hasExternal = plan.hasExternalEndpoints
             let externalChain = ChainNames.external(svc)
-            let usesExternalChain = hasEndpoints && svc.externallyAccessible
+            let usesExternalChain = plan.usesExternalChain
             let fwChain = ChainNames.firewall(svc)
             let usesFW = hasEndpoints && !svc.loadBalancerIPs.isEmpty && !svc.loadBalancerSourceRanges.isEmpty
             let lbChain = usesFW ? fwChain : externalChain
@@ -285,8 +281,7 @@ public enum IPTablesRenderer {
                 endpointJumps(svc, chain: localChain, endpoints: localEndpoints)
             }
             // Every endpoint either policy can reach gets its chain.
-            var seen = Set<ProxiedEndpoint>()
-            for endpoint in (usesClusterChain ? clusterEndpoints : []) + (usesLocalChain ? localEndpoints : []) where seen.insert(endpoint).inserted {
+            for endpoint in plan.reachableEndpoints {
                 let chain = ChainNames.endpoint(svc, endpoint)
                 natChains.append(chain)
                 activeNATChains.insert(chain)
