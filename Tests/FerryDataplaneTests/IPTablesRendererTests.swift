@@ -129,4 +129,20 @@ import Testing
         #expect(!t.natRules.contains("-X DOCKER") && !t.natRules.contains("-X KUBE-SERVICES"))
         #expect(t.natRules.contains(#"-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully"#))
     }
+
+    /// Both policies Local and a local endpoint: the external chain's short-circuit rules jump to the cluster
+    /// chain, so it is written too (kube-proxy's UsesClusterEndpoints), and restore would fail without it.
+    @Test func bothPoliciesLocalKeepTheClusterChain() {
+        let svc = ProxiedServicePort(namespace: "ns", service: "b", portName: "p", clusterIP: Self.ip("172.30.0.51"), port: 80, nodePort: 30080,
+                                     internalTrafficLocal: true, externalTrafficLocal: true,
+                                     endpoints: [Self.ep("10.180.0.8", node: "n"), Self.ep("10.180.0.9", node: "elsewhere")])
+        let t = IPTablesRenderer.render(ServicePortTable(ports: [svc]), options: IPTablesOptions(nodeName: "n"))
+        let referenced = Set(t.natRules.compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            guard let j = words.firstIndex(of: "-j"), j + 1 < words.count, words[j + 1].hasPrefix("KUBE-SVC-") else { return nil }
+            return String(words[j + 1])
+        })
+        #expect(referenced.contains(ChainNames.service(svc)))
+        #expect(referenced.isSubset(of: Set(t.natChains)))
+    }
 }

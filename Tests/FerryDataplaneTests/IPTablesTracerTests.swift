@@ -47,7 +47,7 @@ import Testing
         #expect(nodePort[0].chains.contains("KUBE-NODEPORTS"))
         #expect(Self.trace("10.0.0.99", "172.30.0.44", 81).map(\.action) == ["no match"])
         #expect(Self.trace("10.0.0.99", "172.30.0.44", 80, .udp).map(\.action) == ["no match"])
-        let text = IPTablesTracer.describe(Self.trace("10.0.0.99", "172.30.0.44", 80), packet: .init(source: Self.ip("10.0.0.99"), destination: Self.ip("172.30.0.44"), destinationPort: 80, protocol: .tcp))
+        let text = RuleTrace.describe(Self.trace("10.0.0.99", "172.30.0.44", 80), packet: .init(source: Self.ip("10.0.0.99"), destination: Self.ip("172.30.0.44"), destinationPort: 80, protocol: .tcp))
         #expect(text.contains("DNAT 10.180.0.4:80 p=0.3333"), "\(text)")
     }
 }

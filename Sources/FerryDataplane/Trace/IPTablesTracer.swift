@@ -6,31 +6,8 @@ import FerryModel
 /// Probabilistic jumps split the packet into weighted outcomes, so the answer lists every endpoint it may
 /// reach. Pure.
 public enum IPTablesTracer {
-    public struct Packet: Sendable, Hashable {
-        public var source: IPAddress
-        public var destination: IPAddress
-        public var destinationPort: Int
-        public var `protocol`: TransportProtocol
-
-        public init(source: IPAddress, destination: IPAddress, destinationPort: Int, protocol: TransportProtocol) {
-            self.source = source
-            self.destination = destination
-            self.destinationPort = destinationPort
-            self.protocol = `protocol`
-        }
-    }
-
-    public struct Outcome: Sendable, Hashable {
-        /// `DNAT 10.180.0.1:80`, `REJECT`, `DROP`, or `no match`.
-        public var action: String
-        public var probability: Double
-        /// The chains passed, in order.
-        public var chains: [String]
-        /// Marked for masquerading (the source is rewritten on the way out).
-        public var masqueraded: Bool
-        /// The comment of the deciding rule (why it was rejected or dropped).
-        public var reason: String?
-    }
+    public typealias Packet = RuleTrace.Packet
+    public typealias Outcome = RuleTrace.Outcome
 
     /// A rule read back from `-A CHAIN …` text.
     struct Rule {
@@ -170,29 +147,5 @@ public enum IPTablesTracer {
         }
         if !current.isEmpty { words.append(current) }
         return words
-    }
-
-    /// The outcomes as `ferry rules explain` prints them.
-    public static func describe(_ outcomes: [Outcome], packet: Packet) -> String {
-        var text = "packet \(packet.protocol.rawValue) \(packet.source) → \(packet.destination):\(packet.destinationPort)\n"
-        let byChains = Dictionary(grouping: outcomes, by: { $0.chains })
-        for chains in byChains.keys.sorted(by: { $0.joined() < $1.joined() }) {
-            text += "  via " + chains.joined(separator: " → ") + "\n"
-            for o in byChains[chains]! {
-                var line = "    \(o.action)"
-                if o.action.hasPrefix("DNAT") || outcomes.count > 1 { line += " p=" + String(format4(o.probability)) }
-                if o.masqueraded { line += " (masqueraded)" }
-                if let reason = o.reason { line += " — \(reason)" }
-                text += line + "\n"
-            }
-        }
-        return text
-    }
-
-    /// `0.5000`: four decimals.
-    static func format4(_ value: Double) -> String {
-        let scaled = Int((value * 10_000).rounded())
-        let fraction = String(scaled % 10_000)
-        return "\(scaled / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction
     }
 }

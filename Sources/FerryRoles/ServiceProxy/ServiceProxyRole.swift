@@ -51,7 +51,7 @@ public enum ServiceProxyRole {
         let translation = try translate(settings)
         let transaction = IPTablesRenderer.render(translation.table, options: settings.options)
         let local = ([settings.options.nodeIP].compactMap { $0 } + settings.options.nodePortAddresses)
-        var text = IPTablesTracer.describe(IPTablesTracer.trace(packet, through: transaction, localAddresses: local), packet: packet)
+        var text = RuleTrace.describe(IPTablesTracer.trace(packet, through: transaction, localAddresses: local), packet: packet)
         if local.isEmpty { text += "note: without --node-ip no address counts as the node's own, so NodePorts are not followed\n" }
         return text
     }
