@@ -20,13 +20,13 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
     var manifests: [String] = []
 
-    @Option(help: "iptables (kube-proxy's iptables layout, applied with iptables-restore) or userspace (Ferry's TCP proxy per Service port, with redirect rules).")
+    @Option(help: "iptables (kube-proxy's iptables layout, applied with iptables-restore), nftables (kube-proxy's nftables table, applied with nft -f) or userspace (Ferry's TCP and UDP proxy per Service port, with redirect rules).")
     var mode: String = "iptables"
 
     @Flag(help: "Print the rules that would be applied, then exit.")
     var dryRun = false
 
-    @Flag(help: "Remove every rule and chain the iptables mode installs, then exit.")
+    @Flag(help: "Remove every rule, chain and table the iptables, nftables and userspace modes install, then exit.")
     var cleanup = false
 
     @OptionGroup var node: NodeRuleOptions
@@ -43,9 +43,6 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     func validate() throws {
         guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
-        }
-        guard mode != "nftables" else {
-            throw ValidationError("--mode nftables is not available yet; use --mode iptables or userspace")
         }
         if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
         guard HostPort(parsing: healthzBindAddress) != nil else { throw ValidationError("--healthz-bind-address expects host:port") }
@@ -65,6 +62,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         }
         let options = node.options
         var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
+        settings.mode = ServiceProxyRole.Mode(rawValue: mode)!
         settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
         if dryRun {
             do {
@@ -81,7 +79,10 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             try await runUserspace(settings, logger: logger)
             return
         }
-        if options.localhostNodePorts {
+        if let done = ServiceProxyRole.cleanupOtherMode(than: settings.mode) {
+            logger.info("\(done) (a node runs one mode at a time)")
+        }
+        if settings.mode == .iptables && options.localhostNodePorts {
             logger.info("Setting route_localnet=1 to allow node-ports on localhost; to change this set --iptables-localhost-nodeports false or --nodeport-addresses without loopback")
             do {
                 try ServiceProxyRole.enableRouteLocalnet()
@@ -143,6 +144,9 @@ struct NodeRuleOptions: ParsableArguments {
     @Option(help: "The node name: endpoints on it are local (externalTrafficPolicy/internalTrafficPolicy: Local).")
     var hostnameOverride: String?
 
+    @Option(help: "Comma-separated Service CIDRs (kube-apiserver's --service-cluster-ip-range): in nftables mode, traffic to an address in them that no Service holds is dropped.")
+    var serviceClusterIpRange: String?
+
     @Option(help: "Accept NodePort connections on 127.0.0.0/8 (sets net.ipv4.conf.all.route_localnet=1, as kube-proxy does; false refuses them).")
     var iptablesLocalhostNodeports: Bool = true
 
@@ -150,6 +154,9 @@ struct NodeRuleOptions: ParsableArguments {
         guard (0...31).contains(masqueradeBit) else { throw ValidationError("--masquerade-bit must be between 0 and 31") }
         if let clusterCidr, IPRange(parsing: clusterCidr) == nil { throw ValidationError("--cluster-cidr expects a CIDR such as 10.244.0.0/16, not \"\(clusterCidr)\"") }
         if let nodeIp, IPAddress(parsing: nodeIp) == nil { throw ValidationError("--node-ip expects an IP address, not \"\(nodeIp)\"") }
+        for text in (serviceClusterIpRange ?? "").split(separator: ",") where IPRange(parsing: String(text)) == nil {
+            throw ValidationError("--service-cluster-ip-range expects CIDRs such as 10.96.0.0/12, not \"\(text)\"")
+        }
         for text in (nodeportAddresses ?? "").split(separator: ",") where IPAddress(parsing: String(text)) == nil {
             throw ValidationError("--nodeport-addresses expects IP addresses, not \"\(text)\"")
         }
@@ -159,6 +166,7 @@ struct NodeRuleOptions: ParsableArguments {
         var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName, nodeIP: nodeIp.flatMap(IPAddress.init(parsing:)), clusterCIDR: clusterCidr.flatMap(IPRange.init(parsing:)))
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
+        options.serviceCIDRs = (serviceClusterIpRange ?? "").split(separator: ",").compactMap { IPRange(parsing: String($0)) }
         options.nodePortAddresses = (nodeportAddresses ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
         // As kube-proxy: when --nodeport-addresses leaves out loopback, localhost NodePorts are off.
         let loopbackListed = options.nodePortAddresses.isEmpty || options.nodePortAddresses.contains { if case .v4(let b) = $0 { return b >> 24 == 127 } else { return false } }
@@ -204,7 +212,7 @@ struct RulesExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let packet = IPTablesTracer.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
+        let packet = RuleTrace.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
         do {
             print(try ServiceProxyRole.explain(rules.settings, packet: packet), terminator: "")
         } catch {
@@ -217,7 +225,7 @@ struct RulesExplainCommand: ParsableCommand {
 struct RulesDiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
-        abstract: "Show what the next sync would change in the kernel's rules: chains and rules added (+) and removed (-). Reads iptables-save (root)."
+        abstract: "Show what the next sync would change in the kernel's rules: chains, rules and map elements added (+) and removed (-). Reads iptables-save or nft (root)."
     )
 
     @OptionGroup var rules: RuleSourceOptions
@@ -237,16 +245,18 @@ struct RuleSourceOptions: ParsableArguments {
     @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
     var manifests: [String]
 
-    @Option(help: "iptables.")
+    @Option(help: "iptables or nftables: whose layout to render.")
     var mode: String = "iptables"
 
     @OptionGroup var node: NodeRuleOptions
 
     func validate() throws {
-        guard mode == "iptables" else { throw ValidationError("--mode \(mode) is not available yet; use --mode iptables") }
+        guard mode == "iptables" || mode == "nftables" else { throw ValidationError("--mode must be iptables or nftables, not \"\(mode)\" (the userspace mode has only redirect rules)") }
     }
 
     var settings: ServiceProxyRole.Settings {
-        ServiceProxyRole.Settings(manifests: manifests, options: node.options)
+        var settings = ServiceProxyRole.Settings(manifests: manifests, options: node.options)
+        settings.mode = ServiceProxyRole.Mode(rawValue: mode) ?? .iptables
+        return settings
     }
 }

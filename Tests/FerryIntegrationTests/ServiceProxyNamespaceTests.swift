@@ -140,6 +140,86 @@ struct ServiceProxyNamespaceTests {
         }
     }
 
+    /// The nftables mode: kube-proxy's table written with one `nft -f` per sync. A ClusterIP reaches both
+    /// endpoints, a Service without endpoints refuses at once, a removed endpoint gets no new connections
+    /// and its chain is deleted a second or more after the sync that left it unused, `rules diff` reads
+    /// the kernel's table, and --cleanup removes the table.
+    @Test func theNFTablesModeServesAndExplainsItsTable() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "nft", "unshare", "curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withNamespaces("service-proxy-nft") { net, dir, processes in
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+                processes.add(try Subprocess(tool, args))
+            }
+            for address in ["10.244.1.5", "10.244.2.7"] {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
+                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
+            }
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            let empty = """
+
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: empty, namespace: demo}
+            spec: {clusterIP: 10.96.0.11, ports: [{port: 80}]}
+            """
+            try (Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]) + empty).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            let ruleFlags = ["--manifests", dir + "/manifests", "--cluster-cidr", "10.244.0.0/16", "--hostname-override", "node", "--service-cluster-ip-range", "10.96.0.0/16"]
+            let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", "nftables"] + ruleFlags)
+            let ferry = try Subprocess(tool, args)
+            processes.add(ferry)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+
+            func fetch(_ url: String = "http://10.96.0.10/") async throws -> (status: Int32?, stdout: String, stderr: String) {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "5", url])
+                return try await Subprocess.run(curlTool, curlArgs, timeout: .seconds(10))
+            }
+            var seen = Set<String>()
+            for _ in 0..<40 where seen.count < 2 { seen.insert(try await fetch().stdout) }
+            #expect(seen == ["pod1\n", "pod2\n"], "every endpoint answers through the ClusterIP")
+            // No endpoints: the reject-chain answers at once (curl: connection refused), no timeout.
+            let refused = try await fetch("http://10.96.0.11/")
+            #expect(refused.status == 7, "\(refused.stderr)")
+            let (metricsTool, metricsArgs) = net.exec(in: net.node, "curl", ["-sS", "http://127.0.0.1:10249/metrics"])
+            let metrics = try await Subprocess.run(metricsTool, metricsArgs).stdout
+            #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} 1") && metrics.contains("ferry_service_proxy_nftables_rules{family=\"ip\"} "), "\(metrics)")
+
+            let (listTool, listArgs) = net.exec(in: net.node, "nft", ["list", "table", "ip", "kube-proxy"])
+            let gone = "endpoint-22EEGIMG-demo/web/tcp/http__10.244.2.7/8080"
+            let before = try await Subprocess.run(listTool, listArgs).stdout
+            #expect(before.contains("chain \(gone) {") && before.contains("numgen random mod 2 vmap"), "\(before)")
+
+            // pod2 leaves: no new connection reaches it after the next sync; its chain is deleted later.
+            try (Self.manifests(endpoints: ["10.244.1.5"]) + empty).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.components(separatedBy: "rules synced").count >= 3 })
+            var after: [String] = []
+            for _ in 0..<20 { after.append(try await fetch().stdout) }
+            #expect(Set(after) == ["pod1\n"], "\(after)")
+            #expect(await Waiting.until(timeout: .seconds(10)) { ferry.stderr.contains("deleted stale nftables chains") }, "\(ferry.stderr)")
+            let later = try await Subprocess.run(listTool, listArgs).stdout
+            #expect(!later.contains(gone) && later.contains("numgen random mod 1 vmap"), "\(later)")
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+
+            // `rules diff` compares the kernel's table with the next one, both as nft prints them.
+            let (diffTool, diffArgs) = net.exec(in: net.node, binary, ["rules", "diff", "--mode", "nftables"] + ruleFlags)
+            let same = try await Subprocess.run(diffTool, diffArgs)
+            #expect(same.stdout == "no changes: the rules in the kernel are what the manifests make\n", "\(same.stdout)\(same.stderr)")
+            try (Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"]) + empty).write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+            let grown = try await Subprocess.run(diffTool, diffArgs).stdout
+            #expect(grown.contains("+ chain \(gone)") && grown.contains("+ rule \(gone): meta l4proto tcp dnat to 10.244.2.7:8080")
+                    && grown.contains("- rule service-") && grown.contains("numgen random mod 1 vmap"), "\(grown)")
+            let (cleanTool, cleanArgs) = net.exec(in: net.node, binary, ["service-proxy", "--cleanup"])
+            let cleaned = try await Subprocess.run(cleanTool, cleanArgs)
+            #expect(cleaned.status == 0, "\(cleaned.stderr)")
+            let afterCleanup = try await Subprocess.run(listTool, listArgs)
+            #expect(afterCleanup.status != 0 && afterCleanup.stderr.contains("No such file or directory"), "\(afterCleanup.stdout)")
+        }
+    }
+
     static let udpOrigin = """
     import socket, sys
     name, host = sys.argv[1], sys.argv[2]
@@ -329,6 +409,18 @@ struct ServiceProxyNamespaceTests {
         #expect(explained.stdout.contains("DNAT 10.244.1.5:8080 p=0.5000") && explained.stdout.contains("DNAT 10.244.2.7:8080 p=0.5000"), "\(explained.stdout)\(explained.stderr)")
         let rejected = try await Subprocess.run(binary, ["rules", "explain", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.53", "--dport", "53", "--proto", "udp"])
         #expect(rejected.stdout.contains("REJECT") && rejected.stdout.contains("demo/dns has no endpoints"), "\(rejected.stdout)")
+        // The same in nftables mode: the whole `nft -f` transaction, and the tracer over kube-proxy's table.
+        let nftDry = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--manifests", dir, "--dry-run", "--cluster-cidr", "10.244.0.0/16"])
+        #expect(nftDry.status == 0, "\(nftDry.stderr)")
+        #expect(nftDry.stdout.contains("add element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 : goto service-AXK6CI2C-demo/web/tcp/http }"), "\(nftDry.stdout)")
+        #expect(nftDry.stdout.contains("add element ip kube-proxy no-endpoint-services { 10.96.0.53 . udp . 53 comment \"demo/dns\" : goto reject-chain }"))
+        let nftExplained = try await Subprocess.run(binary, ["rules", "explain", "--mode", "nftables", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.10", "--dport", "80"])
+        #expect(nftExplained.stdout.contains("via nat-prerouting → services → service-AXK6CI2C-demo/web/tcp/http → endpoint-")
+                && nftExplained.stdout.contains("DNAT 10.244.2.7:8080 p=0.5000"), "\(nftExplained.stdout)\(nftExplained.stderr)")
+        let nftRejected = try await Subprocess.run(binary, ["rules", "explain", "--mode", "nftables", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.53", "--dport", "53", "--proto", "udp"])
+        #expect(nftRejected.stdout.contains("REJECT — demo/dns has no endpoints"), "\(nftRejected.stdout)")
+        let userspaceRules = try await Subprocess.run(binary, ["rules", "explain", "--mode", "userspace", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.10", "--dport", "80"])
+        #expect(userspaceRules.status != 0 && userspaceRules.stderr.contains("--mode must be iptables or nftables"), "\(userspaceRules.stderr)")
         let bad = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--mode", "ipvs"])
         #expect(bad.status != 0 && bad.stderr.contains("--mode must be iptables, nftables or userspace"))
     }

@@ -3,10 +3,11 @@ import FerryKubernetes
 import FerryModel
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 
-/// `ferry service-proxy`: kube-proxy's job from Services and EndpointSlices on disk. In iptables mode the
-/// rules are rendered in kube-proxy's layout and applied atomically; manifests are watched and the rules
+/// `ferry service-proxy`: kube-proxy's job from Services and EndpointSlices on disk. In iptables and
+/// nftables modes the rules are rendered in kube-proxy's layout and applied atomically; manifests are watched and the rules
 /// re-synced when they change, at most once per `minSyncPeriod`, and at least every `syncPeriod`.
 public enum ServiceProxyRole {
     public enum Mode: String, Sendable, CaseIterable {
@@ -31,12 +32,16 @@ public enum ServiceProxyRole {
         ServiceProxyTranslator.translate(try ManifestLoader.load(paths: settings.manifests))
     }
 
-    /// What `--dry-run` prints: the notes, the jump rules as `iptables` would ensure them, and the
-    /// `iptables-restore` input.
+    /// What `--dry-run` prints: the notes, then in iptables mode the jump rules as `iptables` would ensure
+    /// them and the `iptables-restore` input, in nftables mode the `nft -f` transaction.
     public static func dryRun(_ settings: Settings, existingNATChains: Set<String> = []) throws -> String {
         let translation = try translate(settings)
-        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: existingNATChains)
         var text = translation.notes.map { "# note: \($0)\n" }.joined()
+        if settings.mode == .nftables {
+            let transaction = NFTablesRenderer.render(translation.table, options: settings.options)
+            return text + "# nft -f - (one transaction):\n" + transaction.script
+        }
+        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: existingNATChains)
         text += "# jump rules, each inserted when missing (iptables -t TABLE -C/-I CHAIN ...):\n"
         for rule in transaction.jumpRules {
             text += "-t \(rule.table) -A \(rule.chain) " + rule.arguments.map(quoted).joined(separator: " ") + "\n"
@@ -47,18 +52,28 @@ public enum ServiceProxyRole {
 
     /// `ferry rules explain`: where a packet arriving at the node goes through the rendered rules. The node's
     /// own addresses are `--node-ip` and `--nodeport-addresses`.
-    public static func explain(_ settings: Settings, packet: IPTablesTracer.Packet) throws -> String {
+    public static func explain(_ settings: Settings, packet: RuleTrace.Packet) throws -> String {
         let translation = try translate(settings)
-        let transaction = IPTablesRenderer.render(translation.table, options: settings.options)
         let local = ([settings.options.nodeIP].compactMap { $0 } + settings.options.nodePortAddresses)
-        var text = RuleTrace.describe(IPTablesTracer.trace(packet, through: transaction, localAddresses: local), packet: packet)
+        let outcomes: [RuleTrace.Outcome]
+        if settings.mode == .nftables {
+            outcomes = NFTablesTracer.trace(packet, through: NFTablesRenderer.render(translation.table, options: settings.options).ruleset, localAddresses: local)
+        } else {
+            outcomes = IPTablesTracer.trace(packet, through: IPTablesRenderer.render(translation.table, options: settings.options), localAddresses: local)
+        }
+        var text = RuleTrace.describe(outcomes, packet: packet)
         if local.isEmpty { text += "note: without --node-ip no address counts as the node's own, so NodePorts are not followed\n" }
         return text
     }
 
-    /// `ferry rules diff`: what the next sync would change in the kernel (reads `iptables-save`; needs root).
+    /// `ferry rules diff`: what the next sync would change in the kernel (reads the rules in force; needs root).
     public static func diff(_ settings: Settings) throws -> String {
         let translation = try translate(settings)
+        if settings.mode == .nftables {
+            let next = NFTablesRenderer.render(translation.table, options: settings.options)
+            let current = try NFTablesApplier.listing()
+            return NFTablesDiff.describe(NFTablesDiff.diff(current: current, next: try NFTablesApplier.listingAfterLoading(next.script)))
+        }
         let saved = try SystemCommand.run("iptables-save", [])
         guard saved.status == 0 else { throw SystemCommand.Failure(description: "iptables-save failed: \(saved.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)") }
         let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
@@ -80,13 +95,40 @@ public enum ServiceProxyRole {
         }
     }
 
-    /// Removes every rule and chain the iptables mode installs.
+    /// Removes every rule and chain the iptables and userspace modes install, and the nftables table (when
+    /// nft is installed), as `kube-proxy --cleanup` does for all its modes.
     public static func cleanup() throws {
         try IPTablesApplier.cleanup()
+        if (try? SystemCommand.path(of: "nft")) != nil { try NFTablesApplier.cleanup() }
+    }
+
+    /// Removes what the other kernel mode left behind, so that two sets of rules do not compete (kube-proxy
+    /// does the same when it starts). Returns what was done, for the log; tools not installed are skipped.
+    public static func cleanupOtherMode(than mode: Mode) -> String? {
+        switch mode {
+        case .nftables:
+            guard (try? IPTablesApplier.existingNATChains())?.contains("KUBE-SERVICES") == true else { return nil }
+            do {
+                try IPTablesApplier.cleanup()
+                return "removed the iptables mode's KUBE chains"
+            } catch {
+                return "could not remove the iptables mode's KUBE chains: \(error)"
+            }
+        case .iptables:
+            guard (try? SystemCommand.path(of: "nft")) != nil, let listing = try? NFTablesApplier.listing(), !listing.isEmpty else { return nil }
+            do {
+                try NFTablesApplier.cleanup()
+                return "removed the nftables mode's kube-proxy table"
+            } catch {
+                return "could not remove the nftables mode's kube-proxy table: \(error)"
+            }
+        case .userspace:
+            return nil
+        }
     }
 }
 
-/// Keeps the kernel's rules in step with the manifests (iptables mode).
+/// Keeps the kernel's rules in step with the manifests (iptables and nftables modes).
 public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     let settings: ServiceProxyRole.Settings
     let logger: Logger
@@ -98,6 +140,9 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
         self.status = ServiceProxyStatus(healthTimeout: settings.syncPeriod * 2)
     }
 
+    /// Service chains the nftables mode found stale, and when: they are deleted a second or more later.
+    let staleChains = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+
     /// One sync: translate, render against the chains present, apply, then delete the UDP conntrack entries
     /// that point at endpoints no longer used (compared with `previous`, the table of the last sync). Returns
     /// the table applied and the number of rules written.
@@ -105,13 +150,27 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     public func syncOnce(previous: ServicePortTable? = nil) throws -> (table: ServicePortTable, rules: Int) {
         let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
-        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
-        try IPTablesApplier.apply(transaction)
+        let rules: ServiceProxyStatus.RuleCount
+        if settings.mode == .nftables {
+            try deleteStaleChains()
+            let existing = try NFTablesApplier.existing()
+            let transaction = NFTablesRenderer.render(translation.table, options: settings.options, existingChains: existing.chains, existingSets: existing.sets)
+            try NFTablesApplier.run(transaction.script)
+            let now = ContinuousClock.now
+            staleChains.withLockedValue { stale in
+                stale = Dictionary(uniqueKeysWithValues: transaction.staleChains.map { ($0, stale[$0] ?? now) })
+            }
+            rules = .nftables(transaction.ruleset.ruleCount)
+        } else {
+            let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
+            try IPTablesApplier.apply(transaction)
+            rules = .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count)
+        }
         if let previous {
             for arguments in ConntrackCleanup.commands(previous: previous, next: translation.table, node: settings.options.nodeName) {
                 // Exit status 1 means no entry matched, which is fine.
                 do {
-                    let result = try SystemCommand.run("conntrack", arguments)
+                    let result = try SystemCommand.run("conntrack", arguments, missing: "install the conntrack package")
                     if result.status > 1 { logger.warning("conntrack \(arguments.joined(separator: " ")) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
                 } catch {
                     logger.warning("cannot clear stale UDP conntrack entries: \(error)")
@@ -120,9 +179,25 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
             }
         }
         let took = ContinuousClock.now - started
-        status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
-                             filterRules: transaction.filterRules.count, natRules: transaction.natRules.count)
-        return (translation.table, transaction.filterRules.count + transaction.natRules.count)
+        status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18, rules: rules)
+        switch rules {
+        case .iptables(let filter, let nat): return (translation.table, filter + nat)
+        case .nftables(let count): return (translation.table, count)
+        }
+    }
+
+    /// Deletes the stale chains found a second or more ago (kernels before 6.2 notice late that no map
+    /// element points at them any more); a failure leaves them for the next try.
+    func deleteStaleChains() throws {
+        let due = staleChains.withLockedValue { stale in
+            stale.filter { ContinuousClock.now - $0.value >= .seconds(1) }.keys.sorted()
+        }
+        guard !due.isEmpty else { return }
+        try NFTablesApplier.run(NFTablesTransaction.deleteChains(due))
+        staleChains.withLockedValue { stale in
+            for chain in due { stale[chain] = nil }
+        }
+        logger.info("deleted stale nftables chains", metadata: ["chains": "\(due.count)"])
     }
 
     public func run() async throws {
@@ -150,6 +225,9 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                     }
                     lastStamp = stamp
                     lastSync = ContinuousClock.now
+                }
+                if self.settings.mode == .nftables {
+                    do { try self.deleteStaleChains() } catch { self.logger.warning("stale nftables chains stay for now: \(error)") }
                 }
                 try? await Task.sleep(for: self.settings.minSyncPeriod)
             }

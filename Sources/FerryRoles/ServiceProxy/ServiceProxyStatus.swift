@@ -13,8 +13,13 @@ public final class ServiceProxyStatus: Sendable {
         var buckets = [Int](repeating: 0, count: ServiceProxyStatus.bucketBounds.count)
         var count = 0
         var sum = 0.0
-        var filterRules = 0
-        var natRules = 0
+        var rules = RuleCount.iptables(filter: 0, nat: 0)
+    }
+
+    /// The rules the last sync wrote, per kind of kernel rules.
+    enum RuleCount {
+        case iptables(filter: Int, nat: Int)
+        case nftables(Int)
     }
 
     /// kube-proxy's sync-duration buckets: 1 ms doubling, 15 of them.
@@ -27,15 +32,14 @@ public final class ServiceProxyStatus: Sendable {
         self.healthTimeout = healthTimeout
     }
 
-    func recordSuccess(seconds: Double, filterRules: Int, natRules: Int) {
+    func recordSuccess(seconds: Double, rules: RuleCount) {
         state.withLockedValue { s in
             s.lastSuccess = Date()
             s.successes += 1
             s.count += 1
             s.sum += seconds
             for (i, bound) in Self.bucketBounds.enumerated() where seconds <= bound { s.buckets[i] += 1 }
-            s.filterRules = filterRules
-            s.natRules = natRules
+            s.rules = rules
         }
     }
 
@@ -72,10 +76,23 @@ public final class ServiceProxyStatus: Sendable {
             "# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds The last time proxy rules were successfully synced",
             "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
             "kubeproxy_sync_proxy_rules_last_timestamp_seconds \(s.lastSuccess.map { $0.timeIntervalSince1970 } ?? 0)",
-            "# HELP kubeproxy_sync_proxy_rules_iptables_total Total number of iptables rules owned by the proxy",
-            "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge",
-            "kubeproxy_sync_proxy_rules_iptables_total{table=\"filter\"} \(s.filterRules)",
-            "kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} \(s.natRules)",
+        ]
+        switch s.rules {
+        case .iptables(let filter, let nat):
+            lines += [
+                "# HELP kubeproxy_sync_proxy_rules_iptables_total Total number of iptables rules owned by the proxy",
+                "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge",
+                "kubeproxy_sync_proxy_rules_iptables_total{table=\"filter\"} \(filter)",
+                "kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} \(nat)",
+            ]
+        case .nftables(let count):
+            lines += [
+                "# HELP ferry_service_proxy_nftables_rules Rules in the kube-proxy nftables table written by the last sync",
+                "# TYPE ferry_service_proxy_nftables_rules gauge",
+                "ferry_service_proxy_nftables_rules{family=\"ip\"} \(count)",
+            ]
+        }
+        lines += [
             "# HELP ferry_service_proxy_syncs_total Syncs of the rules, by result",
             "# TYPE ferry_service_proxy_syncs_total counter",
             "ferry_service_proxy_syncs_total{result=\"success\"} \(s.successes)",

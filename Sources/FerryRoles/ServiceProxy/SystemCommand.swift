@@ -12,9 +12,10 @@ enum SystemCommand {
         var description: String
     }
 
-    static func run(_ tool: String, _ arguments: [String], input: String? = nil) throws -> Result {
+    /// `missing`: what to do when the tool is not installed.
+    static func run(_ tool: String, _ arguments: [String], input: String? = nil, missing: String = "install the iptables package") throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try path(of: tool))
+        process.executableURL = URL(fileURLWithPath: try path(of: tool, missing: missing))
         process.arguments = arguments
         let out = Pipe(), err = Pipe(), inPipe = Pipe()
         process.standardOutput = out
@@ -40,11 +41,11 @@ enum SystemCommand {
     }
 
     /// The tool's path from PATH (and the sbin folders, where iptables lives).
-    static func path(of tool: String) throws -> String {
+    static func path(of tool: String, missing: String = "install the iptables package") throws -> String {
         let folders = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         for folder in folders where FileManager.default.isExecutableFile(atPath: "\(folder)/\(tool)") {
             return "\(folder)/\(tool)"
         }
-        throw Failure(description: "\(tool) is not installed (looked in PATH and the sbin folders); install the iptables package")
+        throw Failure(description: "\(tool) is not installed (looked in PATH and the sbin folders); \(missing)")
     }
 }
