@@ -93,22 +93,26 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         }
         let syncer = ServiceProxySyncer(settings: settings, logger: logger)
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let status = syncer.status
+        try await serveStatus(syncer.status, group: loops, logger: logger, options: options)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try? await loops.shutdownGracefully()
+    }
+
+    /// kube-proxy's health port (`/healthz`, `/livez`) and metrics port (`/metrics`) for `status`.
+    func serveStatus(_ status: ServiceProxyStatus, group: EventLoopGroup, logger: Logger, options: IPTablesOptions) async throws {
         do {
-            let health = try StatusServer.bind(HostPort(parsing: healthzBindAddress)!, group: loops) { status.respondHealth($0) }
-            let metrics = try StatusServer.bind(HostPort(parsing: metricsBindAddress)!, group: loops) { status.respondMetrics($0) }
+            let health = try StatusServer.bind(HostPort(parsing: healthzBindAddress)!, group: group) { status.respondHealth($0) }
+            let metrics = try StatusServer.bind(HostPort(parsing: metricsBindAddress)!, group: group) { status.respondMetrics($0) }
             logger.info("ferry started", metadata: [
                 "mode": "\(mode)", "node": "\(options.nodeName)",
                 "healthz": "\(health.localAddress.map { "\($0)" } ?? "")", "metrics": "\(metrics.localAddress.map { "\($0)" } ?? "")",
             ])
         } catch {
             printError("ferry service-proxy: cannot listen for health or metrics: \(error)")
-            try? await loops.shutdownGracefully()
+            try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        try? await loops.shutdownGracefully()
     }
 }
 
@@ -117,10 +121,18 @@ extension ServiceProxyCommand {
     /// and the redirect rules to them.
     func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger) async throws {
         let portals = PortalSyncer(settings: settings, logger: logger)
-        try await serveWatched(UserspaceSource(settings: settings), options: ProxyRunner.Options(threads: System.coreCount),
-                               command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals]) { server in
-            portals.server.withLockedValue { $0 = server }
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await serveStatus(portals.status, group: loops, logger: logger, options: settings.options)
+        do {
+            try await serveWatched(UserspaceSource(settings: settings), options: ProxyRunner.Options(threads: System.coreCount),
+                                   command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals]) { server in
+                portals.server.withLockedValue { $0 = server }
+            }
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
         }
+        try? await loops.shutdownGracefully()
     }
 }
 

@@ -342,6 +342,13 @@ struct ServiceProxyNamespaceTests {
             let (saveTool, saveArgs) = net.exec(in: net.node, "iptables-save", ["-t", "nat"])
             let saved = try await Subprocess.run(saveTool, saveArgs).stdout
             #expect(saved.contains("-A KUBE-PORTALS-HOST -d 10.96.0.10/32 -p tcp") && saved.contains("-j REDIRECT --to-ports"), "\(saved)")
+            // kube-proxy's health and metrics ports in this mode too.
+            let (healthTool, healthArgs) = net.exec(in: net.node, "curl", ["-sS", "-w", "%{http_code}", "http://127.0.0.1:10256/livez"])
+            let health = try await Subprocess.run(healthTool, healthArgs).stdout
+            #expect(health.hasPrefix("{\"lastUpdated\": \"20") && health.hasSuffix("200"), "\(health)")
+            let (metricsTool, metricsArgs) = net.exec(in: net.node, "curl", ["-sS", "http://127.0.0.1:10249/metrics"])
+            let metrics = try await Subprocess.run(metricsTool, metricsArgs).stdout
+            #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} ") && metrics.contains("kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} "), "\(metrics)")
 
             try nodePortService.replacingOccurrences(of: "\n  - {addresses: [10.244.2.7], conditions: {ready: true}, nodeName: node}", with: "")
                 .write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)

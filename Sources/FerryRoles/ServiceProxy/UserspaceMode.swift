@@ -77,33 +77,44 @@ public struct UserspaceSource: ConfigSource {
     }
 }
 
-/// Keeps the redirect rules in step with the listeners the data plane has bound (checked every second).
+/// Keeps the redirect rules in step with the listeners the data plane has bound (checked every second,
+/// re-applied at least every sync period), and reports each sync on the health and metrics ports.
 public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
     let settings: ServiceProxyRole.Settings
     let logger: Logger
     /// Set once the data plane runs.
     public let server = NIOLockedValueBox<ProxyServer?>(nil)
+    public let status: ServiceProxyStatus
 
     public init(settings: ServiceProxyRole.Settings, logger: Logger) {
         self.settings = settings
         self.logger = logger
+        self.status = ServiceProxyStatus(healthTimeout: settings.syncPeriod * 2)
     }
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var applied: [PortalRenderer.Portal]?
+            var lastSync = ContinuousClock.now
             while !Task.isCancelled {
                 if let server = self.server.withLockedValue({ $0 }), let table = try? ServiceProxyRole.translate(self.settings).table {
                     let bound = server.listenerAddresses.compactMapValues { $0.port }
                     let portals = UserspaceMode.portals(table, bound: bound)
-                    if portals != applied {
+                    if portals != applied || ContinuousClock.now - lastSync >= self.settings.syncPeriod {
+                        let started = ContinuousClock.now
                         do {
-                            try IPTablesApplier.apply(PortalRenderer.render(portals))
+                            let transaction = PortalRenderer.render(portals)
+                            try IPTablesApplier.apply(transaction)
+                            let took = ContinuousClock.now - started
+                            self.status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
+                                                      rules: .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count))
+                            if portals != applied { self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"]) }
                             applied = portals
-                            self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"])
                         } catch {
+                            self.status.recordFailure()
                             self.logger.error("sync failed; the rules in force stay: \(error)")
                         }
+                        lastSync = ContinuousClock.now
                     }
                 }
                 try? await Task.sleep(for: self.settings.minSyncPeriod)
