@@ -79,6 +79,12 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             try await runUserspace(settings, logger: logger)
             return
         }
+        do {
+            try ServiceProxyRole.checkTools(for: settings.mode)
+        } catch {
+            printError("ferry service-proxy: \(error)")
+            throw ExitCode(1)
+        }
         if let done = ServiceProxyRole.cleanupOtherMode(than: settings.mode) {
             logger.info("\(done) (a node runs one mode at a time)")
         }

@@ -102,6 +102,19 @@ public enum ServiceProxyRole {
         if (try? SystemCommand.path(of: "nft")) != nil { try NFTablesApplier.cleanup() }
     }
 
+    /// Fails at once, naming the package, when a tool the mode writes rules with is missing (instead of
+    /// failing every sync).
+    public static func checkTools(for mode: Mode) throws {
+        switch mode {
+        case .nftables:
+            _ = try SystemCommand.path(of: "nft", missing: "install the nftables package, or use --mode iptables")
+        case .iptables, .userspace:
+            for tool in ["iptables", "iptables-save", "iptables-restore"] {
+                _ = try SystemCommand.path(of: tool, missing: "install the iptables package")
+            }
+        }
+    }
+
     /// Removes what the other kernel mode left behind, so that two sets of rules do not compete (kube-proxy
     /// does the same when it starts). Returns what was done, for the log; tools not installed are skipped.
     public static func cleanupOtherMode(than mode: Mode) -> String? {
