@@ -144,10 +144,10 @@ extension ServiceProxyCommand {
 
 /// kube-proxy's options that change the rules, shared by `ferry service-proxy` and `ferry rules`.
 struct NodeRuleOptions: ParsableArguments {
-    @Option(help: "The Pod CIDR: traffic from outside it to a ClusterIP is masqueraded.")
+    @Option(help: "The Pod CIDR (comma-separated, one per IP family on a dual-stack node): traffic from outside it to a ClusterIP is masqueraded.")
     var clusterCidr: String?
 
-    @Option(help: "This node's IP address.")
+    @Option(help: "This node's IP address (comma-separated, one per IP family on a dual-stack node).")
     var nodeIp: String?
 
     @Option(help: "Comma-separated node IPs NodePorts answer on (default: every local address).")
@@ -170,8 +170,12 @@ struct NodeRuleOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...31).contains(masqueradeBit) else { throw ValidationError("--masquerade-bit must be between 0 and 31") }
-        if let clusterCidr, IPRange(parsing: clusterCidr) == nil { throw ValidationError("--cluster-cidr expects a CIDR such as 10.244.0.0/16, not \"\(clusterCidr)\"") }
-        if let nodeIp, IPAddress(parsing: nodeIp) == nil { throw ValidationError("--node-ip expects an IP address, not \"\(nodeIp)\"") }
+        for text in (clusterCidr ?? "").split(separator: ",") where IPRange(parsing: String(text)) == nil {
+            throw ValidationError("--cluster-cidr expects CIDRs such as 10.244.0.0/16 or fd00:10:244::/56, not \"\(text)\"")
+        }
+        for text in (nodeIp ?? "").split(separator: ",") where IPAddress(parsing: String(text)) == nil {
+            throw ValidationError("--node-ip expects IP addresses, not \"\(text)\"")
+        }
         for text in (serviceClusterIpRange ?? "").split(separator: ",") where IPRange(parsing: String(text)) == nil {
             throw ValidationError("--service-cluster-ip-range expects CIDRs such as 10.96.0.0/12, not \"\(text)\"")
         }
@@ -181,7 +185,9 @@ struct NodeRuleOptions: ParsableArguments {
     }
 
     var options: IPTablesOptions {
-        var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName, nodeIP: nodeIp.flatMap(IPAddress.init(parsing:)), clusterCIDR: clusterCidr.flatMap(IPRange.init(parsing:)))
+        var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName)
+        options.nodeIPs = (nodeIp ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
+        options.clusterCIDRs = (clusterCidr ?? "").split(separator: ",").compactMap { IPRange(parsing: String($0)) }
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
         options.serviceCIDRs = (serviceClusterIpRange ?? "").split(separator: ",").compactMap { IPRange(parsing: String($0)) }

@@ -1,13 +1,16 @@
 import FerryModel
 
-/// The node-level settings that change kube-proxy's iptables rules (its flags of the same names).
+/// The node-level settings that change kube-proxy's rules (its flags of the same names), for both IP
+/// families; `forFamily(ipv6:)` gives the view one family's rules are rendered with.
 public struct IPTablesOptions: Sendable, Hashable {
     /// `--hostname-override`: which endpoints are local.
     public var nodeName: String
-    /// `--node-ip`: the node's address (a load-balancer source range containing it also admits the node).
-    public var nodeIP: IPAddress?
-    /// `--cluster-cidr`: Pod traffic (the local-traffic detector); nil: not detected.
-    public var clusterCIDR: IPRange?
+    /// The family rendered: IPv4 (iptables, table `ip`) or IPv6 (ip6tables, table `ip6`).
+    public var isIPv6 = false
+    /// `--node-ip`: the node's addresses (a load-balancer source range containing one also admits the node).
+    public var nodeIPs: [IPAddress]
+    /// `--cluster-cidr`: Pod traffic (the local-traffic detector), a CIDR per family; none: not detected.
+    public var clusterCIDRs: [IPRange]
     /// `--masquerade-all`: SNAT all traffic to ClusterIPs.
     public var masqueradeAll = false
     /// `--masquerade-bit` (0…31, default 14): the mark bit for traffic needing SNAT.
@@ -26,8 +29,22 @@ public struct IPTablesOptions: Sendable, Hashable {
 
     public init(nodeName: String, nodeIP: IPAddress? = nil, clusterCIDR: IPRange? = nil) {
         self.nodeName = nodeName
-        self.nodeIP = nodeIP
-        self.clusterCIDR = clusterCIDR
+        self.nodeIPs = nodeIP.map { [$0] } ?? []
+        self.clusterCIDRs = clusterCIDR.map { [$0] } ?? []
+    }
+
+    /// The node's address in the family rendered.
+    public var nodeIP: IPAddress? { nodeIPs.first { $0.isIPv6 == isIPv6 } }
+    /// The Pod CIDR of the family rendered.
+    public var clusterCIDR: IPRange? { clusterCIDRs.first { $0.base.isIPv6 == isIPv6 } }
+
+    /// These options for one family's rules: its addresses only.
+    public func forFamily(ipv6: Bool) -> IPTablesOptions {
+        var options = self
+        options.isIPv6 = ipv6
+        options.nodePortAddresses = nodePortAddresses.filter { $0.isIPv6 == ipv6 }
+        options.serviceCIDRs = serviceCIDRs.filter { $0.base.isIPv6 == ipv6 }
+        return options
     }
 
     /// `0x4000` for bit 14.
@@ -96,12 +113,14 @@ public enum IPTablesRenderer {
         return "\(whole)." + String(repeating: "0", count: 10 - fraction.count) + fraction
     }
 
+    /// Renders the family `options.isIPv6` names (iptables-restore for IPv4, ip6tables-restore for IPv6).
     public static func render(_ table: ServicePortTable, options: IPTablesOptions, existingNATChains: Set<String> = []) -> IPTablesTransaction {
+        let options = options.forFamily(ipv6: options.isIPv6)
         var w = Writer(options: options)
         w.begin()
         let totalEndpoints = table.ports.reduce(0) { $0 + $1.endpoints.count }
         w.largeCluster = totalEndpoints > largeClusterEndpointsThreshold
-        for port in table.ports where port.clusterIP.map(isV4) ?? false {
+        for port in table.ports where port.clusterIP != nil && port.isIPv6 == options.isIPv6 {
             w.service(port)
         }
         for chain in existingNATChains.subtracting(w.activeNATChains).sorted() where ChainNames.isServiceChain(chain) {
@@ -140,7 +159,8 @@ public enum IPTablesRenderer {
             natRules.append("-A KUBE-POSTROUTING -j MARK --xor-mark \(mark)")
             natRules.append(#"-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE"# + (options.randomFully ? " --random-fully" : ""))
             natRules.append("-A KUBE-MARK-MASQ -j MARK --or-mark \(mark)")
-            if options.localhostNodePorts {
+            // Localhost NodePorts exist in IPv4 only (route_localnet).
+            if options.localhostNodePorts && !options.isIPv6 {
                 filterChains.append("KUBE-FIREWALL")
                 filterRules.append(#"-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"#)
             }
@@ -313,11 +333,12 @@ public enum IPTablesRenderer {
         mutating func finish() {
             let lastComment = #"-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain""#
             if options.nodePortAddresses.isEmpty {
-                let localhost = options.localhostNodePorts ? "" : " ! -d 127.0.0.0/8"
+                let localhost = options.isIPv6 ? " ! -d ::1/128" : options.localhostNodePorts ? "" : " ! -d 127.0.0.0/8"
                 natRules.append("-A KUBE-SERVICES \(lastComment) -m addrtype --dst-type LOCAL\(localhost) -j KUBE-NODEPORTS")
             } else {
                 for ip in options.nodePortAddresses {
                     if case .v4(let bits) = ip, bits >> 24 == 127, !options.localhostNodePorts { continue }
+                    if ip == IPAddress(parsing: "::1") { continue }
                     natRules.append("-A KUBE-SERVICES \(lastComment) -d \(ip) -j KUBE-NODEPORTS")
                 }
             }

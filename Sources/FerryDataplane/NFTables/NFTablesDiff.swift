@@ -81,8 +81,8 @@ public enum NFTablesDiff {
     }
 
     /// The changes as `ferry rules diff` prints them.
-    public static func describe(_ changes: [Change]) -> String {
+    public static func describe(_ changes: [Change], family: String = "ip") -> String {
         if changes.isEmpty { return "no changes: the rules in the kernel are what the manifests make\n" }
-        return "# nftables table ip kube-proxy\n" + changes.map { "\($0.sign) \($0.line)\n" }.joined()
+        return "# nftables table \(family) kube-proxy\n" + changes.map { "\($0.sign) \($0.line)\n" }.joined()
     }
 }

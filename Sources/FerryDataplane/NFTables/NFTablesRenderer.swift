@@ -141,10 +141,11 @@ public enum NFTablesRenderer {
         ("nat-prerouting", "type nat hook prerouting priority -100"),
     ]
 
+    /// Renders the table of the family `options.isIPv6` names (`ip kube-proxy` or `ip6 kube-proxy`).
     public static func render(_ table: ServicePortTable, options: IPTablesOptions, existingChains: Set<String> = [], existingSets: Set<String> = []) -> NFTablesTransaction {
-        var w = Writer(options: options)
+        var w = Writer(options: options.forFamily(ipv6: options.isIPv6))
         w.setup()
-        for port in table.ports where port.clusterIP.map(IPTablesRenderer.isV4) ?? false {
+        for port in table.ports where port.clusterIP != nil && port.isIPv6 == options.isIPv6 {
             w.service(port)
         }
         let active = Set(w.ruleset.chains.map(\.name))
@@ -164,6 +165,10 @@ public enum NFTablesRenderer {
 
         init(options: IPTablesOptions) {
             self.options = options
+            ruleset.family = options.isIPv6 ? "ip6" : "ip"
+            addr = options.isIPv6 ? "ipv6_addr" : "ipv4_addr"
+            ipX = options.isIPv6 ? "ip6" : "ip"
+            noLocalhost = options.isIPv6 ? "ip6 daddr != ::1" : "ip daddr != 127.0.0.0/8"
         }
 
         mutating func chain(_ name: String, hook: String? = nil, comment: String? = nil) {
@@ -186,8 +191,10 @@ public enum NFTablesRenderer {
             ruleset.collections[collectionIndex[collection]!].elements.append(.init(key: key, comment: comment, value: value))
         }
 
-        let addr = "ipv4_addr"
-        let ipX = "ip"
+        let addr: String
+        let ipX: String
+        /// NodePorts are not served on loopback.
+        let noLocalhost: String
 
         /// The fixed part: sets and maps, base chains and the chains they jump to.
         mutating func setup() {
@@ -232,8 +239,8 @@ public enum NFTablesRenderer {
             rule("reject-chain", "reject")
             rule("services", "\(ipX) daddr . meta l4proto . th dport vmap @service-ips")
             if options.nodePortAddresses.isEmpty {
-                rule("nodeport-endpoints-check", "\(ipX) daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports")
-                rule("services", "fib daddr type local \(ipX) daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports")
+                rule("nodeport-endpoints-check", "\(noLocalhost) meta l4proto . th dport vmap @no-endpoint-nodeports")
+                rule("services", "fib daddr type local \(noLocalhost) meta l4proto . th dport vmap @service-nodeports")
             } else {
                 rule("nodeport-endpoints-check", "\(ipX) daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports")
                 rule("services", "\(ipX) daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
@@ -243,7 +250,7 @@ public enum NFTablesRenderer {
 
         func isLoopback(_ ip: IPAddress) -> Bool {
             if case .v4(let bits) = ip { return bits >> 24 == 127 }
-            return false
+            return ip == IPAddress(parsing: "::1")
         }
 
         mutating func service(_ svc: ProxiedServicePort) {

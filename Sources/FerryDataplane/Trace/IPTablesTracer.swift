@@ -113,8 +113,8 @@ public enum IPTablesTracer {
                 case "-j": rule.target = next; i += 1
                 case "--comment": rule.comment = next; i += 1
                 case "-p": rule.proto = next; i += 1
-                case "-d": rule.destination = IPRange(parsing: next.contains("/") ? next : next + "/32").map { ($0, negate) }; i += 1
-                case "-s": rule.source = IPRange(parsing: next.contains("/") ? next : next + "/32").map { ($0, negate) }; i += 1
+                case "-d": rule.destination = range(next).map { ($0, negate) }; i += 1
+                case "-s": rule.source = range(next).map { ($0, negate) }; i += 1
                 case "--dport": rule.destinationPort = Int(next); i += 1
                 case "--dst-type": rule.destinationLocal = next == "LOCAL" && !negate; i += 1
                 case "--src-type": rule.sourceLocal = next == "LOCAL" && !negate; i += 1
@@ -129,6 +129,11 @@ public enum IPTablesTracer {
             result[rule.chain, default: []].append(rule)
         }
         return result
+    }
+
+    /// An address or CIDR of a rule as a range.
+    static func range(_ text: String) -> IPRange? {
+        IPRange(parsing: text.contains("/") ? text : text + (text.contains(":") ? "/128" : "/32"))
     }
 
     /// Words of a rule line; a double-quoted comment is one word.

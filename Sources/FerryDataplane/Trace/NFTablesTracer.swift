@@ -93,10 +93,10 @@ public enum NFTablesTracer {
                 switch t[i] {
                 case "ct":
                     i += 3  // `ct state new`: the traced packet opens a connection
-                case "ip" where word(2) == ".":
+                case "ip" where word(2) == ".", "ip6" where word(2) == ".":
                     // `ip daddr . meta l4proto . th dport vmap @map`
                     return lookup(String(word(9).dropFirst()), key: "\(packet.destination) . \(packet.protocol.rawValue) . \(packet.destinationPort)")
-                case "ip":
+                case "ip", "ip6":
                     let address = word(1) == "saddr" ? packet.source : packet.destination
                     var k = 2
                     let negated = word(k) == "!="

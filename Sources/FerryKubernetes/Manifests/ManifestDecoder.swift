@@ -100,6 +100,7 @@ public enum ManifestDecoder {
         }
         var service = Service(metadata: meta, origin: origin, type: spec["type"].string ?? "ClusterIP", ports: ports, externalName: spec["externalName"].string)
         service.clusterIP = spec["clusterIP"].string
+        service.clusterIPs = spec["clusterIPs"].items.compactMap(\.string)
         service.externalIPs = spec["externalIPs"].items.compactMap(\.string)
         service.loadBalancerSourceRanges = spec["loadBalancerSourceRanges"].items.compactMap(\.string)
         service.loadBalancerIPs = root["status"]["loadBalancer"]["ingress"].items.compactMap { $0["ip"].string }

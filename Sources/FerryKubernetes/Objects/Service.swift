@@ -8,6 +8,8 @@ public struct Service: Sendable {
     public var externalName: String?
     /// `spec.clusterIP` (`None` for a headless Service, nil when not allocated).
     public var clusterIP: String?
+    /// `spec.clusterIPs`: one address per IP family of a dual-stack Service (the first is `clusterIP`).
+    public var clusterIPs: [String] = []
     public var externalIPs: [String] = []
     /// `status.loadBalancer.ingress[].ip`.
     public var loadBalancerIPs: [String] = []

@@ -4,6 +4,11 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     case v4(UInt32)
     case v6(high: UInt64, low: UInt64)
 
+    public var isIPv6: Bool {
+        if case .v6 = self { return true }
+        return false
+    }
+
     public init?(parsing text: Substring) {
         if text.contains(":") {
             guard let value = IPAddress.parseV6(text) else { return nil }

@@ -5,8 +5,8 @@ public struct ServicePortTable: Sendable, Hashable {
     public var ports: [ProxiedServicePort]
 
     public init(ports: [ProxiedServicePort]) {
-        // kube-proxy iterates a map; Ferry renders in one order (by name) so that output can be diffed.
-        self.ports = ports.sorted { $0.name < $1.name }
+        // kube-proxy iterates a map; Ferry renders in one order (by name, IPv4 first) so that output can be diffed.
+        self.ports = ports.sorted { ($0.name, $0.isIPv6 ? 1 : 0) < ($1.name, $1.isIPv6 ? 1 : 0) }
     }
 }
 
@@ -14,7 +14,8 @@ public enum TransportProtocol: String, Sendable, Hashable, CaseIterable {
     case tcp, udp, sctp
 }
 
-/// One port of one Service: `ns/name:portName` (kube-proxy's ServicePortName).
+/// One port of one Service in one IP family: `ns/name:portName` (kube-proxy's ServicePortName). A
+/// dual-stack Service has an entry per family, each with that family's addresses and endpoints.
 public struct ProxiedServicePort: Sendable, Hashable {
     public var namespace: String
     public var service: String
@@ -60,6 +61,9 @@ public struct ProxiedServicePort: Sendable, Hashable {
     public var name: String {
         portName.isEmpty ? "\(namespace)/\(service)" : "\(namespace)/\(service):\(portName)"
     }
+
+    /// The entry's IP family is its cluster IP's.
+    public var isIPv6: Bool { clusterIP?.isIPv6 ?? false }
 
     /// Reachable from outside the cluster: a NodePort, external IPs or load-balancer IPs.
     public var externallyAccessible: Bool {

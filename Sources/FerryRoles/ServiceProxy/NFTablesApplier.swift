@@ -4,20 +4,21 @@ import Foundation
 /// Writes kube-proxy's nftables table with `nft -f` (one atomic transaction per sync) and reads it back.
 /// Needs CAP_NET_ADMIN.
 enum NFTablesApplier {
-    static let table = "ip \(NFTablesNames.table)"
+    /// `ip` or `ip6`.
+    static func family(ipv6: Bool) -> String { ipv6 ? "ip6" : "ip" }
 
-    /// `nft list table ip kube-proxy`; empty when the table does not exist.
-    static func listing() throws -> String {
-        let result = try SystemCommand.run("nft", ["list", "table", "ip", NFTablesNames.table], missing: "install the nftables package")
+    /// `nft list table ip kube-proxy` (or `ip6`); empty when the table does not exist.
+    static func listing(ipv6: Bool = false) throws -> String {
+        let result = try SystemCommand.run("nft", ["list", "table", family(ipv6: ipv6), NFTablesNames.table], missing: "install the nftables package")
         if result.status == 0 { return result.stdout }
         if result.stderr.contains("No such file or directory") { return "" }
-        throw SystemCommand.Failure(description: "nft list table \(table) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)")
+        throw SystemCommand.Failure(description: "nft list table \(family(ipv6: ipv6)) \(NFTablesNames.table) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)")
     }
 
     /// The chains and sets of the table now, to find stale ones.
-    static func existing() throws -> (chains: Set<String>, sets: Set<String>) {
+    static func existing(ipv6: Bool = false) throws -> (chains: Set<String>, sets: Set<String>) {
         var chains = Set<String>(), sets = Set<String>()
-        for raw in try listing().split(separator: "\n") {
+        for raw in try listing(ipv6: ipv6).split(separator: "\n") {
             let words = raw.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard words.count >= 3, words.last == "{" else { continue }
             if words[0] == "chain" { chains.insert(words[1]) }
@@ -36,8 +37,8 @@ enum NFTablesApplier {
 
     /// How nft prints `script`'s table once loaded into an empty table: the script runs in a new network
     /// namespace of its own (the node's rules are not touched), then the table is listed there.
-    static func listingAfterLoading(_ script: String) throws -> String {
-        let result = try SystemCommand.run("unshare", ["--net", "sh", "-c", "nft -f - && nft list table \(table)"], input: script, missing: "install util-linux")
+    static func listingAfterLoading(_ script: String, ipv6: Bool = false) throws -> String {
+        let result = try SystemCommand.run("unshare", ["--net", "sh", "-c", "nft -f - && nft list table \(family(ipv6: ipv6)) \(NFTablesNames.table)"], input: script, missing: "install util-linux")
         guard result.status == 0 else {
             throw SystemCommand.Failure(description: "cannot load the next rules into a scratch namespace: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)")
         }

@@ -32,34 +32,52 @@ public enum ServiceProxyRole {
         ServiceProxyTranslator.translate(try ManifestLoader.load(paths: settings.manifests))
     }
 
-    /// What `--dry-run` prints: the notes, then in iptables mode the jump rules as `iptables` would ensure
-    /// them and the `iptables-restore` input, in nftables mode the `nft -f` transaction.
-    public static func dryRun(_ settings: Settings, existingNATChains: Set<String> = []) throws -> String {
+    /// The IP families to write rules for: IPv4 always, IPv6 when a Service port has an IPv6 cluster IP
+    /// (or, with `inKernel`, when IPv6 rules of an earlier sync are still there to be updated).
+    static func families(_ table: ServicePortTable, mode: Mode, inKernel: Bool = false) -> [Bool] {
+        if table.ports.contains(where: \.isIPv6) { return [false, true] }
+        guard inKernel else { return [false] }
+        switch mode {
+        case .nftables:
+            return (try? NFTablesApplier.listing(ipv6: true)).map { $0.isEmpty ? [false] : [false, true] } ?? [false]
+        default:
+            return (try? IPTablesApplier.existingNATChains(ipv6: true))?.contains("KUBE-SERVICES") == true ? [false, true] : [false]
+        }
+    }
+
+    /// What `--dry-run` prints: the notes, then per IP family in iptables mode the jump rules as `iptables`
+    /// would ensure them and the `iptables-restore` input, in nftables mode the `nft -f` transaction.
+    public static func dryRun(_ settings: Settings) throws -> String {
         let translation = try translate(settings)
         var text = translation.notes.map { "# note: \($0)\n" }.joined()
-        if settings.mode == .nftables {
-            let transaction = NFTablesRenderer.render(translation.table, options: settings.options)
-            return text + "# nft -f - (one transaction):\n" + transaction.script
+        for ipv6 in families(translation.table, mode: settings.mode) {
+            let options = settings.options.forFamily(ipv6: ipv6)
+            if settings.mode == .nftables {
+                text += "# nft -f - (one transaction)\(ipv6 ? ", IPv6" : ""):\n" + NFTablesRenderer.render(translation.table, options: options).script
+                continue
+            }
+            let transaction = IPTablesRenderer.render(translation.table, options: options)
+            let iptables = IPTablesApplier.tool("iptables", ipv6: ipv6)
+            text += "# jump rules, each inserted when missing (\(iptables) -t TABLE -C/-I CHAIN ...):\n"
+            for rule in transaction.jumpRules {
+                text += "-t \(rule.table) -A \(rule.chain) " + rule.arguments.map(quoted).joined(separator: " ") + "\n"
+            }
+            text += "# \(iptables)-restore --noflush --counters:\n" + transaction.restoreInput
         }
-        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: existingNATChains)
-        text += "# jump rules, each inserted when missing (iptables -t TABLE -C/-I CHAIN ...):\n"
-        for rule in transaction.jumpRules {
-            text += "-t \(rule.table) -A \(rule.chain) " + rule.arguments.map(quoted).joined(separator: " ") + "\n"
-        }
-        text += "# iptables-restore --noflush --counters:\n" + transaction.restoreInput
         return text
     }
 
-    /// `ferry rules explain`: where a packet arriving at the node goes through the rendered rules. The node's
-    /// own addresses are `--node-ip` and `--nodeport-addresses`.
+    /// `ferry rules explain`: where a packet arriving at the node goes through the rendered rules of its
+    /// family. The node's own addresses are `--node-ip` and `--nodeport-addresses`.
     public static func explain(_ settings: Settings, packet: RuleTrace.Packet) throws -> String {
         let translation = try translate(settings)
-        let local = ([settings.options.nodeIP].compactMap { $0 } + settings.options.nodePortAddresses)
+        let options = settings.options.forFamily(ipv6: packet.destination.isIPv6)
+        let local = settings.options.nodeIPs + settings.options.nodePortAddresses
         let outcomes: [RuleTrace.Outcome]
         if settings.mode == .nftables {
-            outcomes = NFTablesTracer.trace(packet, through: NFTablesRenderer.render(translation.table, options: settings.options).ruleset, localAddresses: local)
+            outcomes = NFTablesTracer.trace(packet, through: NFTablesRenderer.render(translation.table, options: options).ruleset, localAddresses: local)
         } else {
-            outcomes = IPTablesTracer.trace(packet, through: IPTablesRenderer.render(translation.table, options: settings.options), localAddresses: local)
+            outcomes = IPTablesTracer.trace(packet, through: IPTablesRenderer.render(translation.table, options: options), localAddresses: local)
         }
         var text = RuleTrace.describe(outcomes, packet: packet)
         if local.isEmpty { text += "note: without --node-ip no address counts as the node's own, so NodePorts are not followed\n" }
@@ -69,15 +87,23 @@ public enum ServiceProxyRole {
     /// `ferry rules diff`: what the next sync would change in the kernel (reads the rules in force; needs root).
     public static func diff(_ settings: Settings) throws -> String {
         let translation = try translate(settings)
-        if settings.mode == .nftables {
-            let next = NFTablesRenderer.render(translation.table, options: settings.options)
-            let current = try NFTablesApplier.listing()
-            return NFTablesDiff.describe(NFTablesDiff.diff(current: current, next: try NFTablesApplier.listingAfterLoading(next.script)))
+        var changes: [String] = []
+        for ipv6 in families(translation.table, mode: settings.mode, inKernel: true) {
+            let options = settings.options.forFamily(ipv6: ipv6)
+            if settings.mode == .nftables {
+                let next = NFTablesRenderer.render(translation.table, options: options)
+                let found = NFTablesDiff.diff(current: try NFTablesApplier.listing(ipv6: ipv6), next: try NFTablesApplier.listingAfterLoading(next.script, ipv6: ipv6))
+                if !found.isEmpty { changes.append(NFTablesDiff.describe(found, family: NFTablesApplier.family(ipv6: ipv6))) }
+                continue
+            }
+            let save = IPTablesApplier.tool("iptables-save", ipv6: ipv6)
+            let saved = try SystemCommand.run(save, [])
+            guard saved.status == 0 else { throw SystemCommand.Failure(description: "\(save) failed: \(saved.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)") }
+            let transaction = IPTablesRenderer.render(translation.table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: ipv6))
+            let found = IPTablesDiff.diff(saved: saved.stdout, next: transaction)
+            if !found.isEmpty { changes.append((ipv6 ? "# IPv6 (ip6tables)\n" : "") + IPTablesDiff.describe(found)) }
         }
-        let saved = try SystemCommand.run("iptables-save", [])
-        guard saved.status == 0 else { throw SystemCommand.Failure(description: "iptables-save failed: \(saved.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)") }
-        let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
-        return IPTablesDiff.describe(IPTablesDiff.diff(saved: saved.stdout, next: transaction))
+        return changes.isEmpty ? IPTablesDiff.describe([]) : changes.joined()
     }
 
     /// An argument as a shell or iptables-save would show it: quoted when it has spaces.
@@ -120,7 +146,7 @@ public enum ServiceProxyRole {
     public static func cleanupOtherMode(than mode: Mode) -> String? {
         switch mode {
         case .nftables:
-            guard (try? IPTablesApplier.existingNATChains())?.contains("KUBE-SERVICES") == true else { return nil }
+            guard [false, true].contains(where: { (try? IPTablesApplier.existingNATChains(ipv6: $0))?.contains("KUBE-SERVICES") == true }) else { return nil }
             do {
                 try IPTablesApplier.cleanup()
                 return "removed the iptables mode's KUBE chains"
@@ -128,7 +154,8 @@ public enum ServiceProxyRole {
                 return "could not remove the iptables mode's KUBE chains: \(error)"
             }
         case .iptables:
-            guard (try? SystemCommand.path(of: "nft")) != nil, let listing = try? NFTablesApplier.listing(), !listing.isEmpty else { return nil }
+            guard (try? SystemCommand.path(of: "nft")) != nil,
+                  [false, true].contains(where: { (try? NFTablesApplier.listing(ipv6: $0))?.isEmpty == false }) else { return nil }
             do {
                 try NFTablesApplier.cleanup()
                 return "removed the nftables mode's kube-proxy table"
@@ -153,7 +180,8 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
         self.status = ServiceProxyStatus(healthTimeout: settings.syncPeriod * 2)
     }
 
-    /// Service chains the nftables mode found stale, and when: they are deleted a second or more later.
+    /// Service chains the nftables mode found stale (`ip chain` or `ip6 chain`), and when: they are deleted a
+    /// second or more later.
     let staleChains = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
 
     /// One sync: translate, render against the chains present, apply, then delete the UDP conntrack entries
@@ -163,21 +191,28 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     public func syncOnce(previous: ServicePortTable? = nil) throws -> (table: ServicePortTable, rules: Int) {
         let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
-        let rules: ServiceProxyStatus.RuleCount
-        if settings.mode == .nftables {
-            try deleteStaleChains()
-            let existing = try NFTablesApplier.existing()
-            let transaction = NFTablesRenderer.render(translation.table, options: settings.options, existingChains: existing.chains, existingSets: existing.sets)
-            try NFTablesApplier.run(transaction.script)
-            let now = ContinuousClock.now
-            staleChains.withLockedValue { stale in
-                stale = Dictionary(uniqueKeysWithValues: transaction.staleChains.map { ($0, stale[$0] ?? now) })
+        var rules: ServiceProxyStatus.RuleCount = settings.mode == .nftables ? .nftables(0) : .iptables(filter: 0, nat: 0)
+        for ipv6 in ServiceProxyRole.families(translation.table, mode: settings.mode, inKernel: true) {
+            let options = settings.options.forFamily(ipv6: ipv6)
+            if settings.mode == .nftables {
+                let family = NFTablesApplier.family(ipv6: ipv6)
+                try deleteStaleChains()
+                let existing = try NFTablesApplier.existing(ipv6: ipv6)
+                let transaction = NFTablesRenderer.render(translation.table, options: options, existingChains: existing.chains, existingSets: existing.sets)
+                try NFTablesApplier.run(transaction.script)
+                let now = ContinuousClock.now
+                staleChains.withLockedValue { stale in
+                    // Keys are `family chain`; this sync decides the stale chains of its family afresh.
+                    var kept = stale.filter { !$0.key.hasPrefix(family + " ") }
+                    for chain in transaction.staleChains { kept[family + " " + chain] = stale[family + " " + chain] ?? now }
+                    stale = kept
+                }
+                if case .nftables(let count) = rules { rules = .nftables(count + transaction.ruleset.ruleCount) }
+            } else {
+                let transaction = IPTablesRenderer.render(translation.table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: ipv6))
+                try IPTablesApplier.apply(transaction, ipv6: ipv6)
+                if case .iptables(let filter, let nat) = rules { rules = .iptables(filter: filter + transaction.filterRules.count, nat: nat + transaction.natRules.count) }
             }
-            rules = .nftables(transaction.ruleset.ruleCount)
-        } else {
-            let transaction = IPTablesRenderer.render(translation.table, options: settings.options, existingNATChains: try IPTablesApplier.existingNATChains())
-            try IPTablesApplier.apply(transaction)
-            rules = .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count)
         }
         if let previous {
             for arguments in ConntrackCleanup.commands(previous: previous, next: translation.table, node: settings.options.nodeName) {
@@ -206,9 +241,12 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
             stale.filter { ContinuousClock.now - $0.value >= .seconds(1) }.keys.sorted()
         }
         guard !due.isEmpty else { return }
-        try NFTablesApplier.run(NFTablesTransaction.deleteChains(due))
+        for family in ["ip", "ip6"] {
+            let chains = due.filter { $0.hasPrefix(family + " ") }.map { String($0.dropFirst(family.count + 1)) }
+            if !chains.isEmpty { try NFTablesApplier.run(NFTablesTransaction.deleteChains(chains, family: family)) }
+        }
         staleChains.withLockedValue { stale in
-            for chain in due { stale[chain] = nil }
+            for key in due { stale[key] = nil }
         }
         logger.info("deleted stale nftables chains", metadata: ["chains": "\(due.count)"])
     }

@@ -23,6 +23,10 @@ public enum UserspaceMode {
         var clusters: [Cluster] = []
         var notes: [String] = []
         for port in table.ports where port.clusterIP != nil {
+            guard !port.isIPv6 else {
+                notes.append("Service \(port.name) (IPv6): the userspace mode's redirect rules are IPv4 only; use --mode iptables or nftables for IPv6")
+                continue
+            }
             guard port.protocol != .sctp else {
                 notes.append("Service \(port.name) (sctp): the userspace mode carries TCP and UDP; use --mode iptables")
                 continue
@@ -51,7 +55,7 @@ public enum UserspaceMode {
     /// The redirect rules for the listeners bound now.
     static func portals(_ table: ServicePortTable, bound: [String: Int]) -> [PortalRenderer.Portal] {
         table.ports.compactMap { port in
-            guard port.protocol != .sctp, let clusterIP = port.clusterIP, let listenerPort = bound[listenerName(port)] else { return nil }
+            guard port.protocol != .sctp, !port.isIPv6, let clusterIP = port.clusterIP, let listenerPort = bound[listenerName(port)] else { return nil }
             return PortalRenderer.Portal(name: port.name, addresses: [clusterIP] + port.externalIPs, port: port.port, protocol: port.protocol,
                                          listenerPort: listenerPort, hostListenerPort: bound[hostListenerName(port)])
         }
