@@ -145,4 +145,25 @@ import Testing
         #expect(referenced.contains(ChainNames.service(svc)))
         #expect(referenced.isSubset(of: Set(t.natChains)))
     }
+
+    /// IPv6 rules for ip6tables-restore: IPv6 Service ports only, NodePorts on every local address but ::1,
+    /// no localhost-NodePort guard (route_localnet is IPv4 only); the tracer reads them back.
+    @Test func ip6tablesRulesForIPv6Services() {
+        let v6 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("fd00:10:96::10"), port: 80, nodePort: 30080,
+                                    endpoints: [ProxiedEndpoint(ip: Self.ip("fd00:10:244:1::5"), port: 8080)])
+        let v4 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("10.96.0.10"), port: 80, endpoints: [Self.ep("10.244.1.5")])
+        var options = IPTablesOptions(nodeName: "node")
+        options.clusterCIDRs = [IPRange(parsing: "10.244.0.0/16")!, IPRange(parsing: "fd00:10:244::/56")!]
+        let t = IPTablesRenderer.render(ServicePortTable(ports: [v4, v6]), options: options.forFamily(ipv6: true))
+        let svc = ChainNames.service(v6)
+        #expect(t.natRules.contains(#"-A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d fd00:10:96::10 --dport 80 -j \#(svc)"#))
+        #expect(t.natRules.contains(#"-A \#(svc) -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d fd00:10:96::10 --dport 80 ! -s fd00:10:244::/56 -j KUBE-MARK-MASQ"#))
+        #expect(t.natRules.contains { $0.hasSuffix("-j DNAT --to-destination [fd00:10:244:1::5]:8080") })
+        #expect(t.natRules.contains { $0.contains("-m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS") })
+        #expect(!t.filterChains.contains("KUBE-FIREWALL") && !t.restoreInput.contains("10.96.0.10"))
+        let outcomes = IPTablesTracer.trace(.init(source: Self.ip("fd00:10:244:3::9"), destination: Self.ip("fd00:10:96::10"), destinationPort: 80, protocol: .tcp),
+                                            through: t, localAddresses: [])
+        #expect(outcomes.map(\.action) == ["DNAT [fd00:10:244:1::5]:8080"], "\(outcomes)")
+        #expect(!IPTablesRenderer.render(ServicePortTable(ports: [v4, v6]), options: options).restoreInput.contains("fd00:"))
+    }
 }

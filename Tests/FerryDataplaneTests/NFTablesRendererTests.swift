@@ -225,4 +225,44 @@ import Testing
         #expect(t.ruleset.chain(NFTablesNames.serviceLocal(bothLocal))!.rules.last!.text.hasPrefix("numgen random mod 1 vmap"))
         #expect(t.ruleset.chain(NFTablesNames.external(bothLocal))!.rules.last!.text == "goto \(NFTablesNames.serviceLocal(bothLocal))")
     }
+
+    /// IPv6: the same layout in an `ip6` table, with IPv6 types and matches; each family's render holds only
+    /// its own Service ports. The tracer follows an IPv6 packet through it.
+    @Test func anIPv6TableForIPv6Services() {
+        let v6 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("fd00:10:96::10"), port: 80, nodePort: 30080,
+                                    endpoints: [ProxiedEndpoint(ip: Self.ip("fd00:10:244:1::5"), port: 8080), ProxiedEndpoint(ip: Self.ip("fd00:10:244:2::7"), port: 8080)])
+        let v4 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("10.96.0.10"), port: 80, endpoints: [Self.ep("10.244.1.5")])
+        let table = ServicePortTable(ports: [v6, v4])
+        var options = IPTablesOptions(nodeName: "node")
+        options.clusterCIDRs = [IPRange(parsing: "10.244.0.0/16")!, IPRange(parsing: "fd00:10:244::/56")!]
+        options.nodeIPs = [Self.ip("192.168.0.2"), Self.ip("2001:db8::2")]
+        let t = NFTablesRenderer.render(table, options: options.forFamily(ipv6: true))
+        let lines = Set(t.ruleset.commands)
+        let service = NFTablesNames.service(v6)
+        let endpoint = NFTablesNames.endpoint(v6, v6.endpoints[0])
+        #expect(endpoint.hasSuffix("-demo/web/tcp/http__fd00.10.244.1..5/8080"))
+        for line in [
+            #"add table ip6 kube-proxy { comment "rules for kube-proxy" ; }"#,
+            #"add set ip6 kube-proxy cluster-ips { type ipv6_addr ; comment "Active ClusterIPs" ; }"#,
+            #"add map ip6 kube-proxy service-ips { type ipv6_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }"#,
+            "add rule ip6 kube-proxy services ip6 daddr . meta l4proto . th dport vmap @service-ips",
+            "add rule ip6 kube-proxy services fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports",
+            "add rule ip6 kube-proxy \(service) ip6 daddr fd00:10:96::10 ip6 saddr != fd00:10:244::/56 jump mark-for-masquerade",
+            "add rule ip6 kube-proxy \(endpoint) ip6 saddr fd00:10:244:1::5 jump mark-for-masquerade",
+            "add rule ip6 kube-proxy \(endpoint) meta l4proto tcp dnat to [fd00:10:244:1::5]:8080",
+            "add element ip6 kube-proxy service-ips { fd00:10:96::10 . tcp . 80 : goto \(service) }",
+        ] {
+            #expect(lines.contains(line), "\(line)")
+        }
+        #expect(!t.script.contains("10.96.0.10") && t.script.contains("delete set ip6 kube-proxy nodeport-ips"))
+        let ipv4 = NFTablesRenderer.render(table, options: options)
+        #expect(ipv4.ruleset.family == "ip" && !ipv4.script.contains("fd00:") && ipv4.script.contains("10.96.0.10 . tcp . 80"))
+
+        let packet = RuleTrace.Packet(source: Self.ip("fd00:10:244:3::9"), destination: Self.ip("fd00:10:96::10"), destinationPort: 80, protocol: .tcp)
+        let outcomes = NFTablesTracer.trace(packet, through: t.ruleset, localAddresses: options.nodeIPs)
+        #expect(outcomes.map(\.action).sorted() == ["DNAT [fd00:10:244:1::5]:8080", "DNAT [fd00:10:244:2::7]:8080"] && outcomes.allSatisfy { !$0.masqueraded })
+        let nodePort = NFTablesTracer.trace(.init(source: Self.ip("2001:db8:9::1"), destination: Self.ip("2001:db8::2"), destinationPort: 30080, protocol: .tcp),
+                                            through: t.ruleset, localAddresses: options.nodeIPs)
+        #expect(nodePort.count == 2 && nodePort.allSatisfy { $0.masqueraded && $0.action.hasPrefix("DNAT [fd00:10:244:") }, "\(nodePort)")
+    }
 }

@@ -220,6 +220,87 @@ struct ServiceProxyNamespaceTests {
         }
     }
 
+    /// An origin on an IPv6 address, naming itself.
+    static let originV6 = """
+    import http.server, socket, socketserver, sys
+    name, host = sys.argv[1], sys.argv[2]
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (name + "\\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    class S(socketserver.TCPServer):
+        address_family = socket.AF_INET6
+        allow_reuse_address = True
+    S((host, 8080), H).serve_forever()
+    """
+
+    /// A dual-stack Service: its IPv6 cluster IP reaches both IPv6 endpoints through the ip6 nftables table,
+    /// then through ip6tables rules (the iptables mode removes the nftables mode's tables when it starts).
+    @Test func aDualStackServiceIsReachableOverIPv6InBothKernelModes() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "nft", "ip6tables", "ip6tables-restore", "ip6tables-save", "curl", "python3"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withNamespaces("service-proxy-ipv6") { net, dir, processes in
+            try Self.originV6.write(toFile: dir + "/origin6.py", atomically: true, encoding: .utf8)
+            let pods = ["fd00:10:244:1::5", "fd00:10:244:2::7"]
+            for (i, address) in pods.enumerated() {
+                try await NetworkNamespaces.ip(["-n", net.node, "addr", "add", "fd00:10:244:\(i + 1)::1/64", "dev", "vn\(i + 1)", "nodad"])
+                try await NetworkNamespaces.ip(["-n", net.pods[i], "addr", "add", "\(address)/64", "dev", "vp\(i + 1)", "nodad"])
+                try await NetworkNamespaces.ip(["-n", net.pods[i], "-6", "route", "add", "default", "via", "fd00:10:244:\(i + 1)::1"])
+                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin6.py", "pod\(i + 1)", address])
+                processes.add(try Subprocess(tool, args))
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "-g", "http://[\(address)]:8080/"])
+                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
+            }
+            try await NetworkNamespaces.ip(["-n", net.node, "-6", "route", "add", "fd00:10:96::/112", "dev", "vn1"])
+            try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+            try """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: demo}
+            spec: {clusterIP: 10.96.0.10, clusterIPs: [10.96.0.10, "fd00:10:96::10"], ipFamilies: [IPv4, IPv6], ports: [{name: http, port: 80, targetPort: 8080}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-v6, namespace: demo, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv6
+            ports: [{name: http, port: 8080, protocol: TCP}]
+            endpoints:
+              - {addresses: ["fd00:10:244:1::5"], conditions: {ready: true}}
+              - {addresses: ["fd00:10:244:2::7"], conditions: {ready: true}}
+            """.write(toFile: dir + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+
+            func fetch() async throws -> String {
+                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "5", "-g", "http://[fd00:10:96::10]/"])
+                return try await Subprocess.run(curlTool, curlArgs, timeout: .seconds(10)).stdout
+            }
+            for mode in ["nftables", "iptables"] {
+                let (tool, args) = net.exec(in: net.node, binary, ["service-proxy", "--mode", mode, "--manifests", dir + "/manifests", "--hostname-override", "node",
+                                                                   "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56", "--iptables-localhost-nodeports", "false"])
+                let ferry = try Subprocess(tool, args)
+                processes.add(ferry)
+                #expect(await Waiting.until(timeout: .seconds(20)) { ferry.stderr.contains("rules synced") }, "\(ferry.stderr)")
+                var seen = Set<String>()
+                for _ in 0..<40 where seen.count < 2 { seen.insert(try await fetch()) }
+                #expect(seen == ["pod1\n", "pod2\n"], "\(mode): every IPv6 endpoint answers through the IPv6 cluster IP")
+                ferry.signal(SIGTERM)
+                #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+            }
+            let (saveTool, saveArgs) = net.exec(in: net.node, "ip6tables-save", ["-t", "nat"])
+            let saved = try await Subprocess.run(saveTool, saveArgs).stdout
+            #expect(saved.contains("-d fd00:10:96::10/128") && saved.contains("--to-destination [fd00:10:244:2::7]:8080"), "\(saved)")
+            let (listTool, listArgs) = net.exec(in: net.node, "nft", ["list", "tables"])
+            #expect(try await !Subprocess.run(listTool, listArgs).stdout.contains("kube-proxy"), "the iptables mode removed the nftables mode's tables")
+            let (cleanTool, cleanArgs) = net.exec(in: net.node, binary, ["service-proxy", "--cleanup"])
+            #expect(try await Subprocess.run(cleanTool, cleanArgs).status == 0)
+            #expect(try await !Subprocess.run(saveTool, saveArgs).stdout.contains("KUBE-SVC-"))
+        }
+    }
+
     static let udpOrigin = """
     import socket, sys
     name, host = sys.argv[1], sys.argv[2]
