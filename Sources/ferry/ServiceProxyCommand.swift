@@ -170,28 +170,33 @@ struct NodeRuleOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...31).contains(masqueradeBit) else { throw ValidationError("--masquerade-bit must be between 0 and 31") }
-        for text in (clusterCidr ?? "").split(separator: ",") where IPRange(parsing: String(text)) == nil {
+        for text in Self.items(clusterCidr) where IPRange(parsing: text) == nil {
             throw ValidationError("--cluster-cidr expects CIDRs such as 10.244.0.0/16 or fd00:10:244::/56, not \"\(text)\"")
         }
-        for text in (nodeIp ?? "").split(separator: ",") where IPAddress(parsing: String(text)) == nil {
+        for text in Self.items(nodeIp) where IPAddress(parsing: text) == nil {
             throw ValidationError("--node-ip expects IP addresses, not \"\(text)\"")
         }
-        for text in (serviceClusterIpRange ?? "").split(separator: ",") where IPRange(parsing: String(text)) == nil {
+        for text in Self.items(serviceClusterIpRange) where IPRange(parsing: text) == nil {
             throw ValidationError("--service-cluster-ip-range expects CIDRs such as 10.96.0.0/12, not \"\(text)\"")
         }
-        for text in (nodeportAddresses ?? "").split(separator: ",") where IPAddress(parsing: String(text)) == nil {
+        for text in Self.items(nodeportAddresses) where IPAddress(parsing: text) == nil {
             throw ValidationError("--nodeport-addresses expects IP addresses, not \"\(text)\"")
         }
     }
 
+    /// The items of a comma-separated option.
+    static func items(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map(String.init)
+    }
+
     var options: IPTablesOptions {
         var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName)
-        options.nodeIPs = (nodeIp ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
-        options.clusterCIDRs = (clusterCidr ?? "").split(separator: ",").compactMap { IPRange(parsing: String($0)) }
+        options.nodeIPs = Self.items(nodeIp).compactMap { IPAddress(parsing: $0) }
+        options.clusterCIDRs = Self.items(clusterCidr).compactMap { IPRange(parsing: $0) }
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
-        options.serviceCIDRs = (serviceClusterIpRange ?? "").split(separator: ",").compactMap { IPRange(parsing: String($0)) }
-        options.nodePortAddresses = (nodeportAddresses ?? "").split(separator: ",").compactMap { IPAddress(parsing: String($0)) }
+        options.serviceCIDRs = Self.items(serviceClusterIpRange).compactMap { IPRange(parsing: $0) }
+        options.nodePortAddresses = Self.items(nodeportAddresses).compactMap { IPAddress(parsing: $0) }
         // As kube-proxy: when --nodeport-addresses leaves out loopback, localhost NodePorts are off.
         let loopbackListed = options.nodePortAddresses.isEmpty || options.nodePortAddresses.contains { if case .v4(let b) = $0 { return b >> 24 == 127 } else { return false } }
         options.localhostNodePorts = iptablesLocalhostNodeports && loopbackListed

@@ -6,10 +6,10 @@ import Testing
 /// creates ("node"), with origins in two "pod" namespaces linked to it by veth pairs, nothing else.
 @Suite(.serialized)
 struct ServiceProxyNamespaceTests {
-    /// An origin naming itself. It binds with socketserver, not HTTPServer, whose bind looks the host name
-    /// up: there is no DNS inside these namespaces.
+    /// An origin naming itself, on an IPv4 or IPv6 address. It binds with socketserver, not HTTPServer,
+    /// whose bind looks the host name up: there is no DNS inside these namespaces.
     static let origin = """
-    import http.server, socketserver, sys
+    import http.server, socket, socketserver, sys
     name, host = sys.argv[1], sys.argv[2]
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -20,9 +20,25 @@ struct ServiceProxyNamespaceTests {
             self.wfile.write(body)
         def log_message(self, *a):
             pass
-    socketserver.TCPServer.allow_reuse_address = True
-    socketserver.TCPServer((host, 8080), H).serve_forever()
+    class S(socketserver.TCPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        allow_reuse_address = True
+    S((host, 8080), H).serve_forever()
     """
+
+    /// Starts `origin` in pod namespace i on `addresses[i]` and waits until each answers from the node.
+    static func startOrigins(_ addresses: [String], in net: NetworkNamespaces, dir: String, processes: Started) async throws {
+        try origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+        for (i, address) in addresses.enumerated() {
+            let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
+            processes.add(try Subprocess(tool, args))
+        }
+        for address in addresses {
+            let host = address.contains(":") ? "[\(address)]" : address
+            let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "-g", "http://\(host):8080/"])
+            #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
+        }
+    }
 
     static func manifests(endpoints: [String]) -> String {
         """
@@ -72,16 +88,8 @@ struct ServiceProxyNamespaceTests {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy") { net, dir, processes in
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
-                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.add(try Subprocess(tool, args))
-            }
             // Each origin answers directly before the Service is tried.
-            for address in ["10.244.1.5", "10.244.2.7"] {
-                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
-                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
-            }
+            try await Self.startOrigins(["10.244.1.5", "10.244.2.7"], in: net, dir: dir, processes: processes)
             // Locally made packets need a route before the nat OUTPUT chain rewrites them.
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
@@ -147,15 +155,7 @@ struct ServiceProxyNamespaceTests {
     @Test func theNFTablesModeServesAndExplainsItsTable() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "nft", "unshare", "curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-nft") { net, dir, processes in
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
-                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.add(try Subprocess(tool, args))
-            }
-            for address in ["10.244.1.5", "10.244.2.7"] {
-                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
-                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
-            }
+            try await Self.startOrigins(["10.244.1.5", "10.244.2.7"], in: net, dir: dir, processes: processes)
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
             let empty = """
@@ -185,7 +185,7 @@ struct ServiceProxyNamespaceTests {
             #expect(refused.status == 7, "\(refused.stderr)")
             let (metricsTool, metricsArgs) = net.exec(in: net.node, "curl", ["-sS", "http://127.0.0.1:10249/metrics"])
             let metrics = try await Subprocess.run(metricsTool, metricsArgs).stdout
-            #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} 1") && metrics.contains("ferry_service_proxy_nftables_rules{family=\"ip\"} "), "\(metrics)")
+            #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} 1") && metrics.contains("ferry_service_proxy_nftables_rules "), "\(metrics)")
 
             let (listTool, listArgs) = net.exec(in: net.node, "nft", ["list", "table", "ip", "kube-proxy"])
             let gone = "endpoint-22EEGIMG-demo/web/tcp/http__10.244.2.7/8080"
@@ -220,42 +220,19 @@ struct ServiceProxyNamespaceTests {
         }
     }
 
-    /// An origin on an IPv6 address, naming itself.
-    static let originV6 = """
-    import http.server, socket, socketserver, sys
-    name, host = sys.argv[1], sys.argv[2]
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = (name + "\\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        def log_message(self, *a):
-            pass
-    class S(socketserver.TCPServer):
-        address_family = socket.AF_INET6
-        allow_reuse_address = True
-    S((host, 8080), H).serve_forever()
-    """
-
     /// A dual-stack Service: its IPv6 cluster IP reaches both IPv6 endpoints through the ip6 nftables table,
     /// then through ip6tables rules (the iptables mode removes the nftables mode's tables when it starts).
     @Test func aDualStackServiceIsReachableOverIPv6InBothKernelModes() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "nft", "ip6tables", "ip6tables-restore", "ip6tables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-ipv6") { net, dir, processes in
-            try Self.originV6.write(toFile: dir + "/origin6.py", atomically: true, encoding: .utf8)
             let pods = ["fd00:10:244:1::5", "fd00:10:244:2::7"]
             for (i, address) in pods.enumerated() {
                 try await NetworkNamespaces.ip(["-n", net.node, "addr", "add", "fd00:10:244:\(i + 1)::1/64", "dev", "vn\(i + 1)", "nodad"])
                 try await NetworkNamespaces.ip(["-n", net.pods[i], "addr", "add", "\(address)/64", "dev", "vp\(i + 1)", "nodad"])
                 try await NetworkNamespaces.ip(["-n", net.pods[i], "-6", "route", "add", "default", "via", "fd00:10:244:\(i + 1)::1"])
-                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin6.py", "pod\(i + 1)", address])
-                processes.add(try Subprocess(tool, args))
-                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "-g", "http://[\(address)]:8080/"])
-                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
             }
+            try await Self.startOrigins(pods, in: net, dir: dir, processes: processes)
             try await NetworkNamespaces.ip(["-n", net.node, "-6", "route", "add", "fd00:10:96::/112", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
             try """
@@ -393,13 +370,7 @@ struct ServiceProxyNamespaceTests {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-userspace") { net, dir, processes in
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            for (i, address) in ["10.244.1.5", "10.244.2.7"].enumerated() {
-                let (tool, args) = net.exec(in: net.pods[i], "python3", [dir + "/origin.py", "pod\(i + 1)", address])
-                processes.add(try Subprocess(tool, args))
-                let (curlTool, curlArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "2", "http://\(address):8080/"])
-                #expect(await Waiting.untilAsync(timeout: .seconds(15)) { (try? await Subprocess.run(curlTool, curlArgs, timeout: .seconds(5)).status) == 0 })
-            }
+            try await Self.startOrigins(["10.244.1.5", "10.244.2.7"], in: net, dir: dir, processes: processes)
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "10.96.0.0/16", "dev", "vn1"])
             try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
             let nodePortService = Self.manifests(endpoints: ["10.244.1.5", "10.244.2.7"])

@@ -33,7 +33,7 @@ public enum IPTablesDiff {
                 continue
             }
             guard line.hasPrefix("-A ") else { continue }
-            let words = IPTablesTracer.tokens(line)
+            let words = RuleTrace.words(line)
             guard words.count > 1 else { continue }
             let target = words.firstIndex(of: "-j").flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil } ?? ""
             if owned(words[1], table: table) || (words[1].uppercased() == words[1] && !words[1].hasPrefix("KUBE-") && owned(target, table: table)) {
@@ -63,7 +63,7 @@ public enum IPTablesDiff {
     /// A rule in a spelling-independent form: its chain, then its options with their values (negations kept,
     /// addresses with a prefix length, marks as `--set-xmark`, probabilities as numbers), sorted.
     static func canonical(_ line: String) -> String {
-        let words = IPTablesTracer.tokens(line)
+        let words = RuleTrace.words(line)
         guard words.count >= 2 else { return line }
         var parts: [String] = []
         var i = 2

@@ -1,3 +1,5 @@
+import FerryModel
+
 /// What the next sync would change in the kernel's `kube-proxy` table. Both sides are `nft list table`
 /// output — the current table, and the next one as nft itself prints it after loading the rendered
 /// transaction into an empty network namespace — so spelling differences cannot show up as changes.
@@ -22,7 +24,7 @@ public enum NFTablesDiff {
         var block: (kind: String, name: String)?
         var elements: String?
         for raw in listing.split(separator: "\n") {
-            let line = String(raw.drop { $0 == " " || $0 == "\t" })
+            let line = String(raw.trimmingSpaces)
             if var pending = elements {
                 pending += " " + line
                 if depth(pending) == 0 {
@@ -77,7 +79,7 @@ public enum NFTablesDiff {
             }
         }
         parts.append(current)
-        return parts.map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }.filter { !$0.isEmpty }
+        return parts.map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
     }
 
     /// The changes as `ferry rules diff` prints them.

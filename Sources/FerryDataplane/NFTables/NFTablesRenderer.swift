@@ -109,8 +109,8 @@ public struct NFTablesTransaction: Sendable, Hashable {
             if !NFTablesNames.isAffinitySet(c.name) { lines.append("flush \(c.isMap ? "map" : "set") \(r.prefix) \(c.name)") }
         }
         if removesNodePortSet {
-            lines += [#"add set \#(r.prefix) nodeport-ips { type \#(r.family == "ip" ? "ipv4_addr" : "ipv6_addr") ; comment "IPs that accept NodePort traffic" ; }"#,
-                      "delete set \(r.prefix) nodeport-ips"]
+            let set = NFTablesRuleset.Collection(name: "nodeport-ips", type: r.family == "ip" ? "ipv4_addr" : "ipv6_addr", comment: NFTablesRenderer.nodePortIPsComment)
+            lines += [r.addCommand(set), "delete set \(r.prefix) nodeport-ips"]
         }
         lines += staleSets.map { "delete set \(r.prefix) \($0)" }
         for chain in r.chains { lines += chain.rules.map { r.ruleCommand(chain.name, $0) } }
@@ -130,6 +130,8 @@ public struct NFTablesTransaction: Sendable, Hashable {
 /// `firewall-ips` for load-balancer source ranges, `numgen random` spreading over endpoint chains, and
 /// per-endpoint affinity sets. Pure; the chains and sets in the kernel tell which are stale.
 public enum NFTablesRenderer {
+    static let nodePortIPsComment = "IPs that accept NodePort traffic"
+
     static let baseChains: [(String, String)] = [
         ("filter-prerouting-pre-dnat", "type filter hook prerouting priority -110"),
         ("filter-output-pre-dnat", "type filter hook output priority -110"),
@@ -201,7 +203,7 @@ public enum NFTablesRenderer {
             let mark = options.masqueradeMark
             collection("cluster-ips", type: addr, comment: "Active ClusterIPs")
             if !options.nodePortAddresses.isEmpty {
-                collection("nodeport-ips", type: addr, comment: "IPs that accept NodePort traffic")
+                collection("nodeport-ips", type: addr, comment: NFTablesRenderer.nodePortIPsComment)
                 for ip in options.nodePortAddresses where !isLoopback(ip) { element("nodeport-ips", ip.description) }
             }
             collection("firewall-ips", type: "\(addr) . inet_proto . inet_service : verdict", comment: "destinations that are subject to LoadBalancerSourceRanges")

@@ -100,7 +100,7 @@ public enum IPTablesTracer {
     static func chains(_ lines: [String]) -> [String: [Rule]] {
         var result: [String: [Rule]] = [:]
         for line in lines where line.hasPrefix("-A ") {
-            let words = tokens(line)
+            let words = RuleTrace.words(line)
             guard words.count >= 2 else { continue }
             var rule = Rule(chain: words[1])
             var i = 2
@@ -136,21 +136,4 @@ public enum IPTablesTracer {
         IPRange(parsing: text.contains("/") ? text : text + (text.contains(":") ? "/128" : "/32"))
     }
 
-    /// Words of a rule line; a double-quoted comment is one word.
-    static func tokens(_ line: String) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var quoted = false
-        for c in line {
-            if c == "\"" { quoted.toggle(); continue }
-            if c == " " && !quoted {
-                if !current.isEmpty { words.append(current) }
-                current = ""
-            } else {
-                current.append(c)
-            }
-        }
-        if !current.isEmpty { words.append(current) }
-        return words
-    }
 }

@@ -86,7 +86,7 @@ public enum NFTablesTracer {
 
         /// The verdict the rule gives this packet, with the reason a map element states; nil when it does not match.
         func evaluate(_ rule: NFTablesRuleset.Rule) -> (Verdict, String?)? {
-            let t = NFTablesTracer.tokens(rule.text)
+            let t = RuleTrace.words(rule.text)
             var i = 0
             func word(_ k: Int) -> String { i + k < t.count ? t[i + k] : "" }
             while i < t.count {
@@ -115,7 +115,7 @@ public enum NFTablesTracer {
                     i += 3
                 case "numgen":
                     // `numgen random mod N vmap { 0 : goto A , 1 : goto B }`
-                    let inner = NFTablesTracer.tokens(String(word(5).dropFirst().dropLast()))
+                    let inner = RuleTrace.words(String(word(5).dropFirst().dropLast()))
                     let targets = inner.indices.compactMap { inner[$0] == "goto" && $0 + 1 < inner.count ? inner[$0 + 1] : nil }
                     return (.split(targets), nil)
                 case "jump": return (.jump(word(1)), nil)
@@ -151,7 +151,7 @@ public enum NFTablesTracer {
             if operand.hasPrefix("@") {
                 return ruleset.collection(String(operand.dropFirst()))?.elements.contains { range($0.key)?.contains(address) == true } ?? false
             }
-            let items = operand.hasPrefix("{") ? operand.dropFirst().dropLast().split(separator: ",").map { $0.trimmingSpaces } : [operand]
+            let items = operand.hasPrefix("{") ? operand.dropFirst().dropLast().split(separator: ",").map { String($0.trimmingSpaces) } : [operand]
             return items.contains { range($0)?.contains(address) == true }
         }
 
@@ -160,26 +160,4 @@ public enum NFTablesTracer {
         }
     }
 
-    /// Words of a rule; `{ … }` is one word.
-    static func tokens(_ text: String) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var depth = 0
-        for c in text {
-            if c == "{" { depth += 1 }
-            if c == "}" { depth -= 1 }
-            if c == " " && depth == 0 {
-                if !current.isEmpty { words.append(current) }
-                current = ""
-            } else {
-                current.append(c)
-            }
-        }
-        if !current.isEmpty { words.append(current) }
-        return words
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: String { String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
 }

@@ -47,6 +47,28 @@ public enum RuleTrace {
         return text
     }
 
+    /// Words of a rule as iptables or nft write it: a double-quoted string (an iptables comment) is one
+    /// word without its quotes; `{ … }` (an nft set or verdict map) is one word with its braces.
+    static func words(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var quoted = false
+        var depth = 0
+        for c in text {
+            if c == "\"" { quoted.toggle(); continue }
+            if c == "{" { depth += 1 }
+            if c == "}" { depth -= 1 }
+            if c == " " && !quoted && depth == 0 {
+                if !current.isEmpty { words.append(current) }
+                current = ""
+            } else {
+                current.append(c)
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
+    }
+
     /// `0.5000`: four decimals.
     static func format4(_ value: Double) -> String {
         let scaled = Int((value * 10_000).rounded())

@@ -1,6 +1,6 @@
 extension StringProtocol where SubSequence == Substring {
     /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: Substring {
+    public var trimmingSpaces: Substring {
         var s = self[...]
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }

@@ -62,9 +62,10 @@ enum IPTablesApplier {
         let filter = Set(saved.stdout.split(whereSeparator: \.isNewline).compactMap { $0.hasPrefix(":") ? String($0.dropFirst().prefix { $0 != " " }) : nil })
         let filterOwned = filter.intersection(["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"]).sorted()
         lines += ["*filter"] + filterOwned.map { ":\($0) - [0:0]" } + filterOwned.map { "-X \($0)" } + ["COMMIT"]
-        let restore = try SystemCommand.run(tool("iptables-restore", ipv6: ipv6), ["-w", "--noflush"], input: lines.joined(separator: "\n") + "\n")
+        let restoreTool = tool("iptables-restore", ipv6: ipv6)
+        let restore = try SystemCommand.run(restoreTool, ["-w", "--noflush"], input: lines.joined(separator: "\n") + "\n")
         guard restore.status == 0 else {
-            throw SystemCommand.Failure(description: "iptables-restore could not remove the chains: \(restore.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw SystemCommand.Failure(description: "\(restoreTool) could not remove the chains: \(restore.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 }

@@ -7,18 +7,19 @@ enum NFTablesApplier {
     /// `ip` or `ip6`.
     static func family(ipv6: Bool) -> String { ipv6 ? "ip6" : "ip" }
 
-    /// `nft list table ip kube-proxy` (or `ip6`); empty when the table does not exist.
-    static func listing(ipv6: Bool = false) throws -> String {
-        let result = try SystemCommand.run("nft", ["list", "table", family(ipv6: ipv6), NFTablesNames.table], missing: "install the nftables package")
+    /// `nft list table ip kube-proxy` (or `ip6`); empty when the table does not exist. `terse` leaves out the
+    /// elements of sets and maps.
+    static func listing(ipv6: Bool = false, terse: Bool = false) throws -> String {
+        let result = try SystemCommand.run("nft", (terse ? ["-t"] : []) + ["list", "table", family(ipv6: ipv6), NFTablesNames.table], missing: "install the nftables package")
         if result.status == 0 { return result.stdout }
         if result.stderr.contains("No such file or directory") { return "" }
         throw SystemCommand.Failure(description: "nft list table \(family(ipv6: ipv6)) \(NFTablesNames.table) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)")
     }
 
-    /// The chains and sets of the table now, to find stale ones.
+    /// The chains and sets of the table now, to find stale ones (elements left out: they can be many).
     static func existing(ipv6: Bool = false) throws -> (chains: Set<String>, sets: Set<String>) {
         var chains = Set<String>(), sets = Set<String>()
-        for raw in try listing(ipv6: ipv6).split(separator: "\n") {
+        for raw in try listing(ipv6: ipv6, terse: true).split(separator: "\n") {
             let words = raw.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard words.count >= 3, words.last == "{" else { continue }
             if words[0] == "chain" { chains.insert(words[1]) }

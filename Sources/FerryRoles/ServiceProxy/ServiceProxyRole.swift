@@ -191,12 +191,12 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     public func syncOnce(previous: ServicePortTable? = nil) throws -> (table: ServicePortTable, rules: Int) {
         let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
-        var rules: ServiceProxyStatus.RuleCount = settings.mode == .nftables ? .nftables(0) : .iptables(filter: 0, nat: 0)
+        var written = (filter: 0, nat: 0, nftables: 0)
+        if settings.mode == .nftables { try deleteStaleChains() }
         for ipv6 in ServiceProxyRole.families(translation.table, mode: settings.mode, inKernel: true) {
             let options = settings.options.forFamily(ipv6: ipv6)
             if settings.mode == .nftables {
                 let family = NFTablesApplier.family(ipv6: ipv6)
-                try deleteStaleChains()
                 let existing = try NFTablesApplier.existing(ipv6: ipv6)
                 let transaction = NFTablesRenderer.render(translation.table, options: options, existingChains: existing.chains, existingSets: existing.sets)
                 try NFTablesApplier.run(transaction.script)
@@ -207,11 +207,12 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                     for chain in transaction.staleChains { kept[family + " " + chain] = stale[family + " " + chain] ?? now }
                     stale = kept
                 }
-                if case .nftables(let count) = rules { rules = .nftables(count + transaction.ruleset.ruleCount) }
+                written.nftables += transaction.ruleset.ruleCount
             } else {
                 let transaction = IPTablesRenderer.render(translation.table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: ipv6))
                 try IPTablesApplier.apply(transaction, ipv6: ipv6)
-                if case .iptables(let filter, let nat) = rules { rules = .iptables(filter: filter + transaction.filterRules.count, nat: nat + transaction.natRules.count) }
+                written.filter += transaction.filterRules.count
+                written.nat += transaction.natRules.count
             }
         }
         if let previous {
@@ -226,12 +227,9 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                 }
             }
         }
-        let took = ContinuousClock.now - started
-        status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18, rules: rules)
-        switch rules {
-        case .iptables(let filter, let nat): return (translation.table, filter + nat)
-        case .nftables(let count): return (translation.table, count)
-        }
+        let rules: ServiceProxyStatus.RuleCount = settings.mode == .nftables ? .nftables(written.nftables) : .iptables(filter: written.filter, nat: written.nat)
+        status.recordSuccess(took: ContinuousClock.now - started, rules: rules)
+        return (translation.table, written.filter + written.nat + written.nftables)
     }
 
     /// Deletes the stale chains found a second or more ago (kernels before 6.2 notice late that no map

@@ -32,7 +32,8 @@ public final class ServiceProxyStatus: Sendable {
         self.healthTimeout = healthTimeout
     }
 
-    func recordSuccess(seconds: Double, rules: RuleCount) {
+    func recordSuccess(took: Duration, rules: RuleCount) {
+        let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
         state.withLockedValue { s in
             s.lastSuccess = Date()
             s.successes += 1
@@ -87,9 +88,9 @@ public final class ServiceProxyStatus: Sendable {
             ]
         case .nftables(let count):
             lines += [
-                "# HELP ferry_service_proxy_nftables_rules Rules in the kube-proxy nftables table written by the last sync",
+                "# HELP ferry_service_proxy_nftables_rules Rules in the kube-proxy nftables tables (ip and ip6) written by the last sync",
                 "# TYPE ferry_service_proxy_nftables_rules gauge",
-                "ferry_service_proxy_nftables_rules{family=\"ip\"} \(count)",
+                "ferry_service_proxy_nftables_rules \(count)",
             ]
         }
         lines += [

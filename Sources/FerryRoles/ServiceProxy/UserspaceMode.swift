@@ -109,8 +109,7 @@ public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
                         do {
                             let transaction = PortalRenderer.render(portals)
                             try IPTablesApplier.apply(transaction)
-                            let took = ContinuousClock.now - started
-                            self.status.recordSuccess(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18,
+                            self.status.recordSuccess(took: ContinuousClock.now - started,
                                                       rules: .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count))
                             if portals != applied { self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"]) }
                             applied = portals
