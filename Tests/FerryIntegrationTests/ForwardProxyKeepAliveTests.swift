@@ -37,4 +37,57 @@ import Testing
         #expect(origin.requestsServed == 3)
         #expect(origin.lastHeaders.contains { $0.0 == "host" && $0.1 == "127.0.0.2:\(origin.port)" })
     }
+
+    /// Responses of every framing, one after another on one connection, arrive byte-exact (the head of a
+    /// small response goes out in one write with its body; a large body is not copied), and the request
+    /// reaching the destination carries Squid's forwarding fields only.
+    @Test func responsesOfEveryFramingArriveIntactOnOneConnection() async throws {
+        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup, host: "127.0.0.2")
+        defer { origin.close() }
+        let proxy = try ProxyHarness(yaml: """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: egress
+            address: "127.0.0.1:0"
+            forward_proxy: {policy: p}
+        policies:
+          - name: p
+            guards: none
+            rules:
+              - allow: {addresses: [127.0.0.2/32]}
+        clusters: []
+        """)
+        defer { Task { await proxy.stop() } }
+        let client = try RawClient(port: proxy.port("egress"))
+        let base = "http://127.0.0.2:\(origin.port)"
+
+        client.send("GET \(base)/bytes/10 HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nProxy-Connection: keep-alive\r\n\r\n")
+        let small = client.readResponse()
+        #expect(small.head.hasPrefix("HTTP/1.1 200"))
+        #expect(small.body == String(repeating: "x", count: 10))
+        let fields = Dictionary(origin.lastHeaders.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { a, _ in a })
+        #expect(origin.lastHeaders.first?.0 == "host" && fields["host"] == "127.0.0.2:\(origin.port)")
+        #expect(fields["via"] == "1.1 ferry")
+        #expect(fields["x-forwarded-for"] == "127.0.0.1")
+        #expect(fields["x-forwarded-proto"] == "https", "the client's own field travels as it is")
+        for absent in ["x-request-id", "x-forwarded-host", "proxy-connection"] {
+            #expect(fields[absent] == nil, "\(absent)")
+        }
+
+        client.send("GET \(base)/chunked/100 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let chunked = client.read(until: "\r\n0\r\n\r\n")
+        #expect(chunked.hasPrefix("HTTP/1.1 200"))
+        #expect(chunked.lowercased().contains("transfer-encoding: chunked"))
+        #expect(chunked.hasSuffix("\r\n\r\n64\r\n" + String(repeating: "x", count: 100) + "\r\n0\r\n\r\n"))
+
+        client.send("GET \(base)/bytes/70000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let large = client.readResponse()
+        #expect(large.head.lowercased().contains("content-length: 70000"))
+        #expect(large.body.utf8.count == 70000 && large.body.utf8.allSatisfy { $0 == UInt8(ascii: "x") })
+
+        client.send("GET \(base)/bytes/5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let after = client.readResponse()
+        #expect(after.head.hasPrefix("HTTP/1.1 200") && after.body == "xxxxx")
+        #expect(origin.requestsServed == 4)
+    }
 }

@@ -111,3 +111,40 @@ struct RetryRuleTests {
 enum RetryPolicyFixture {
     static let policy = RetryPolicy(attempts: 2, on: [.connectFailure, .reset, .status(503)])
 }
+
+extension HeaderRewriterTests {
+    @Test func aForwardProxyRequestCarriesHostFromTheURLAndSquidsForwardingFieldsOnly() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://dest.test:8080/p?q=1", headers: [
+            "Host": "ignored.test", "User-Agent": "ua", "X-Forwarded-For": "1.1.1.1", "Via": "1.1 edge",
+            "Proxy-Connection": "keep-alive", "Proxy-Authorization": "Basic eDp5", "Connection": "X-Secret", "X-Secret": "s",
+            "X-Forwarded-Proto": "https", "Expect": "100-continue", "Content-Length": "3",
+        ])
+        let summary = try RequestHeadValidator.validate(head, limits: HTTPLimits(), forwardProxy: true).get()
+        let out = HeaderRewriter.forwardProxyRequest(head, summary: summary, clientAddress: "10.1.2.3", host: "dest.test:8080", pathAndQuery: "/p?q=1")
+        #expect(out.uri == "/p?q=1")
+        #expect(out.headers.first?.name == "host" && out.headers["host"] == ["dest.test:8080"])
+        #expect(out.headers["user-agent"] == ["ua"])
+        #expect(out.headers["content-length"] == ["3"])
+        #expect(out.headers["x-forwarded-proto"] == ["https"])
+        #expect(out.headers["via"] == ["1.1 edge, 1.1 ferry"])
+        #expect(out.headers["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
+        for gone in ["proxy-connection", "proxy-authorization", "connection", "x-secret", "expect", "x-request-id", "x-forwarded-host"] {
+            #expect(!out.headers.contains(name: gone), "\(gone)")
+        }
+    }
+
+    @Test func aResponseIsInspectedInOnePass() {
+        let keepAlive = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "6", "Connection": "keep-alive"])
+        #expect(HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET) == .init(framing: .contentLength, hasHopByHop: false, hasConnectionKeepAlive: true))
+        let chunked = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Transfer-Encoding": "gzip, Chunked", "Keep-Alive": "timeout=5"])
+        #expect(HeaderRewriter.inspectResponse(chunked, requestMethod: .GET) == .init(framing: .chunked, hasHopByHop: true, hasConnectionKeepAlive: false))
+        let closing = HTTPResponseHead(version: .http1_0, status: .ok, headers: ["Connection": "close"])
+        #expect(HeaderRewriter.inspectResponse(closing, requestMethod: .GET) == .init(framing: .untilClose, hasHopByHop: true, hasConnectionKeepAlive: false))
+        #expect(HeaderRewriter.inspectResponse(keepAlive, requestMethod: .HEAD).framing == .none)
+        // A kept-alive HTTP/1.1 client gets the upstream's head unchanged; an HTTP/1.0 client does not.
+        var alive = true
+        #expect(HeaderRewriter.downstreamResponse(keepAlive, fields: HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET), requestVersion: .http1_1, keepAlive: &alive, isUpgrade: false).headers == keepAlive.headers)
+        var closed = false
+        #expect(HeaderRewriter.downstreamResponse(keepAlive, fields: HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET), requestVersion: .http1_1, keepAlive: &closed, isUpgrade: false).headers["connection"] == ["close"])
+    }
+}

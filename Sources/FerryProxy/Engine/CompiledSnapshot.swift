@@ -117,11 +117,15 @@ final class CompiledRoute: Sendable {
     let stats: RouteStats
     /// Deadline for the upstream response, as NIO time.
     let timeout: TimeAmount
+    /// Whether some response status makes the route retry: checked on every response head without
+    /// copying the route.
+    let retriesOnStatus: Bool
 
     init(route: Route, stats: RouteStats) {
         self.route = route
         self.stats = stats
         self.timeout = .milliseconds(route.timeout.milliseconds)
+        self.retriesOnStatus = (100...599).contains { route.retries.retries(status: $0) }
     }
 }
 

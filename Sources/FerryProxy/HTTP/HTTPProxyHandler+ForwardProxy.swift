@@ -173,10 +173,7 @@ extension HTTPProxyHandler {
     /// For an absolute-form request: the head sent upstream (origin-form target, Host from the URL).
     private func prepareUpstreamHead(target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, context: ChannelHandlerContext) {
         guard let ex = exchange, case .absolute(_, _, let authority, let pathAndQuery) = target else { return }
-        var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: .init(clientAddress: clientIP, requestID: ex.event.requestID))
-        upstreamHead.uri = pathAndQuery
-        upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
-        ex.upstreamHead = upstreamHead
+        ex.upstreamHead = HeaderRewriter.forwardProxyRequest(head, summary: summary, clientAddress: clientIP, host: authority, pathAndQuery: pathAndQuery)
         if summary.expectsContinue {
             context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             markDirty(downstream: true)
@@ -249,7 +246,8 @@ enum ForwardResolver {
 /// The last absolute-form destination a connection was allowed to reach, so that a keep-alive client asking
 /// for the same `scheme://authority` with the same method in the same snapshot skips parsing, the policy
 /// and address work. Not kept when the listener authenticates users (credentials may change per request).
-struct ForwardMemo {
+/// (A class: it is consulted on every request of the connection, and a struct would be copied each time.)
+final class ForwardMemo {
     let snapshotVersion: Int
     /// `http://host:port` exactly as received.
     let prefix: String
@@ -260,6 +258,18 @@ struct ForwardMemo {
     let verdict: Verdict
     let destination: SocketAddress
     let upstreamName: String
+
+    init(snapshotVersion: Int, prefix: String, method: HTTPMethod, host: HostName, port: Int, authority: String, verdict: Verdict, destination: SocketAddress, upstreamName: String) {
+        self.snapshotVersion = snapshotVersion
+        self.prefix = prefix
+        self.method = method
+        self.host = host
+        self.port = port
+        self.authority = authority
+        self.verdict = verdict
+        self.destination = destination
+        self.upstreamName = upstreamName
+    }
 
     /// The text before the path of an absolute-form target (`http://host:port`), or nil.
     static func prefix(of uri: String) -> String? {

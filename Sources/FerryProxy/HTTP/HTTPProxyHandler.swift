@@ -132,6 +132,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     func channelInactive(context: ChannelHandlerContext) {
         uncountConnection()
+        heldResponseHead = nil
         if let exchange, !(exchange.requestComplete && exchange.responseComplete) {
             exchange.event.flags.insert(.downstreamConnectionTermination)
             if let upstream {
@@ -191,6 +192,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private var isFlushQueued = false
+    /// A response head not yet written: it goes out with the first body bytes (one write for a small
+    /// response), or on its own at the end of the tick, the response's end, or before a larger body.
+    private var heldResponseHead: ByteBuffer?
 
     /// Called by the loop at the end of the tick in which this connection wrote.
     func flushQueued() {
@@ -199,9 +203,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             upstreamDirty = false
             upstream?.flush()
         }
-        if downstreamDirty {
+        if downstreamDirty, let context {
             downstreamDirty = false
-            context?.flush()
+            writeHeldHead(context: context)
+            context.flush()
         }
     }
 
@@ -289,11 +294,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         requestsServed += 1
         let (snapshot, listener) = currentListener()
         let logged = snapshot.config.accessLog.format != .none
-        var event = AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : "")
-        event.method = head.method.rawValue
-        event.path = head.uri
-        event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
-        let ex = Exchange(event: event, startedAt: .now())
+        // The event is built inside the exchange: a copy of it costs a retain per field.
+        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: .now())
+        ex.event.method = head.method.rawValue
+        ex.event.path = head.uri
+        ex.event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
         ex.method = head.method
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
@@ -311,7 +316,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
             return
         }
-        let requestID = summary.requestID ?? RequestID.make(using: &local.random)
+        // The forward proxy sends no request ID to the outside: it makes one only for its access log.
+        let requestID = summary.requestID ?? (listener.forwardProxy != nil && !logged ? "" : RequestID.make(using: &local.random))
         ex.event.requestID = requestID
         ex.event.authority = summary.host ?? ""
         if ex.accessLogFormat != .none {
@@ -728,7 +734,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         guard let context, connection === upstream, exchange != nil else { return }
         switch part {
         case .head(let head):
-            if let route = exchange!.route?.route, route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
+            if exchange!.route?.retriesOnStatus == true, exchange!.route!.route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
                retryIfAllowed(.status, context: context) {
                 return
             }
@@ -738,7 +744,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let sent = exchange!.sentUpstreamAt {
                 exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
             }
-            let framing = HeaderRewriter.responseFraming(head, requestMethod: exchange!.method)
+            let fields = HeaderRewriter.inspectResponse(head, requestMethod: exchange!.method)
+            let framing = fields.framing
             exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
             if exchange!.isUpgrade {
                 if head.status == .switchingProtocols {
@@ -755,14 +762,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             var keepAlive = exchange!.keepAlive && !draining
             let out = HeaderRewriter.downstreamResponse(
-                head, upstreamFraming: framing, requestVersion: exchange!.version, keepAlive: &keepAlive,
+                head, fields: fields, requestVersion: exchange!.version, keepAlive: &keepAlive,
                 isUpgrade: exchange!.upgradeAccepted)
             exchange!.keepAlive = keepAlive
             exchange!.downstreamChunked = !exchange!.upgradeAccepted
                 && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: exchange!.version)
             exchange!.event.status = Int(head.status.code)
             exchange!.responseHeadSent = true
-            context.write(wrapOutboundOut(ResponseSerializer.head(out, allocator: context.channel.allocator)), promise: nil)
+            // Held until the body's first bytes (usually in the same read) so both go out in one write.
+            heldResponseHead = ResponseSerializer.head(out, allocator: context.channel.allocator)
             markDirty(downstream: true)
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes
@@ -836,6 +844,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         // The exchange is counted now; its access-log line waits for the tunnel to close, so it carries the
         // bytes each way and the whole duration.
         complete(logging: false)
+        writeHeldHead(context: context)
         context.flush()
         // A read held back while the upstream was being reached is owed to the glue, which reads from now on.
         let downstreamChannel = context.channel
@@ -933,6 +942,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         exchange?.event.flags.formUnion(flags)
         complete()
         state = .closing
+        writeHeldHead(context: context)
         context.flush()
         context.close(promise: nil)
     }
@@ -970,6 +980,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Writes the end of the response; when the connection is not kept alive, closes it once that write is done.
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        writeHeldHead(context: context)
         let last = exchange!.downstreamChunked ? ResponseSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
         if exchange!.keepAlive && !draining {
             if let last { context.write(wrapOutboundOut(last), promise: nil) }
@@ -988,6 +999,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// A response body part, chunk-framed when the response to the client is chunked.
     private func writeBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard buffer.readableBytes > 0 else { return }
+        if heldResponseHead != nil {
+            guard buffer.readableBytes <= Self.coalescedBodyLimit else {
+                writeHeldHead(context: context)
+                return writeBody(buffer, context: context)
+            }
+            // Small first body bytes are copied behind the head: one write for both. (The held copy is
+            // dropped first, so the buffer is not shared and grows in place.)
+            var head = heldResponseHead!
+            heldResponseHead = nil
+            if exchange!.downstreamChunked {
+                head.writeString(String(buffer.readableBytes, radix: 16))
+                head.writeStaticString("\r\n")
+                head.writeImmutableBuffer(buffer)
+                head.writeStaticString("\r\n")
+            } else {
+                head.writeImmutableBuffer(buffer)
+            }
+            context.write(wrapOutboundOut(head), promise: nil)
+            return
+        }
         if exchange!.downstreamChunked {
             context.write(wrapOutboundOut(ResponseSerializer.chunkHeader(length: buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
             context.write(wrapOutboundOut(buffer), promise: nil)
@@ -995,6 +1026,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         } else {
             context.write(wrapOutboundOut(buffer), promise: nil)
         }
+    }
+
+    /// Body bytes up to this size are copied behind a held response head rather than written on their own.
+    private static let coalescedBodyLimit = 4096
+
+    /// Writes the response head held for coalescing, if any, ahead of whatever is written next.
+    private func writeHeldHead(context: ChannelHandlerContext) {
+        guard let head = heldResponseHead else { return }
+        heldResponseHead = nil
+        context.write(wrapOutboundOut(head), promise: nil)
     }
 
     private func isHeadNext() -> Bool {
@@ -1008,7 +1049,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         guard let ex = exchange else { return }
         finishedOnEndpoint()
         ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
-        if logging { environment.accessLog.record(ex.event, format: ex.accessLogFormat) }
+        if logging && ex.accessLogFormat != .none { environment.accessLog.record(ex.event, format: ex.accessLogFormat) }
         if let stats = ex.route?.stats {
             stats.count(target: ex.event.cluster.isEmpty ? nil : ex.targetIndex, status: ex.event.status)
         } else {

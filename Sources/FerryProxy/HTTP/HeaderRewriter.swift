@@ -65,6 +65,36 @@ enum HeaderRewriter {
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
 
+    /// The head a forward proxy sends for an absolute-form request: the origin-form target, `Host` from the
+    /// URL (first), the client's end-to-end fields, then `Via` and `X-Forwarded-For` appended — Squid's
+    /// defaults (`via on`, `forwarded_for on`). Nothing else about the client or Ferry (no request ID, no
+    /// X-Forwarded-Proto/Host) is added on the way to an outside destination. One pass over the fields.
+    static func forwardProxyRequest(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, pathAndQuery: String) -> HTTPRequestHead {
+        let isUpgrade = summary.isUpgrade
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 4)
+        headers.add(name: "host", value: host)
+        for (name, value) in head.headers {
+            let kind = FieldName(name)
+            switch kind {
+            case .upgrade where isUpgrade:
+                headers.add(name: name, value: value)
+            case .host, .forwardedFor, .via, .expect:
+                continue
+            default:
+                if kind.isHopByHop { continue }
+                if !summary.connectionListed.isEmpty, isListed(name, in: summary.connectionListed) { continue }
+                headers.add(name: name, value: value)
+            }
+        }
+        if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
+        if isUpgrade { headers.add(name: "connection", value: "upgrade") }
+        let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
+        headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)
+        headers.add(name: "x-forwarded-for", value: summary.forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: pathAndQuery, headers: headers)
+    }
+
     /// A route's header changes and Host rewrite, on a head already built for upstream.
     static func apply(_ changes: HeaderChanges, host: String?, to headers: inout HTTPHeaders) {
         var kept = HTTPHeaders()
@@ -93,22 +123,43 @@ enum HeaderRewriter {
         return !["host", "content-length", "x-request-id"].contains(lower)
     }
 
-    /// Response framing as received from the upstream, given the request method.
-    static func responseFraming(_ head: HTTPResponseHead, requestMethod: HTTPMethod) -> Framing {
+    /// What an upstream response's fields say, read in one pass: its framing (given the request method) and
+    /// which hop-by-hop fields it carries.
+    struct ResponseFields: Equatable {
+        var framing: Framing
+        /// A hop-by-hop field other than `Connection: keep-alive`.
+        var hasHopByHop = false
+        /// `Connection: keep-alive`, which may stay when the client's connection is kept alive too.
+        var hasConnectionKeepAlive = false
+    }
+
+    static func inspectResponse(_ head: HTTPResponseHead, requestMethod: HTTPMethod) -> ResponseFields {
         let code = head.status.code
-        if requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304 { return .none }
+        let bodiless = requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304
         var chunked = false
         var length = false
+        var fields = ResponseFields(framing: .none)
         for (name, value) in head.headers {
-            switch FieldName(name) {
-            case .transferEncoding: chunked = chunked || value.lowercased().contains("chunked")
-            case .contentLength: length = true
-            default: break
+            let kind = FieldName(name)
+            switch kind {
+            case .transferEncoding:
+                chunked = chunked || value.lowercased().contains("chunked")
+                fields.hasHopByHop = true
+            case .contentLength:
+                length = true
+            case .connection where FieldName.equalsIgnoringCase(value, "keep-alive"):
+                fields.hasConnectionKeepAlive = true
+            default:
+                if kind.isHopByHop { fields.hasHopByHop = true }
             }
         }
-        if chunked { return .chunked }
-        if length { return .contentLength }
-        return .untilClose
+        if !bodiless { fields.framing = chunked ? .chunked : length ? .contentLength : .untilClose }
+        return fields
+    }
+
+    /// Response framing as received from the upstream, given the request method.
+    static func responseFraming(_ head: HTTPResponseHead, requestMethod: HTTPMethod) -> Framing {
+        inspectResponse(head, requestMethod: requestMethod).framing
     }
 
     /// Whether Ferry chunk-frames the body it sends downstream: bodies without a length, to HTTP/1.1 clients.
@@ -125,6 +176,21 @@ enum HeaderRewriter {
         keepAlive: inout Bool,
         isUpgrade: Bool
     ) -> HTTPResponseHead {
+        var fields = inspectResponse(head, requestMethod: .GET)
+        fields.framing = upstreamFraming
+        return downstreamResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade)
+    }
+
+    /// The same, from the fields already inspected (`inspectResponse`), so the upstream's fields are
+    /// read once more only when they must be copied.
+    static func downstreamResponse(
+        _ head: HTTPResponseHead,
+        fields: ResponseFields,
+        requestVersion: HTTPVersion,
+        keepAlive: inout Bool,
+        isUpgrade: Bool
+    ) -> HTTPResponseHead {
+        let upstreamFraming = fields.framing
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
         if isUpgrade && head.status == .switchingProtocols {
             var headers = HTTPHeaders()
@@ -140,15 +206,8 @@ enum HeaderRewriter {
             keepAlive = false
         }
         let needsConnectionField = !keepAlive || requestVersion.minor == 0
-        var hasHopByHop = false
-        for (name, value) in head.headers {
-            let kind = FieldName(name)
-            guard kind.isHopByHop else { continue }
-            // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
-            if kind == .connection, keepAlive, requestVersion.minor >= 1, FieldName.equalsIgnoringCase(value, "keep-alive") { continue }
-            hasHopByHop = true
-            break
-        }
+        // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
+        let hasHopByHop = fields.hasHopByHop || (fields.hasConnectionKeepAlive && !(keepAlive && requestVersion.minor >= 1))
         if !hasHopByHop && !chunkedDownstream && !needsConnectionField && head.version == version {
             return head
         }
