@@ -38,9 +38,10 @@ import Testing
         #expect(origin.lastHeaders.contains { $0.0 == "host" && $0.1 == "127.0.0.2:\(origin.port)" })
     }
 
-    /// Responses of every framing, one after another on one connection, arrive byte-exact (the head of a
-    /// small response goes out in one write with its body; a large body is not copied), and the request
-    /// reaching the destination carries Squid's forwarding fields only.
+    /// Responses of every framing and a chunked upload, one after another on one connection, arrive
+    /// byte-exact (the head of a small response goes out in one write with its body; a large body is not
+    /// copied; Ferry writes request heads and chunk framing itself), and the request reaching the
+    /// destination carries Squid's forwarding fields only.
     @Test func responsesOfEveryFramingArriveIntactOnOneConnection() async throws {
         let origin = try TestOrigin(name: "o", group: Fixtures.originGroup, host: "127.0.0.2")
         defer { origin.close() }
@@ -85,9 +86,14 @@ import Testing
         #expect(large.head.lowercased().contains("content-length: 70000"))
         #expect(large.body.utf8.count == 70000 && large.body.utf8.allSatisfy { $0 == UInt8(ascii: "x") })
 
+        // A chunked upload with a trailer: Ferry frames the body it sends on, and the origin reads it whole.
+        client.send("POST \(base)/sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: 1\r\n\r\n")
+        let upload = client.readResponse()
+        #expect(upload.head.hasPrefix("HTTP/1.1 200") && upload.body == "received 11 bytes\n")
+
         client.send("GET \(base)/bytes/5 HTTP/1.1\r\nHost: x\r\n\r\n")
         let after = client.readResponse()
         #expect(after.head.hasPrefix("HTTP/1.1 200") && after.body == "xxxxx")
-        #expect(origin.requestsServed == 4)
+        #expect(origin.requestsServed == 5)
     }
 }

@@ -120,8 +120,9 @@ extension HeaderRewriterTests {
             "X-Forwarded-Proto": "https", "Expect": "100-continue", "Content-Length": "3",
         ])
         let summary = try RequestHeadValidator.validate(head, limits: HTTPLimits(), forwardProxy: true).get()
-        let out = HeaderRewriter.forwardProxyRequest(head, summary: summary, clientAddress: "10.1.2.3", host: "dest.test:8080", pathAndQuery: "/p?q=1")
-        #expect(out.uri == "/p?q=1")
+        var fields: [(String, String)] = []
+        HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: "10.1.2.3", host: "dest.test:8080") { fields.append(($0, $1)) }
+        let out = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/p?q=1", headers: HTTPHeaders(fields))
         #expect(out.headers.first?.name == "host" && out.headers["host"] == ["dest.test:8080"])
         #expect(out.headers["user-agent"] == ["ua"])
         #expect(out.headers["content-length"] == ["3"])

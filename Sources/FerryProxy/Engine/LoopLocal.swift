@@ -70,10 +70,13 @@ final class LoopLocal {
         }
     }
 
+    /// The queue being drained; swapped with `flushQueue` so that neither array is reallocated per tick.
+    private var draining: [HTTPProxyHandler] = []
+
     private func drainFlushQueue() {
-        let queue = flushQueue
-        flushQueue.removeAll(keepingCapacity: true)
-        for handler in queue { handler.flushQueued() }
+        swap(&flushQueue, &draining)
+        for handler in draining { handler.flushQueued() }
+        draining.removeAll(keepingCapacity: true)
     }
     private var balancers: [String: (version: Int, endpoints: Int, state: LoadBalancerState)] = [:]
 

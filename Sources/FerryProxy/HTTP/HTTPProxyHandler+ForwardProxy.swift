@@ -173,7 +173,14 @@ extension HTTPProxyHandler {
     /// For an absolute-form request: the head sent upstream (origin-form target, Host from the URL).
     private func prepareUpstreamHead(target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, context: ChannelHandlerContext) {
         guard let ex = exchange, case .absolute(_, _, let authority, let pathAndQuery) = target else { return }
-        ex.upstreamHead = HeaderRewriter.forwardProxyRequest(head, summary: summary, clientAddress: clientIP, host: authority, pathAndQuery: pathAndQuery)
+        // Serialized here, in the same pass that picks the fields.
+        var bytes = context.channel.allocator.buffer(capacity: 256 + pathAndQuery.utf8.count)
+        RequestSerializer.requestLine(method: head.method, target: pathAndQuery, into: &bytes)
+        HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: clientIP, host: authority) { name, value in
+            RequestSerializer.field(name, value, into: &bytes)
+        }
+        RequestSerializer.endOfHead(into: &bytes)
+        ex.upstreamHeadBytes = bytes
         if summary.expectsContinue {
             context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
             markDirty(downstream: true)

@@ -452,7 +452,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .waitingForUpstream:
             exchange!.buffered.append(.body(buffer))
         case .forwarding:
-            upstream?.write(.body(.byteBuffer(buffer)))
+            if let upstream { writeRequestBody(buffer, to: upstream) }
             markDirty(upstream: true)
         case .idle, .localReply, .closing:
             break
@@ -466,8 +466,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .waitingForUpstream:
             exchange!.buffered.append(.end(exchange!.framing == .chunked ? trailers : nil))
         case .forwarding:
-            if exchange!.framing == .chunked {
-                upstream?.write(.end(trailers))
+            if exchange!.framing == .chunked, let upstream {
+                writeRequestEnd(trailers, to: upstream)
                 markDirty(upstream: true)
             }
             requestForwarded()
@@ -481,7 +481,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     private func requestForwarded() {
         if !exchange!.responseHeadReceived, let route = exchange!.route {
-            exchange!.responseDeadline = .now() + route.timeout
+            // A request without a body ended when its head arrived (Envoy counts the route timeout from
+            // the end of the request): no clock read needed.
+            let ended = exchange!.framing == .none ? exchange!.startedAt : .now()
+            exchange!.responseDeadline = ended + route.timeout
         }
     }
 
@@ -527,7 +530,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// with `tunnelTo`, `address` is a parent proxy and the connection is usable once it has answered CONNECT.
     private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, tls: (UpstreamTLSContext, String?)? = nil, context: ChannelHandlerContext) {
         let tlsIdentity = tls.map { ObjectIdentifier($0.0) }
-        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, via: tunnelTo, now: .now()) {
+        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, via: tunnelTo, now: firstAttemptStart ?? .now()) {
             attach(connection, reused: true, context: context)
             return
         }
@@ -537,11 +540,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let (tlsContext, serverName) = tls {
                 try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
             }
-            var encoderConfiguration = HTTPRequestEncoder.Configuration()
-            encoderConfiguration.automaticallySetFramingHeaders = false
-            try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+            let writer = UpstreamRequestWriter()
+            try sync.addHandler(writer)
             try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, pool: pool.value))
+            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, pool: pool.value))
         }
         .assumeIsolated()
         .whenComplete { result in
@@ -665,22 +667,44 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         upstream = connection
         state = .forwarding
         exchange!.reusedConnection = reused
-        exchange!.sentUpstreamAt = .now()
+        // Attached from the pool on the first attempt: that is the moment the request started.
+        exchange!.sentUpstreamAt = reused ? firstAttemptStart ?? .now() : .now()
         startedOnEndpoint()
-        connection.write(.head(exchange!.upstreamHead!))
+        if exchange!.upstreamHeadBytes == nil {
+            // Kept serialized: a retry on another endpoint sends the same bytes.
+            exchange!.upstreamHeadBytes = RequestSerializer.head(exchange!.upstreamHead!, allocator: context.channel.allocator)
+        }
+        connection.writeHead(exchange!.upstreamHeadBytes!, method: exchange!.method)
         let buffered = exchange!.buffered
         exchange!.buffered = []
         for part in buffered {
             switch part {
-            case .body(let buffer): connection.write(.body(.byteBuffer(buffer)))
+            case .body(let buffer): writeRequestBody(buffer, to: connection)
             case .end(let trailers):
-                if exchange!.framing == .chunked { connection.write(.end(trailers)) }
+                if exchange!.framing == .chunked { writeRequestEnd(trailers, to: connection) }
                 requestForwarded()
             case .head: break
             }
         }
         markDirty(upstream: true)
         resumeReadingIfHeld()
+    }
+
+    /// A request body part to the upstream, chunk-framed when the request is chunked.
+    private func writeRequestBody(_ buffer: ByteBuffer, to connection: UpstreamConnection) {
+        guard buffer.readableBytes > 0 else { return }
+        if exchange!.framing == .chunked {
+            connection.writeBytes(ResponseSerializer.chunkHeader(length: buffer.readableBytes, allocator: connection.allocator))
+            connection.writeBytes(buffer)
+            connection.writeBytes(ResponseSerializer.crlf)
+        } else {
+            connection.writeBytes(buffer)
+        }
+    }
+
+    /// The last chunk of a chunked request, with its trailers.
+    private func writeRequestEnd(_ trailers: HTTPHeaders?, to connection: UpstreamConnection) {
+        connection.writeBytes(ResponseSerializer.lastChunk(trailers: trailers, allocator: connection.allocator))
     }
 
     private func startedOnEndpoint() {
@@ -786,15 +810,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             writeResponseEnd(exchange!.downstreamChunked ? trailers : nil, context: context)
             upstream = nil
             connection.owner = nil
+            let now = NIODeadline.now()
             // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
             if exchange!.upstreamKeepAlive && exchange!.requestComplete && exchange!.parentProxy == nil {
-                local.pool.release(connection, now: .now())
+                local.pool.release(connection, now: now)
             } else {
                 connection.close()
             }
             // Answered before the request body ended: nothing more is read (keepAlive was cleared at the head).
             exchange!.requestComplete = true
-            finishExchange(context: context)
+            finishExchange(context: context, now: now)
         }
     }
 
@@ -893,7 +918,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             // Decoders go last so the bytes they still hold flow on into the glue.
             if let connection {
                 up.removeHandler(context: try up.context(handler: connection), promise: nil)
-                up.removeHandler(context: try up.context(handlerType: HTTPRequestEncoder.self), promise: nil)
+                up.removeHandler(context: try up.context(handlerType: UpstreamRequestWriter.self), promise: nil)
                 up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
             }
             down.removeHandler(context: context, promise: nil)
@@ -948,13 +973,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     /// Both directions of the exchange are done: log it, then wait for the next request or close.
-    private func finishExchange(context: ChannelHandlerContext) {
+    private func finishExchange(context: ChannelHandlerContext, now: NIODeadline? = nil) {
         guard let ex = exchange, ex.requestComplete, ex.responseComplete else { return }
         let keepAlive = ex.keepAlive && !draining
-        complete()
+        let now = now ?? .now()
+        complete(now: now)
         if keepAlive {
             state = .idle
-            idleSince = .now()
+            idleSince = now
             firstByteAt = nil
             markDirty(downstream: true)
             processPipelined(context: context)
@@ -1038,6 +1064,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         context.write(wrapOutboundOut(head), promise: nil)
     }
 
+    /// When the current request started, while its first upstream attempt is under way: a clock read
+    /// saved on the keep-alive path (a later attempt reads the clock).
+    private var firstAttemptStart: NIODeadline? {
+        guard let ex = exchange, ex.attempts <= 1 else { return nil }
+        return ex.startedAt
+    }
+
     private func isHeadNext() -> Bool {
         guard let first = pipelined.first else { return false }
         return isHead(first)
@@ -1045,10 +1078,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Records the exchange in the access log and metrics and forgets it.
     /// The exchange is over: count it and (unless a tunnel logs it when it closes) write its access-log line.
-    private func complete(logging: Bool = true) {
+    private func complete(logging: Bool = true, now: NIODeadline = .now()) {
         guard let ex = exchange else { return }
         finishedOnEndpoint()
-        ex.event.durationNanos = (NIODeadline.now() - ex.startedAt).nanoseconds
+        ex.event.durationNanos = (now - ex.startedAt).nanoseconds
         if logging && ex.accessLogFormat != .none { environment.accessLog.record(ex.event, format: ex.accessLogFormat) }
         if let stats = ex.route?.stats {
             stats.count(target: ex.event.cluster.isEmpty ? nil : ex.targetIndex, status: ex.event.status)
@@ -1147,7 +1180,10 @@ final class Exchange {
     var cluster: CompiledCluster?
     var snapshotVersion = 0
     var hashKey: UInt64?
+    /// The head for the upstream as built by the reverse-proxy path, then its bytes (the forward proxy
+    /// writes the bytes directly).
     var upstreamHead: HTTPRequestHead?
+    var upstreamHeadBytes: ByteBuffer?
     var framing: HeaderRewriter.Framing = .none
     var isUpgrade = false
     var upgradeAccepted = false

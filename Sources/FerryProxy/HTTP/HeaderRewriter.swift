@@ -65,34 +65,33 @@ enum HeaderRewriter {
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
 
-    /// The head a forward proxy sends for an absolute-form request: the origin-form target, `Host` from the
-    /// URL (first), the client's end-to-end fields, then `Via` and `X-Forwarded-For` appended — Squid's
+    /// The fields a forward proxy sends for an absolute-form request, in order, to `emit`: `Host` from the
+    /// URL first, the client's end-to-end fields, then `Via` and `X-Forwarded-For` appended — Squid's
     /// defaults (`via on`, `forwarded_for on`). Nothing else about the client or Ferry (no request ID, no
-    /// X-Forwarded-Proto/Host) is added on the way to an outside destination. One pass over the fields.
-    static func forwardProxyRequest(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, pathAndQuery: String) -> HTTPRequestHead {
+    /// X-Forwarded-Proto/Host) is added on the way to an outside destination. One pass over the fields,
+    /// written straight into the request bytes by the caller.
+    @inline(__always)
+    static func forwardProxyFields(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, _ emit: (String, String) -> Void) {
         let isUpgrade = summary.isUpgrade
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 4)
-        headers.add(name: "host", value: host)
+        emit("host", host)
         for (name, value) in head.headers {
             let kind = FieldName(name)
             switch kind {
             case .upgrade where isUpgrade:
-                headers.add(name: name, value: value)
+                emit(name, value)
             case .host, .forwardedFor, .via, .expect:
                 continue
             default:
                 if kind.isHopByHop { continue }
                 if !summary.connectionListed.isEmpty, isListed(name, in: summary.connectionListed) { continue }
-                headers.add(name: name, value: value)
+                emit(name, value)
             }
         }
-        if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-        if isUpgrade { headers.add(name: "connection", value: "upgrade") }
+        if summary.chunked { emit("transfer-encoding", "chunked") }
+        if isUpgrade { emit("connection", "upgrade") }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
-        headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)
-        headers.add(name: "x-forwarded-for", value: summary.forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: pathAndQuery, headers: headers)
+        emit("via", summary.via.map { "\($0), \(via)" } ?? via)
+        emit("x-forwarded-for", summary.forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
     }
 
     /// A route's header changes and Host rewrite, on a head already built for upstream.

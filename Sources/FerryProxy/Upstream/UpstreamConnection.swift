@@ -12,6 +12,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Where this connection goes back in the pool: its address and the TLS context it was made with.
     let poolKey: UpstreamPool.Key
     private weak var pool: UpstreamPool?
+    /// The handler nearest the socket that request bytes go through (`UpstreamRequestWriter`).
+    private let writer: UpstreamRequestWriter
     private var context: ChannelHandlerContext?
     /// The downstream handler using this connection now.
     var owner: HTTPProxyHandler?
@@ -19,8 +21,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
     private var pendingRead = false
 
-    init(address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, pool: UpstreamPool) {
+    init(address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, writer: UpstreamRequestWriter, pool: UpstreamPool) {
         self.address = address
+        self.writer = writer
         self.poolKey = UpstreamPool.Key(address: address, tls: tls, via: via)
         self.pool = pool
     }
@@ -41,13 +44,19 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: writes from the owner
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// A request head serialized by Ferry: the response decoder is told the method first (it frames a
+    /// HEAD response by it), then the bytes go out.
+    func writeHead(_ bytes: ByteBuffer, method: HTTPMethod) {
+        context?.write(wrapOutboundOut(.head(UpstreamRequestWriter.marker(for: method))), promise: nil)
+        writer.writeBytes(bytes)
     }
 
-    func writeAndFlush(_ part: HTTPClientRequestPart) {
-        context?.writeAndFlush(wrapOutboundOut(part), promise: nil)
+    /// Request bytes after the head (body, chunk framing).
+    func writeBytes(_ bytes: ByteBuffer) {
+        writer.writeBytes(bytes)
     }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     func flush() {
         context?.flush()
