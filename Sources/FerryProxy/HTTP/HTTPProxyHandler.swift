@@ -768,7 +768,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let sent = exchange!.sentUpstreamAt {
                 exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
             }
-            let fields = HeaderRewriter.inspectResponse(head, requestMethod: exchange!.method)
+            // Serialized as it is inspected; written again only when the head must change (below).
+            var inspector = HeaderRewriter.ResponseInspector()
+            var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator) { inspector.visit($0, $1) }
+            let fields = inspector.fields(status: head.status, requestMethod: exchange!.method)
             let framing = fields.framing
             exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
             if exchange!.isUpgrade {
@@ -785,16 +788,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 exchange!.upstreamKeepAlive = false
             }
             var keepAlive = exchange!.keepAlive && !draining
-            let out = HeaderRewriter.downstreamResponse(
+            if let rewritten = HeaderRewriter.rewrittenResponse(
                 head, fields: fields, requestVersion: exchange!.version, keepAlive: &keepAlive,
-                isUpgrade: exchange!.upgradeAccepted)
+                isUpgrade: exchange!.upgradeAccepted) {
+                bytes.clear()
+                ResponseSerializer.write(rewritten, into: &bytes)
+            }
             exchange!.keepAlive = keepAlive
             exchange!.downstreamChunked = !exchange!.upgradeAccepted
                 && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: exchange!.version)
             exchange!.event.status = Int(head.status.code)
             exchange!.responseHeadSent = true
             // Held until the body's first bytes (usually in the same read) so both go out in one write.
-            heldResponseHead = ResponseSerializer.head(out, allocator: context.channel.allocator)
+            heldResponseHead = bytes
             markDirty(downstream: true)
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes

@@ -132,28 +132,42 @@ enum HeaderRewriter {
         var hasConnectionKeepAlive = false
     }
 
-    static func inspectResponse(_ head: HTTPResponseHead, requestMethod: HTTPMethod) -> ResponseFields {
-        let code = head.status.code
-        let bodiless = requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304
-        var chunked = false
-        var length = false
-        var fields = ResponseFields(framing: .none)
-        for (name, value) in head.headers {
+    /// Reads a response's fields one by one (so that they can be serialized in the same pass).
+    struct ResponseInspector {
+        private var chunked = false
+        private var length = false
+        private var hasHopByHop = false
+        private var hasConnectionKeepAlive = false
+
+        @inline(__always)
+        mutating func visit(_ name: String, _ value: String) {
             let kind = FieldName(name)
             switch kind {
             case .transferEncoding:
                 chunked = chunked || value.lowercased().contains("chunked")
-                fields.hasHopByHop = true
+                hasHopByHop = true
             case .contentLength:
                 length = true
             case .connection where FieldName.equalsIgnoringCase(value, "keep-alive"):
-                fields.hasConnectionKeepAlive = true
+                hasConnectionKeepAlive = true
             default:
-                if kind.isHopByHop { fields.hasHopByHop = true }
+                if kind.isHopByHop { hasHopByHop = true }
             }
         }
-        if !bodiless { fields.framing = chunked ? .chunked : length ? .contentLength : .untilClose }
-        return fields
+
+        /// What the fields visited say, for a response with `status` to a `requestMethod` request.
+        func fields(status: HTTPResponseStatus, requestMethod: HTTPMethod) -> ResponseFields {
+            let code = status.code
+            let bodiless = requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304
+            let framing: Framing = bodiless ? .none : chunked ? .chunked : length ? .contentLength : .untilClose
+            return ResponseFields(framing: framing, hasHopByHop: hasHopByHop, hasConnectionKeepAlive: hasConnectionKeepAlive)
+        }
+    }
+
+    static func inspectResponse(_ head: HTTPResponseHead, requestMethod: HTTPMethod) -> ResponseFields {
+        var inspector = ResponseInspector()
+        for (name, value) in head.headers { inspector.visit(name, value) }
+        return inspector.fields(status: head.status, requestMethod: requestMethod)
     }
 
     /// Response framing as received from the upstream, given the request method.
@@ -189,6 +203,18 @@ enum HeaderRewriter {
         keepAlive: inout Bool,
         isUpgrade: Bool
     ) -> HTTPResponseHead {
+        rewrittenResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) ?? head
+    }
+
+    /// The head to send downstream when it differs from the upstream's, or nil when the upstream's head
+    /// goes on as it is (then the bytes written while inspecting it stand).
+    static func rewrittenResponse(
+        _ head: HTTPResponseHead,
+        fields: ResponseFields,
+        requestVersion: HTTPVersion,
+        keepAlive: inout Bool,
+        isUpgrade: Bool
+    ) -> HTTPResponseHead? {
         let upstreamFraming = fields.framing
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
         if isUpgrade && head.status == .switchingProtocols {
@@ -208,7 +234,7 @@ enum HeaderRewriter {
         // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
         let hasHopByHop = fields.hasHopByHop || (fields.hasConnectionKeepAlive && !(keepAlive && requestVersion.minor >= 1))
         if !hasHopByHop && !chunkedDownstream && !needsConnectionField && head.version == version {
-            return head
+            return nil
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 2)

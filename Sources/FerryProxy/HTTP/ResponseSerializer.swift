@@ -7,7 +7,21 @@ import NIOHTTP1
 enum ResponseSerializer {
     /// `HTTP/1.1 200 OK\r\n`, the fields, and the empty line.
     static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
+        self.head(head, allocator: allocator) { _, _ in }
+    }
+
+    /// The same, handing each field to `visit` as it is written: a response passed on unchanged is
+    /// inspected and serialized in one pass.
+    @inline(__always)
+    static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator, visiting visit: (String, String) -> Void) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256)
+        write(head, into: &buffer, visiting: visit)
+        return buffer
+    }
+
+    /// Appends the head to `buffer` (cleared by the caller to write a head again in the same storage).
+    @inline(__always)
+    static func write(_ head: HTTPResponseHead, into buffer: inout ByteBuffer, visiting visit: (String, String) -> Void = { _, _ in }) {
         buffer.writeStaticString(head.version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         let code = head.status.code
         buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
@@ -16,18 +30,24 @@ enum ResponseSerializer {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.status.reasonPhrase)
         buffer.writeStaticString("\r\n")
-        writeFields(head.headers, into: &buffer)
-        return buffer
+        for (name, value) in head.headers {
+            visit(name, value)
+            writeField(name, value, into: &buffer)
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    @inline(__always)
+    private static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeString(name)
+        buffer.writeStaticString(": ")
+        buffer.writeString(value)
+        buffer.writeStaticString("\r\n")
     }
 
     /// `name: value\r\n` for each field, then the empty line.
     private static func writeFields(_ fields: HTTPHeaders, into buffer: inout ByteBuffer) {
-        for (name, value) in fields {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
+        for (name, value) in fields { writeField(name, value, into: &buffer) }
         buffer.writeStaticString("\r\n")
     }
 
