@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-5}
-ferry=${FERRY_BIN:-$PWD/.build/release/ferry}
+ferry=${FERRY_BIN:-$PWD/.build/optimized/release/ferry}  # scripts/build-release.sh
 for tool in nginx wrk kubectl openssl taskset; do command -v $tool >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
-[ -x "$ferry" ] || swift build -c release
+[ -x "$ferry" ] || scripts/build-release.sh
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }

@@ -6,6 +6,6 @@
 set -eu
 port=$1
 here=$(cd "$(dirname "$0")" && pwd)
-ferry=${FERRY_BIN:-$here/../.build/release/ferry}
+ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 exec "$ferry" egress --listen "127.0.0.1:$port" --admin 127.0.0.1:0 --threads 1 --access-log-format none \
   --allow "127.0.0.1/32:1-65535"

@@ -8,7 +8,7 @@
 set -eu
 port=$1 bulk=$2 backend=$3 sink=$4 dir=$5
 here=$(cd "$(dirname "$0")" && pwd)
-ferry=${FERRY_BIN:-$here/../.build/release/ferry}
+ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 tables_before=$(nft list tables 2>/dev/null || true)
 mkdir -p "$dir/manifests"
 cat > "$dir/manifests/bench.yaml" <<YAML

@@ -5,7 +5,7 @@
 set -eu
 port=$1 bulk=$2 backend=$3 sink=$4 dir=$5
 here=$(cd "$(dirname "$0")" && pwd)
-ferry=${FERRY_BIN:-$here/../.build/release/ferry}
+ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 cat > "$dir/ferry-l4.yaml" <<YAML
 access_log: {format: none}
 listeners:

@@ -6,7 +6,7 @@
 set -eu
 port=$1 backend=$2 dir=$3
 here=$(cd "$(dirname "$0")" && pwd)
-ferry=${FERRY_BIN:-$here/../.build/release/ferry}
+ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 cat > "$dir/ferry-l7.yaml" <<YAML
 admin: {address: "127.0.0.1:0"}
 access_log: {format: none}

@@ -12,7 +12,7 @@
 set -euo pipefail
 rounds=${1:-3} seconds=${2:-5}
 here=$(cd "$(dirname "$0")" && pwd)
-ferry=${FERRY_BIN:-$here/../.build/release/ferry}
+ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 run=$(mktemp -d /tmp/ferry-kernel-rules.XXXXXX)
 node=fbk-node-$$ pod=fbk-pod-$$
 ferry_pid="" nginx_pid=""

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=${FERRY_BENCH_HARNESS:-../shared/bench/ferrybench.py}
 [ -f "$harness" ] || { echo "no benchmark harness at $harness (set FERRY_BENCH_HARNESS)" >&2; exit 1; }
-swift build -c release
+scripts/build-release.sh
 mkdir -p bench-results
 cat > bench-results/ingress-targets.conf <<CONF
 l7  ferry-ingress-1x1     18111  -  $PWD/bench/ferry-ingress-l7.sh @@PORT@@ @@BACKEND_PORT@@ @@RUN_DIR@@ 1 1
