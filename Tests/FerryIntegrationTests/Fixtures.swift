@@ -26,6 +26,61 @@ enum Fixtures {
         """
     }
 
+    /// A TCP server (Python, one connection) that answers `got N` with the number of bytes it read, once
+    /// the client has shut down its sending side, then closes: a half-close must reach it for it to answer.
+    /// Returns the process (kill it when done) and its port.
+    static func halfCloseServer() async throws -> (Subprocess, Int) {
+        let server = """
+        import socket, sys
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+        print(s.getsockname()[1], flush=True)
+        c, _ = s.accept()
+        data = b""
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            data += d
+        c.sendall(b"got " + str(len(data)).encode())
+        c.close()
+        """
+        let script = try writeTemp(server, name: "halfclose-server.py")
+        let process = try Subprocess(Prerequisites.path(of: "python3")!, [script])
+        guard await Waiting.until({ !process.stdout.isEmpty }), let port = Int(process.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            process.signal(SIGKILL)
+            throw FixtureError(description: "the half-close server did not start: \(process.stderr)")
+        }
+        return (process, port)
+    }
+
+    struct FixtureError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A client (Python) for `halfCloseServer`: connects to 127.0.0.1:PORT (through a CONNECT tunnel to
+    /// 127.0.0.1:TARGET when given a target), sends 100,000 bytes, shuts down its sending side and prints
+    /// what comes back until the end.
+    static let halfCloseClient = """
+    import socket, sys
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    if len(sys.argv) > 2:
+        s.sendall(("CONNECT 127.0.0.1:%s HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\n\\r\\n" % (sys.argv[2], sys.argv[2])).encode())
+        head = b""
+        while b"\\r\\n\\r\\n" not in head:
+            d = s.recv(1)
+            if not d: break
+            head += d
+        if not head.startswith(b"HTTP/1.1 200"):
+            print("refused: " + head.decode()); sys.exit(1)
+    s.sendall(b"x" * 100000)
+    s.shutdown(socket.SHUT_WR)
+    answer = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        answer += d
+    print(answer.decode())
+    """
+
     /// An in-process proxy whose one route forwards everything to `origin` (cluster "a").
     static func forwardingProxy(to origin: TestOrigin, http: String = "") throws -> ProxyHarness {
         try ProxyHarness(

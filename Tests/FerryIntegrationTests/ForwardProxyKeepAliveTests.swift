@@ -96,4 +96,29 @@ import Testing
         #expect(after.head.hasPrefix("HTTP/1.1 200") && after.body == "xxxxx")
         #expect(origin.requestsServed == 5)
     }
+
+    /// A CONNECT tunnel passes a half-close on: the client shuts down its sending side, the destination
+    /// sees the end, answers, and the answer still reaches the client.
+    @Test func aTunnelPassesAHalfCloseOn() async throws {
+        guard Prerequisites.have("python3") else { return }
+        let (origin, port) = try await Fixtures.halfCloseServer()
+        defer { origin.signal(SIGKILL) }
+        let proxy = try ProxyHarness(yaml: """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: egress
+            address: "127.0.0.1:0"
+            forward_proxy: {policy: p}
+        policies:
+          - name: p
+            guards: none
+            rules:
+              - allow: {addresses: [127.0.0.1/32]}
+        clusters: []
+        """)
+        defer { Task { await proxy.stop() } }
+        let clientScript = try Fixtures.writeTemp(Fixtures.halfCloseClient, name: "halfclose-tunnel-client.py")
+        let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("egress"))", "\(port)"], timeout: .seconds(30))
+        #expect(result.stdout == "got 100000\n", "client: \(result.stdout)\(result.stderr) origin: \(origin.stdout)\(origin.stderr)")
+    }
 }

@@ -39,39 +39,10 @@ import Testing
 
     @Test func aHalfCloseIsPassedThrough() async throws {
         guard Prerequisites.have("python3") else { return }
-        // An echo server that answers with everything it read once the client has shut down its sending side.
-        let server = """
-        import socket, sys
-        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
-        print(s.getsockname()[1], flush=True)
-        c, _ = s.accept()
-        data = b""
-        while True:
-            d = c.recv(65536)
-            if not d: break
-            data += d
-        c.sendall(b"got " + str(len(data)).encode())
-        c.close()
-        """
-        let serverScript = try Fixtures.writeTemp(server, name: "halfclose-server.py")
-        let origin = try Subprocess(Prerequisites.path(of: "python3")!, [serverScript])
+        let (origin, port) = try await Fixtures.halfCloseServer()
         defer { origin.signal(SIGKILL) }
-        #expect(await Waiting.until { !origin.stdout.isEmpty })
-        let port = try #require(Int(origin.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         let proxy = try Self.proxy(endpoints: ["127.0.0.1:\(port)"])
-        let client = """
-        import socket, sys
-        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-        s.sendall(b"x" * 100000)
-        s.shutdown(socket.SHUT_WR)
-        answer = b""
-        while True:
-            d = s.recv(65536)
-            if not d: break
-            answer += d
-        print(answer.decode())
-        """
-        let clientScript = try Fixtures.writeTemp(client, name: "halfclose-client.py")
+        let clientScript = try Fixtures.writeTemp(Fixtures.halfCloseClient, name: "halfclose-client.py")
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("l4"))"], timeout: .seconds(30))
         #expect(result.stdout == "got 100000\n", "client: \(result.stdout)\(result.stderr) origin: \(origin.stdout)\(origin.stderr)")
         await proxy.stop()

@@ -883,6 +883,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         pendingRead = false
         defer { if heldRead { downstreamChannel.read() } }
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
+        // A tunnel passes a half-close on (the glue shuts the other side's output): each channel must
+        // report the end of its input instead of closing at once.
+        try? downstreamChannel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+        try? upstreamChannel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         var onClose: [() -> Void] = []
         if ex.accessLogFormat != .none {
             let writer = environment.accessLog
