@@ -5,10 +5,9 @@ import Testing
 /// Several requests on one keep-alive connection to a forward proxy: each one is decided on its own
 /// (the per-connection memo of the last destination must never carry a decision to a different request).
 @Suite struct ForwardProxyKeepAliveTests {
-    @Test func eachRequestOnAConnectionIsDecidedOnItsOwn() async throws {
-        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup, host: "127.0.0.2")
-        defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: """
+    /// An in-process forward proxy (listener "egress") whose policy allows what `allow` (one rule) names.
+    static func forwardProxy(allow rule: String) throws -> ProxyHarness {
+        try ProxyHarness(yaml: """
         admin: {address: "127.0.0.1:0"}
         listeners:
           - name: egress
@@ -18,9 +17,15 @@ import Testing
           - name: p
             guards: none
             rules:
-              - allow: {addresses: [127.0.0.2/32], methods: [GET]}
+              - allow: \(rule)
         clusters: []
         """)
+    }
+
+    @Test func eachRequestOnAConnectionIsDecidedOnItsOwn() async throws {
+        let origin = try TestOrigin(name: "o", group: Fixtures.originGroup, host: "127.0.0.2")
+        defer { origin.close() }
+        let proxy = try Self.forwardProxy(allow: "{addresses: [127.0.0.2/32], methods: [GET]}")
         defer { Task { await proxy.stop() } }
         let client = try RawClient(port: proxy.port("egress"))
         func exchange(_ request: String) -> String {
@@ -45,19 +50,7 @@ import Testing
     @Test func responsesOfEveryFramingArriveIntactOnOneConnection() async throws {
         let origin = try TestOrigin(name: "o", group: Fixtures.originGroup, host: "127.0.0.2")
         defer { origin.close() }
-        let proxy = try ProxyHarness(yaml: """
-        admin: {address: "127.0.0.1:0"}
-        listeners:
-          - name: egress
-            address: "127.0.0.1:0"
-            forward_proxy: {policy: p}
-        policies:
-          - name: p
-            guards: none
-            rules:
-              - allow: {addresses: [127.0.0.2/32]}
-        clusters: []
-        """)
+        let proxy = try Self.forwardProxy(allow: "{addresses: [127.0.0.2/32]}")
         defer { Task { await proxy.stop() } }
         let client = try RawClient(port: proxy.port("egress"))
         let base = "http://127.0.0.2:\(origin.port)"
@@ -103,19 +96,7 @@ import Testing
         guard Prerequisites.have("python3") else { return }
         let (origin, port) = try await Fixtures.halfCloseServer()
         defer { origin.signal(SIGKILL) }
-        let proxy = try ProxyHarness(yaml: """
-        admin: {address: "127.0.0.1:0"}
-        listeners:
-          - name: egress
-            address: "127.0.0.1:0"
-            forward_proxy: {policy: p}
-        policies:
-          - name: p
-            guards: none
-            rules:
-              - allow: {addresses: [127.0.0.1/32]}
-        clusters: []
-        """)
+        let proxy = try Self.forwardProxy(allow: "{addresses: [127.0.0.1/32]}")
         defer { Task { await proxy.stop() } }
         let clientScript = try Fixtures.writeTemp(Fixtures.halfCloseClient, name: "halfclose-tunnel-client.py")
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, [clientScript, "\(proxy.port("egress"))", "\(port)"], timeout: .seconds(30))
