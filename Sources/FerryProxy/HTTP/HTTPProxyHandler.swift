@@ -192,6 +192,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private var isFlushQueued = false
+    /// The pool bucket this connection's last upstream went back to (see `acquirePooled`).
+    private var lastPoolBucket: UpstreamPool.Bucket?
     /// A response head not yet written: it goes out with the first body bytes (one write for a small
     /// response), or on its own at the end of the tick, the response's end, or before a larger body.
     private var heldResponseHead: ByteBuffer?
@@ -530,7 +532,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// with `tunnelTo`, `address` is a parent proxy and the connection is usable once it has answered CONNECT.
     private func dial(_ address: SocketAddress, connectTimeout: Duration, pooled: Bool, tunnelTo: String? = nil, tls: (UpstreamTLSContext, String?)? = nil, context: ChannelHandlerContext) {
         let tlsIdentity = tls.map { ObjectIdentifier($0.0) }
-        if pooled, let connection = local.pool.acquire(address, tls: tlsIdentity, via: tunnelTo, now: firstAttemptStart ?? .now()) {
+        if pooled, let connection = acquirePooled(address, tls: tlsIdentity, via: tunnelTo) {
             attach(connection, reused: true, context: context)
             return
         }
@@ -566,6 +568,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 self.upstreamConnectFailed(attempt: attempt)
             }
         }
+    }
+
+    /// An idle pooled connection; the bucket of this connection's last upstream is tried without a lookup
+    /// when the destination is the same (the keep-alive path).
+    private func acquirePooled(_ address: SocketAddress, tls: ObjectIdentifier?, via: String?) -> UpstreamConnection? {
+        let now = firstAttemptStart ?? .now()
+        if let bucket = lastPoolBucket, bucket.key.address == address, bucket.key.tls == tls, bucket.key.via == via {
+            return local.pool.acquire(from: bucket, now: now)
+        }
+        return local.pool.acquire(address, tls: tls, via: via, now: now)
     }
 
     /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
@@ -820,6 +832,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
             if exchange!.upstreamKeepAlive && exchange!.requestComplete && exchange!.parentProxy == nil {
                 local.pool.release(connection, now: now)
+                lastPoolBucket = connection.poolBucket
             } else {
                 connection.close()
             }

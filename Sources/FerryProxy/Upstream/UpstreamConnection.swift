@@ -18,6 +18,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// The downstream handler using this connection now.
     var owner: HTTPProxyHandler?
     var isIdleInPool = false
+    /// Its pool's bucket for `poolKey`, once it has been returned to the pool.
+    var poolBucket: UpstreamPool.Bucket?
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
     private var pendingRead = false
 

@@ -11,17 +11,31 @@ final class UpstreamPool {
         var via: String? = nil
     }
 
+    /// The idle connections of one key. A connection keeps a reference to its bucket and a downstream
+    /// connection to the bucket of its last upstream, so that the keep-alive path (release, then acquire
+    /// for the same destination) needs no dictionary lookup.
+    final class Bucket {
+        let key: Key
+        fileprivate(set) var connections: [UpstreamConnection] = []
+        init(key: Key) { self.key = key }
+    }
+
     /// Idle connections kept per endpoint; more are closed on release.
     static let maxIdlePerEndpoint = 256
     /// Idle connections older than this are closed instead of reused (upstreams close idle ones too).
     static let maxIdleTime: TimeAmount = .seconds(50)
 
-    private var idle: [Key: [UpstreamConnection]] = [:]
+    private var idle: [Key: Bucket] = [:]
 
     /// A live idle connection to `address` made with `tls`, or nil. The most recently used one comes first.
     func acquire(_ address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, now: NIODeadline) -> UpstreamConnection? {
-        let key = Key(address: address, tls: tls, via: via)
-        while let connection = idle[key]?.popLast() {
+        acquire(from: idle[Key(address: address, tls: tls, via: via)], now: now)
+    }
+
+    /// The same from a bucket already at hand (see `Bucket`).
+    func acquire(from bucket: Bucket?, now: NIODeadline) -> UpstreamConnection? {
+        guard let bucket else { return nil }
+        while let connection = bucket.connections.popLast() {
             connection.isIdleInPool = false
             if !connection.isClosed, now - connection.idleSince < UpstreamPool.maxIdleTime {
                 return connection
@@ -34,26 +48,35 @@ final class UpstreamPool {
     /// Returns a connection after a complete exchange.
     func release(_ connection: UpstreamConnection, now: NIODeadline) {
         guard !connection.isClosed else { return }
-        let count = idle[connection.poolKey]?.count ?? 0
-        guard count < UpstreamPool.maxIdlePerEndpoint else {
+        let bucket = connection.poolBucket ?? bucket(for: connection.poolKey)
+        connection.poolBucket = bucket
+        guard bucket.connections.count < UpstreamPool.maxIdlePerEndpoint else {
             connection.close()
             return
         }
         connection.isIdleInPool = true
         connection.idleSince = now
-        idle[connection.poolKey, default: []].append(connection)
+        bucket.connections.append(connection)
+    }
+
+    private func bucket(for key: Key) -> Bucket {
+        if let bucket = idle[key] { return bucket }
+        let bucket = Bucket(key: key)
+        idle[key] = bucket
+        return bucket
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamConnection) {
         guard connection.isIdleInPool else { return }
-        idle[connection.poolKey]?.removeAll { $0 === connection }
+        connection.poolBucket?.connections.removeAll { $0 === connection }
         connection.isIdleInPool = false
     }
 
     /// Closes every idle connection (shutdown).
     func closeAll() {
-        let all = idle.values.flatMap { $0 }
+        let all = idle.values.flatMap { $0.connections }
+        for bucket in idle.values { bucket.connections.removeAll() }
         idle.removeAll()
         for connection in all { connection.close() }
     }
