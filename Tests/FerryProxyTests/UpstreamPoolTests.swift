@@ -18,12 +18,12 @@ struct UpstreamPoolTests {
         let now = NIODeadline.now()
         let first = connection(a, in: pool)
         let second = connection(a, in: pool)
-        #expect(pool.acquire(a, now: now) == nil)
+        #expect(pool.acquire(.init(address: a, tls: nil), now: now) == nil)
         pool.release(first, now: now)
         pool.release(second, now: now)
-        #expect(pool.acquire(b, now: now) == nil)
-        #expect(pool.acquire(a, tls: ObjectIdentifier(pool), now: now) == nil, "another TLS context is another key")
-        #expect(pool.acquire(a, now: now) === second, "the most recently used first")
+        #expect(pool.acquire(.init(address: b, tls: nil), now: now) == nil)
+        #expect(pool.acquire(.init(address: a, tls: ObjectIdentifier(pool)), now: now) == nil, "another TLS context is another key")
+        #expect(pool.acquire(.init(address: a, tls: nil), now: now) === second, "the most recently used first")
         // The bucket a connection went back to serves the next acquire without a lookup.
         let bucket = first.poolBucket
         #expect(bucket != nil && bucket === second.poolBucket)
@@ -37,11 +37,11 @@ struct UpstreamPoolTests {
         let start = NIODeadline.now()
         let old = connection(a, in: pool)
         pool.release(old, now: start)
-        #expect(pool.acquire(a, now: start + UpstreamPool.maxIdleTime + .seconds(1)) == nil, "idle too long: closed, not reused")
+        #expect(pool.acquire(.init(address: a, tls: nil), now: start + UpstreamPool.maxIdleTime + .seconds(1)) == nil, "idle too long: closed, not reused")
         let gone = connection(a, in: pool)
         pool.release(gone, now: start)
         pool.remove(gone)
-        #expect(pool.acquire(a, now: start) == nil)
+        #expect(pool.acquire(.init(address: a, tls: nil), now: start) == nil)
         #expect(!gone.isIdleInPool)
     }
 

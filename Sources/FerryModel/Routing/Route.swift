@@ -361,6 +361,12 @@ public struct RetryPolicy: Sendable, Encodable, Hashable {
         on.contains(condition)
     }
 
+    /// Whether some response status may be retried under this policy (checked before `retries(status:)`
+    /// on every response head).
+    public var retriesOnSomeStatus: Bool {
+        on.contains { if case .status = $0 { true } else { $0 == .anyServerError } }
+    }
+
     /// Whether a response with `status` may be retried under this policy.
     public func retries(status: Int) -> Bool {
         on.contains(.status(status)) || ((500...599).contains(status) && on.contains(.anyServerError))

@@ -125,7 +125,7 @@ final class CompiledRoute: Sendable {
         self.route = route
         self.stats = stats
         self.timeout = .milliseconds(route.timeout.milliseconds)
-        self.retriesOnStatus = (100...599).contains { route.retries.retries(status: $0) }
+        self.retriesOnStatus = route.retries.retriesOnSomeStatus
     }
 }
 

@@ -177,7 +177,7 @@ extension HTTPProxyHandler {
         var bytes = context.channel.allocator.buffer(capacity: 256 + pathAndQuery.utf8.count)
         RequestSerializer.requestLine(method: head.method, target: pathAndQuery, into: &bytes)
         HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: clientIP, host: authority) { name, value in
-            RequestSerializer.field(name, value, into: &bytes)
+            WireFormat.field(name, value, into: &bytes)
         }
         RequestSerializer.endOfHead(into: &bytes)
         ex.upstreamHeadBytes = bytes

@@ -574,10 +574,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// when the destination is the same (the keep-alive path).
     private func acquirePooled(_ address: SocketAddress, tls: ObjectIdentifier?, via: String?) -> UpstreamConnection? {
         let now = firstAttemptStart ?? .now()
-        if let bucket = lastPoolBucket, bucket.key.address == address, bucket.key.tls == tls, bucket.key.via == via {
-            return local.pool.acquire(from: bucket, now: now)
-        }
-        return local.pool.acquire(address, tls: tls, via: via, now: now)
+        let key = UpstreamPool.Key(address: address, tls: tls, via: via)
+        if let bucket = lastPoolBucket, bucket.key == key { return local.pool.acquire(from: bucket, now: now) }
+        return local.pool.acquire(key, now: now)
     }
 
     /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
@@ -706,9 +705,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func writeRequestBody(_ buffer: ByteBuffer, to connection: UpstreamConnection) {
         guard buffer.readableBytes > 0 else { return }
         if exchange!.framing == .chunked {
-            connection.writeBytes(ResponseSerializer.chunkHeader(length: buffer.readableBytes, allocator: connection.allocator))
+            connection.writeBytes(WireFormat.chunkHeader(length: buffer.readableBytes, allocator: connection.allocator))
             connection.writeBytes(buffer)
-            connection.writeBytes(ResponseSerializer.crlf)
+            connection.writeBytes(WireFormat.crlf)
         } else {
             connection.writeBytes(buffer)
         }
@@ -716,7 +715,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// The last chunk of a chunked request, with its trailers.
     private func writeRequestEnd(_ trailers: HTTPHeaders?, to connection: UpstreamConnection) {
-        connection.writeBytes(ResponseSerializer.lastChunk(trailers: trailers, allocator: connection.allocator))
+        connection.writeBytes(WireFormat.lastChunk(trailers: trailers, allocator: connection.allocator))
     }
 
     private func startedOnEndpoint() {
@@ -1030,7 +1029,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Writes the end of the response; when the connection is not kept alive, closes it once that write is done.
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         writeHeldHead(context: context)
-        let last = exchange!.downstreamChunked ? ResponseSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
+        let last = exchange!.downstreamChunked ? WireFormat.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
         if exchange!.keepAlive && !draining {
             if let last { context.write(wrapOutboundOut(last), promise: nil) }
             markDirty(downstream: true)
@@ -1057,21 +1056,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             // dropped first, so the buffer is not shared and grows in place.)
             var head = heldResponseHead!
             heldResponseHead = nil
-            if exchange!.downstreamChunked {
-                head.writeString(String(buffer.readableBytes, radix: 16))
-                head.writeStaticString("\r\n")
-                head.writeImmutableBuffer(buffer)
-                head.writeStaticString("\r\n")
-            } else {
-                head.writeImmutableBuffer(buffer)
-            }
+            if exchange!.downstreamChunked { WireFormat.writeChunkHeader(length: buffer.readableBytes, into: &head) }
+            head.writeImmutableBuffer(buffer)
+            if exchange!.downstreamChunked { head.writeStaticString("\r\n") }
             context.write(wrapOutboundOut(head), promise: nil)
             return
         }
         if exchange!.downstreamChunked {
-            context.write(wrapOutboundOut(ResponseSerializer.chunkHeader(length: buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
+            context.write(wrapOutboundOut(WireFormat.chunkHeader(length: buffer.readableBytes, allocator: context.channel.allocator)), promise: nil)
             context.write(wrapOutboundOut(buffer), promise: nil)
-            context.write(wrapOutboundOut(ResponseSerializer.crlf), promise: nil)
+            context.write(wrapOutboundOut(WireFormat.crlf), promise: nil)
         } else {
             context.write(wrapOutboundOut(buffer), promise: nil)
         }

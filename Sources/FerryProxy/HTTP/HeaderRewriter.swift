@@ -38,16 +38,9 @@ enum HeaderRewriter {
             headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 7)
             for (name, value) in head.headers {
-                let kind = FieldName(name)
-                switch kind {
-                case .upgrade where isUpgrade:
-                    headers.add(name: name, value: value)
-                case .forwardedFor, .forwardedProto, .forwardedHost, .via, .expect:
-                    continue
-                default:
-                    if kind.isHopByHop { continue }
-                    if !summary.connectionListed.isEmpty, isListed(name, in: summary.connectionListed) { continue }
-                    headers.add(name: name, value: value)
+                switch FieldName(name) {
+                case .forwardedFor, .forwardedProto, .forwardedHost, .via, .expect: continue
+                case let kind: if travels(kind, name: name, summary: summary) { headers.add(name: name, value: value) }
                 }
             }
         } else {
@@ -72,23 +65,15 @@ enum HeaderRewriter {
     /// written straight into the request bytes by the caller.
     @inline(__always)
     static func forwardProxyFields(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, _ emit: (String, String) -> Void) {
-        let isUpgrade = summary.isUpgrade
         emit("host", host)
         for (name, value) in head.headers {
-            let kind = FieldName(name)
-            switch kind {
-            case .upgrade where isUpgrade:
-                emit(name, value)
-            case .host, .forwardedFor, .via, .expect:
-                continue
-            default:
-                if kind.isHopByHop { continue }
-                if !summary.connectionListed.isEmpty, isListed(name, in: summary.connectionListed) { continue }
-                emit(name, value)
+            switch FieldName(name) {
+            case .host, .forwardedFor, .via, .expect: continue
+            case let kind: if travels(kind, name: name, summary: summary) { emit(name, value) }
             }
         }
         if summary.chunked { emit("transfer-encoding", "chunked") }
-        if isUpgrade { emit("connection", "upgrade") }
+        if summary.isUpgrade { emit("connection", "upgrade") }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
         emit("via", summary.via.map { "\($0), \(via)" } ?? via)
         emit("x-forwarded-for", summary.forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
@@ -113,6 +98,15 @@ enum HeaderRewriter {
         var p = Substring(prefix)
         while p.hasSuffix("/") { p = p.dropLast() }
         return p.isEmpty ? target : p + target
+    }
+
+    /// Whether a client's field goes on to the upstream: end-to-end fields do, hop-by-hop ones and those
+    /// the client's Connection names do not, except Upgrade on an upgrade request.
+    @inline(__always)
+    private static func travels(_ kind: FieldName, name: String, summary: RequestSummary) -> Bool {
+        if kind == .upgrade && summary.isUpgrade { return true }
+        if kind.isHopByHop { return false }
+        return summary.connectionListed.isEmpty || !isListed(name, in: summary.connectionListed)
     }
 
     /// A client may not use Connection to strip fields Ferry relies on for routing and framing.
@@ -191,19 +185,7 @@ enum HeaderRewriter {
     ) -> HTTPResponseHead {
         var fields = inspectResponse(head, requestMethod: .GET)
         fields.framing = upstreamFraming
-        return downstreamResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade)
-    }
-
-    /// The same, from the fields already inspected (`inspectResponse`), so the upstream's fields are
-    /// read once more only when they must be copied.
-    static func downstreamResponse(
-        _ head: HTTPResponseHead,
-        fields: ResponseFields,
-        requestVersion: HTTPVersion,
-        keepAlive: inout Bool,
-        isUpgrade: Bool
-    ) -> HTTPResponseHead {
-        rewrittenResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) ?? head
+        return rewrittenResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) ?? head
     }
 
     /// The head to send downstream when it differs from the upstream's, or nil when the upstream's head

@@ -8,7 +8,7 @@ enum RequestSerializer {
     static func head(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count)
         requestLine(method: head.method, target: head.uri, into: &buffer)
-        for (name, value) in head.headers { field(name, value, into: &buffer) }
+        for (name, value) in head.headers { WireFormat.field(name, value, into: &buffer) }
         endOfHead(into: &buffer)
         return buffer
     }
@@ -19,15 +19,6 @@ enum RequestSerializer {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-    }
-
-    /// `name: value\r\n`.
-    @inline(__always)
-    static func field(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
     }
 
     static func endOfHead(into buffer: inout ByteBuffer) {

@@ -1,9 +1,9 @@
 import NIOCore
 import NIOHTTP1
 
-/// Writes HTTP/1.1 responses as bytes, so the downstream pipeline needs no encoder handler. Framing is
-/// decided by Ferry (`HeaderRewriter`); this only renders it: the head as given, chunk framing when
-/// the response is chunked.
+/// Writes HTTP/1.1 response heads as bytes, so the downstream pipeline needs no encoder handler. Framing
+/// is decided by Ferry (`HeaderRewriter`); this only renders the head as given (chunk framing:
+/// `WireFormat`).
 enum ResponseSerializer {
     /// `HTTP/1.1 200 OK\r\n`, the fields, and the empty line.
     static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
@@ -32,40 +32,8 @@ enum ResponseSerializer {
         buffer.writeStaticString("\r\n")
         for (name, value) in head.headers {
             visit(name, value)
-            writeField(name, value, into: &buffer)
+            WireFormat.field(name, value, into: &buffer)
         }
         buffer.writeStaticString("\r\n")
     }
-
-    @inline(__always)
-    private static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
-    }
-
-    /// `name: value\r\n` for each field, then the empty line.
-    private static func writeFields(_ fields: HTTPHeaders, into buffer: inout ByteBuffer) {
-        for (name, value) in fields { writeField(name, value, into: &buffer) }
-        buffer.writeStaticString("\r\n")
-    }
-
-    /// The size line that precedes a chunk: `1a2b\r\n`.
-    static func chunkHeader(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 20)
-        buffer.writeString(String(length, radix: 16))
-        buffer.writeStaticString("\r\n")
-        return buffer
-    }
-
-    /// The last chunk, with trailers when there are any.
-    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 8)
-        buffer.writeStaticString("0\r\n")
-        writeFields(trailers ?? [:], into: &buffer)
-        return buffer
-    }
-
-    static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 }

@@ -27,9 +27,9 @@ final class UpstreamPool {
 
     private var idle: [Key: Bucket] = [:]
 
-    /// A live idle connection to `address` made with `tls`, or nil. The most recently used one comes first.
-    func acquire(_ address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, now: NIODeadline) -> UpstreamConnection? {
-        acquire(from: idle[Key(address: address, tls: tls, via: via)], now: now)
+    /// A live idle connection for `key` (address, TLS context, parent), or nil. The most recently used one comes first.
+    func acquire(_ key: Key, now: NIODeadline) -> UpstreamConnection? {
+        acquire(from: idle[key], now: now)
     }
 
     /// The same from a bucket already at hand (see `Bucket`).
