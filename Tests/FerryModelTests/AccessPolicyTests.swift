@@ -3,10 +3,10 @@ import Testing
 
 @Suite struct HostNameTests {
     @Test(arguments: [
-        ("127.0.0.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
-        ("017700000001", "127.0.0.1"), ("127.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.0.1", "127.0.0.1"),
+        ("127.0.0.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"),
+        ("127.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.0.1", "127.0.0.1"),
         ("[::ffff:127.0.0.1]", "127.0.0.1"), ("[::1]", "[::1]"), ("169.254.169.254.", "169.254.169.254"),
-        ("0xa9fea9fe", "169.254.169.254"), ("10.0.0.010", "10.0.0.8"),
+        ("0xa9fea9fe", "169.254.169.254"), ("0.0.0.0", "0.0.0.0"),
     ])
     func ipLiteralsInEverySpellingAreAddresses(text: String, expected: String) {
         #expect(HostName(normalising: text)?.description == expected)
@@ -20,7 +20,10 @@ import Testing
         #expect(HostName(normalising: text) == .name(expected))
     }
 
-    @Test(arguments: ["", ".", "a..b", "exa mple.com", "a/b", "user@host", "256.256.256.256.256", "[1.2.3.4]", "a:b"])
+    /// An empty label (`name..`, `a..b`) and numeric parts with leading zeros (octal to inet_aton, decimal to
+    /// others: `0177.0.0.1`, `10.0.0.010`) have no one meaning.
+    @Test(arguments: ["", ".", "a..b", "exa mple.com", "a/b", "user@host", "256.256.256.256.256", "[1.2.3.4]", "a:b",
+                      "name..", "example.com..", "0177.0.0.1", "017700000001", "10.0.0.010", "127.0.0.01"])
     func notHosts(text: String) {
         #expect(HostName(normalising: text) == nil)
     }
@@ -62,7 +65,7 @@ import Testing
 
     @Test func ipRulesMatchEverySpellingAndResolvedAddresses() {
         let p = policy(["deny 10.0.0.0/8", "allow *"])
-        for spelling in ["10.1.2.3", "167838211", "0xa010203", "012.1.2.3", "10.66051", "[::ffff:10.1.2.3]"] {
+        for spelling in ["10.1.2.3", "167838211", "0xa010203", "10.66051", "[::ffff:10.1.2.3]", "[::10.1.2.3]", "[64:ff9b::a01:203]", "[2002:a01:203::1]"] {
             #expect(!verdict(p, spelling).allowed, "\(spelling)")
         }
         // A name that resolves into the denied range is denied once the address is known.

@@ -12,14 +12,17 @@ final class PipelineFixture {
     let channel = EmbeddedChannel()
     let accessLog = AccessLogWriter(fd: -1)
 
-    init(limits: HTTPLimits = HTTPLimits()) throws {
-        let routes = [
-            Route(name: "health", match: RouteMatch(path: .exact("/healthz")), action: .directResponse(status: 200, body: "ok\n")),
-            Route(name: "moved", match: RouteMatch(path: .prefix("/old")), action: .redirect(Redirect(path: "/new", status: 308))),
-            Route(name: "echo-post", match: RouteMatch(path: .exact("/submit"), methods: ["POST"]), action: .directResponse(status: 202, body: "accepted\n")),
-        ]
+    static let defaultRoutes = [
+        Route(name: "health", match: RouteMatch(path: .exact("/healthz")), action: .directResponse(status: 200, body: "ok\n")),
+        Route(name: "moved", match: RouteMatch(path: .prefix("/old")), action: .redirect(Redirect(path: "/new", status: 308))),
+        Route(name: "echo-post", match: RouteMatch(path: .exact("/submit"), methods: ["POST"]), action: .directResponse(status: 202, body: "accepted\n")),
+    ]
+
+    init(limits: HTTPLimits = HTTPLimits(), virtualHosts: [VirtualHost]? = nil, configure: (inout HTTPConnectionManager) -> Void = { _ in }) throws {
+        var http = HTTPConnectionManager(limits: limits, virtualHosts: virtualHosts ?? [VirtualHost(name: "all", domains: [.any], routes: Self.defaultRoutes)])
+        configure(&http)
         let config = ConfigSnapshot(
-            listeners: [Listener(name: "web", address: HostPort(host: "127.0.0.1", port: 0), http: HTTPConnectionManager(limits: limits, virtualHosts: [VirtualHost(name: "all", domains: [.any], routes: routes)]))],
+            listeners: [Listener(name: "web", address: HostPort(host: "127.0.0.1", port: 0), http: http)],
             clusters: [])
         let metrics = ProxyMetrics()
         let compiled = try CompiledSnapshot(config, metrics: metrics)

@@ -28,11 +28,16 @@ struct HeaderRewriterTests {
     @Test func forwardingFieldsAreAddedAndAnIncomingRequestIdIsKept() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a.test", "X-Forwarded-For": "1.1.1.1", "X-Request-Id": "given", "Via": "1.1 edge", "X-Forwarded-Proto": "https"])
         let out = try rewrite(head)
-        #expect(out.headers["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
+        #expect(out.headers["x-forwarded-for"] == ["10.1.2.3"], "Ferry is the edge by default: the client's list is replaced")
         #expect(out.headers["x-forwarded-proto"] == ["http"])
         #expect(out.headers["x-forwarded-host"] == ["a.test"])
         #expect(out.headers["via"] == ["1.1 edge, 1.1 ferry"])
         #expect(out.headers["x-request-id"] == ["given"])
+        var trusted = info
+        trusted.trusted = true
+        let behindProxy = HeaderRewriter.upstreamRequest(head, summary: try RequestHeadValidator.validate(head, limits: HTTPLimits()).get(), info: trusted)
+        #expect(behindProxy.headers["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
+        #expect(behindProxy.headers["x-forwarded-proto"] == ["https"])
     }
 
     @Test func aMissingRequestIdIsGenerated() throws {
@@ -129,25 +134,63 @@ extension HeaderRewriterTests {
             "X-Forwarded-Proto": "https", "Expect": "100-continue", "Content-Length": "3",
         ])
         let summary = try RequestHeadValidator.validate(head, limits: HTTPLimits(), forwardProxy: true).get()
-        var fields: [(String, String)] = []
-        HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: "10.1.2.3", host: "dest.test:8080") { fields.append(($0, $1)) }
-        let out = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/p?q=1", headers: HTTPHeaders(fields))
-        #expect(out.headers.first?.name == "host" && out.headers["host"] == ["dest.test:8080"])
-        #expect(out.headers["user-agent"] == ["ua"])
-        #expect(out.headers["content-length"] == ["3"])
-        #expect(out.headers["x-forwarded-proto"] == ["https"])
-        #expect(out.headers["via"] == ["1.1 edge, 1.1 ferry"])
-        #expect(out.headers["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
-        for gone in ["proxy-connection", "proxy-authorization", "connection", "x-secret", "expect", "x-request-id", "x-forwarded-host"] {
+        func fields(trusted: Bool) -> HTTPHeaders {
+            var fields: [(String, String)] = []
+            HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: "10.1.2.3", host: "dest.test:8080", trusted: trusted) { fields.append(($0, $1)) }
+            return HTTPHeaders(fields)
+        }
+        let out = fields(trusted: false)
+        #expect(out.first?.name == "host" && out["host"] == ["dest.test:8080"])
+        #expect(out["user-agent"] == ["ua"])
+        #expect(out["content-length"] == ["3"])
+        #expect(out["via"] == ["1.1 edge, 1.1 ferry"])
+        #expect(out["x-forwarded-for"] == ["10.1.2.3"], "Ferry is the edge: the client's X-Forwarded-For is replaced")
+        for gone in ["proxy-connection", "proxy-authorization", "connection", "x-secret", "expect", "x-request-id", "x-forwarded-host", "x-forwarded-proto"] {
+            #expect(!out.contains(name: gone), "\(gone)")
+        }
+        // Behind a trusted proxy its fields are kept and appended to.
+        let trusted = fields(trusted: true)
+        #expect(trusted["x-forwarded-for"] == ["1.1.1.1, 10.1.2.3"])
+        #expect(trusted["x-forwarded-proto"] == ["https"])
+    }
+
+    @Test func framingAndInternalFieldsAreNeverForwardedAsReceived() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/p", headers: [
+            "Host": "a.test", "Content-Length": "010", "X-Ferry-Route": "admin", "Forwarded": "for=1.2.3.4", "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "evil.test", "Upgrade": "h2c", "Connection": "Upgrade, HTTP2-Settings", "HTTP2-Settings": "AAMAAABkAAQAoAAAAAIAAAAA",
+        ])
+        var summary = try RequestHeadValidator.validate(head, limits: HTTPLimits()).get()
+        summary.upgrade = UpgradeProtocols().filter(summary.upgrade!)
+        if summary.upgrade == nil { summary.hasUpgrade = false }
+        let out = HeaderRewriter.upstreamRequest(head, summary: summary, info: .init(clientAddress: "10.1.2.3", requestID: "id"))
+        #expect(out.headers["content-length"] == ["10"])
+        #expect(out.headers["x-forwarded-proto"] == ["http"])
+        #expect(out.headers["x-forwarded-host"] == ["a.test"])
+        #expect(out.headers["x-forwarded-for"] == ["10.1.2.3"])
+        for gone in ["x-ferry-route", "forwarded", "upgrade", "connection", "http2-settings"] {
             #expect(!out.headers.contains(name: gone), "\(gone)")
         }
+        let twice = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/p", headers: ["Host": "a.test", "Content-Length": "5, 5"])
+        let twiceOut = HeaderRewriter.upstreamRequest(twice, summary: try RequestHeadValidator.validate(twice, limits: HTTPLimits()).get(), info: .init(clientAddress: "10.1.2.3", requestID: "id"))
+        #expect(twiceOut.headers["content-length"] == ["5"])
+    }
+
+    @Test func fieldsTheResponsesConnectionNamesAreRemoved() {
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "2", "Connection": "X-Internal, Content-Length", "X-Internal": "secret", "X-Public": "ok"])
+        let fields = HeaderRewriter.inspectResponse(head, requestMethod: .GET)
+        var alive = true
+        let out = HeaderRewriter.rewrittenResponse(head, fields: fields, requestVersion: .http1_1, keepAlive: &alive, isUpgrade: false)
+        #expect(out?.headers["x-internal"] == [])
+        #expect(out?.headers["connection"] == [])
+        #expect(out?.headers["x-public"] == ["ok"])
+        #expect(out?.headers["content-length"] == ["2"], "framing fields stay whatever Connection says")
     }
 
     @Test func aResponseIsInspectedInOnePass() {
         let keepAlive = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "6", "Connection": "keep-alive"])
-        #expect(HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET) == .init(framing: .contentLength, hasHopByHop: false, hasConnectionKeepAlive: true))
+        #expect(HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET) == .init(framing: .contentLength, hasHopByHop: false, hasConnectionKeepAlive: true, declaresBody: true))
         let chunked = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Transfer-Encoding": "gzip, Chunked", "Keep-Alive": "timeout=5"])
-        #expect(HeaderRewriter.inspectResponse(chunked, requestMethod: .GET) == .init(framing: .chunked, hasHopByHop: true, hasConnectionKeepAlive: false))
+        #expect(HeaderRewriter.inspectResponse(chunked, requestMethod: .GET) == .init(framing: .chunked, hasHopByHop: true, hasConnectionKeepAlive: false, declaresBody: true))
         let closing = HTTPResponseHead(version: .http1_0, status: .ok, headers: ["Connection": "close"])
         #expect(HeaderRewriter.inspectResponse(closing, requestMethod: .GET) == .init(framing: .untilClose, hasHopByHop: true, hasConnectionKeepAlive: false))
         #expect(HeaderRewriter.inspectResponse(keepAlive, requestMethod: .HEAD).framing == .none)

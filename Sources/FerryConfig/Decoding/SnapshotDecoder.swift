@@ -117,7 +117,7 @@ struct SnapshotDecoder {
     }
 
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {
-        guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts"]) else { return nil }
+        guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts", "normalize_path", "forwarded", "upgrade_protocols"]) else { return nil }
         var limits = HTTPLimits()
         if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body", "max_connections"]) {
             if let v = lf["max_request_line"]?.byteSize() { limits.maxRequestLineBytes = v }
@@ -139,7 +139,53 @@ struct SnapshotDecoder {
         let vhostNodes = forwardProxy ? [] : f.required("virtual_hosts", "a list of virtual hosts (name, domains, routes)")?.items("virtual hosts") ?? []
         let vhosts = vhostNodes.compactMap(virtualHost)
         guard vhosts.count == vhostNodes.count else { return nil }
-        return HTTPConnectionManager(limits: limits, timeouts: timeouts, virtualHosts: vhosts)
+        var http = HTTPConnectionManager(limits: limits, timeouts: timeouts, virtualHosts: vhosts)
+        if let n = f["normalize_path"].flatMap(pathNormalization) { http.pathNormalization = n }
+        if let t = f["forwarded"].flatMap(forwardedTrust) { http.forwardedTrust = t }
+        if let u = f["upgrade_protocols"] {
+            var tokens: [String] = []
+            for item in u.items("upgrade protocols") ?? [] {
+                guard let text = item.string() else { continue }
+                if text.isEmpty || !text.utf8.allSatisfy({ ($0 > 0x20 && $0 < 0x7f) && $0 != UInt8(ascii: ",") }) {
+                    item.error("an upgrade protocol is a token such as websocket or spdy/3.1")
+                } else {
+                    tokens.append(text)
+                }
+            }
+            http.upgradeProtocols = UpgradeProtocols(tokens)
+        }
+        return http
+    }
+
+    /// `normalize_path: {merge_slashes: true, escaped_slashes: reject|keep}` (dot segments are always removed).
+    func pathNormalization(_ node: ConfigNode) -> PathNormalization? {
+        guard let f = node.fields(allowed: ["merge_slashes", "escaped_slashes"]) else { return nil }
+        var n = PathNormalization()
+        if let v = f["merge_slashes"]?.bool() { n.mergeSlashes = v }
+        if let e = f["escaped_slashes"], let text = e.string() {
+            guard let action = PathNormalization.EscapedSlashes(rawValue: text) else {
+                e.error("expected reject (400 for %2F and %5C) or keep (left encoded, routed undecoded)")
+                return nil
+            }
+            n.escapedSlashes = action
+        }
+        return n
+    }
+
+    /// `forwarded: {xff_trusted_hops: N, trusted_proxies: [CIDR...]}`.
+    func forwardedTrust(_ node: ConfigNode) -> ForwardedTrust? {
+        guard let f = node.fields(allowed: ["xff_trusted_hops", "trusted_proxies"]) else { return nil }
+        var t = ForwardedTrust()
+        if let v = f["xff_trusted_hops"]?.int(in: 0...16) { t.trustedHops = v }
+        for item in f["trusted_proxies"]?.items("address ranges") ?? [] {
+            guard let text = item.string() else { continue }
+            if let range = IPRange(parsing: text) { t.trustedProxies.append(range) } else { item.error("expected an address or CIDR such as 10.0.0.0/8, got \"\(text)\"") }
+        }
+        if t.trustedHops > 0 && !t.trustedProxies.isEmpty {
+            node.error("set xff_trusted_hops or trusted_proxies, not both")
+            return nil
+        }
+        return t
     }
 
     func virtualHost(_ node: ConfigNode) -> VirtualHost? {

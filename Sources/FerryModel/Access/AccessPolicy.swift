@@ -71,10 +71,12 @@ public struct AccessRequest: Sendable {
         self.user = user
     }
 
-    /// The destination address to check IP conditions against, if known.
+    /// The destination address to check IP conditions against, if known: an IPv6 address that carries an
+    /// IPv4 one (mapped, compatible, NAT64, 6to4) is checked as that IPv4 address, so that no spelling of
+    /// a denied address slips past a range.
     public var address: IPAddress? {
-        if case .address(let a) = host { return a }
-        return resolved?.unmappingIPv4
+        if case .address(let a) = host { return a.unwrappingIPv4 }
+        return resolved?.unwrappingIPv4
     }
 
     public var isConnect: Bool { method == "CONNECT" }

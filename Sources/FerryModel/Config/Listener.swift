@@ -49,6 +49,12 @@ public struct HTTPConnectionManager: Sendable, Encodable {
     /// Set on a forward-proxy listener: absolute-form requests and CONNECT go where the client asks,
     /// when the policy allows; origin-form requests are refused with a hint.
     public var forwardProxy: ForwardProxySettings?
+    /// How request paths are canonicalised before anything routes or checks them (origin-form requests).
+    public var pathNormalization = PathNormalization()
+    /// Whose forwarding fields are believed (default: nobody's; Ferry is the edge).
+    public var forwardedTrust = ForwardedTrust()
+    /// The protocols a request may upgrade to (default: `websocket`).
+    public var upgradeProtocols = UpgradeProtocols()
 
     public init(limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(), virtualHosts: [VirtualHost], forwardProxy: ForwardProxySettings? = nil) {
         self.limits = limits
@@ -59,6 +65,7 @@ public struct HTTPConnectionManager: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case limits, timeouts, virtualHosts = "virtual_hosts", forwardProxy = "forward_proxy"
+        case pathNormalization = "normalize_path", forwardedTrust = "forwarded", upgradeProtocols = "upgrade_protocols"
     }
 }
 

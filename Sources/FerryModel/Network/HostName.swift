@@ -1,5 +1,7 @@
 /// A request's destination host, normalised the way an access rule must see it: an IP literal in any
-/// spelling a resolver accepts becomes the address; a name is lower-cased, loses a trailing dot and is
+/// unambiguous spelling a resolver accepts becomes the address (parts with leading zeros, octal to some
+/// and decimal to others, are refused); a name is lower-cased, loses one trailing dot (an empty label is
+/// refused) and is
 /// converted to its ASCII (punycode) form, so that no spelling slips past a rule.
 public enum HostName: Hashable, Sendable, CustomStringConvertible {
     case name(String)
@@ -13,9 +15,13 @@ public enum HostName: Hashable, Sendable, CustomStringConvertible {
             self = .address(v6.unmappingIPv4)
             return
         }
-        while host.hasSuffix(".") { host = host.dropLast() }
+        // One trailing dot is the root (`example.com.`); more leave an empty label, which is no host.
+        if host.hasSuffix(".") { host = host.dropLast() }
         guard !host.isEmpty else { return nil }
         if let address = IPAddress(parsingLoosely: host) {
+            // `0177.0.0.1` is 127.0.0.1 to inet_aton and 177.0.0.1 to others: a part with a leading zero
+            // has no one meaning, so it is no host.
+            if IPAddress.hasLeadingZeroPart(host) { return nil }
             self = .address(address.unmappingIPv4)
             return
         }
@@ -74,6 +80,14 @@ extension IPAddress {
             }
         }
         self = .v4(UInt32(value))
+    }
+
+    /// Whether a dotted numeric text has a decimal part with a leading zero (`010`, `0177`): octal to
+    /// inet_aton, decimal to other parsers.
+    static func hasLeadingZeroPart(_ text: Substring) -> Bool {
+        text.split(separator: ".", omittingEmptySubsequences: false).contains { part in
+            part.utf8.count > 1 && part.utf8.first == UInt8(ascii: "0") && part.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        }
     }
 
     /// One inet_aton part: decimal, `0x` hexadecimal or leading-zero octal.

@@ -31,6 +31,19 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         return self
     }
 
+    /// The IPv4 address an IPv6 address carries, for access and deny checks: IPv4-mapped
+    /// (`::ffff:0:0/96`), IPv4-compatible (`::a.b.c.d`, not `::` or `::1`), NAT64 (`64:ff9b::/96`) and 6to4
+    /// (`2002::/16`, the address in bits 16–47) all reach that IPv4 address. Other addresses unchanged.
+    public var unwrappingIPv4: IPAddress {
+        guard case .v6(let high, let low) = self else { return self }
+        let low32 = UInt32(truncatingIfNeeded: low)
+        if high == 0, low >> 32 == 0xffff { return .v4(low32) }
+        if high == 0, low >> 32 == 0, low > 1 { return .v4(low32) }
+        if high == 0x0064_ff9b_0000_0000, low >> 32 == 0 { return .v4(low32) }
+        if high >> 48 == 0x2002 { return .v4(UInt32(truncatingIfNeeded: high >> 16)) }
+        return self
+    }
+
     public var description: String {
         switch self {
         case .v4(let v):

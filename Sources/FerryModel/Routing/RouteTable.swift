@@ -37,10 +37,12 @@ public struct RouteTable: Sendable {
         public let route: Int
     }
 
-    /// Exact domain first, then the one-label wildcard for the host's parent domain, then `*`.
+    /// Exact domain first, then the one-label wildcard for the host's parent domain, then `*`. Host names are
+    /// compared without case, port or one trailing dot (`APP.EXAMPLE.:80` is `app.example`).
     public func virtualHostIndex(forAuthority authority: Substring) -> Int? {
         if exact.isEmpty && wildcards.isEmpty { return fallback }
-        let host = RouteTable.hostWithoutPort(authority)
+        var host = RouteTable.hostWithoutPort(authority)
+        if host.utf8.last == UInt8(ascii: ".") { host = host.dropLast() }
         let lower: String = host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? host.lowercased() : String(host)
         if let index = exact[lower] { return index }
         if !wildcards.isEmpty, let dot = lower.utf8.firstIndex(of: UInt8(ascii: ".")), dot != lower.utf8.startIndex,

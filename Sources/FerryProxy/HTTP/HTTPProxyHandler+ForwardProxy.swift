@@ -176,7 +176,7 @@ extension HTTPProxyHandler {
         // Serialized here, in the same pass that picks the fields.
         var bytes = context.channel.allocator.buffer(capacity: 256 + pathAndQuery.utf8.count)
         RequestSerializer.requestLine(method: head.method, target: pathAndQuery, into: &bytes)
-        HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: clientIP, host: authority) { name, value in
+        HeaderRewriter.forwardProxyFields(head, summary: summary, clientAddress: clientIP, host: authority, trusted: ex.trustedPeer) { name, value in
             WireFormat.field(name, value, into: &bytes)
         }
         RequestSerializer.endOfHead(into: &bytes)

@@ -45,6 +45,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
     /// nothing; pipelining is rare.)
     private var pipelined: [HTTPServerRequestPart] = []
+    /// A decoder error that followed whole requests: answered (400 and close) once they are.
+    private var deferredError: HTTPResponseStatus?
     private var pendingRead = false
     private var requestsServed = 0
     private var draining = false
@@ -260,11 +262,25 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             context.close(promise: nil)
             return
         }
+        let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        if let ex = exchange, ex.requestComplete, !ex.responseComplete {
+            // The bytes after a whole request are malformed: that request (and whole ones pipelined behind it)
+            // is answered first, then the 400 and the close (see `finishExchange`). The incomplete request the
+            // error belongs to is dropped.
+            while let last = pipelined.last, !isEnd(last) { pipelined.removeLast() }
+            deferredError = status
+            return
+        }
         if let upstream {
             self.upstream = nil
             upstream.close()
         }
-        let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        if let ex = exchange, state == .localReply, ex.responseComplete {
+            // Ferry answered this request itself and was discarding its body: the framing error still gets
+            // its 400 after that answer.
+            ex.event.flags.insert(.downstreamProtocolError)
+            complete()
+        }
         if exchange == nil {
             exchange = makeBareExchange(startedAt: .now())
         }
@@ -277,6 +293,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         exchange!.requestComplete = true
         sendLocalReply(.error(status, "malformed request (\(error))", flags: .downstreamProtocolError, close: true), context: context)
+    }
+
+    /// 400 (or 431) and close, for malformed bytes that followed requests already answered.
+    private func replyToDeferredError(_ status: HTTPResponseStatus, context: ChannelHandlerContext) {
+        deferredError = nil
+        exchange = makeBareExchange(startedAt: .now())
+        exchange!.requestComplete = true
+        sendLocalReply(.error(status, "malformed request after the previous one", flags: .downstreamProtocolError, close: true), context: context)
+    }
+
+    private func isEnd(_ part: HTTPServerRequestPart) -> Bool {
+        if case .end = part { return true }
+        return false
     }
 
     /// An exchange for a reply that is not to a decoded request (a malformed or late head).
@@ -309,7 +338,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         ex.keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
         exchange = ex
 
-        let summary: RequestSummary
+        var summary: RequestSummary
         switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits, forwardProxy: listener.forwardProxy != nil) {
         case .success(let s):
             summary = s
@@ -318,6 +347,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
             return
         }
+        let http = listener.listener.http
+        if summary.hasUpgrade, let offered = summary.upgrade {
+            // Only the listener's protocols pass; without one left the request goes on as plain HTTP/1.1.
+            summary.upgrade = http.upgradeProtocols.filter(offered)
+            if summary.upgrade == nil { summary.hasUpgrade = false }
+        }
+        ex.trustedPeer = http.forwardedTrust.trusts(peer: clientIPAddress)
         // The forward proxy sends no request ID to the outside: it makes one only for its access log.
         let requestID = summary.requestID ?? (listener.forwardProxy != nil && !logged ? "" : RequestID.make(using: &local.random))
         ex.event.requestID = requestID
@@ -340,8 +376,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
 
+        // One canonical path, before routing, filters, rewrites and the upstream request.
+        var uri = head.uri
+        switch RequestPath.normalize(head.uri, http.pathNormalization) {
+        case .unchanged:
+            break
+        case .normalized(let canonical):
+            uri = canonical
+        case .rejected(let problem):
+            ex.requestComplete = true
+            sendLocalReply(.error(.badRequest, "the request path is not canonical: \(problem)", flags: .downstreamProtocolError, close: true), context: context)
+            return
+        }
         let authority = Substring(ex.event.authority)
-        let match = listener.routes.match(authority: authority, path: Substring(head.uri), method: head.method.rawValue, header: { head.headers.first(name: $0) })
+        // Path parameters (`;x=y`) do not make a path escape a route written without them.
+        let matchPath = RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri)
+        let match = listener.routes.match(authority: authority, path: matchPath, method: head.method.rawValue, header: { head.headers.first(name: $0) })
         let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
         // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
         if let routeMax = compiledRoute?.route.maxRequestBodyBytes { ex.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
@@ -351,7 +401,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         guard let compiledRoute else {
-            sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(head.uri)))", flags: .noRoute), context: context)
+            sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(uri)))", flags: .noRoute), context: context)
             return
         }
         let route = compiledRoute.route
@@ -361,14 +411,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.idleLimit = .milliseconds(idle.milliseconds)
             ex.lastProgress = .now()
         }
-        if !route.allowedSources.isEmpty, !route.allowsSource(clientIPAddress) {
-            sendLocalReply(.error(.forbidden, "client address \(clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
-            return
+        if !route.allowedSources.isEmpty {
+            // Behind trusted proxies the client is the one their X-Forwarded-For names.
+            let client = ex.trustedPeer ? http.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: clientIPAddress) : clientIPAddress
+            if !route.allowsSource(client) {
+                sendLocalReply(.error(.forbidden, "client address \(client?.description ?? clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
+                return
+            }
         }
 
         // The path this route forwards (rewritten), which is also what a request filter judges.
-        var forwardedURI = head.uri
-        if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(head.uri)) { forwardedURI = target }
+        var forwardedURI = uri
+        if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(uri)) { forwardedURI = target }
         if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
             filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
             head: head, host: summary.host ?? "", isUpgrade: summary.isUpgrade) {
@@ -386,12 +440,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .directResponse(let status, let body):
             sendLocalReply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false), context: context)
         case .redirect(let redirect):
-            let location = redirect.location(requestHost: ex.event.authority, requestPathAndQuery: head.uri)
+            let location = redirect.location(requestHost: ex.event.authority, requestPathAndQuery: uri)
             var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
             reply.extraHeaders = [("location", location)]
             sendLocalReply(reply, context: context)
         case .staticFiles(let files):
-            serveStaticFile(files, path: RouteTable.pathWithoutQuery(Substring(head.uri)), context: context)
+            serveStaticFile(files, path: RouteTable.pathWithoutQuery(Substring(uri)), context: context)
         case .forward(let targets):
             guard let targetIndex = WeightedPick.pickIndex(targets, using: &local.random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
                 sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
@@ -405,9 +459,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
                 return
             }
-            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: head.uri)
+            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: uri)
             ex.upstreamHead = HeaderRewriter.upstreamRequest(
-                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http"))
+                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http", trusted: ex.trustedPeer))
             ex.upstreamHead!.uri = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
             if !route.requestHeaders.isEmpty || route.hostRewrite != nil {
                 HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &ex.upstreamHead!.headers)
@@ -779,12 +833,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let sent = exchange!.sentUpstreamAt {
                 exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
             }
+            if head.status == .switchingProtocols, !exchange!.isUpgrade || !upgradeAllowed(head) {
+                // A protocol switch the client did not ask for (or to a protocol it did not offer) opens no tunnel.
+                self.upstream = nil
+                connection.close()
+                sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) switched protocols without being asked to", flags: .upstreamProtocolError, close: true), context: context)
+                return
+            }
             // Serialized as it is inspected; written again only when the head must change (below).
             var inspector = HeaderRewriter.ResponseInspector()
             var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator) { inspector.visit($0, $1) }
             let fields = inspector.fields(status: head.status, requestMethod: exchange!.method)
             let framing = fields.framing
             exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
+            if fields.declaresBody, head.status == .noContent || head.status == .notModified {
+                // Delivered without a body; body bytes the upstream may still send must never be read as the
+                // next response, so this connection is not reused.
+                exchange!.upstreamKeepAlive = false
+            }
             if exchange!.isUpgrade {
                 if head.status == .switchingProtocols {
                     exchange!.upgradeAccepted = true
@@ -839,6 +905,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             exchange!.requestComplete = true
             finishExchange(context: context, now: now)
         }
+    }
+
+    /// A 101 names, in `Upgrade`, one of the protocols the request offered (after the listener's filter).
+    private func upgradeAllowed(_ head: HTTPResponseHead) -> Bool {
+        guard let chosen = head.headers.first(name: "upgrade") else { return false }
+        let (_, listener) = currentListener()
+        return listener.listener.http.upgradeProtocols.allows(chosen.trimmingSpaces)
     }
 
     func upstreamBecameWritable() {
@@ -1006,6 +1079,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             firstByteAt = nil
             markDirty(downstream: true)
             processPipelined(context: context)
+            if state == .idle, pipelined.isEmpty, let status = deferredError {
+                replyToDeferredError(status, context: context)
+                return
+            }
             resumeReadingIfHeld()
         } else {
             // The close was chained to the write of the response end (see `writeResponseEnd`).
@@ -1202,6 +1279,8 @@ final class Exchange {
     var upstreamHead: HTTPRequestHead?
     var upstreamHeadBytes: ByteBuffer?
     var framing: HeaderRewriter.Framing = .none
+    /// The peer is a trusted proxy: its forwarding fields are kept (`ForwardedTrust`).
+    var trustedPeer = false
     var isUpgrade = false
     var upgradeAccepted = false
     var endpointIndex: Int?

@@ -20,6 +20,9 @@ enum HeaderRewriter {
         var requestID: String
         /// `https` when the client connected over TLS.
         var scheme = "http"
+        /// The peer is a trusted proxy (`ForwardedTrust`): its forwarding fields are kept and appended to;
+        /// otherwise they are replaced by what the connection says.
+        var trusted = false
     }
 
     /// Request framing as validated.
@@ -29,29 +32,29 @@ enum HeaderRewriter {
         return .none
     }
 
-    /// The head to send upstream. Keeps Host, sets X-Forwarded-For (appended), X-Forwarded-Proto,
-    /// X-Forwarded-Host and Via (appended), and X-Request-Id when the request has none.
+    /// The head to send upstream. Keeps Host, sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host
+    /// (from the connection, or a trusted peer's kept and appended to), appends Via, and adds X-Request-Id
+    /// when the request has none.
     static func upstreamRequest(_ head: HTTPRequestHead, summary: RequestSummary, info: ForwardingInfo) -> HTTPRequestHead {
         let isUpgrade = summary.isUpgrade
         var headers: HTTPHeaders
         if summary.needsFiltering {
             headers = HTTPHeaders()
             headers.reserveCapacity(head.headers.count + 7)
-            for (name, value) in head.headers {
-                switch FieldName(name) {
-                case .forwardedFor, .forwardedProto, .forwardedHost, .via, .expect: continue
-                case let kind: if travels(kind, name: name, summary: summary) { headers.add(name: name, value: value) }
-                }
-            }
+            endToEndFields(head, summary: summary, trusted: info.trusted, writesForwardedProtoAndHost: true) { headers.add(name: $0, value: $1) }
         } else {
             // Nothing to drop: the received fields are kept as they are and only Ferry's are appended.
             headers = head.headers
         }
         if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
         if isUpgrade { headers.add(name: "connection", value: "upgrade") }
-        headers.add(name: "x-forwarded-for", value: summary.forwardedFor.map { "\($0), \(info.clientAddress)" } ?? info.clientAddress)
-        headers.add(name: "x-forwarded-proto", value: info.scheme)
-        if let host = summary.host { headers.add(name: "x-forwarded-host", value: host) }
+        headers.add(name: "x-forwarded-for", value: forwardedFor(summary, info.clientAddress, trusted: info.trusted))
+        headers.add(name: "x-forwarded-proto", value: info.trusted ? summary.forwardedProto ?? info.scheme : info.scheme)
+        if info.trusted, let host = summary.forwardedHost {
+            headers.add(name: "x-forwarded-host", value: host)
+        } else if let host = summary.host {
+            headers.add(name: "x-forwarded-host", value: host)
+        }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
         headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)
         if summary.requestID == nil { headers.add(name: "x-request-id", value: info.requestID) }
@@ -64,19 +67,53 @@ enum HeaderRewriter {
     /// X-Forwarded-Proto/Host) is added on the way to an outside destination. One pass over the fields,
     /// written straight into the request bytes by the caller.
     @inline(__always)
-    static func forwardProxyFields(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, _ emit: (String, String) -> Void) {
+    static func forwardProxyFields(_ head: HTTPRequestHead, summary: RequestSummary, clientAddress: String, host: String, trusted: Bool, _ emit: (String, String) -> Void) {
         emit("host", host)
-        for (name, value) in head.headers {
-            switch FieldName(name) {
-            case .host, .forwardedFor, .via, .expect: continue
-            case let kind: if travels(kind, name: name, summary: summary) { emit(name, value) }
-            }
-        }
+        endToEndFields(head, summary: summary, trusted: trusted, skipping: .host, emit)
         if summary.chunked { emit("transfer-encoding", "chunked") }
         if summary.isUpgrade { emit("connection", "upgrade") }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
         emit("via", summary.via.map { "\($0), \(via)" } ?? via)
-        emit("x-forwarded-for", summary.forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
+        emit("x-forwarded-for", forwardedFor(summary, clientAddress, trusted: trusted))
+    }
+
+    /// The client's fields that travel upstream, in order: hop-by-hop fields, those its Connection names,
+    /// Ferry's own namespace and (from an untrusted peer) the forwarding fields are left out; a
+    /// non-canonical Content-Length is written as the number Ferry frames the body with; `Upgrade` carries
+    /// only the listener's allowed protocols. `skipping` is a field the caller writes itself, as are
+    /// X-Forwarded-Proto and -Host with `writesForwardedProtoAndHost`.
+    @inline(__always)
+    private static func endToEndFields(_ head: HTTPRequestHead, summary: RequestSummary, trusted: Bool, writesForwardedProtoAndHost: Bool = false, skipping: FieldName? = nil, _ emit: (String, String) -> Void) {
+        var upgradeWritten = false
+        for (name, value) in head.headers {
+            let kind = FieldName(name)
+            if kind == skipping { continue }
+            switch kind {
+            case .forwardedFor, .via, .expect, .ferryInternal:
+                continue
+            case .forwardedProto, .forwardedHost:
+                if trusted && !writesForwardedProtoAndHost { emit(name, value) }
+            case .forwarded:
+                if trusted { emit(name, value) }
+            case .contentLength where summary.rewritesContentLength:
+                continue
+            case .upgrade:
+                if summary.isUpgrade, !upgradeWritten, let upgrade = summary.upgrade {
+                    upgradeWritten = true
+                    emit("upgrade", upgrade)
+                }
+            default:
+                if travels(kind, name: name, summary: summary) { emit(name, value) }
+            }
+        }
+        if summary.rewritesContentLength, !summary.chunked, let length = summary.contentLength { emit("content-length", String(length)) }
+    }
+
+    /// X-Forwarded-For to send: the peer, after a trusted peer's own list.
+    @inline(__always)
+    private static func forwardedFor(_ summary: RequestSummary, _ clientAddress: String, trusted: Bool) -> String {
+        guard trusted, let received = summary.forwardedFor else { return clientAddress }
+        return "\(received), \(clientAddress)"
     }
 
     /// A route's header changes and Host rewrite, on a head already built for upstream.
@@ -124,6 +161,11 @@ enum HeaderRewriter {
         var hasHopByHop = false
         /// `Connection: keep-alive`, which may stay when the client's connection is kept alive too.
         var hasConnectionKeepAlive = false
+        /// Content-Length or Transfer-Encoding is present (a 204 or 304 with them may be followed by body
+        /// bytes that must never be read as the next response).
+        var declaresBody = false
+        /// Lower-case names the response's Connection field lists (RFC 9110 §7.6.1): removed downstream.
+        var connectionListed: [String] = []
     }
 
     /// Reads a response's fields one by one (so that they can be serialized in the same pass).
@@ -132,6 +174,7 @@ enum HeaderRewriter {
         private var length = false
         private var hasHopByHop = false
         private var hasConnectionKeepAlive = false
+        private var connectionListed: [String] = []
 
         @inline(__always)
         mutating func visit(_ name: String, _ value: String) {
@@ -144,6 +187,13 @@ enum HeaderRewriter {
                 length = true
             case .connection where FieldName.equalsIgnoringCase(value, "keep-alive"):
                 hasConnectionKeepAlive = true
+            case .connection:
+                hasHopByHop = true
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingSpaces
+                    if t.isEmpty || FieldName.equalsIgnoringCase(t, "keep-alive") || FieldName.equalsIgnoringCase(t, "close") || FieldName.equalsIgnoringCase(t, "upgrade") { continue }
+                    connectionListed.append(t.lowercased())
+                }
             default:
                 if kind.isHopByHop { hasHopByHop = true }
             }
@@ -154,7 +204,8 @@ enum HeaderRewriter {
             let code = status.code
             let bodiless = requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304
             let framing: Framing = bodiless ? .none : chunked ? .chunked : length ? .contentLength : .untilClose
-            return ResponseFields(framing: framing, hasHopByHop: hasHopByHop, hasConnectionKeepAlive: hasConnectionKeepAlive)
+            return ResponseFields(framing: framing, hasHopByHop: hasHopByHop, hasConnectionKeepAlive: hasConnectionKeepAlive,
+                                  declaresBody: chunked || length, connectionListed: connectionListed)
         }
     }
 
@@ -188,6 +239,15 @@ enum HeaderRewriter {
         return rewrittenResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) ?? head
     }
 
+    /// Whether the response's Connection field names this field (never the framing fields Ferry relies on).
+    @inline(__always)
+    private static func listedInConnection(_ name: String, _ fields: ResponseFields) -> Bool {
+        guard !fields.connectionListed.isEmpty else { return false }
+        let kind = FieldName(name)
+        if kind == .contentLength || kind == .transferEncoding { return false }
+        return fields.connectionListed.contains(name.lowercased())
+    }
+
     /// The head to send downstream when it differs from the upstream's, or nil when the upstream's head
     /// goes on as it is (then the bytes written while inspecting it stand).
     static func rewrittenResponse(
@@ -201,7 +261,7 @@ enum HeaderRewriter {
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
         if isUpgrade && head.status == .switchingProtocols {
             var headers = HTTPHeaders()
-            for (name, value) in head.headers where !FieldName(name).isHopByHop || FieldName(name) == .upgrade {
+            for (name, value) in head.headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
                 headers.add(name: name, value: value)
             }
             headers.add(name: "connection", value: "upgrade")
@@ -220,7 +280,7 @@ enum HeaderRewriter {
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 2)
-        for (name, value) in head.headers where !FieldName(name).isHopByHop {
+        for (name, value) in head.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
             headers.add(name: name, value: value)
         }
         if chunkedDownstream { headers.add(name: "transfer-encoding", value: "chunked") }

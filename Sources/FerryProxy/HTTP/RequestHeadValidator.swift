@@ -7,7 +7,10 @@ struct RequestSummary {
     var contentLength: Int?
     var chunked = false
     var requestID: String?
+    /// The client's X-Forwarded-For values (comma-joined), X-Forwarded-Proto and X-Forwarded-Host.
     var forwardedFor: String?
+    var forwardedProto: String?
+    var forwardedHost: String?
     var via: String?
     var userAgent: String?
     var referer: String?
@@ -17,6 +20,10 @@ struct RequestSummary {
     var isUpgrade: Bool { connectionUpgrade && hasUpgrade }
     var connectionUpgrade = false
     var hasUpgrade = false
+    /// The `Upgrade` value as received, then (once the listener's protocols are applied) as forwarded.
+    var upgrade: String?
+    /// The Content-Length field is not in canonical form (`010`, `5, 5`, two fields): Ferry writes its own.
+    var rewritesContentLength = false
     /// Whether any field must be dropped on the way upstream (hop-by-hop or rewritten by Ferry).
     var needsFiltering = false
     /// Lower-case names listed in Connection (besides keep-alive, close, upgrade).
@@ -52,17 +59,27 @@ enum RequestHeadValidator {
             case .host:
                 hostCount += 1
                 summary.host = value
+                if let problem = HostHeader.problem(Substring(value)) {
+                    return .failure(Rejection(status: .badRequest, reason: problem))
+                }
             case .contentLength:
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let trimmed = part.trimmingSpaces
                     guard !trimmed.isEmpty, trimmed.utf8.count <= 18, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
                         return .failure(Rejection(status: .badRequest, reason: "invalid Content-Length"))
                     }
-                    if let existing = contentLength, existing != trimmed {
-                        return .failure(Rejection(status: .badRequest, reason: "conflicting Content-Length values"))
+                    if let existing = contentLength {
+                        guard Int(existing) == Int(trimmed) else {
+                            return .failure(Rejection(status: .badRequest, reason: "conflicting Content-Length values"))
+                        }
+                        summary.rewritesContentLength = true
+                    }
+                    if trimmed.utf8.count > 1 && trimmed.utf8.first == UInt8(ascii: "0") || trimmed.utf8.count != part.utf8.count {
+                        summary.rewritesContentLength = true
                     }
                     contentLength = trimmed
                 }
+                if summary.rewritesContentLength { summary.needsFiltering = true }
             case .transferEncoding:
                 summary.needsFiltering = true
                 for part in value.split(separator: ",") {
@@ -82,7 +99,14 @@ enum RequestHeadValidator {
             case .upgrade:
                 summary.needsFiltering = true
                 summary.hasUpgrade = true
-            case .hopByHop, .forwardedProto, .forwardedHost:
+                summary.upgrade = summary.upgrade.map { "\($0), \(value)" } ?? value
+            case .forwardedProto:
+                summary.needsFiltering = true
+                if summary.forwardedProto == nil { summary.forwardedProto = value }
+            case .forwardedHost:
+                summary.needsFiltering = true
+                if summary.forwardedHost == nil { summary.forwardedHost = value }
+            case .hopByHop, .forwarded, .ferryInternal:
                 summary.needsFiltering = true
             case .forwardedFor:
                 summary.needsFiltering = true
@@ -127,8 +151,9 @@ enum RequestHeadValidator {
             summary.chunked = true
         }
         summary.contentLength = contentLength.flatMap { Int($0) }
-        // A forward proxy takes the destination from the absolute-form target, so Host may be absent there.
-        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0 && !forwardProxy) {
+        // RFC 9112 §3.2: every HTTP/1.1 request carries exactly one Host (a forward proxy's too, though it
+        // takes the destination from the target).
+        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0) {
             return .failure(Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host"))
         }
         if !forwardProxy, !head.uri.hasPrefix("/") && head.method != .OPTIONS {
@@ -167,7 +192,9 @@ enum RequestHeadValidator {
 /// The header names the proxy treats specially, recognised without allocating.
 enum FieldName {
     case host, contentLength, transferEncoding, connection, upgrade, hopByHop
-    case forwardedFor, forwardedProto, forwardedHost, via, requestID, userAgent, referer, expect
+    case forwardedFor, forwardedProto, forwardedHost, forwarded, via, requestID, userAgent, referer, expect
+    /// `X-Ferry-*`: Ferry's own namespace, never taken from a client.
+    case ferryInternal
     case other
 
     init<S: StringProtocol>(_ name: S) {
@@ -176,21 +203,38 @@ enum FieldName {
         case 3: self = Self.equalsIgnoringCase(name, "via") ? .via : .other
         case 4: self = Self.equalsIgnoringCase(name, "host") ? .host : .other
         case 6: self = Self.equalsIgnoringCase(name, "expect") ? .expect : .other
+        case 9: self = Self.equalsIgnoringCase(name, "forwarded") ? .forwarded : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 7:
             if Self.equalsIgnoringCase(name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "referer") { self = .referer } else { self = .other }
         case 10:
             if Self.equalsIgnoringCase(name, "connection") { self = .connection } else if Self.equalsIgnoringCase(name, "keep-alive") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "user-agent") { self = .userAgent } else { self = .other }
-        case 12: self = Self.equalsIgnoringCase(name, "x-request-id") ? .requestID : .other
-        case 14: self = Self.equalsIgnoringCase(name, "content-length") ? .contentLength : .other
-        case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : .other
+        case 12: self = Self.equalsIgnoringCase(name, "x-request-id") ? .requestID : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 14: self = Self.equalsIgnoringCase(name, "content-length") ? .contentLength : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 16:
-            if Self.equalsIgnoringCase(name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "x-forwarded-host") { self = .forwardedHost } else { self = .other }
-        case 18: self = Self.equalsIgnoringCase(name, "proxy-authenticate") ? .hopByHop : .other
-        case 19: self = Self.equalsIgnoringCase(name, "proxy-authorization") ? .hopByHop : .other
+            if Self.equalsIgnoringCase(name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "x-forwarded-host") { self = .forwardedHost } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
+        case 18: self = Self.equalsIgnoringCase(name, "proxy-authenticate") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 19: self = Self.equalsIgnoringCase(name, "proxy-authorization") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 17:
-            if Self.equalsIgnoringCase(name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(name, "x-forwarded-proto") { self = .forwardedProto } else { self = .other }
-        default: self = .other
+            if Self.equalsIgnoringCase(name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(name, "x-forwarded-proto") { self = .forwardedProto } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
+        default: self = Self.isFerryInternal(name) ? .ferryInternal : .other
         }
+    }
+
+    /// Whether a name starts with `x-ferry-` (any case): two byte compares for almost every other name.
+    @inline(__always)
+    static func isFerryInternal<S: StringProtocol>(_ name: S) -> Bool {
+        let utf8 = name.utf8
+        guard utf8.count > 8, utf8.first! | 0x20 == UInt8(ascii: "x") else { return false }
+        var i = 0
+        let prefix: StaticString = "x-ferry-"
+        for byte in utf8 {
+            if i == 8 { return true }
+            let folded = (byte >= 65 && byte <= 90) ? byte | 0x20 : byte
+            if folded != prefix.utf8Start[i] { return false }
+            i += 1
+        }
+        return false
     }
 
     /// ASCII case-insensitive equality with a lower-case literal.

@@ -126,6 +126,8 @@ public enum APIProxyRole {
         }
         var http = HTTPConnectionManager(virtualHosts: [VirtualHost(name: "kubernetes-api", domains: [.any], routes: routes)])
         http.limits.maxRequestBodyBytes = nil
+        // exec, attach and port-forward upgrade to WebSocket or SPDY/3.1 (kubectl's two transports).
+        http.upgradeProtocols = UpgradeProtocols(["websocket", "spdy"])
         var listener = Listener(name: "api-proxy", address: settings.listen, unixSocket: settings.unixSocket, http: http)
         listener.tls = settings.tls
         var cluster = Cluster(name: "kubernetes-api", endpoints: [HostPort(host: server.host, port: server.port)], tls: server.tls)
