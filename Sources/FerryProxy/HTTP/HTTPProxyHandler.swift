@@ -351,7 +351,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         if summary.hasUpgrade, let offered = summary.upgrade {
             // Only the listener's protocols pass; without one left the request goes on as plain HTTP/1.1.
             summary.upgrade = http.upgradeProtocols.filter(offered)
-            if summary.upgrade == nil { summary.hasUpgrade = false }
+            if summary.upgrade == nil {
+                summary.hasUpgrade = false
+                // The decoder reads no further after a head asking for an upgrade: the connection ends with
+                // this exchange.
+                if summary.connectionUpgrade { ex.keepAlive = false }
+            }
         }
         ex.trustedPeer = http.forwardedTrust.trusts(peer: clientIPAddress)
         // The forward proxy sends no request ID to the outside: it makes one only for its access log.
