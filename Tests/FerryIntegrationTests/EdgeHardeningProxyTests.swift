@@ -162,3 +162,73 @@ struct EdgeHardeningProxyTests {
         }
     }
 }
+
+/// The forward proxy's edges: hosts that have no one meaning, IPv6 spellings of IPv4 addresses,
+/// Max-Forwards, OPTIONS to a server itself.
+@Suite(.serialized)
+struct EdgeHardeningForwardProxyTests {
+    static func withForwardProxy(_ body: (ProxyHarness, ScriptedOrigin) async throws -> Void) async throws {
+        guard Prerequisites.have("python3") else { return }
+        let origin = try await ScriptedOrigin()
+        defer { origin.stop() }
+        let proxy = try ProxyHarness(yaml: """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: egress
+            address: "127.0.0.1:0"
+            forward_proxy: {policy: p}
+        policies:
+          - name: p
+            rules:
+              - allow: {addresses: [127.0.0.1/32], ports: [\(origin.port)]}
+              - allow: {}
+        clusters: []
+        """)
+        try await body(proxy, origin)
+        await proxy.stop()
+    }
+
+    @Test(arguments: ["http://a..example/", "http://example.com../", "http://0177.0.0.1/", "http://127.0.0.01/", "http://user@example.com/"])
+    func hostsWithoutOneMeaningAre400(url: String) async throws {
+        try await Self.withForwardProxy { proxy, origin in
+            let client = try RawClient(port: proxy.port("egress"))
+            client.send("GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(client.readResponse().head.hasPrefix("HTTP/1.1 400"), "\(url)")
+            #expect(origin.requests.isEmpty)
+        }
+    }
+
+    @Test(arguments: ["[64:ff9b::a9fe:a9fe]", "[::169.254.169.254]", "[::ffff:169.254.169.254]", "[2002:a9fe:a9fe::1]", "[64:ff9b::7f00:1]"])
+    func ipv6FormsOfGuardedIPv4AddressesAreDeniedUnderABroadAllow(host: String) async throws {
+        try await Self.withForwardProxy { proxy, _ in
+            let client = try RawClient(port: proxy.port("egress"))
+            client.send("GET http://\(host)/latest/meta-data/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = client.readResponse()
+            #expect(response.head.hasPrefix("HTTP/1.1 403"), "\(host): \(response.head)")
+            #expect(response.body.contains("guard: deny to_"), "\(response.body)")
+        }
+    }
+
+    @Test func maxForwardsZeroIsAnsweredByFerryAndOtherwiseDecremented() async throws {
+        try await Self.withForwardProxy { proxy, origin in
+            let client = try RawClient(port: proxy.port("egress"))
+            let base = "http://127.0.0.1:\(origin.port)"
+            client.send("TRACE \(base)/t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nProxy-Authorization: Basic c2VjcmV0\r\nX-Probe: 1\r\n\r\n")
+            let trace = client.readResponse()
+            #expect(trace.head.hasPrefix("HTTP/1.1 200"))
+            #expect(trace.head.lowercased().contains("content-type: message/http"))
+            #expect(trace.body.hasPrefix("TRACE \(base)/t HTTP/1.1\r\n"))
+            #expect(trace.body.contains("X-Probe: 1"))
+            #expect(!trace.body.lowercased().contains("proxy-authorization") && !trace.body.contains("c2VjcmV0"))
+            client.send("OPTIONS \(base) HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n")
+            let options = client.readResponse()
+            #expect(options.head.hasPrefix("HTTP/1.1 200") && options.head.lowercased().contains("allow: "))
+            #expect(origin.requests.isEmpty)
+            client.send("OPTIONS \(base) HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n\r\n")
+            #expect(client.readResponse().head.hasPrefix("HTTP/1.1 200"))
+            let forwarded = origin.requests.last ?? ""
+            #expect(forwarded.hasPrefix("OPTIONS * HTTP/1.1\r\n"), "an empty path asks about the server itself: \(forwarded)")
+            #expect(forwarded.lowercased().contains("\r\nmax-forwards: 2\r\n"))
+        }
+    }
+}

@@ -129,3 +129,40 @@ import Testing
         #expect(rule.match.addresses.map(\.description) == ["fd00::/8"] && rule.match.ports == [443...443])
     }
 }
+
+/// The short rule form of `ferry egress --allow/--deny` says what the YAML mapping says.
+@Suite struct AccessRuleClauseTests {
+    func rule(_ text: String) throws -> AccessRule { try AccessRule.parse(.allow, text).get() }
+
+    @Test func aNameAndTheAddressesItMustResolveTo() throws {
+        let r = try rule("registry.internal:443 at 10.20.0.0/16,10.30.0.1")
+        let policy = AccessPolicy(name: "p", rules: [r])
+        #expect(policy.dependsOnAddress(AccessRequest(host: .name("registry.internal"), port: 443, method: "CONNECT")))
+        #expect(policy.evaluate(AccessRequest(host: .name("registry.internal"), resolved: IPAddress(parsing: "10.20.1.1"), port: 443, method: "CONNECT")).allowed)
+        #expect(!policy.evaluate(AccessRequest(host: .name("registry.internal"), resolved: IPAddress(parsing: "203.0.113.9"), port: 443, method: "CONNECT")).allowed,
+                "a poisoned answer outside the expected range is refused")
+        #expect(!policy.evaluate(AccessRequest(host: .name("other.internal"), resolved: IPAddress(parsing: "10.20.1.1"), port: 443, method: "CONNECT")).allowed)
+    }
+
+    @Test func methodsSourcesAndUsersInAnyOrder() throws {
+        let r = try rule(".example.com:80 methods get,HEAD from 10.1.0.0/16 for alice, bob")
+        #expect(r.match.methods == ["GET", "HEAD"])
+        #expect(r.match.sources == [IPRange(parsing: "10.1.0.0/16")!])
+        #expect(r.match.users == ["alice", "bob"])
+        let policy = AccessPolicy(name: "p", rules: [r])
+        let request = AccessRequest(host: .name("www.example.com"), port: 80, method: "GET", source: IPAddress(parsing: "10.1.2.3"), user: "alice")
+        #expect(policy.evaluate(request).allowed)
+        var post = request
+        post.method = "POST"
+        #expect(!policy.evaluate(post).allowed)
+    }
+
+    @Test(arguments: ["example.com at", "example.com at not-a-cidr", "example.com methods G/T", "example.com stray", "example.com at 10.0.0.0/8 at 10.1.0.0/16"])
+    func badClausesSayWhatToFix(text: String) {
+        guard case .failure(let error) = AccessRule.parse(.allow, text) else {
+            Issue.record("\(text) was accepted")
+            return
+        }
+        #expect(!error.problem.isEmpty)
+    }
+}

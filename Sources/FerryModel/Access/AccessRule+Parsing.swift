@@ -1,24 +1,54 @@
 extension AccessRule {
-    /// Parses the short form of `ferry egress --allow/--deny`: `TARGET[:PORTS]`, where TARGET is a domain
-    /// (`example.com`, `.example.com`, `*.example.com`, `~regex`), an address or CIDR (IPv6 in brackets
-    /// when ports follow: `[fd00::/8]:443`) or `*`, and PORTS is `443`, `8000-8999` or `80,443`.
+    /// Parses the short form of `ferry egress --allow/--deny`: `TARGET[:PORTS] [CLAUSES]`, where TARGET is a
+    /// domain (`example.com`, `.example.com`, `*.example.com`, `~regex`), an address or CIDR (IPv6 in
+    /// brackets when ports follow: `[fd00::/8]:443`) or `*`, and PORTS is `443`, `8000-8999` or `80,443`.
+    /// Clauses say what the YAML form says, each a comma-separated list:
+    /// `at CIDRS` (the name must resolve into these addresses), `methods GET,HEAD`, `from CIDRS` (client
+    /// addresses) and `for alice,bob` (authenticated users).
     /// Returns a message saying what to fix when the text is not a rule.
     public static func parse(_ action: Action, _ text: String) -> Result<AccessRule, AccessRuleError> {
-        // `RULE for alice,bob`: only for these authenticated users.
-        var users: [String] = []
-        var ruleText = Substring(text)
-        if let range = text.firstRange(of: " for ") {
-            users = text[range.upperBound...].split(separator: ",").map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
-            guard !users.isEmpty else { return .failure(AccessRuleError(text, "\"for\" needs user names, as: .example.com for alice,bob")) }
-            ruleText = text[..<range.lowerBound]
+        let words = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard let first = words.first else { return .failure(AccessRuleError(text, "empty rule")) }
+        var clauses: [String: [String]] = [:]
+        var current: String?
+        for word in words.dropFirst() {
+            if ["at", "methods", "from", "for"].contains(word) {
+                guard clauses[String(word)] == nil else { return .failure(AccessRuleError(text, "\"\(word)\" appears twice")) }
+                current = String(word)
+                clauses[String(word)] = []
+                continue
+            }
+            guard let key = current else {
+                return .failure(AccessRuleError(text, "after the target come clauses: at CIDRS, methods M,M, from CIDRS, for USERS"))
+            }
+            clauses[key]!.append(contentsOf: word.split(separator: ",").map(String.init))
         }
-        switch parseTarget(action, ruleText, whole: text) {
+        for (key, values) in clauses where values.isEmpty {
+            return .failure(AccessRuleError(text, "\"\(key)\" needs a comma-separated list, as: \(Self.clauseExample[key] ?? key)"))
+        }
+        switch parseTarget(action, first, whole: text) {
         case .failure(let e): return .failure(e)
         case .success(var rule):
-            rule.match.users = users
+            rule.match.users = clauses["for"] ?? []
+            for value in clauses["at"] ?? [] {
+                guard let range = IPRange(parsing: value) else { return .failure(AccessRuleError(text, "\"\(value)\" after \"at\" is not an address or CIDR")) }
+                rule.match.addresses.append(range)
+            }
+            for value in clauses["from"] ?? [] {
+                guard let range = IPRange(parsing: value) else { return .failure(AccessRuleError(text, "\"\(value)\" after \"from\" is not an address or CIDR")) }
+                rule.match.sources.append(range)
+            }
+            for value in clauses["methods"] ?? [] {
+                let method = value.uppercased()
+                guard method.utf8.allSatisfy({ ($0 >= 65 && $0 <= 90) || $0 == 45 }) else { return .failure(AccessRuleError(text, "\"\(value)\" is not a method")) }
+                rule.match.methods.append(method)
+            }
             return .success(rule)
         }
     }
+
+    static let clauseExample = ["at": "registry.internal:443 at 10.20.0.0/16", "methods": ".example.com methods GET,HEAD",
+                                "from": ".example.com from 10.1.0.0/16", "for": ".example.com for alice,bob"]
 
     static func parseTarget(_ action: Action, _ ruleText: Substring, whole text: String) -> Result<AccessRule, AccessRuleError> {
         var target = ruleText

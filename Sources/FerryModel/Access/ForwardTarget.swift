@@ -44,7 +44,8 @@ public enum ForwardTarget: Sendable, Hashable {
         }
         var path = String(rest[end...])
         if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
-        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        // An empty path is `/`, except for OPTIONS, where it asks about the server itself (RFC 9112 §3.2.4).
+        if path.isEmpty { path = method == "OPTIONS" ? "*" : "/" } else if path.hasPrefix("?") { path = "/" + path }
         let hostText: String = {
             if case .address(.v6) = host { return host.description }
             return host.description

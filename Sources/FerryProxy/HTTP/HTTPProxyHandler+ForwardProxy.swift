@@ -296,6 +296,7 @@ final class ForwardMemo {
         var rest = uri.dropFirst(prefixBytes.count)
         if let first = rest.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "?"), first != UInt8(ascii: "#") { return nil }
         if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        if rest.isEmpty, method == .OPTIONS { return "*" }
         if rest.isEmpty || rest.first == UInt8(ascii: "?") { return "/" + String(Substring(rest)) }
         return String(Substring(rest))
     }

@@ -359,6 +359,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
         }
         ex.trustedPeer = http.forwardedTrust.trusts(peer: clientIPAddress)
+        if summary.maxForwards == 0 {
+            // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
+            sendLocalReply(LocalReply.lastHop(head), context: context)
+            return
+        }
         // The forward proxy sends no request ID to the outside: it makes one only for its access log.
         let requestID = summary.requestID ?? (listener.forwardProxy != nil && !logged ? "" : RequestID.make(using: &local.random))
         ex.event.requestID = requestID

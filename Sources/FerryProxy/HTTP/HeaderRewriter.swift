@@ -85,6 +85,7 @@ enum HeaderRewriter {
     @inline(__always)
     private static func endToEndFields(_ head: HTTPRequestHead, summary: RequestSummary, trusted: Bool, writesForwardedProtoAndHost: Bool = false, skipping: FieldName? = nil, _ emit: (String, String) -> Void) {
         var upgradeWritten = false
+        var maxForwardsWritten = false
         for (name, value) in head.headers {
             let kind = FieldName(name)
             if kind == skipping { continue }
@@ -97,6 +98,13 @@ enum HeaderRewriter {
                 if trusted { emit(name, value) }
             case .contentLength where summary.rewritesContentLength:
                 continue
+            case .maxForwards:
+                if let hops = summary.maxForwards {
+                    if !maxForwardsWritten { emit(name, String(hops - 1)) }
+                    maxForwardsWritten = true
+                } else {
+                    emit(name, value)
+                }
             case .upgrade:
                 if summary.isUpgrade, !upgradeWritten, let upgrade = summary.upgrade {
                     upgradeWritten = true

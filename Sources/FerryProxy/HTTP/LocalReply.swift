@@ -22,6 +22,27 @@ struct LocalReply {
 
     var bodyLength: Int { bodyBuffer?.readableBytes ?? body.utf8.count }
 
+    /// The answer to an OPTIONS or TRACE whose Max-Forwards reached 0 at Ferry: OPTIONS gets the methods a
+    /// proxy serves; TRACE gets the request back as `message/http` (RFC 9110 §9.3.8), without the fields
+    /// that carry credentials (Authorization, Proxy-Authorization, Cookie).
+    static func lastHop(_ head: HTTPRequestHead) -> LocalReply {
+        guard head.method == .TRACE else {
+            var reply = LocalReply(status: .ok, body: "", flags: .localResponse, closeConnection: false)
+            reply.extraHeaders = [("allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT")]
+            return reply
+        }
+        var echo = "TRACE \(head.uri) HTTP/\(head.version.major).\(head.version.minor)\r\n"
+        for (name, value) in head.headers {
+            let lower = name.lowercased()
+            if lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" { continue }
+            echo += "\(name): \(value)\r\n"
+        }
+        echo += "\r\n"
+        var reply = LocalReply(status: .ok, body: echo, flags: .localResponse, closeConnection: false)
+        reply.contentType = "message/http"
+        return reply
+    }
+
     func head(version: HTTPVersion, keepAlive: Bool, requestID: String?) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)

@@ -22,6 +22,9 @@ struct RequestSummary {
     var hasUpgrade = false
     /// The `Upgrade` value as received, then (once the listener's protocols are applied) as forwarded.
     var upgrade: String?
+    /// `Max-Forwards` of an OPTIONS or TRACE request (RFC 9110 §7.6.2): 0 is answered by Ferry, more is
+    /// forwarded less one.
+    var maxForwards: Int?
     /// The Content-Length field is not in canonical form (`010`, `5, 5`, two fields): Ferry writes its own.
     var rewritesContentLength = false
     /// Whether any field must be dropped on the way upstream (hop-by-hop or rewritten by Ferry).
@@ -116,6 +119,14 @@ enum RequestHeadValidator {
                 summary.via = summary.via.map { "\($0), \(value)" } ?? value
             case .requestID:
                 if summary.requestID == nil { summary.requestID = value }
+            case .maxForwards:
+                guard head.method == .OPTIONS || head.method == .TRACE else { break }
+                let text = Substring(value).trimmingSpaces
+                guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(text) else {
+                    return .failure(Rejection(status: .badRequest, reason: "invalid Max-Forwards (a number of hops)"))
+                }
+                summary.maxForwards = min(summary.maxForwards ?? n, n)
+                summary.needsFiltering = true
             case .userAgent:
                 summary.userAgent = value
             case .referer:
@@ -192,7 +203,7 @@ enum RequestHeadValidator {
 /// The header names the proxy treats specially, recognised without allocating.
 enum FieldName {
     case host, contentLength, transferEncoding, connection, upgrade, hopByHop
-    case forwardedFor, forwardedProto, forwardedHost, forwarded, via, requestID, userAgent, referer, expect
+    case forwardedFor, forwardedProto, forwardedHost, forwarded, via, requestID, userAgent, referer, expect, maxForwards
     /// `X-Ferry-*`: Ferry's own namespace, never taken from a client.
     case ferryInternal
     case other
@@ -208,7 +219,8 @@ enum FieldName {
             if Self.equalsIgnoringCase(name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "referer") { self = .referer } else { self = .other }
         case 10:
             if Self.equalsIgnoringCase(name, "connection") { self = .connection } else if Self.equalsIgnoringCase(name, "keep-alive") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "user-agent") { self = .userAgent } else { self = .other }
-        case 12: self = Self.equalsIgnoringCase(name, "x-request-id") ? .requestID : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 12:
+            if Self.equalsIgnoringCase(name, "x-request-id") { self = .requestID } else if Self.equalsIgnoringCase(name, "max-forwards") { self = .maxForwards } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
         case 14: self = Self.equalsIgnoringCase(name, "content-length") ? .contentLength : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 16:
