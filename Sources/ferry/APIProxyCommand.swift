@@ -53,6 +53,9 @@ struct APIProxyCommand: AsyncParsableCommand {
     @Option(help: "keepalive specifies the keep-alive period for an active network connection. Set to 0 to disable keepalive.")
     var keepalive: String = "0"
 
+    @Flag(help: "Ferry: also refuse nodes/proxy, services/proxy, pods/proxy, pods/portforward and pods/ephemeralcontainers, which run commands or open tunnels into the cluster and which kubectl's default filter lets through.")
+    var rejectUnsafeSubresources = false
+
     @Flag(help: "If true, enables automatic path appending of the kube context server path to each request.")
     var appendServerPath = false
 
@@ -117,6 +120,7 @@ struct APIProxyCommand: AsyncParsableCommand {
         settings.acceptHosts = acceptHosts
         settings.rejectMethods = rejectMethods
         settings.disableFilter = disableFilter
+        settings.rejectUnsafeSubresources = rejectUnsafeSubresources
         settings.appendServerPath = appendServerPath
         settings.keepalive = keepalive == "0" ? nil : DurationText.parse(keepalive)
         settings.passClientAuthorization = passClientAuthorization

@@ -297,6 +297,52 @@ struct APIProxyProcessTests {
         }
     }
 
+    /// kubectl's flag library reads `--flag=` as an empty value: `--reject-paths=` is an empty list.
+    @Test func anEmptyFlagValueIsAnEmptyList() async throws {
+        try await Self.withProxy(extra: ["--reject-paths="]) { s in
+            let exec = try await Curl.request(s.base + "/api/v1/namespaces/default/pods/web-1/exec")
+            #expect(exec.status != 403, "an empty --reject-paths rejects nothing: \(exec.status)")
+            #expect(s.api.requests.contains { $0.contains("/exec") })
+        }
+    }
+
+    /// Outside the prefixes kubectl answers Go's `404 page not found`; nothing of the request is echoed.
+    @Test func outsideThePrefixIsKubectlsNotFoundWithoutEcho() async throws {
+        try await Self.withProxy(extra: ["--api-prefix", "/k8s"]) { s in
+            let outside = try await Curl.request(s.base + "/%3Cscript%3Eevil", ["-H", "Host: localhost:1234"])
+            #expect(outside.status == 404)
+            #expect(outside.body == "404 page not found\n")
+            let badHost = try await Curl.request(s.base + "/k8s/api", ["-H", "Host: [<b>x</b>]"])
+            #expect(badHost.status == 400)
+            #expect(!badHost.body.contains("<b>"), "\(badHost.body)")
+        }
+    }
+
+    /// Paths that run commands or open tunnels and that kubectl's filter lets through are named once at
+    /// startup; one flag refuses them all.
+    @Test func unsafeSubresourcesAreNamedAtStartupAndRefusedOnRequest() async throws {
+        let paths = ["/api/v1/nodes/n1/proxy/configz", "/api/v1/namespaces/default/services/s/proxy/", "/api/v1/namespaces/default/pods/web-1/proxy/",
+                     "/api/v1/namespaces/default/pods/web-1/portforward", "/api/v1/namespaces/default/pods/web-1/ephemeralcontainers"]
+        try await Self.withProxy { s in
+            #expect(await Waiting.until { s.ferry.stderr.contains("--reject-unsafe-subresources refuses them all") })
+            let line = s.ferry.stderr.components(separatedBy: "\n").first { $0.contains("--reject-unsafe-subresources") } ?? ""
+            for name in ["nodes/proxy", "services/proxy", "pods/proxy", "pods/portforward", "pods/ephemeralcontainers"] {
+                #expect(line.contains(name), "\(name)")
+            }
+            #expect(s.ferry.stderr.components(separatedBy: "--reject-unsafe-subresources refuses").count == 2, "said once")
+        }
+        try await Self.withProxy(extra: ["--reject-unsafe-subresources"]) { s in
+            for path in paths {
+                let r = try await Curl.request(s.base + path)
+                #expect(r.status == 403 && r.body == "Forbidden\n", "\(path): \(r.status)")
+            }
+            let pods = try await Curl.request(s.base + "/api/v1/namespaces/default/pods")
+            #expect(pods.status == 200)
+            #expect(!s.api.requests.contains { $0.contains("proxy") || $0.contains("portforward") || $0.contains("ephemeral") })
+            #expect(!s.ferry.stderr.contains("--reject-unsafe-subresources refuses"))
+        }
+    }
+
     @Test func disablingTheFilterWarnsAsKubectlDoes() async throws {
         try await Self.withProxy(extra: ["--disable-filter"]) { s in
             let exec = try await Curl.request(s.base + "/api/v1/namespaces/default/pods/web-1/exec", ["-H", "Host: anything.example"])

@@ -12,7 +12,7 @@ public enum HostHeader {
             guard let close = value.firstIndex(of: "]") else { return "an IPv6 literal in Host lacks its closing \"]\"" }
             let inside = value[value.index(after: value.startIndex)..<close]
             guard !inside.contains("%"), let address = IPAddress(parsing: inside), address.isIPv6 else {
-                return "Host \"[\(inside)]\" is not an IPv6 address"
+                return "the bracketed host in Host is not an IPv6 address"
             }
             let rest = value[value.index(after: close)...]
             if !rest.isEmpty {

@@ -28,6 +28,9 @@ public enum APIProxyRole {
         public var acceptHosts = RequestFilter.defaultAcceptHosts
         public var rejectMethods = RequestFilter.defaultRejectMethods
         public var disableFilter = false
+        /// Ferry, opt-in: also refuse the paths that run commands or open tunnels into the cluster and that
+        /// kubectl's default filter lets through (`unsafeSubresourcePaths`).
+        public var rejectUnsafeSubresources = false
         public var appendServerPath = false
         /// TCP keep-alive period of connections to the API server (`--keepalive`); nil: off.
         public var keepalive: Duration?
@@ -59,6 +62,16 @@ public enum APIProxyRole {
         }
     }
 
+    /// Subresources that run commands or open tunnels into the cluster which kubectl's default filter (it
+    /// refuses only exec and attach) lets through, as `--reject-paths` expressions in kubectl's style.
+    public static let unsafeSubresourcePaths: [(name: String, pattern: String, example: String)] = [
+        ("nodes/proxy", "^/api/.*/nodes/.*/proxy", "/api/v1/nodes/n1/proxy/"),
+        ("services/proxy", "^/api/.*/services/.*/proxy", "/api/v1/namespaces/ns/services/s/proxy/"),
+        ("pods/proxy", "^/api/.*/pods/.*/proxy", "/api/v1/namespaces/ns/pods/p/proxy/"),
+        ("pods/portforward", "^/api/.*/pods/.*/portforward", "/api/v1/namespaces/ns/pods/p/portforward"),
+        ("pods/ephemeralcontainers", "^/api/.*/pods/.*/ephemeralcontainers", "/api/v1/namespaces/ns/pods/p/ephemeralcontainers"),
+    ]
+
     /// The whole configuration: listener `api-proxy`, cluster `kubernetes-api`, and notes (warnings kubectl prints).
     public static func snapshot(server: APIServer, settings: Settings, version: Int) throws -> ConfigSnapshot {
         var notes: [String] = []
@@ -67,9 +80,18 @@ public enum APIProxyRole {
         }
         var filter: RequestFilter?
         if !settings.disableFilter {
-            filter = try RequestFilter(acceptPaths: settings.acceptPaths, rejectPaths: settings.rejectPaths, acceptHosts: settings.acceptHosts, rejectMethods: settings.rejectMethods)
+            var rejectPaths = settings.rejectPaths
+            if settings.rejectUnsafeSubresources {
+                rejectPaths = ([rejectPaths] + unsafeSubresourcePaths.map(\.pattern)).filter { !$0.isEmpty }.joined(separator: ",")
+            }
+            let built = try RequestFilter(acceptPaths: settings.acceptPaths, rejectPaths: rejectPaths, acceptHosts: settings.acceptHosts, rejectMethods: settings.rejectMethods)
+            filter = built
             if settings.rejectPaths.isEmpty || settings.rejectMethods.isEmpty {
                 notes.append("Request filter has been relaxed: an empty --reject-paths or --reject-methods rejects nothing")
+            }
+            let open = unsafeSubresourcePaths.filter { path in !built.rejectPaths.contains { $0.firstMatchGroups(Substring(path.example)) != nil } }
+            if !open.isEmpty {
+                notes.append("the filter lets through paths that run commands or open tunnels into the cluster: \(open.map(\.name).joined(separator: ", ")); --reject-unsafe-subresources refuses them all")
             }
         } else if settings.unixSocket == nil {
             notes.append("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious")
@@ -115,6 +137,8 @@ public enum APIProxyRole {
             route.kubernetesPolicy = try ConfigLoader.kubernetesPolicy(path: file)
         }
         var routes = [route]
+        // Outside the API and static prefixes kubectl answers Go's http.NotFound, echoing nothing of the request.
+        routes.append(Route(name: "not-found", match: RouteMatch(path: .prefix("/")), action: .directResponse(status: 404, body: "404 page not found\n")))
         if let www = settings.www, !www.isEmpty {
             var isFolder: ObjCBool = false
             if !FileManager.default.fileExists(atPath: www, isDirectory: &isFolder) || !isFolder.boolValue {
