@@ -25,7 +25,7 @@ struct EnvCommand: ParsableCommand {
     var output: String = "text"
 
     func run() throws {
-        var variables = ProcessInfo.processInfo.environment.filter { $0.key.lowercased().hasSuffix("_proxy") }
+        var variables = ProcessInfo.processInfo.environment.filter { $0.key.lowercased().hasSuffix("_proxy") || $0.key == "REQUEST_METHOD" }
         // A flag stands for the variable in both cases.
         for (value, upper) in [(httpProxy, "HTTP_PROXY"), (httpsProxy, "HTTPS_PROXY"), (noProxy, "NO_PROXY")] {
             guard let value else { continue }
@@ -39,7 +39,7 @@ struct EnvCommand: ParsableCommand {
         case "json": text = EnvDoctor.json(url: url, environment: environment)
         default: throw ValidationError("--output is text or json")
         }
-        guard let text else { throw ValidationError("expected an http:// or https:// URL, not \"\(url)\"") }
+        guard let text else { throw ValidationError("expected a URL such as https://api.example.com/ (SCHEME://HOST[:PORT]/...), not \"\(url)\"") }
         print(text, terminator: "")
     }
 }

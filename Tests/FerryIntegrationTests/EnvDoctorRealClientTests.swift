@@ -50,6 +50,41 @@ struct EnvDoctorRealClientTests {
         #expect(run.stdout.split(separator: "\n").map(String.init) == expected, "\(run.stderr)")
     }
 
+    /// Which variable Python reads, in which case, under CGI, hidden by an empty lower-case one: the
+    /// doctor against `urllib.request.getproxies_environment()` and `proxy_bypass_environment` run with
+    /// exactly these variables.
+    @Test(arguments: [
+        ["HTTP_PROXY": "http://upper:1", "http_proxy": ""],
+        ["HTTP_PROXY": "http://upper:1"],
+        ["Http_Proxy": "http://mixed:1"],
+        ["HTTP_PROXY": "http://upper:1", "REQUEST_METHOD": "GET"],
+        ["http_proxy": "http://lower:1", "REQUEST_METHOD": "GET"],
+        ["http_proxy": "http://lower:1", "NO_PROXY": "example.com", "no_proxy": ""],
+        ["http_proxy": "http://lower:1", "no_proxy": "example.com"],
+        ["http_proxy": "http://lower:1", "no_proxy": "::1"],
+        ["http_proxy": "http://lower:1", "no_proxy": "[::1]"],
+    ])
+    func pythonReadsTheVariablesAsTheDoctorSays(variables: [String: String]) async throws {
+        guard Prerequisites.have("python3") else { return }
+        let script = """
+        import sys, urllib.request
+        for url in sys.argv[1:]:
+            req = urllib.request.Request(url)
+            proxies = urllib.request.getproxies_environment()
+            p = proxies.get(req.type)
+            if p and urllib.request.proxy_bypass_environment(req.host, proxies):
+                p = None
+            print(p or "direct")
+        """
+        let urls = ["http://example.com/", "http://[::1]:8080/"]
+        var environment = variables
+        environment["PATH"] = "/usr/bin:/bin"
+        let run = try await Subprocess.run(Prerequisites.path(of: "python3")!, ["-c", script] + urls, environment: environment)
+        let doctor = ProxyEnvironment(variables: variables)
+        let expected = urls.map { url in doctor.decisions(for: url)!.first { $0.client == .python }!.proxy ?? "direct" }
+        #expect(run.stdout.split(separator: "\n").map(String.init) == expected, "\(variables): \(run.stderr)")
+    }
+
     @Test func theCommandPrintsTheTableAndJSON() async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
         let env = ["PATH": "/usr/bin:/bin", "HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".corp.example,10.0.0.0/8"]
@@ -64,7 +99,22 @@ struct EnvDoctorRealClientTests {
         let text = try await Subprocess.run(binary, ["env", "https://git.corp.example/", "--no-proxy", "corp.example"], environment: env)
         #expect(text.stdout.contains("go      direct: NO_PROXY entry corp.example matches corp.example and its subdomains"), "\(text.stdout)")
         #expect(text.stdout.contains("-Dhttps.proxyHost=proxy.corp -Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts=corp.example|*.corp.example"))
-        let bad = try await Subprocess.run(binary, ["env", "ftp://x/"], environment: env)
-        #expect(bad.status != 0 && bad.stderr.contains("expected an http:// or https:// URL"))
+        let ftp = try await Subprocess.run(binary, ["env", "ftp://files.example/", "--output", "json"], environment: env.merging(["ftp_proxy": "http://f:1"]) { a, _ in a })
+        #expect(ftp.status == 0, "a URL of another scheme gets a verdict per client: \(ftp.stderr)")
+        let ftpClients = (try JSONSerialization.jsonObject(with: Data(ftp.stdout.utf8)) as? [String: Any])?["clients"] as? [String: [String: Any]]
+        #expect(ftpClients?["go"]?["uses_proxy"] as? Bool == false)
+        #expect(ftpClients?["curl"]?["proxy"] as? String == "http://f:1")
+        let bad = try await Subprocess.run(binary, ["env", "not a url"], environment: env)
+        #expect(bad.status != 0 && bad.stderr.contains("expected a URL such as https://api.example.com/"))
+        // The installed curl is named, and how it differs from the current release when it is older.
+        let curlLine = try await Subprocess.run(Curl.curlPath, ["--version"]).stdout.split(separator: "\n").first.map(String.init) ?? ""
+        let version = curlLine.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        if parts.count >= 2, (parts[0], parts[1]) < (8, 9) {
+            #expect(text.stdout.contains("the curl installed here is \(version), older than the current release"), "\(text.stdout)")
+            #expect(!text.stdout.contains("behaves as the table says"))
+        } else {
+            #expect(text.stdout.contains("curl installed here: \(version), a release that behaves as the table says"))
+        }
     }
 }

@@ -69,3 +69,80 @@ import Testing
         #expect(!env.podEnv().contains("HTTP_PROXY"))
     }
 }
+
+/// Each client modelled exactly: Go's `golang.org/x/net/http/httpproxy`, Python's
+/// `urllib.request.getproxies_environment` / `proxy_bypass_environment`, curl's `Curl_check_noproxy` (8.9+).
+@Suite struct ProxyEnvironmentClientTests {
+    let proxies = ["HTTP_PROXY": "http://p:1", "http_proxy": "http://p:1", "HTTPS_PROXY": "http://p:1", "https_proxy": "http://p:1"]
+
+    /// [go, curl, python] use the proxy?
+    func verdicts(_ url: String, noProxy: String, extra: [String: String] = [:]) -> [Bool] {
+        var variables = proxies
+        variables["NO_PROXY"] = noProxy
+        variables["no_proxy"] = noProxy
+        variables.merge(extra) { _, new in new }
+        let d = ProxyEnvironment(variables: variables).decisions(for: url)!
+        return d.prefix(3).map { $0.proxy != nil }
+    }
+
+    @Test func goComparesHostsAndEntriesInPunycode() {
+        #expect(verdicts("https://bücher.example/", noProxy: "xn--bcher-kva.example")[0] == false)
+        #expect(verdicts("https://xn--bcher-kva.example/", noProxy: "bücher.example")[0] == false)
+        #expect(verdicts("https://shop.bücher.example/", noProxy: ".bücher.example")[0] == false)
+    }
+
+    @Test func nameEntriesNeverMatchIPLiteralHosts() {
+        #expect(verdicts("http://10.0.0.1/", noProxy: "0.0.1") == [true, true, false], "Python compares text: 10.0.0.1 ends with .0.0.1")
+        #expect(verdicts("http://[fe80::1%25.example.com]/", noProxy: "*.example.com")[0] == true, "a zoned IPv6 literal is no name")
+        #expect(verdicts("http://[fe80::1%25.example.com]/", noProxy: ".example.com")[0] == true)
+    }
+
+    @Test func bracketedIPv6Entries() {
+        // Go reads [v6]:port; a bracketed entry without a port never matches in Go or curl.
+        #expect(verdicts("http://[2001:db8::1]:8080/", noProxy: "[2001:db8::1]:8080")[0] == false)
+        #expect(verdicts("http://[2001:db8::1]/", noProxy: "[2001:db8::1]:8080")[0] == true)
+        #expect(verdicts("http://[2001:db8::1]/", noProxy: "[2001:db8::1]") == [true, true, false], "Python compares [2001:db8::1] as text")
+        #expect(verdicts("http://[2001:db8::1]/", noProxy: "2001:db8::1") == [false, false, true], "Python compares the host with its brackets")
+        #expect(verdicts("http://[2001:db8::1]/", noProxy: "2001:db8::/32") == [false, false, true])
+    }
+
+    @Test func goRefusesHTTPProxyForHTTPInACGIEnvironment() {
+        let env = ProxyEnvironment(variables: ["HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "http://p:1", "REQUEST_METHOD": "GET"])
+        let http = env.decisions(for: "http://example.com/")!
+        #expect(http[0].fails && http[0].proxy == nil)
+        #expect(http[2].proxy == nil, "Python drops upper-case HTTP_PROXY under CGI")
+        let https = env.decisions(for: "https://example.com/")!
+        #expect(!https[0].fails && https[0].proxy == "http://p:1")
+        let lower = ProxyEnvironment(variables: ["http_proxy": "http://p:1", "REQUEST_METHOD": "GET"]).decisions(for: "http://example.com/")!
+        #expect(lower[2].proxy == "http://p:1", "Python still reads lower-case http_proxy under CGI")
+        #expect(lower[0].fails, "Go refuses whichever spelling")
+    }
+
+    @Test func pythonLetsAnEmptyLowerCaseVariableHideTheUpperCaseOne() {
+        let hidden = ProxyEnvironment(variables: ["HTTP_PROXY": "http://p:1", "http_proxy": ""]).decisions(for: "http://example.com/")!
+        #expect(hidden[0].proxy == "http://p:1", "Go reads HTTP_PROXY first")
+        #expect(hidden[2].proxy == nil)
+        let noProxy = ProxyEnvironment(variables: ["https_proxy": "http://p:1", "NO_PROXY": "example.com", "no_proxy": ""]).decisions(for: "https://example.com/")!
+        #expect(noProxy[2].proxy != nil, "no_proxy=\"\" hides NO_PROXY from Python")
+        #expect(noProxy[0].proxy == nil, "Go reads NO_PROXY")
+        let mixed = ProxyEnvironment(variables: ["Https_Proxy": "http://m:1"]).decisions(for: "https://example.com/")!
+        #expect(mixed[2].proxy == "http://m:1")
+        #expect(mixed[0].proxy == nil && mixed[1].proxy == nil)
+    }
+
+    @Test func curlNeedsCommasAndAloneIgnoresATrailingDotOnTheHost() {
+        #expect(verdicts("https://b.example/", noProxy: "a.example b.example")[1] == true, "a blank not followed by a comma ends curl's list")
+        #expect(verdicts("https://b.example/", noProxy: "a.example , b.example")[1] == false)
+        #expect(verdicts("https://example.com./", noProxy: "example.com") == [true, false, true])
+    }
+
+    @Test func otherSchemesGetAVerdictPerClient() {
+        let env = ProxyEnvironment(variables: ["ftp_proxy": "http://f:1", "ALL_PROXY": "http://a:1"])
+        let d = env.decisions(for: "ftp://files.example/pub/")!
+        #expect(d[0].proxy == nil && d[0].reason.contains("only http"))
+        #expect(d[1].proxy == "http://f:1")
+        #expect(d[2].proxy == "http://f:1")
+        #expect(d[3].proxy == nil)
+        #expect(ProxyEnvironment(variables: ["ALL_PROXY": "http://a:1"]).decisions(for: "gopher://g.example/")![1].proxy == "http://a:1")
+    }
+}

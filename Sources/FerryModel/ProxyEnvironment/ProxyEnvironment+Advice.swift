@@ -33,11 +33,11 @@ extension ProxyEnvironment {
             if !entry.contains("/"), !entry.hasPrefix("["), entry.filter({ $0 == ":" }).count == 1 {
                 findings.append(Finding(entry: entry, message: "a port: Go matches only that port; curl never matches an entry with a port; Python matches it only when the URL names that port"))
             }
-            if entry.hasPrefix("[") {
-                findings.append(Finding(entry: entry, message: "an IPv6 address in brackets: curl expects it without brackets"))
+            if entry.hasPrefix("["), entry.hasSuffix("]") {
+                findings.append(Finding(entry: entry, message: "an IPv6 address in brackets without a port: Go and curl never match it; write it without brackets (Go also reads [v6]:port)"))
             }
-            if entry.contains(" ") {
-                findings.append(Finding(entry: entry, message: "contains a space: curl splits entries on spaces too"))
+            if entry.contains(" ") || entry.contains("\t") {
+                findings.append(Finding(entry: entry, message: "a blank inside an entry: current curl (8.9 and later) stops reading NO_PROXY at a blank not followed by a comma, older curl splits on it; separate entries with commas"))
             }
         }
         return findings

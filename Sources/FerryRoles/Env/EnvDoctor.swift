@@ -12,7 +12,7 @@ public enum EnvDoctor {
         let width = 8
         for d in decisions {
             let name = d.client.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)
-            out += "\(name)\(d.proxy.map { "proxy \($0)" } ?? "direct"): \(d.reason)\n"
+            out += "\(name)\(d.fails ? "fails" : d.proxy.map { "proxy \($0)" } ?? "direct"): \(d.reason)\n"
         }
         let proxied = decisions.filter { $0.proxy != nil }.map(\.client.rawValue)
         let direct = decisions.filter { $0.proxy == nil }.map(\.client.rawValue)
@@ -40,6 +40,8 @@ public enum EnvDoctor {
             var uses_proxy: Bool
             var proxy: String?
             var reason: String
+            /// The client refuses the request (Go in a CGI environment).
+            var fails: Bool
         }
         struct Report: Encodable {
             var url: String
@@ -47,7 +49,7 @@ public enum EnvDoctor {
             var lint: [[String: String]]
         }
         var clients: [String: Client] = [:]
-        for d in decisions { clients[d.client.rawValue] = Client(uses_proxy: d.proxy != nil, proxy: d.proxy, reason: d.reason) }
+        for d in decisions { clients[d.client.rawValue] = Client(uses_proxy: d.proxy != nil, proxy: d.proxy, reason: d.reason, fails: d.fails) }
         let report = Report(url: url, clients: clients, lint: environment.lint().map { ["entry": $0.entry, "message": $0.message] })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -55,19 +57,23 @@ public enum EnvDoctor {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// Where the curl on this machine is older than the behaviour described (CIDR entries need 7.86).
+    /// The curl on this machine against the current release the table describes (8.9 and later): where an
+    /// older one reads these variables differently, and whether that matters for them.
     static func curlNote(_ versionLine: String, environment: ProxyEnvironment) -> String? {
         // "curl 7.88.1 (x86_64-pc-linux-gnu) ..."
         let parts = versionLine.split(separator: " ")
         guard parts.count > 1, parts[0] == "curl" else { return nil }
         let numbers = parts[1].split(separator: ".").compactMap { Int($0) }
         guard numbers.count >= 2 else { return nil }
-        let older = numbers[0] < 7 || (numbers[0] == 7 && numbers[1] < 86)
-        let hasCIDR = (environment.variables["NO_PROXY"] ?? environment.variables["no_proxy"] ?? "").contains("/")
-        if older && hasCIDR {
-            return "note: the curl installed here is \(parts[1]); before 7.86 curl ignores CIDR entries in NO_PROXY, so it would use the proxy where the table above says direct"
+        let version = (numbers[0], numbers[1])
+        if version >= (8, 9) { return "curl installed here: \(parts[1]), a release that behaves as the table says" }
+        let noProxy = environment.variables["no_proxy"] ?? environment.variables["NO_PROXY"] ?? ""
+        var differences: [String] = []
+        if version < (7, 86) {
+            differences.append("it ignores CIDR entries" + (noProxy.contains("/") ? " (this NO_PROXY has one: it would use the proxy where the table says direct)" : ""))
         }
-        return "curl installed here: \(parts[1]) (the table describes curl 7.86 and later; this one behaves the same)"
+        differences.append("it also splits NO_PROXY on blanks, where 8.9 and later stop at a blank not followed by a comma" + (noProxy.contains(" ") ? " (this NO_PROXY has one: entries after it count for this curl only)" : ""))
+        return "note: the curl installed here is \(parts[1]), older than the current release the table describes (8.9 and later): " + differences.joined(separator: "; ")
     }
 
     /// `curl --version`'s first line, or nil when curl is not installed.
