@@ -60,7 +60,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        let options = node.options
+        let options = try node.options(mode: ServiceProxyRole.Mode(rawValue: mode)!)
         var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
         settings.mode = ServiceProxyRole.Mode(rawValue: mode)!
         settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
@@ -150,7 +150,7 @@ struct NodeRuleOptions: ParsableArguments {
     @Option(help: "This node's IP address (comma-separated, one per IP family on a dual-stack node).")
     var nodeIp: String?
 
-    @Option(help: "Comma-separated node IPs NodePorts answer on (default: every local address).")
+    @Option(help: "Comma-separated CIDRs of node addresses NodePorts answer on, or primary (the --node-ip addresses). Default: every local address in iptables mode, primary in nftables mode.")
     var nodeportAddresses: String?
 
     @Flag(help: "SNAT all traffic sent via Service cluster IPs.")
@@ -179,8 +179,8 @@ struct NodeRuleOptions: ParsableArguments {
         for text in Self.items(serviceClusterIpRange) where IPRange(parsing: text) == nil {
             throw ValidationError("--service-cluster-ip-range expects CIDRs such as 10.96.0.0/12, not \"\(text)\"")
         }
-        for text in Self.items(nodeportAddresses) where IPAddress(parsing: text) == nil {
-            throw ValidationError("--nodeport-addresses expects IP addresses, not \"\(text)\"")
+        if case .failure(let error) = NodePortAddresses.parse(Self.items(nodeportAddresses)) {
+            throw ValidationError(error.description)
         }
     }
 
@@ -189,14 +189,28 @@ struct NodeRuleOptions: ParsableArguments {
         (text ?? "").split(separator: ",").map(String.init)
     }
 
-    var options: IPTablesOptions {
+    /// The options for `mode`; throws when `--nodeport-addresses` cannot be resolved on this node.
+    func options(mode: ServiceProxyRole.Mode) throws -> IPTablesOptions {
         var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName)
         options.nodeIPs = Self.items(nodeIp).compactMap { IPAddress(parsing: $0) }
         options.clusterCIDRs = Self.items(clusterCidr).compactMap { IPRange(parsing: $0) }
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit
         options.serviceCIDRs = Self.items(serviceClusterIpRange).compactMap { IPRange(parsing: $0) }
-        options.nodePortAddresses = Self.items(nodeportAddresses).compactMap { IPAddress(parsing: $0) }
+        var spec = try NodePortAddresses.parse(Self.items(nodeportAddresses)).get()
+        if spec == nil && mode == .nftables {
+            // kube-proxy 1.31+: primary by default in nftables mode; without the node's IPs every local address.
+            if options.nodeIPs.isEmpty {
+                printError("note: in nftables mode --nodeport-addresses defaults to primary (the --node-ip addresses); without --node-ip NodePorts answer on every local address")
+            } else {
+                spec = .primary
+            }
+        }
+        do {
+            options.nodePortAddresses = try NodePortAddresses.resolve(spec, local: LocalAddresses.all(), nodeIPs: options.nodeIPs).get()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         // As kube-proxy: when --nodeport-addresses leaves out loopback, localhost NodePorts are off.
         let loopbackListed = options.nodePortAddresses.isEmpty || options.nodePortAddresses.contains { if case .v4(let b) = $0 { return b >> 24 == 127 } else { return false } }
         options.localhostNodePorts = iptablesLocalhostNodeports && loopbackListed
@@ -242,8 +256,9 @@ struct RulesExplainCommand: ParsableCommand {
 
     func run() throws {
         let packet = RuleTrace.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
+        let settings = try rules.settings()
         do {
-            print(try ServiceProxyRole.explain(rules.settings, packet: packet), terminator: "")
+            print(try ServiceProxyRole.explain(settings, packet: packet), terminator: "")
         } catch {
             printError("\(error)\nferry rules explain: the manifests were refused; fix the problems above")
             throw ExitCode(1)
@@ -261,7 +276,7 @@ struct RulesDiffCommand: ParsableCommand {
 
     func run() throws {
         do {
-            print(try ServiceProxyRole.diff(rules.settings), terminator: "")
+            print(try ServiceProxyRole.diff(try rules.settings()), terminator: "")
         } catch {
             printError("ferry rules diff: \(error)")
             throw ExitCode(1)
@@ -283,9 +298,10 @@ struct RuleSourceOptions: ParsableArguments {
         guard mode == "iptables" || mode == "nftables" else { throw ValidationError("--mode must be iptables or nftables, not \"\(mode)\" (the userspace mode has only redirect rules)") }
     }
 
-    var settings: ServiceProxyRole.Settings {
-        var settings = ServiceProxyRole.Settings(manifests: manifests, options: node.options)
-        settings.mode = ServiceProxyRole.Mode(rawValue: mode) ?? .iptables
+    func settings() throws -> ServiceProxyRole.Settings {
+        let mode = ServiceProxyRole.Mode(rawValue: mode) ?? .iptables
+        var settings = ServiceProxyRole.Settings(manifests: manifests, options: try node.options(mode: mode))
+        settings.mode = mode
         return settings
     }
 }

@@ -129,6 +129,7 @@ struct ServiceProxyNamespaceTests {
             let (saveTool, saveArgs) = net.exec(in: net.node, "iptables-save", [])
             let saved = try await Subprocess.run(saveTool, saveArgs).stdout
             #expect(saved.contains(":KUBE-SVC-") && saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"))
+            #expect(saved.contains("-A INPUT -j KUBE-FIREWALL") && saved.contains("-A OUTPUT -j KUBE-FIREWALL"), "kubelet's jumps to the localnet guard")
             ferry.signal(SIGTERM)
             #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
 
@@ -482,5 +483,62 @@ struct ServiceProxyNamespaceTests {
         #expect(userspaceRules.status != 0 && userspaceRules.stderr.contains("--mode must be iptables or nftables"), "\(userspaceRules.stderr)")
         let bad = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--mode", "ipvs"])
         #expect(bad.status != 0 && bad.stderr.contains("--mode must be iptables, nftables or userspace"))
+    }
+}
+
+/// kube-proxy's node-level details: kubelet's KUBE-FIREWALL jumps, `--nodeport-addresses` CIDRs and
+/// `primary` (the nftables default), ServiceCIDR objects read from manifests.
+@Suite struct ServiceProxyNodeOptionsTests {
+    static func folder(extra: String = "") throws -> String {
+        let dir = try TLSFixtures.folder("node-options")
+        try (ServiceProxyNamespaceTests.manifests(endpoints: ["10.244.1.5"]) + extra).write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test func theIPTablesModeEnsuresKubeletsJumpsToKUBEFIREWALL() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dry = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--dry-run"])
+        #expect(dry.stdout.contains("-t filter -A INPUT -j KUBE-FIREWALL\n") && dry.stdout.contains("-t filter -A OUTPUT -j KUBE-FIREWALL\n"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("-A KUBE-FIREWALL -m comment --comment \"block incoming localnet connections\""))
+    }
+
+    @Test func serviceCIDRObjectsMakeTheUnallocatedClusterIPDrop() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try Self.folder(extra: """
+
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: ServiceCIDR
+        metadata: {name: kubernetes}
+        spec: {cidrs: [10.96.0.0/16, "fd00:10:96::/112"]}
+        """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dry = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--manifests", dir, "--dry-run", "--node-ip", "192.168.0.2"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("ip daddr { 10.96.0.0/16 } drop comment \"Drop traffic to unallocated ClusterIPs\""), "\(dry.stdout)")
+        let explained = try await Subprocess.run(binary, ["rules", "explain", "--mode", "nftables", "--manifests", dir, "--src", "10.244.9.9", "--dst", "10.96.0.99", "--dport", "80", "--node-ip", "192.168.0.2"])
+        #expect(explained.stdout.contains("Drop traffic to unallocated ClusterIPs"), "\(explained.stdout)\(explained.stderr)")
+        try "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: bad}\nspec: {cidrs: [not-a-cidr]}\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let bad = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--manifests", dir, "--dry-run"])
+        #expect(bad.status != 0 && bad.stderr.contains("spec.cidrs[0] is not a CIDR"), "\(bad.stderr)")
+    }
+
+    @Test func nodePortAddressesTakeCIDRsAndPrimary() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The nftables mode defaults to primary: the --node-ip addresses only.
+        let primary = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--manifests", dir, "--dry-run", "--node-ip", "192.168.0.2"])
+        #expect(primary.stdout.contains("add element ip kube-proxy nodeport-ips { 192.168.0.2 }"), "\(primary.stdout)")
+        // A CIDR takes this machine's addresses inside it (loopback is one here).
+        let loopback = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--dry-run", "--nodeport-addresses", "127.0.0.0/8"])
+        #expect(loopback.status == 0, "\(loopback.stderr)")
+        #expect(loopback.stdout.contains("-d 127.0.0.1 -j KUBE-NODEPORTS"), "\(loopback.stdout)")
+        let none = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--dry-run", "--nodeport-addresses", "203.0.113.0/24"])
+        #expect(none.status != 0 && none.stderr.contains("matches none of this node's addresses"), "\(none.stderr)")
+        let mixed = try await Subprocess.run(binary, ["service-proxy", "--manifests", dir, "--dry-run", "--nodeport-addresses", "primary,10.0.0.0/8"])
+        #expect(mixed.status != 0 && mixed.stderr.contains("primary cannot be combined with CIDRs"), "\(mixed.stderr)")
     }
 }

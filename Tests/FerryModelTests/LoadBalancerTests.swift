@@ -97,3 +97,28 @@ struct LoadBalancerTests {
         #expect((8700...9300).contains(counts["a"] ?? 0))
     }
 }
+
+/// kube-proxy's `--nodeport-addresses`: CIDRs, `primary`, and what they resolve to on a node.
+@Suite struct NodePortAddressesTests {
+    let local = ["127.0.0.1", "10.1.2.3", "192.168.0.2", "fd00::2"].compactMap { IPAddress(parsing: $0) }
+
+    func resolve(_ items: [String], nodeIPs: [String] = []) throws -> [String] {
+        let spec = try NodePortAddresses.parse(items).get()
+        return try NodePortAddresses.resolve(spec, local: local, nodeIPs: nodeIPs.compactMap { IPAddress(parsing: $0) }).get().map(\.description)
+    }
+
+    @Test func cidrsSelectTheNodesAddressesInThem() throws {
+        #expect(try resolve([]) == [], "unset: every local address")
+        #expect(try resolve(["10.0.0.0/8", "fd00::/64"]) == ["10.1.2.3", "fd00::2"])
+        #expect(try resolve(["0.0.0.0/0"]) == [], "a zero-length CIDR is every local address")
+        #expect(try resolve(["198.51.100.7"]) == ["198.51.100.7"], "an address of one is used as given")
+        #expect(try resolve(["primary"], nodeIPs: ["192.168.0.2"]) == ["192.168.0.2"])
+    }
+
+    @Test func badValuesSayWhatToFix() {
+        #expect(throws: NodePortAddressesError.self) { try NodePortAddresses.parse(["primary", "10.0.0.0/8"]).get() }
+        #expect(throws: NodePortAddressesError.self) { try NodePortAddresses.parse(["eth0"]).get() }
+        #expect(throws: NodePortAddressesError.self) { try resolve(["203.0.113.0/24"]) }
+        #expect(throws: NodePortAddressesError.self) { try resolve(["primary"]) }
+    }
+}

@@ -105,6 +105,14 @@ public enum IPTablesRenderer {
         ]
     }()
 
+    /// kubelet's jumps to KUBE-FIREWALL (filter INPUT and OUTPUT, no comment), which kube-proxy ensures too
+    /// so that the chain blocking incoming localnet connections is reached even where kubelet did not add
+    /// them. Like kube-proxy, `--cleanup` leaves them (they are kubelet's).
+    public static let kubeletJumpRules: [IPTablesTransaction.JumpRule] = [
+        IPTablesTransaction.JumpRule(table: "filter", chain: "INPUT", arguments: ["-j", "KUBE-FIREWALL"]),
+        IPTablesTransaction.JumpRule(table: "filter", chain: "OUTPUT", arguments: ["-j", "KUBE-FIREWALL"]),
+    ]
+
     /// `%0.10f` of 1/n, as kube-proxy prints probabilities.
     public static func probability(_ n: Int) -> String {
         let scaled = (1.0 / Double(n) * 1e10).rounded()
@@ -128,7 +136,7 @@ public enum IPTablesRenderer {
             w.natRules.append("-X \(chain)")
         }
         w.finish()
-        return IPTablesTransaction(jumpRules: jumpRules, filterChains: w.filterChains, filterRules: w.filterRules, natChains: w.natChains, natRules: w.natRules, activeNATChains: w.activeNATChains)
+        return IPTablesTransaction(jumpRules: jumpRules + kubeletJumpRules, filterChains: w.filterChains, filterRules: w.filterRules, natChains: w.natChains, natRules: w.natRules, activeNATChains: w.activeNATChains)
     }
 
     static func isV4(_ address: IPAddress) -> Bool {

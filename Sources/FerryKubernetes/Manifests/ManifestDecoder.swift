@@ -66,7 +66,19 @@ public enum ManifestDecoder {
             let keys = Array(root["data"].stringMap.keys).sorted() + Array(root["stringData"].stringMap.keys).sorted()
             set.secrets.append(Secret(metadata: meta, origin: origin, type: root["type"].string ?? "Opaque", keys: keys))
             decoded = true
-        case ("Ingress", _), ("IngressClass", _), ("EndpointSlice", _):
+        case ("ServiceCIDR", "networking.k8s.io/v1"):
+            guard let meta = metadata(root, kind: kind, namespaced: false) else { return }
+            var cidrs: [IPRange] = []
+            for (index, item) in root["spec"]["cidrs"].items.enumerated() {
+                guard let text = item.string, let range = IPRange(parsing: text) else {
+                    root["spec"]["cidrs"].error("spec.cidrs[\(index)] is not a CIDR such as 10.96.0.0/12")
+                    continue
+                }
+                cidrs.append(range)
+            }
+            set.serviceCIDRs.append(ServiceCIDR(metadata: meta, cidrs: cidrs))
+            decoded = true
+        case ("Ingress", _), ("IngressClass", _), ("EndpointSlice", _), ("ServiceCIDR", _):
             root["apiVersion"].error("\(kind) is read as \(kind == "EndpointSlice" ? "discovery.k8s.io/v1" : "networking.k8s.io/v1"), not \"\(apiVersion)\"; convert the manifest")
             decoded = false
         default:

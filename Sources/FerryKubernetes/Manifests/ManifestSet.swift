@@ -5,6 +5,8 @@ public struct ManifestSet: Sendable {
     public var services: [Service] = []
     public var endpointSlices: [EndpointSlice] = []
     public var secrets: [Secret] = []
+    /// `networking.k8s.io/v1` ServiceCIDR objects: the ranges ClusterIPs are allocated from.
+    public var serviceCIDRs: [ServiceCIDR] = []
     /// `kind` → how many objects of it were skipped.
     public var skippedKinds: [String: Int] = [:]
     /// The files read, in order.
@@ -18,6 +20,7 @@ public struct ManifestSet: Sendable {
         services += other.services
         endpointSlices += other.endpointSlices
         secrets += other.secrets
+        serviceCIDRs += other.serviceCIDRs
         skippedKinds.merge(other.skippedKinds, uniquingKeysWith: +)
         files += other.files
     }

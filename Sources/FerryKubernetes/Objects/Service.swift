@@ -1,3 +1,5 @@
+import FerryModel
+
 /// v1 Service: what an Ingress backend and a service proxy need.
 public struct Service: Sendable {
     public var metadata: ObjectMeta
@@ -108,4 +110,11 @@ public struct Secret: Sendable {
     public var origin: ManifestOrigin?
     public var type: String
     public var keys: [String]
+}
+
+/// `networking.k8s.io/v1` ServiceCIDR: ranges ClusterIPs are allocated from. kube-proxy drops traffic to an
+/// address in them that no Service holds (nftables mode).
+public struct ServiceCIDR: Sendable {
+    public var metadata: ObjectMeta
+    public var cidrs: [IPRange]
 }

@@ -11,6 +11,8 @@ public enum ServiceProxyTranslator {
         public var table: ServicePortTable
         /// Services left out and why, for logs and `--dry-run`.
         public var notes: [String]
+        /// The ranges of the ServiceCIDR objects read (deduplicated, in order).
+        public var serviceCIDRs: [IPRange] = []
     }
 
     public static func translate(_ set: ManifestSet) -> Translation {
@@ -70,7 +72,9 @@ public enum ServiceProxyTranslator {
                 }
             }
         }
-        return Translation(table: ServicePortTable(ports: ports), notes: notes)
+        var cidrs: [IPRange] = []
+        for range in set.serviceCIDRs.flatMap(\.cidrs) where !cidrs.contains(range) { cidrs.append(range) }
+        return Translation(table: ServicePortTable(ports: ports), notes: notes, serviceCIDRs: cidrs)
     }
 
     static func addresses(_ texts: [String], _ field: String, _ key: String, _ notes: inout [String]) -> [IPAddress] {

@@ -32,6 +32,13 @@ public enum ServiceProxyRole {
         ServiceProxyTranslator.translate(try ManifestLoader.load(paths: settings.manifests))
     }
 
+    /// The rendering options of one family: the ranges of ServiceCIDR objects join `--service-cluster-ip-range`.
+    static func options(_ settings: Settings, _ translation: ServiceProxyTranslator.Translation, ipv6: Bool) -> IPTablesOptions {
+        var options = settings.options
+        for range in translation.serviceCIDRs where !options.serviceCIDRs.contains(range) { options.serviceCIDRs.append(range) }
+        return options.forFamily(ipv6: ipv6)
+    }
+
     /// The IP families to write rules for: IPv4 always, IPv6 when a Service port has an IPv6 cluster IP
     /// (or, with `inKernel`, when IPv6 rules of an earlier sync are still there to be updated).
     static func families(_ table: ServicePortTable, mode: Mode, inKernel: Bool = false) -> [Bool] {
@@ -51,7 +58,7 @@ public enum ServiceProxyRole {
         let translation = try translate(settings)
         var text = translation.notes.map { "# note: \($0)\n" }.joined()
         for ipv6 in families(translation.table, mode: settings.mode) {
-            let options = settings.options.forFamily(ipv6: ipv6)
+            let options = ServiceProxyRole.options(settings, translation, ipv6: ipv6)
             if settings.mode == .nftables {
                 text += "# nft -f - (one transaction)\(ipv6 ? ", IPv6" : ""):\n" + NFTablesRenderer.render(translation.table, options: options).script
                 continue
@@ -71,7 +78,7 @@ public enum ServiceProxyRole {
     /// family. The node's own addresses are `--node-ip` and `--nodeport-addresses`.
     public static func explain(_ settings: Settings, packet: RuleTrace.Packet) throws -> String {
         let translation = try translate(settings)
-        let options = settings.options.forFamily(ipv6: packet.destination.isIPv6)
+        let options = ServiceProxyRole.options(settings, translation, ipv6: packet.destination.isIPv6)
         let local = settings.options.nodeIPs + settings.options.nodePortAddresses
         let outcomes: [RuleTrace.Outcome]
         if settings.mode == .nftables {
@@ -89,7 +96,7 @@ public enum ServiceProxyRole {
         let translation = try translate(settings)
         var changes: [String] = []
         for ipv6 in families(translation.table, mode: settings.mode, inKernel: true) {
-            let options = settings.options.forFamily(ipv6: ipv6)
+            let options = ServiceProxyRole.options(settings, translation, ipv6: ipv6)
             if settings.mode == .nftables {
                 let next = NFTablesRenderer.render(translation.table, options: options)
                 let found = NFTablesDiff.diff(current: try NFTablesApplier.listing(ipv6: ipv6), next: try NFTablesApplier.listingAfterLoading(next.script, ipv6: ipv6))
@@ -194,7 +201,7 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
         var written = (filter: 0, nat: 0, nftables: 0)
         if settings.mode == .nftables { try deleteStaleChains() }
         for ipv6 in ServiceProxyRole.families(translation.table, mode: settings.mode, inKernel: true) {
-            let options = settings.options.forFamily(ipv6: ipv6)
+            let options = ServiceProxyRole.options(settings, translation, ipv6: ipv6)
             if settings.mode == .nftables {
                 let family = NFTablesApplier.family(ipv6: ipv6)
                 let existing = try NFTablesApplier.existing(ipv6: ipv6)
