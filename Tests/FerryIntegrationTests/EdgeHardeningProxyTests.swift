@@ -96,6 +96,7 @@ struct EdgeHardeningProxyTests {
             client.send("GET /204-with-body HTTP/1.1\r\nHost: app.example\r\n\r\n")
             let first = client.readResponse()
             #expect(first.head.hasPrefix("HTTP/1.1 204"), "\(first.head)")
+            #expect(!first.head.lowercased().contains("content-length"), "a 204 carries no Content-Length (RFC 9110 §8.6)")
             #expect(first.body.isEmpty)
             client.send("GET /after HTTP/1.1\r\nHost: app.example\r\n\r\n")
             let second = client.readResponse()

@@ -281,14 +281,18 @@ enum HeaderRewriter {
             keepAlive = false
         }
         let needsConnectionField = !keepAlive || requestVersion.minor == 0
+        // A 204 never carries Content-Length (RFC 9110 §8.6): a client that believed one would wait for
+        // body bytes, or read the next response as them.
+        let dropsLength = head.status == .noContent && fields.declaresBody
         // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
         let hasHopByHop = fields.hasHopByHop || (fields.hasConnectionKeepAlive && !(keepAlive && requestVersion.minor >= 1))
-        if !hasHopByHop && !chunkedDownstream && !needsConnectionField && head.version == version {
+        if !hasHopByHop && !chunkedDownstream && !needsConnectionField && !dropsLength && head.version == version {
             return nil
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 2)
         for (name, value) in head.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
+            if dropsLength && FieldName(name) == .contentLength { continue }
             headers.add(name: name, value: value)
         }
         if chunkedDownstream { headers.add(name: "transfer-encoding", value: "chunked") }
