@@ -278,6 +278,57 @@ struct ConfigDiagnosticsTests {
     }
 }
 
+/// The listener's edge settings: path normalisation, trusted hops, upgrade protocols.
+@Suite struct EdgeSettingsDecodingTests {
+    static func yaml(_ http: String) -> String {
+        """
+        listeners:
+          - name: web
+            address: 127.0.0.1:8080
+            http:
+              \(http)
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+                    - match: {prefix: /}
+                      direct_response: {status: 200}
+        clusters: []
+        """
+    }
+
+    @Test func defaultsAreTheEdgeAndSettingsDecode() throws {
+        let defaults = try ConfigLoader.decode(yaml: Self.yaml("limits: {}"), file: "t.yaml").listeners[0].http
+        #expect(defaults.pathNormalization == PathNormalization(mergeSlashes: true, escapedSlashes: .reject))
+        #expect(defaults.forwardedTrust == ForwardedTrust())
+        #expect(defaults.upgradeProtocols.allowed == ["websocket"])
+        let set = try ConfigLoader.decode(yaml: Self.yaml("""
+        normalize_path: {merge_slashes: false, escaped_slashes: keep}
+              forwarded: {trusted_proxies: [10.0.0.0/8]}
+              upgrade_protocols: [websocket, spdy/3.1]
+        """), file: "t.yaml").listeners[0].http
+        #expect(set.pathNormalization == PathNormalization(mergeSlashes: false, escapedSlashes: .keep))
+        #expect(set.forwardedTrust.trustedProxies == [IPRange(parsing: "10.0.0.0/8")!])
+        #expect(set.upgradeProtocols.allowed == ["websocket", "spdy/3.1"])
+    }
+
+    @Test(arguments: [
+        ("normalize_path: {escaped_slashes: decode}", "listeners[0].http.normalize_path.escaped_slashes: expected reject"),
+        ("forwarded: {xff_trusted_hops: 1, trusted_proxies: [10.0.0.0/8]}", "set xff_trusted_hops or trusted_proxies, not both"),
+        ("forwarded: {xff_trusted_hops: 99}", "listeners[0].http.forwarded.xff_trusted_hops: 99 is out of range"),
+        ("forwarded: {trusted_proxies: [10.0.0.0/40]}", "expected an address or CIDR"),
+        ("upgrade_protocols: [\"a,b\"]", "an upgrade protocol is a token"),
+    ])
+    func badEdgeSettingsAreNamed(http: String, message: String) {
+        do {
+            _ = try ConfigLoader.decode(yaml: Self.yaml(http), file: "t.yaml")
+            Issue.record("accepted: \(http)")
+        } catch {
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+}
+
 @Suite struct ForwardProxyDecodingTests {
     @Test func policiesAndAForwardProxyListener() throws {
         let yaml = """

@@ -50,6 +50,10 @@ final class CompiledListener: Sendable {
     let forwardProxy: CompiledForwardProxy?
     /// TLS for connections accepted while this snapshot is in force.
     let tls: NIOSSLContext?
+    /// The listener's edge rules, read per request without copying its whole configuration.
+    let pathNormalization: PathNormalization
+    let forwardedTrust: ForwardedTrust
+    let upgradeProtocols: UpgradeProtocols
 
     init(_ listener: Listener, metrics: ProxyMetrics) throws {
         self.listener = listener
@@ -62,6 +66,9 @@ final class CompiledListener: Sendable {
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
         self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
         self.tls = try listener.tls.map { try CompiledListener.serverContext($0, listener: listener.name) }
+        self.pathNormalization = listener.http.pathNormalization
+        self.forwardedTrust = listener.http.forwardedTrust
+        self.upgradeProtocols = listener.http.upgradeProtocols
     }
 
     static func serverContext(_ tls: DownstreamTLS, listener: String) throws -> NIOSSLContext {

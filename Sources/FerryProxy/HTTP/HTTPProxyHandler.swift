@@ -347,10 +347,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
             return
         }
-        let http = listener.listener.http
         if summary.hasUpgrade, let offered = summary.upgrade {
             // Only the listener's protocols pass; without one left the request goes on as plain HTTP/1.1.
-            summary.upgrade = http.upgradeProtocols.filter(offered)
+            summary.upgrade = listener.upgradeProtocols.filter(offered)
             if summary.upgrade == nil {
                 summary.hasUpgrade = false
                 // The decoder reads no further after a head asking for an upgrade: the connection ends with
@@ -358,7 +357,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 if summary.connectionUpgrade { ex.keepAlive = false }
             }
         }
-        ex.trustedPeer = http.forwardedTrust.trusts(peer: clientIPAddress)
+        ex.trustedPeer = listener.forwardedTrust.trusts(peer: clientIPAddress)
         if summary.maxForwards == 0 {
             // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
             sendLocalReply(LocalReply.lastHop(head), context: context)
@@ -388,7 +387,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
         // One canonical path, before routing, filters, rewrites and the upstream request.
         var uri = head.uri
-        switch RequestPath.normalize(head.uri, http.pathNormalization) {
+        switch RequestPath.normalize(head.uri, listener.pathNormalization) {
         case .unchanged:
             break
         case .normalized(let canonical):
@@ -423,7 +422,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         if !route.allowedSources.isEmpty {
             // Behind trusted proxies the client is the one their X-Forwarded-For names.
-            let client = ex.trustedPeer ? http.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: clientIPAddress) : clientIPAddress
+            let client = ex.trustedPeer ? listener.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: clientIPAddress) : clientIPAddress
             if !route.allowsSource(client) {
                 sendLocalReply(.error(.forbidden, "client address \(client?.description ?? clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
                 return
@@ -921,7 +920,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func upgradeAllowed(_ head: HTTPResponseHead) -> Bool {
         guard let chosen = head.headers.first(name: "upgrade") else { return false }
         let (_, listener) = currentListener()
-        return listener.listener.http.upgradeProtocols.allows(chosen.trimmingSpaces)
+        return listener.upgradeProtocols.allows(chosen.trimmingSpaces)
     }
 
     func upstreamBecameWritable() {
