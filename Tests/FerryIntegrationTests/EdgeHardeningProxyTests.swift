@@ -151,6 +151,22 @@ struct EdgeHardeningProxyTests {
         }
     }
 
+    @Test func aBodyCrossingTheLimitMidStreamIs413() async throws {
+        let limited = """
+        - match: {prefix: /limited}
+          forward: {cluster: a}
+          max_request_body: 10
+        """
+        try await Self.withProxy(extraRoutes: limited) { proxy, _ in
+            let client = try RawClient(port: proxy.port("web"))
+            client.send("POST /limited HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n")
+            client.send("8\r\n89abcdef\r\n0\r\n\r\n")
+            let (text, closed) = client.readUntilClose()
+            #expect(text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), "\(text)")
+            #expect(closed)
+        }
+    }
+
     @Test func garbageAfterAForwardedRequestIsAnsweredAfterIt() async throws {
         try await Self.withProxy { proxy, _ in
             let client = try RawClient(port: proxy.port("web"))
