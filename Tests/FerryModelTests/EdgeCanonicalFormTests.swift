@@ -43,6 +43,13 @@ import Testing
         #expect(RequestPath.normalize("/a//./b", noMerge) == .normalized("/a//b"))
     }
 
+    @Test func theOneScanSaysWhetherThePathHasParameters() {
+        #expect(RequestPath.canonicalize("/admin;x=y", PathNormalization()).hasParameters)
+        #expect(!RequestPath.canonicalize("/admin?q=a;b", PathNormalization()).hasParameters, "a ; in the query is no parameter")
+        #expect(RequestPath.canonicalize("/p/../admin;x", PathNormalization()) == (.normalized("/admin;x"), true))
+        #expect(RequestPath.canonicalize("/a?x#y", PathNormalization()).outcome == .rejected("a fragment (#) is never part of a request target"))
+    }
+
     @Test func parametersAreRemovedForMatching() {
         #expect(RequestPath.withoutParameters("/admin;x=y") == "/admin")
         #expect(RequestPath.withoutParameters("/a;1/b;2/c") == "/a/b/c")

@@ -14,10 +14,11 @@ public struct ForwardedTrust: Sendable, Hashable, Encodable {
         self.trustedProxies = trustedProxies
     }
 
-    /// Whether a connection from `peer` may pass its forwarding fields on.
-    public func trusts(peer: IPAddress?) -> Bool {
+    /// Whether a connection from `peer` may pass its forwarding fields on (`peer` is only worked out when
+    /// trusted ranges are set).
+    public func trusts(peer: @autoclosure () -> IPAddress?) -> Bool {
         if trustedHops > 0 { return true }
-        guard !trustedProxies.isEmpty, let peer else { return false }
+        guard !trustedProxies.isEmpty, let peer = peer() else { return false }
         return trustedProxies.contains { $0.contains(peer) }
     }
 

@@ -38,27 +38,59 @@ public enum RequestPath {
     }
 
     public static func normalize(_ target: String, _ options: PathNormalization) -> Outcome {
-        let bytes = target.utf8
-        // The fast path: one scan for anything that may need work.
-        var needsWork = false
-        var previous: UInt8 = 0
-        for b in bytes {
-            if b == UInt8(ascii: "?") { break }
-            switch b {
-            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"):
-                needsWork = true
-            case UInt8(ascii: "/"), UInt8(ascii: "."):
-                if previous == UInt8(ascii: "/") { needsWork = true }
-            default:
-                if b <= 0x20 || b >= 0x7f { needsWork = true }
+        canonicalize(target, options).outcome
+    }
+
+    /// The outcome, and whether the canonical path has segment parameters (`;`), which matching leaves out.
+    /// A canonical target (the common case) is read once, as contiguous bytes, and nothing is allocated.
+    public static func canonicalize(_ target: String, _ options: PathNormalization) -> (outcome: Outcome, hasParameters: Bool) {
+        var target = target
+        let scanned = target.withUTF8 { bytes -> (needsWork: Bool, fragment: Bool, parameters: Bool) in
+            var previous: UInt8 = 0
+            var parameters = false
+            var index = 0
+            while index < bytes.count {
+                let b = bytes[index]
+                switch b {
+                case UInt8(ascii: "?"):
+                    // The query is kept as it is; only a fragment in it is refused.
+                    var rest = index + 1
+                    while rest < bytes.count {
+                        if bytes[rest] == UInt8(ascii: "#") { return (false, true, parameters) }
+                        rest += 1
+                    }
+                    return (false, false, parameters)
+                case UInt8(ascii: ";"):
+                    parameters = true
+                case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"):
+                    return (true, false, parameters)
+                case UInt8(ascii: "/"), UInt8(ascii: "."):
+                    if previous == UInt8(ascii: "/") { return (true, false, parameters) }
+                default:
+                    if b <= 0x20 || b >= 0x7f { return (true, false, parameters) }
+                }
+                previous = b
+                index += 1
             }
-            if needsWork { break }
-            previous = b
+            return (false, false, parameters)
         }
-        if !needsWork {
-            return bytes.contains(UInt8(ascii: "#")) ? .rejected(fragmentProblem) : .unchanged
+        if scanned.fragment { return (.rejected(fragmentProblem), false) }
+        if !scanned.needsWork { return (.unchanged, scanned.parameters) }
+        let outcome = slowNormalize(target, options)
+        switch outcome {
+        case .unchanged: return (outcome, pathHasParameters(target))
+        case .normalized(let path): return (outcome, pathHasParameters(path))
+        case .rejected: return (outcome, false)
         }
-        return slowNormalize(target, options)
+    }
+
+    /// Whether the path part of a target has a `;`.
+    static func pathHasParameters(_ target: String) -> Bool {
+        for b in target.utf8 {
+            if b == UInt8(ascii: "?") { return false }
+            if b == UInt8(ascii: ";") { return true }
+        }
+        return false
     }
 
     static let fragmentProblem = "a fragment (#) is never part of a request target"

@@ -387,7 +387,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
         // One canonical path, before routing, filters, rewrites and the upstream request.
         var uri = head.uri
-        switch RequestPath.normalize(head.uri, listener.pathNormalization) {
+        let canonical = RequestPath.canonicalize(head.uri, listener.pathNormalization)
+        switch canonical.outcome {
         case .unchanged:
             break
         case .normalized(let canonical):
@@ -399,7 +400,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         }
         let authority = Substring(ex.event.authority)
         // Path parameters (`;x=y`) do not make a path escape a route written without them.
-        let matchPath = RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri)
+        let matchPath = canonical.hasParameters ? RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri) : Substring(uri)
         let match = listener.routes.match(authority: authority, path: matchPath, method: head.method.rawValue, header: { head.headers.first(name: $0) })
         let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
         // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
