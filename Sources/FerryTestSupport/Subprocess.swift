@@ -20,9 +20,17 @@ public final class Subprocess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment { process.environment = environment }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        process.standardOutput = out
+        process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        defer {
+            // The child has its own copies: the test process keeps none, so a suite of hundreds of processes
+            // does not hold thousands of descriptors (Foundation's Process.run crashed enumerating them).
+            try? out.close()
+            try? err.close()
+        }
         try process.run()
     }
 
