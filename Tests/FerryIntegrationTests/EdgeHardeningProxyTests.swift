@@ -167,6 +167,22 @@ struct EdgeHardeningProxyTests {
         }
     }
 
+    @Test func chunkExtensionsAreDroppedAndAnOverLongChunkLineIs400() async throws {
+        try await Self.withProxy { proxy, origin in
+            let client = try RawClient(port: proxy.port("web"))
+            client.send("POST /upload HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n")
+            #expect(client.readResponse().head.hasPrefix("HTTP/1.1 200"))
+            let forwarded = origin.requests.last ?? ""
+            #expect(forwarded.hasSuffix("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "Ferry writes the chunk framing itself: \(forwarded)")
+            client.send("POST /upload HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n5;\(String(repeating: "e", count: 5000))\r\nhello\r\n0\r\n\r\n")
+            let (text, closed) = client.readUntilClose()
+            #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(text)")
+            #expect(text.hasSuffix("a chunk-size line (size and extensions) longer than 4096 bytes\n"))
+            #expect(closed)
+            #expect(origin.requests.count == 1, "the refused upload never completes at the origin")
+        }
+    }
+
     @Test func garbageAfterAForwardedRequestIsAnsweredAfterIt() async throws {
         try await Self.withProxy { proxy, _ in
             let client = try RawClient(port: proxy.port("web"))

@@ -119,13 +119,14 @@ struct SnapshotDecoder {
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {
         guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts", "normalize_path", "forwarded", "upgrade_protocols"]) else { return nil }
         var limits = HTTPLimits()
-        if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body", "max_connections"]) {
+        if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body", "max_connections", "max_chunk_line"]) {
             if let v = lf["max_request_line"]?.byteSize() { limits.maxRequestLineBytes = v }
             if let v = lf["max_header_bytes"]?.byteSize() { limits.maxHeaderBytes = v }
             if let v = lf["max_headers"]?.int(in: 1...10_000) { limits.maxHeaderCount = v }
             if let v = lf["max_requests_per_connection"]?.int(in: 1...Int(Int32.max)) { limits.maxRequestsPerConnection = v }
             if let v = lf["max_request_body"]?.byteSize() { limits.maxRequestBodyBytes = v }
             if let v = lf["max_connections"]?.int(in: 1...10_000_000) { limits.maxConnections = v }
+            if let v = lf["max_chunk_line"]?.byteSize() { limits.maxChunkLineBytes = v }
         }
         var timeouts = HTTPTimeouts()
         if let tf = f["timeouts"]?.fields(allowed: ["request_headers", "idle"]) {

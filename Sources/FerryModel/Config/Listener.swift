@@ -147,6 +147,8 @@ public struct HTTPLimits: Sendable, Encodable, Hashable {
     public var maxRequestBodyBytes: Int? = nil
     /// Open downstream connections per listener; a connection beyond it gets 503 and is closed.
     public var maxConnections: Int = 10_000
+    /// Longest chunk-size line (size and extensions) of a chunked request body; longer → 400 and close.
+    public var maxChunkLineBytes: Int = 4096
 
     public init() {}
 
@@ -157,6 +159,7 @@ public struct HTTPLimits: Sendable, Encodable, Hashable {
         case maxRequestsPerConnection = "max_requests_per_connection"
         case maxRequestBodyBytes = "max_request_body"
         case maxConnections = "max_connections"
+        case maxChunkLineBytes = "max_chunk_line"
     }
 }
 

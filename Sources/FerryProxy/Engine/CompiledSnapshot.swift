@@ -141,7 +141,9 @@ struct NIOHTTPDecoderLimitConfigurationBox: Sendable {
     let maxFieldSize: Int
     let maxListSize: Int
     let maxFieldCount: Int
+    let maxChunkLineBytes: Int
     init(_ limits: HTTPLimits) {
+        maxChunkLineBytes = limits.maxChunkLineBytes
         maxListSize = limits.maxRequestLineBytes + limits.maxHeaderBytes
         maxFieldSize = maxListSize
         maxFieldCount = limits.maxHeaderCount + 1

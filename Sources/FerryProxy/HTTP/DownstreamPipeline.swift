@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 
-/// The handlers of an accepted HTTP/1.1 connection, kept minimal: the decoder with Ferry's limits and the
-/// proxy handler, which writes response bytes itself (`ResponseSerializer`): no encoder handler.
+/// The handlers of an accepted HTTP/1.1 connection, kept minimal: the chunk-size line guard, the decoder with
+/// Ferry's limits and the proxy handler, which writes response bytes itself (`ResponseSerializer`): no encoder handler.
 enum DownstreamPipeline {
     static func configure(_ channel: Channel, environment: ListenerEnvironment, limits: NIOHTTPDecoderLimitConfigurationBox) throws {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -14,6 +14,7 @@ enum DownstreamPipeline {
         // TLS from the snapshot in force now, so a reloaded certificate serves new connections.
         let tls = environment.resolve(environment.store.current).1.tls
         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+        try sync.addHandler(ChunkLineGuard(maxChunkLineBytes: limits.maxChunkLineBytes))
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
             limitConfiguration: decoderLimits)))

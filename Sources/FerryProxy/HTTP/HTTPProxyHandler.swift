@@ -257,11 +257,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Decoder errors: malformed or ambiguous framing. One connection is closed, nothing else.
-        guard error is HTTPParserError else {
+        // Decoder errors (malformed or ambiguous framing) and over-long chunk-size lines: 400, one connection
+        // is closed, nothing else.
+        guard error is HTTPParserError || error is ChunkLineTooLong else {
             context.close(promise: nil)
             return
         }
+        // Already answered and closing: what the decoder says of the bytes it still holds changes nothing.
+        if state == .closing { return }
         let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
         if let ex = exchange, ex.requestComplete, !ex.responseComplete {
             // The bytes after a whole request are malformed: that request (and whole ones pipelined behind it)
@@ -292,7 +295,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         exchange!.requestComplete = true
-        sendLocalReply(.error(status, "malformed request (\(error))", flags: .downstreamProtocolError, close: true), context: context)
+        let detail = error is ChunkLineTooLong ? "\(error)" : "malformed request (\(error))"
+        sendLocalReply(.error(status, detail, flags: .downstreamProtocolError, close: true), context: context)
     }
 
     /// 400 (or 431) and close, for malformed bytes that followed requests already answered.
@@ -1027,6 +1031,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
             }
             down.removeHandler(context: context, promise: nil)
+            if let guardContext = try? down.context(handlerType: ChunkLineGuard.self) { down.removeHandler(context: guardContext, promise: nil) }
             down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         } catch {
             upstreamChannel.close(promise: nil)

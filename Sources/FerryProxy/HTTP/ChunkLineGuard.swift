@@ -1,0 +1,248 @@
+import NIOCore
+
+/// Limits the length of chunk-size lines (the size and its extensions) of chunked request bodies
+/// (RFC 9112 §7.1.1: a recipient "ought to limit the total length of chunk extensions"). SwiftNIO's
+/// decoder skips extensions without reporting them, so this handler sits in front of it and follows the
+/// framing of the raw bytes: request heads (to learn the body's framing), Content-Length bodies, chunks
+/// and trailers. It only ever refuses a chunk-size line longer than the limit; whatever it cannot follow
+/// (CONNECT, an upgrade) it passes on unread, and framing errors are left to the decoder and the head
+/// validator, which close the connection.
+final class ChunkLineGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var scanner: ChunkLineScanner
+    private var failed = false
+
+    init(maxChunkLineBytes: Int) {
+        scanner = ChunkLineScanner(maxChunkLineBytes: maxChunkLineBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if failed { return }
+        let buffer = unwrapInboundIn(data)
+        guard let offending = buffer.withUnsafeReadableBytes({ scanner.scan($0) }) else {
+            context.fireChannelRead(data)
+            return
+        }
+        // The bytes before the offending line are decoded first (they may finish earlier requests).
+        failed = true
+        if offending > 0, let before = buffer.getSlice(at: buffer.readerIndex, length: offending) {
+            context.fireChannelRead(wrapInboundOut(before))
+        }
+        context.fireErrorCaught(ChunkLineTooLong(limit: scanner.maxChunkLineBytes))
+    }
+}
+
+/// A chunk-size line (size and extensions) over the listener's `max_chunk_line`: `400` and close.
+struct ChunkLineTooLong: Error, CustomStringConvertible {
+    var limit: Int
+    var description: String { "a chunk-size line (size and extensions) longer than \(limit) bytes" }
+}
+
+/// The framing of a stream of HTTP/1.1 requests, followed byte by byte only where it must be (heads and
+/// chunk-size lines; bodies are skipped by length). Pure: `scan` returns the offset of the byte that made a
+/// chunk-size line too long, or nil.
+struct ChunkLineScanner {
+    enum Mode: Equatable {
+        case head, body, chunkLine, chunkData, chunkDataEnd, trailers
+        /// A CONNECT or upgrade head: the rest of the connection is not HTTP framing.
+        case passthrough
+    }
+
+    let maxChunkLineBytes: Int
+    private(set) var mode: Mode = .head
+    /// Bytes left of a Content-Length body or of a chunk's data.
+    private var remaining = 0
+    /// Characters on the current line (CR and LF not counted).
+    private var lineLength = 0
+
+    // What the head seen so far says.
+    private var onRequestLine = true
+    private var isConnect = true
+    private var transferEncoding = false
+    private var contentLength = 0
+    private var connectionUpgrade = false
+    private var upgrade = false
+    /// The current line's field name (lower case, up to 20 bytes) until its colon; then which field's value
+    /// is being read.
+    private var name: [UInt8] = []
+    private var field: Field?
+    private var upgradeMatched = 0
+    private var lengthDone = false
+    // The chunk-size line.
+    private var chunkSize = 0
+    private var inHexDigits = true
+
+    private enum Field { case transferEncoding, contentLength, connection, upgrade, other }
+
+    init(maxChunkLineBytes: Int) {
+        self.maxChunkLineBytes = maxChunkLineBytes
+        name.reserveCapacity(20)
+    }
+
+    mutating func scan(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            switch mode {
+            case .passthrough:
+                return nil
+            case .body, .chunkData:
+                let skipped = min(remaining, count - index)
+                remaining -= skipped
+                index += skipped
+                if remaining == 0 {
+                    if mode == .body { startHead() } else { mode = .chunkDataEnd }
+                }
+            case .chunkDataEnd:
+                // The CRLF after a chunk's data (the decoder checks it).
+                if bytes[index] == UInt8(ascii: "\n") {
+                    mode = .chunkLine
+                    lineLength = 0
+                    chunkSize = 0
+                    inHexDigits = true
+                }
+                index += 1
+            case .chunkLine:
+                let b = bytes[index]
+                if b == UInt8(ascii: "\n") {
+                    if chunkSize == 0 {
+                        mode = .trailers
+                        lineLength = 0
+                    } else {
+                        mode = .chunkData
+                        remaining = chunkSize
+                    }
+                } else if b != UInt8(ascii: "\r") {
+                    lineLength += 1
+                    if lineLength > maxChunkLineBytes { return index }
+                    if inHexDigits, let digit = Self.hexValue(b) {
+                        // An overflowing size is the decoder's to refuse; here it only must not trap.
+                        chunkSize = chunkSize > (Int.max >> 5) ? Int.max >> 1 : chunkSize << 4 | Int(digit)
+                    } else {
+                        inHexDigits = false
+                    }
+                }
+                index += 1
+            case .trailers:
+                let b = bytes[index]
+                if b == UInt8(ascii: "\n") {
+                    if lineLength == 0 { startHead() } else { lineLength = 0 }
+                } else if b != UInt8(ascii: "\r") {
+                    lineLength += 1
+                }
+                index += 1
+            case .head:
+                headByte(bytes[index])
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    private mutating func startHead() {
+        mode = .head
+        lineLength = 0
+        onRequestLine = true
+        isConnect = true
+        transferEncoding = false
+        contentLength = 0
+        connectionUpgrade = false
+        upgrade = false
+        name.removeAll(keepingCapacity: true)
+        field = nil
+    }
+
+    private static let connect = Array("CONNECT ".utf8)
+    private static let upgradeToken = Array("upgrade".utf8)
+
+    private mutating func headByte(_ b: UInt8) {
+        if b == UInt8(ascii: "\n") {
+            if lineLength == 0 {
+                // An empty line: before the request line it is skipped (RFC 9112 §2.2); after it, the head ends.
+                if !onRequestLine { endOfHead() }
+                return
+            }
+            onRequestLine = false
+            lineLength = 0
+            name.removeAll(keepingCapacity: true)
+            field = nil
+            return
+        }
+        if b == UInt8(ascii: "\r") { return }
+        defer { lineLength += 1 }
+        if onRequestLine {
+            if lineLength < Self.connect.count, b != Self.connect[lineLength] { isConnect = false }
+            return
+        }
+        guard let field else {
+            if b == UInt8(ascii: ":") {
+                field = Self.field(named: name)
+                upgradeMatched = 0
+                lengthDone = false
+                if self.field == .transferEncoding { transferEncoding = true }
+                if self.field == .upgrade { upgrade = true }
+            } else if name.count < 20 {
+                name.append(b >= 65 && b <= 90 ? b | 0x20 : b)
+            }
+            return
+        }
+        switch field {
+        case .contentLength:
+            if b >= 0x30 && b <= 0x39, !lengthDone {
+                contentLength = contentLength > (Int.max / 20) ? Int.max / 2 : contentLength * 10 + Int(b - 0x30)
+            } else if b == UInt8(ascii: ",") {
+                lengthDone = true
+            }
+        case .connection:
+            let folded = b >= 65 && b <= 90 ? b | 0x20 : b
+            if folded == Self.upgradeToken[upgradeMatched] {
+                upgradeMatched += 1
+                if upgradeMatched == Self.upgradeToken.count {
+                    connectionUpgrade = true
+                    upgradeMatched = 0
+                }
+            } else {
+                upgradeMatched = folded == Self.upgradeToken[0] ? 1 : 0
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func endOfHead() {
+        if isConnect || (connectionUpgrade && upgrade) {
+            mode = .passthrough
+        } else if transferEncoding {
+            mode = .chunkLine
+            lineLength = 0
+            chunkSize = 0
+            inHexDigits = true
+        } else if contentLength > 0 {
+            mode = .body
+            remaining = contentLength
+        } else {
+            startHead()
+        }
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private static func field(named name: [UInt8]) -> Field {
+        switch name.count {
+        case 17 where name.elementsEqual("transfer-encoding".utf8): .transferEncoding
+        case 14 where name.elementsEqual("content-length".utf8): .contentLength
+        case 10 where name.elementsEqual("connection".utf8): .connection
+        case 7 where name.elementsEqual("upgrade".utf8): .upgrade
+        default: .other
+        }
+    }
+}
