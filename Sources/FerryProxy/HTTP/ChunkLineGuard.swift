@@ -1,5 +1,11 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Limits the length of chunk-size lines (the size and its extensions) of chunked request bodies
 /// (RFC 9112 §7.1.1: a recipient "ought to limit the total length of chunk extensions"). SwiftNIO's
 /// decoder skips extensions without reporting them, so this handler sits in front of it and follows the
@@ -134,8 +140,14 @@ struct ChunkLineScanner {
                 }
                 index += 1
             case .head:
-                headByte(bytes[index])
-                index += 1
+                if lineLength == 0, let end = Self.lineFeed(in: bytes, from: index) {
+                    // A whole line in this read (the common case): classified at once.
+                    headLine(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                    index = end + 1
+                } else {
+                    headByte(bytes[index])
+                    index += 1
+                }
             }
         }
         return nil
@@ -156,6 +168,69 @@ struct ChunkLineScanner {
 
     private static let connect = Array("CONNECT ".utf8)
     private static let upgradeToken = Array("upgrade".utf8)
+
+    /// The index of the next LF at or after `start`, or nil.
+    @inline(__always)
+    private static func lineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = bytes.baseAddress, start < bytes.count,
+              let found = memchr(base + start, 0x0A, bytes.count - start) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+
+    /// One whole head line (without its LF): the request line, a field that decides framing, or the end.
+    private mutating func headLine(_ line: UnsafeRawBufferPointer) {
+        var length = line.count
+        if length > 0, line[length - 1] == UInt8(ascii: "\r") { length -= 1 }
+        if length == 0 {
+            if !onRequestLine { endOfHead() }
+            return
+        }
+        if onRequestLine {
+            onRequestLine = false
+            isConnect = length > Self.connect.count && Self.connect.indices.allSatisfy { line[$0] == Self.connect[$0] }
+            return
+        }
+        guard let colon = line[..<length].firstIndex(of: UInt8(ascii: ":")) else { return }
+        let first = line[0] | 0x20
+        switch (colon, first) {
+        case (17, UInt8(ascii: "t")) where Self.equalsLowered(line, "transfer-encoding"):
+            transferEncoding = true
+        case (14, UInt8(ascii: "c")) where Self.equalsLowered(line, "content-length"):
+            var value = 0
+            for i in (colon + 1)..<length {
+                let b = line[i]
+                if b == UInt8(ascii: ",") { break }
+                if b >= 0x30 && b <= 0x39 { value = value > (Int.max / 20) ? Int.max / 2 : value * 10 + Int(b - 0x30) }
+            }
+            contentLength = value
+        case (10, UInt8(ascii: "c")) where Self.equalsLowered(line, "connection"):
+            var matched = 0
+            for i in (colon + 1)..<length {
+                let b = line[i] >= 65 && line[i] <= 90 ? line[i] | 0x20 : line[i]
+                if b == Self.upgradeToken[matched] {
+                    matched += 1
+                    if matched == Self.upgradeToken.count { connectionUpgrade = true; break }
+                } else {
+                    matched = b == Self.upgradeToken[0] ? 1 : 0
+                }
+            }
+        case (7, UInt8(ascii: "u")) where Self.equalsLowered(line, "upgrade"):
+            upgrade = true
+        default:
+            break
+        }
+    }
+
+    /// Whether `line` starts with `name` (lower case), ignoring ASCII case.
+    @inline(__always)
+    private static func equalsLowered(_ line: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        let expected = name.utf8Start
+        for i in 0..<name.utf8CodeUnitCount {
+            let b = line[i]
+            if (b >= 65 && b <= 90 ? b | 0x20 : b) != expected[i] { return false }
+        }
+        return true
+    }
 
     private mutating func headByte(_ b: UInt8) {
         if b == UInt8(ascii: "\n") {
