@@ -92,7 +92,8 @@ public enum ManifestDecoder {
         guard let name = m["name"].requiredString("metadata.name") else { return nil }
         let namespace = namespaced ? (m["namespace"].string ?? "default") : ""
         root.reporter.object = namespaced ? "\(kind) \(namespace)/\(name)" : "\(kind) \(name)"
-        return ObjectMeta(name: name, namespace: namespace, annotations: m["annotations"].stringMap, labels: m["labels"].stringMap, creationTimestamp: m["creationTimestamp"].string)
+        return ObjectMeta(name: name, namespace: namespace, annotations: m["annotations"].stringMap, labels: m["labels"].stringMap,
+                          creationTimestamp: m["creationTimestamp"].string, resourceVersion: m["resourceVersion"].string)
     }
 
     static func service(_ root: ManifestNode, meta: ObjectMeta, origin: ManifestOrigin) -> Service {

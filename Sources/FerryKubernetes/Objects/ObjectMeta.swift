@@ -7,8 +7,11 @@ public struct ObjectMeta: Sendable, Hashable {
     public var labels: [String: String]
     /// RFC 3339 text as the API server writes it (`2024-05-01T10:00:00Z`); nil in hand-written manifests.
     public var creationTimestamp: String?
+    /// The API server's version of the object (opaque; compared for equality only); nil in manifests.
+    public var resourceVersion: String?
 
-    public init(name: String, namespace: String = "default", annotations: [String: String] = [:], labels: [String: String] = [:], creationTimestamp: String? = nil) {
+    public init(name: String, namespace: String = "default", annotations: [String: String] = [:], labels: [String: String] = [:], creationTimestamp: String? = nil, resourceVersion: String? = nil) {
+        self.resourceVersion = resourceVersion
         self.name = name
         self.namespace = namespace
         self.annotations = annotations

@@ -1,0 +1,156 @@
+import FerryModel
+import Yams
+
+/// One object of a kind Ferry reads, as the API server sent it (a list item or a watch event's object).
+public enum KubernetesObject: Sendable {
+    case ingress(Ingress)
+    case ingressClass(IngressClass)
+    case service(Service)
+    case endpointSlice(EndpointSlice)
+    case secret(Secret)
+    case serviceCIDR(ServiceCIDR)
+
+    public var metadata: ObjectMeta {
+        switch self {
+        case .ingress(let o): o.metadata
+        case .ingressClass(let o): o.metadata
+        case .service(let o): o.metadata
+        case .endpointSlice(let o): o.metadata
+        case .secret(let o): o.metadata
+        case .serviceCIDR(let o): o.metadata
+        }
+    }
+
+    /// The object added to a set of objects, which the translators read.
+    func add(to set: inout ManifestSet) {
+        switch self {
+        case .ingress(let o): set.ingresses.append(o)
+        case .ingressClass(let o): set.ingressClasses.append(o)
+        case .service(let o): set.services.append(o)
+        case .endpointSlice(let o): set.endpointSlices.append(o)
+        case .secret(let o): set.secrets.append(o)
+        case .serviceCIDR(let o): set.serviceCIDRs.append(o)
+        }
+    }
+
+    /// The one object a decoded document holds, if it is of a kind Ferry reads.
+    static func single(in set: ManifestSet) -> KubernetesObject? {
+        if let o = set.ingresses.first { return .ingress(o) }
+        if let o = set.ingressClasses.first { return .ingressClass(o) }
+        if let o = set.services.first { return .service(o) }
+        if let o = set.endpointSlices.first { return .endpointSlice(o) }
+        if let o = set.secrets.first { return .secret(o) }
+        if let o = set.serviceCIDRs.first { return .serviceCIDR(o) }
+        return nil
+    }
+}
+
+/// A `metav1.Status` the API server sends instead of an object (an `ERROR` watch event, an error body).
+public struct APIStatus: Sendable, Hashable, Error, CustomStringConvertible {
+    public var code: Int
+    public var reason: String
+    public var message: String
+
+    public init(code: Int, reason: String, message: String) {
+        self.code = code
+        self.reason = reason
+        self.message = message
+    }
+
+    /// The resourceVersion asked for is older than the server keeps (`410 Gone`, reason `Expired`): list again.
+    public var isGone: Bool { code == 410 }
+
+    public var description: String { "\(code) \(reason): \(message)" }
+}
+
+/// One line of a watch stream (`{"type": ..., "object": {...}}`), decoded.
+public struct WatchEvent: Sendable {
+    public enum EventType: String, Sendable {
+        case added = "ADDED", modified = "MODIFIED", deleted = "DELETED", bookmark = "BOOKMARK", error = "ERROR"
+    }
+
+    public var type: EventType
+    /// The object, for ADDED, MODIFIED and DELETED of a kind Ferry reads.
+    public var object: KubernetesObject?
+    /// `namespace/name` of the object (also for kinds Ferry does not decode).
+    public var key: String?
+    /// The object's resourceVersion (for a BOOKMARK, the position to watch from).
+    public var resourceVersion: String?
+    /// For ERROR: what the server said.
+    public var status: APIStatus?
+}
+
+public struct WatchDecodingError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// Decodes watch events one line at a time, as they arrive: a watch of any length needs memory for one
+/// event only.
+public enum WatchEventDecoder {
+    public static func decode(line: String) throws -> WatchEvent {
+        let node: Node
+        do {
+            guard let composed = try Yams.compose(yaml: line) else { throw WatchDecodingError(description: "an empty watch event") }
+            node = composed
+        } catch let error as WatchDecodingError {
+            throw error
+        } catch {
+            throw WatchDecodingError(description: "a watch event is not JSON: \(error)")
+        }
+        let reporter = ManifestReporter(file: "watch", document: 1)
+        let root = ManifestNode(node: node, path: "", reporter: reporter)
+        guard let typeText = root["type"].string, let type = WatchEvent.EventType(rawValue: typeText) else {
+            throw WatchDecodingError(description: "a watch event without a known type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR)")
+        }
+        let objectNode = root["object"]
+        if type == .error {
+            return WatchEvent(type: type, status: status(objectNode))
+        }
+        let meta = objectNode["metadata"]
+        var event = WatchEvent(type: type, resourceVersion: meta["resourceVersion"].string)
+        if type == .bookmark { return event }
+        let namespace = meta["namespace"].string
+        if let name = meta["name"].string { event.key = "\(namespace ?? "")/\(name)" }
+        var set = ManifestSet()
+        ManifestDecoder.decodeObject(objectNode, origin: ManifestOrigin(file: "watch", document: 1), into: &set)
+        if !reporter.diagnostics.isEmpty {
+            throw WatchDecodingError(description: reporter.diagnostics.map(\.description).joined(separator: "; "))
+        }
+        event.object = KubernetesObject.single(in: set)
+        if let object = event.object { event.key = object.metadata.key }
+        return event
+    }
+
+    /// A `metav1.Status` object.
+    static func status(_ node: ManifestNode) -> APIStatus {
+        APIStatus(code: node["code"].string.flatMap { Int($0) } ?? 0, reason: node["reason"].string ?? "", message: node["message"].string ?? "")
+    }
+}
+
+/// Splits a watch response's bytes into lines (the API server writes one JSON event per line), bounded:
+/// a line longer than `maxLineBytes` is an error rather than unbounded memory.
+public struct WatchLineSplitter: Sendable {
+    public let maxLineBytes: Int
+    private var pending: [UInt8] = []
+
+    public init(maxLineBytes: Int = 16 << 20) {
+        self.maxLineBytes = maxLineBytes
+    }
+
+    /// The complete lines in what has arrived so far (without their newline; empty lines skipped).
+    public mutating func lines<Bytes: Sequence>(in bytes: Bytes) throws -> [String] where Bytes.Element == UInt8 {
+        var lines: [String] = []
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                if !pending.isEmpty { lines.append(String(decoding: pending, as: UTF8.self)) }
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                pending.append(byte)
+                if pending.count > maxLineBytes {
+                    throw WatchDecodingError(description: "a watch event longer than \(maxLineBytes) bytes")
+                }
+            }
+        }
+        return lines
+    }
+}
