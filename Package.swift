@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
         // TLS to upstreams (clusters with tls:, the Kubernetes API server).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        // The Kubernetes API client (list + watch): streaming bodies, the kubeconfig's TLS.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure values and algorithms: no I/O, no NIO. Route, policy and address code runs per request on the
@@ -36,6 +38,18 @@ let package = Package(
         .target(
             name: "FerryKubernetes",
             dependencies: ["FerryModel", .product(name: "Yams", package: "Yams")]
+        ),
+        // The I/O side of the Kubernetes API: list + watch of the kinds the roles read (never on the data path).
+        .target(
+            name: "FerryKubernetesClient",
+            dependencies: [
+                "FerryKubernetes", "FerryModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Kernel rules: kube-proxy's iptables (and later nftables) layouts rendered from a ServicePortTable,
         // and the packet tracer; pure (applying them is the role's job).
@@ -118,7 +132,7 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
-                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryTestSupport",
+                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryKubernetesClient", "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

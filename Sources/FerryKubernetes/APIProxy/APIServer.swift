@@ -25,6 +25,16 @@ public struct APIServer: Sendable, Hashable {
     /// Where the cluster and user came from, for messages.
     public var describedAs: String
 
+    public init(scheme: String, host: String, port: Int, path: String, tls: UpstreamTLS?, authorization: String?, describedAs: String) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+        self.tls = tls
+        self.authorization = authorization
+        self.describedAs = describedAs
+    }
+
     /// `host:port` as sent in Host, IPv6 in brackets.
     public var authority: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

@@ -154,3 +154,44 @@ public struct WatchLineSplitter: Sendable {
         return lines
     }
 }
+
+/// One page of a list response (`{"metadata": {"resourceVersion", "continue"}, "items": [...]}`).
+public struct ListPage: Sendable {
+    public var items: [KubernetesObject]
+    public var resourceVersion: String
+    /// The token for the next page; nil on the last one.
+    public var continueToken: String?
+}
+
+extension WatchEventDecoder {
+    /// Decodes one page of a list of `kind` objects. List items carry no `kind` or `apiVersion` of their own,
+    /// so the caller says what they are.
+    public static func decodeList(_ body: String, kind: String, apiVersion: String) throws -> ListPage {
+        guard let node = try? Yams.compose(yaml: body), case .mapping(let root) = node else {
+            throw WatchDecodingError(description: "a list response that is not a JSON object")
+        }
+        let reporter = ManifestReporter(file: "list", document: 1)
+        let rootNode = ManifestNode(node: node, path: "", reporter: reporter)
+        guard let resourceVersion = rootNode["metadata"]["resourceVersion"].string else {
+            throw WatchDecodingError(description: "a list response without metadata.resourceVersion")
+        }
+        var set = ManifestSet()
+        var items: [KubernetesObject] = []
+        if let itemsNode = root["items"], case .sequence(let sequence) = itemsNode {
+            for item in sequence {
+                guard case .mapping(var mapping) = item else { continue }
+                mapping["kind"] = Node(kind)
+                mapping["apiVersion"] = Node(apiVersion)
+                let itemReporter = ManifestReporter(file: "list", document: 1)
+                set = ManifestSet()
+                ManifestDecoder.decodeObject(ManifestNode(node: .mapping(mapping), path: "", reporter: itemReporter), origin: ManifestOrigin(file: "list", document: 1), into: &set)
+                if !itemReporter.diagnostics.isEmpty {
+                    throw WatchDecodingError(description: itemReporter.diagnostics.map(\.description).joined(separator: "; "))
+                }
+                if let object = KubernetesObject.single(in: set) { items.append(object) }
+            }
+        }
+        let token = rootNode["metadata"]["continue"].string
+        return ListPage(items: items, resourceVersion: resourceVersion, continueToken: token?.isEmpty == true ? nil : token)
+    }
+}

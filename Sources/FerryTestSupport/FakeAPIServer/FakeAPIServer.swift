@@ -17,7 +17,7 @@ import NIOWebSocket
 public final class FakeAPIServer: Sendable {
     public let channel: Channel
     public let token: String
-    private let state: NIOLockedValueBox<State>
+    let state: NIOLockedValueBox<State>
 
     struct Pod: Sendable {
         var namespace: String
@@ -45,6 +45,18 @@ public final class FakeAPIServer: Sendable {
         var authentications: [String] = []
         var logs: [String: [String]] = [:]  // "ns/name"
         var logFollowers: [(pod: String, send: @Sendable (String) -> Void)] = []
+        // Stored resources (see FakeAPIServer+Resources.swift): collection → "ns/name" → object.
+        var stored: [String: [String: StoredObject]] = [:]
+        var servedCollections: Set<String> = []
+        var history: [HistoryEntry] = []
+        var resourceWatchers: [Watcher] = []
+        var compactedBelow = 0
+        var faults: [Fault] = []
+    }
+
+    /// Serves these collections (lists and watches) even while they hold no object.
+    public func serve(_ collections: [String]) {
+        state.withLockedValue { $0.servedCollections.formUnion(collections) }
     }
 
     public var port: Int { channel.localAddress!.port! }
@@ -277,9 +289,24 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 send(.notFound, status("pods \"\(name)\" not found", reason: "NotFound", code: 404, details: ["name": name, "kind": "pods"]), context: context)
             }
+        } else if let (collection, namespace) = FakeAPIHandler.resourcePath(parts),
+                  serveResource(collection: collection, namespace: namespace, query: FakeAPIHandler.queryItems(query), context: context) {
+            return
         } else {
             send(.notFound, status("the server could not find the requested resource", reason: "NotFound", code: 404), context: context)
         }
+    }
+
+    /// `a=1&b=x%2Cy` → ["a": "1", "b": "x,y"].
+    static func queryItems(_ query: String) -> [String: String] {
+        var items: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
+            let value = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+            items[key] = value
+        }
+        return items
     }
 
     /// A chunked stream: the existing pods newer than `since` as ADDED, then every change as it happens.
@@ -294,7 +321,7 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Writes the head of a chunked response and returns what sends one more chunk from any thread.
-    private func startStream(contentType: String, context: ChannelHandlerContext) -> @Sendable (String) -> Void {
+    func startStream(contentType: String, context: ChannelHandlerContext) -> @Sendable (String) -> Void {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "transfer-encoding", value: "chunked")
@@ -334,14 +361,18 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func statusBody(_ message: String, reason: String, code: Int) -> String {
+        status(message, reason: reason, code: code)
+    }
+
     private func status(_ message: String, reason: String, code: Int, details: [String: Any]? = nil) -> String {
         var object: [String: Any] = ["kind": "Status", "apiVersion": "v1", "metadata": [String: Any](), "status": "Failure", "message": message, "reason": reason, "code": code]
         if let details { object["details"] = details }
         return FakeAPIServer.json(object)
     }
 
-    private func send(_ status: HTTPResponseStatus, _ body: String, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
+    func send(_ status: HTTPResponseStatus, _ body: String, extraHeaders: [(String, String)] = [], context: ChannelHandlerContext) {
+        var headers = HTTPHeaders(extraHeaders)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
