@@ -83,7 +83,8 @@ let package = Package(
         .target(
             name: "FerryRoles",
             dependencies: [
-                "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes", "FerryDataplane",
+                "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes", "FerryKubernetesClient", "FerryDataplane",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

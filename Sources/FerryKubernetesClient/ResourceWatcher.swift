@@ -76,11 +76,12 @@ public final class ResourceWatcher: Sendable {
 
     /// Runs until the task is cancelled; `update` gets the cache after every list and every event that
     /// changed something, with what changed. Cancelling the task ends it at once, an open watch included.
-    public func run(update: @Sendable (InformerCache, [InformerCache.Change]) async -> Void) async {
-        var cache = InformerCache()
+    /// `initial`, a cache filled by `list()`, is watched on from its resourceVersion without listing again.
+    public func run(from initial: InformerCache? = nil, update: @Sendable (InformerCache, [InformerCache.Change]) async -> Void) async {
+        var cache = initial ?? InformerCache()
         var schedule = RetrySchedule()
         var random = SystemRandomNumberGenerator()
-        var needsList = true
+        var needsList = !(initial?.synced ?? false)
         var failing = false
         let clock = ContinuousClock()
         let start = clock.now
@@ -117,6 +118,14 @@ public final class ResourceWatcher: Sendable {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// The collection listed once (every page): a synced cache to serve from and to watch on from.
+    public func list() async throws -> InformerCache {
+        let (items, version) = try await listAll()
+        var cache = InformerCache()
+        _ = cache.replace(with: items, resourceVersion: version)
+        return cache
     }
 
     /// Every page of the list, then the list's resourceVersion.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import FerryKubernetes
 import FerryModel
 import FerryRoles
@@ -6,7 +7,7 @@ import FerryRoles
 /// Flags shared by `ferry ingress` and `ferry explain`: where the manifests are and which Ingresses are Ferry's.
 struct IngressSelectionOptions: ParsableArguments {
     @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders (read recursively: *.yaml, *.yml, *.json).")
-    var manifests: [String]
+    var manifests: [String] = []
 
     @Option(help: "The IngressClass Ferry serves.")
     var ingressClass: String = "ferry"
@@ -18,7 +19,6 @@ struct IngressSelectionOptions: ParsableArguments {
     var defaultBackend: String?
 
     func validate() throws {
-        guard !manifests.isEmpty else { throw ValidationError("--manifests needs at least one file or folder") }
         if let d = defaultBackend, DefaultBackendReference(parsing: d) == nil {
             throw ValidationError("--default-backend expects NAMESPACE/SERVICE:PORT (port by number or name), not \"\(d)\"")
         }
@@ -43,13 +43,47 @@ struct IngressCommand: AsyncParsableCommand {
     @Option(help: "Where the admin listener (/ready /healthz /metrics /config_dump /clusters) listens.")
     var admin: String = IngressRole.defaultAdmin.description
 
+    @Option(help: "Without --manifests: the kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
+    var kubeconfig: String?
+
+    @Option(help: "Without --manifests: the kubeconfig context to use.")
+    var context: String?
+
+    @Option(help: "Without --manifests: watch Ingresses, Services, EndpointSlices and Secrets in this namespace only (default: all).")
+    var namespace: String?
+
     @OptionGroup var serving: ServingOptions
+
+    func validate() throws {
+        if !selection.manifests.isEmpty && (kubeconfig != nil || context != nil || namespace != nil) {
+            throw ValidationError("--manifests reads files; --kubeconfig, --context and --namespace are for the API server: give one or the other")
+        }
+    }
 
     func run() async throws {
         guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
         guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
         let settings = IngressRole.Settings(manifests: selection.manifests, listen: listenAddress, admin: adminAddress, options: selection.options)
-        try await serveWatched(ManifestSource(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
+        if !selection.manifests.isEmpty {
+            try await serveWatched(ManifestSource(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
+            return
+        }
+        // From the API server: the credentials as `ferry api-proxy` resolves them; every collection listed
+        // before serving, then watched.
+        var credentials = APIProxyRole.Settings()
+        credentials.kubeconfig = kubeconfig
+        credentials.context = context
+        let watch: KubernetesWatchService
+        let server: APIServer
+        do {
+            server = try APIProxyRole.resolveServer(credentials, exec: APIProxyRole.ExecCache())
+            watch = try await KubernetesWatchService.start(server: server, resources: IngressAPISource.resources(namespace: namespace), logger: Logger(label: "ferry"))
+        } catch {
+            printError("\(error)\nferry ingress: cannot read the cluster; fix the problem above")
+            throw ExitCode(1)
+        }
+        let source = IngressAPISource(settings: settings, caches: watch.cachesForSource, server: server.authority)
+        try await serveWatched(source, options: serving.runnerOptions, command: "ferry ingress", refused: "the cluster's Ingresses were refused", extraServices: [watch])
     }
 }
 

@@ -1,0 +1,73 @@
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// `ferry ingress` configured by the Kubernetes API (the fake server over TLS with a token): the first
+/// routing table is the cluster's, and curl through Ferry follows each change of an Ingress and its
+/// EndpointSlices, through a dropped watch and a compaction.
+@Suite(.serialized)
+struct IngressAPITests {
+    static func ingress(host: String, path: String = "/") -> [String: Any] {
+        ["apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "spec": ["ingressClassName": "ferry", "rules": [["host": host, "http": ["paths": [["path": path, "pathType": "Prefix", "backend": ["service": ["name": "web", "port": ["number": 80]]]]]]]]]]
+    }
+
+    static var service: [String: Any] { ["apiVersion": "v1", "kind": "Service", "spec": ["clusterIP": "10.96.0.10", "ports": [["name": "http", "port": 80, "targetPort": 8080]]]] }
+
+    static func slice(port: Int) -> [String: Any] {
+        ["apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": ["labels": ["kubernetes.io/service-name": "web"]],
+         "addressType": "IPv4", "ports": [["name": "http", "port": port, "protocol": "TCP"]],
+         "endpoints": [["addresses": ["127.0.0.1"], "conditions": ["ready": true]]]]
+    }
+
+    @Test func routesFollowTheClusterThroughWatchesDropsAndCompaction() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("curl") else { return }
+        let blue = try TestOrigin(name: "blue", group: Fixtures.originGroup)
+        let green = try TestOrigin(name: "green", group: Fixtures.originGroup)
+        defer { blue.close(); green.close() }
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/ingresses", "networking.k8s.io/v1/ingressclasses", "v1/secrets"])
+            api.put("v1/services", namespace: "demo", name: "web", object: Self.service)
+            api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: Self.slice(port: blue.port))
+            api.put("networking.k8s.io/v1/ingresses", namespace: "demo", name: "shop", object: Self.ingress(host: "shop.example"))
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
+            do {
+                let port = try #require(ferry.port("ingress-http"), "\(ferry.stderr)")
+                func fetch(_ host: String = "shop.example") async throws -> (Int, String) {
+                    let r = try await Curl.request("http://127.0.0.1:\(port)/", ["-H", "Host: \(host)"])
+                    return (r.status, r.body)
+                }
+                // The first table is the cluster's.
+                #expect(try await fetch().0 == 200)
+                #expect(blue.requestsServed == 1)
+                // The endpoint moves to green: the next requests go there.
+                api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: Self.slice(port: green.port))
+                #expect(await Waiting.until(timeout: .seconds(10)) { (try? Self.blockingStatus(port: port)) == 200 && green.requestsServed > 0 })
+                // A new host, then the watches dropped and history compacted while it changes again.
+                api.put("networking.k8s.io/v1/ingresses", namespace: "demo", name: "cart", object: Self.ingress(host: "cart.example"))
+                #expect(await Waiting.until(timeout: .seconds(10)) { (try? Self.blockingStatus(port: port, host: "cart.example")) == 200 })
+                api.dropWatches()
+                api.remove("networking.k8s.io/v1/ingresses", namespace: "demo", name: "cart")
+                api.compact()
+                #expect(await Waiting.until(timeout: .seconds(15)) { (try? Self.blockingStatus(port: port, host: "cart.example")) == 404 }, "\(ferry.stderr)")
+                #expect(try await fetch().0 == 200, "the rest of the routes were never dropped")
+            } catch {
+                await ferry.stop()
+                throw error
+            }
+            await ferry.stop()
+        }
+    }
+
+    /// One request with curl, synchronously (for polling conditions).
+    static func blockingStatus(port: Int, host: String = "shop.example") throws -> Int {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Curl.curlPath)
+        process.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-H", "Host: \(host)", "http://127.0.0.1:\(port)/"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        process.waitUntilExit()
+        return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
+    }
+}
