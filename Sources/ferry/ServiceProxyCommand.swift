@@ -37,6 +37,12 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Option(help: "Where /metrics answers (kube-proxy's port).")
     var metricsBindAddress: String = "127.0.0.1:10249"
 
+    @Option(help: "Without --manifests: the kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
+    var kubeconfig: String?
+
+    @Option(help: "Without --manifests: the kubeconfig context to use.")
+    var context: String?
+
     @Option(help: "Seconds between full re-syncs (a change of the manifests syncs sooner).")
     var syncPeriodSeconds: Int = 30
 
@@ -44,7 +50,9 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
         }
-        if !cleanup && manifests.isEmpty { throw ValidationError("--manifests needs at least one file or folder") }
+        if !manifests.isEmpty && (kubeconfig != nil || context != nil) {
+            throw ValidationError("--manifests reads files; --kubeconfig and --context are for the API server: give one or the other")
+        }
         guard HostPort(parsing: healthzBindAddress) != nil else { throw ValidationError("--healthz-bind-address expects host:port") }
         guard HostPort(parsing: metricsBindAddress) != nil else { throw ValidationError("--metrics-bind-address expects host:port") }
         guard syncPeriodSeconds >= 1 else { throw ValidationError("--sync-period-seconds must be at least 1") }
@@ -64,7 +72,26 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
         settings.mode = ServiceProxyRole.Mode(rawValue: mode)!
         settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
+        var logger = Logger(label: "ferry")
+        logger.logLevel = .info
+        // Without manifests: Services, EndpointSlices and ServiceCIDRs from the API server, listed now and
+        // then watched (credentials as `ferry api-proxy` resolves them).
+        var watch: KubernetesWatchService?
+        if manifests.isEmpty {
+            var credentials = APIProxyRole.Settings()
+            credentials.kubeconfig = kubeconfig
+            credentials.context = context
+            do {
+                let server = try APIProxyRole.resolveServer(credentials, exec: APIProxyRole.ExecCache())
+                watch = try await KubernetesWatchService.start(server: server, resources: ServiceProxyRole.watchedResources, logger: logger)
+            } catch {
+                printError("\(error)\nferry service-proxy: cannot read the cluster; fix the problem above, or give --manifests")
+                throw ExitCode(1)
+            }
+            settings.caches = watch?.cachesForSource
+        }
         if dryRun {
+            await watch?.shutdownWithoutWatching()
             do {
                 print(try ServiceProxyRole.dryRun(settings), terminator: "")
             } catch {
@@ -73,10 +100,8 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        var logger = Logger(label: "ferry")
-        logger.logLevel = .info
         if mode == "userspace" {
-            try await runUserspace(settings, logger: logger)
+            try await runUserspace(settings, logger: logger, watch: watch)
             return
         }
         do {
@@ -100,7 +125,8 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         let syncer = ServiceProxySyncer(settings: settings, logger: logger)
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         try await serveStatus(syncer.status, group: loops, logger: logger, options: options)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: syncer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: syncer)] + (watch.map { [.init(service: $0)] } ?? [])
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? await loops.shutdownGracefully()
     }
@@ -125,13 +151,13 @@ struct ServiceProxyCommand: AsyncParsableCommand {
 extension ServiceProxyCommand {
     /// The userspace mode: Ferry's TCP proxy listeners per Service port (reloaded as the manifests change),
     /// and the redirect rules to them.
-    func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger) async throws {
+    func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger, watch: KubernetesWatchService?) async throws {
         let portals = PortalSyncer(settings: settings, logger: logger)
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         try await serveStatus(portals.status, group: loops, logger: logger, options: settings.options)
         do {
             try await serveWatched(UserspaceSource(settings: settings), options: ProxyRunner.Options(threads: System.coreCount),
-                                   command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals]) { server in
+                                   command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals] + (watch.map { [$0] } ?? [])) { server in
                 portals.server.withLockedValue { $0 = server }
             }
         } catch {

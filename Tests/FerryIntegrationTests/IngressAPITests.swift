@@ -71,3 +71,31 @@ struct IngressAPITests {
         return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
     }
 }
+
+/// `ferry service-proxy` from the API server: the collections narrowed as kube-proxy narrows them.
+@Suite(.serialized)
+struct ServiceProxyAPITests {
+    @Test func dryRunRendersTheClustersServicesAndServiceCIDRs() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/servicecidrs"])
+            api.put("v1/services", namespace: "demo", name: "web", object: IngressAPITests.service)
+            api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: IngressAPITests.slice(port: 8080))
+            var other = IngressAPITests.service
+            other["metadata"] = ["labels": ["service.kubernetes.io/service-proxy-name": "another-proxy"]]
+            other["spec"] = ["clusterIP": "10.96.0.99", "ports": [["name": "http", "port": 80, "targetPort": 8080]]]
+            api.put("v1/services", namespace: "demo", name: "theirs", object: other)
+            api.put("networking.k8s.io/v1/servicecidrs", namespace: nil, name: "kubernetes", object: ["apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR", "spec": ["cidrs": ["10.96.0.0/16"]]])
+            let iptables = try await Subprocess.run(binary, ["service-proxy", "--kubeconfig", dir + "/config", "--dry-run"])
+            #expect(iptables.status == 0, "\(iptables.stderr)")
+            #expect(iptables.stdout.contains("-A KUBE-SERVICES -m comment --comment \"demo/web:http cluster IP\" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-"), "\(iptables.stdout)")
+            #expect(iptables.stdout.contains("--to-destination 127.0.0.1:8080"))
+            #expect(!iptables.stdout.contains("10.96.0.99"), "a Service of another proxy is left to it")
+            let selector = "labelSelector=!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+            #expect(api.requests.contains { $0.hasPrefix("GET /api/v1/services?") && $0.removingPercentEncoding?.contains(selector) == true }, "\(api.requests)")
+            #expect(api.requests.contains { $0.hasPrefix("GET /apis/discovery.k8s.io/v1/endpointslices?") && $0.removingPercentEncoding?.contains(selector) == true })
+            let nft = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--kubeconfig", dir + "/config", "--dry-run", "--node-ip", "192.168.0.2"])
+            #expect(nft.stdout.contains("ip daddr { 10.96.0.0/16 } drop comment \"Drop traffic to unallocated ClusterIPs\""), "\(nft.stdout)\(nft.stderr)")
+        }
+    }
+}

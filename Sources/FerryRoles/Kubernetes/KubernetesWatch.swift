@@ -64,6 +64,11 @@ public final class KubernetesWatchService: ServiceLifecycle.Service, Sendable {
 
     public var cachesForSource: KubernetesCaches { caches }
 
+    /// For a one-shot use of the first lists (`--dry-run`): releases the HTTP client without watching.
+    public func shutdownWithoutWatching() async {
+        try? await client.shutdown()
+    }
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in

@@ -1,5 +1,6 @@
 import FerryDataplane
 import FerryKubernetes
+import FerryKubernetesClient
 import FerryModel
 import Foundation
 import Logging
@@ -20,6 +21,8 @@ public enum ServiceProxyRole {
         public var options: IPTablesOptions
         public var minSyncPeriod: Duration = .seconds(1)
         public var syncPeriod: Duration = .seconds(30)
+        /// Set when the objects come from the API server (list + watch) instead of `manifests`.
+        public var caches: KubernetesCaches?
 
         public init(manifests: [String], options: IPTablesOptions) {
             self.manifests = manifests
@@ -29,8 +32,25 @@ public enum ServiceProxyRole {
 
     /// The table and notes for the manifests. Throws `ManifestError` with every problem found.
     public static func translate(_ settings: Settings) throws -> ServiceProxyTranslator.Translation {
-        ServiceProxyTranslator.translate(try ManifestLoader.load(paths: settings.manifests))
+        ServiceProxyTranslator.translate(try settings.caches?.manifestSet ?? ManifestLoader.load(paths: settings.manifests))
     }
+
+    /// What changes when the objects do: the manifests' stamp, or the caches' generation.
+    static func stamp(_ settings: Settings) -> [String] {
+        settings.caches.map { ["api", String($0.generation)] } ?? ManifestLoader.stamp(paths: settings.manifests)
+    }
+
+    /// What `ferry service-proxy` watches from the API server, narrowed as kube-proxy narrows it: Services and
+    /// EndpointSlices not labelled `service.kubernetes.io/service-proxy-name` (another proxy's) or
+    /// `service.kubernetes.io/headless`, and the ServiceCIDRs.
+    public static let watchedResources: [WatchedResource] = {
+        let selector = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+        var services = WatchedResource.services
+        services.labelSelector = selector
+        var slices = WatchedResource.endpointSlices
+        slices.labelSelector = selector
+        return [services, slices, .serviceCIDRs]
+    }()
 
     /// The rendering options of one family: the ranges of ServiceCIDR objects join `--service-cluster-ip-range`.
     static func options(_ settings: Settings, _ translation: ServiceProxyTranslator.Translation, ipv6: Bool) -> IPTablesOptions {
@@ -263,7 +283,7 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
             var reportedNotes = Set<String>()
             var applied: ServicePortTable?
             while !Task.isCancelled {
-                let stamp = ManifestLoader.stamp(paths: self.settings.manifests)
+                let stamp = ServiceProxyRole.stamp(self.settings)
                 let changed = stamp != lastStamp
                 if changed || ContinuousClock.now - lastSync >= self.settings.syncPeriod {
                     do {

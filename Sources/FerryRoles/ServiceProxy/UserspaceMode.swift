@@ -73,7 +73,7 @@ public struct UserspaceSource: ConfigSource {
     public var name: String { settings.manifests.joined(separator: " ") }
 
     public func stamp() -> SourceStamp? {
-        SourceStamp(ManifestLoader.stamp(paths: settings.manifests))
+        SourceStamp(ServiceProxyRole.stamp(settings))
     }
 
     public func load(version: Int) throws -> ConfigSnapshot {
