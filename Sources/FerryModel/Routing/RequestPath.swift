@@ -179,8 +179,9 @@ public enum RequestPath {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The value of a hex digit, or nil.
     @inline(__always)
-    static func hexValue(_ b: UInt8) -> UInt8? {
+    public static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10

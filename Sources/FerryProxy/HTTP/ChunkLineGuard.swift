@@ -1,3 +1,4 @@
+import FerryModel
 import NIOCore
 
 #if canImport(Glibc)
@@ -65,26 +66,22 @@ struct ChunkLineScanner {
 
     // What the head seen so far says.
     private var onRequestLine = true
-    private var isConnect = true
+    private var isConnect = false
     private var transferEncoding = false
     private var contentLength = 0
     private var connectionUpgrade = false
     private var upgrade = false
-    /// The current line's field name (lower case, up to 20 bytes) until its colon; then which field's value
-    /// is being read.
-    private var name: [UInt8] = []
-    private var field: Field?
-    private var upgradeMatched = 0
-    private var lengthDone = false
+    /// The start of a head line split across reads, kept until its end arrives.
+    private var partialLine: [UInt8] = []
     // The chunk-size line.
     private var chunkSize = 0
     private var inHexDigits = true
 
-    private enum Field { case transferEncoding, contentLength, connection, upgrade, other }
+    /// A head line longer than this is the decoder's to refuse; the guard stops following the framing.
+    static let maxHeadLineBytes = 256 * 1024
 
     init(maxChunkLineBytes: Int) {
         self.maxChunkLineBytes = maxChunkLineBytes
-        name.reserveCapacity(20)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) -> Int? {
@@ -123,7 +120,7 @@ struct ChunkLineScanner {
                 } else if b != UInt8(ascii: "\r") {
                     lineLength += 1
                     if lineLength > maxChunkLineBytes { return index }
-                    if inHexDigits, let digit = Self.hexValue(b) {
+                    if inHexDigits, let digit = RequestPath.hexValue(b) {
                         // An overflowing size is the decoder's to refuse; here it only must not trap.
                         chunkSize = chunkSize > (Int.max >> 5) ? Int.max >> 1 : chunkSize << 4 | Int(digit)
                     } else {
@@ -140,14 +137,22 @@ struct ChunkLineScanner {
                 }
                 index += 1
             case .head:
-                if lineLength == 0, let end = Self.lineFeed(in: bytes, from: index) {
-                    // A whole line in this read (the common case): classified at once.
-                    headLine(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
-                    index = end + 1
-                } else {
-                    headByte(bytes[index])
-                    index += 1
+                // Each head line is classified whole: in place when it lies in this read (the common
+                // case), else once its end has arrived.
+                guard let end = Self.lineFeed(in: bytes, from: index) else {
+                    partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index...]))
+                    if partialLine.count > Self.maxHeadLineBytes { mode = .passthrough }
+                    return nil
                 }
+                if partialLine.isEmpty {
+                    headLine(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                } else {
+                    partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+                    let line = partialLine
+                    partialLine.removeAll(keepingCapacity: true)
+                    line.withUnsafeBytes { headLine($0) }
+                }
+                index = end + 1
             }
         }
         return nil
@@ -155,15 +160,12 @@ struct ChunkLineScanner {
 
     private mutating func startHead() {
         mode = .head
-        lineLength = 0
         onRequestLine = true
-        isConnect = true
+        isConnect = false
         transferEncoding = false
         contentLength = 0
         connectionUpgrade = false
         upgrade = false
-        name.removeAll(keepingCapacity: true)
-        field = nil
     }
 
     private static let connect = Array("CONNECT ".utf8)
@@ -232,60 +234,6 @@ struct ChunkLineScanner {
         return true
     }
 
-    private mutating func headByte(_ b: UInt8) {
-        if b == UInt8(ascii: "\n") {
-            if lineLength == 0 {
-                // An empty line: before the request line it is skipped (RFC 9112 §2.2); after it, the head ends.
-                if !onRequestLine { endOfHead() }
-                return
-            }
-            onRequestLine = false
-            lineLength = 0
-            name.removeAll(keepingCapacity: true)
-            field = nil
-            return
-        }
-        if b == UInt8(ascii: "\r") { return }
-        defer { lineLength += 1 }
-        if onRequestLine {
-            if lineLength < Self.connect.count, b != Self.connect[lineLength] { isConnect = false }
-            return
-        }
-        guard let field else {
-            if b == UInt8(ascii: ":") {
-                field = Self.field(named: name)
-                upgradeMatched = 0
-                lengthDone = false
-                if self.field == .transferEncoding { transferEncoding = true }
-                if self.field == .upgrade { upgrade = true }
-            } else if name.count < 20 {
-                name.append(b >= 65 && b <= 90 ? b | 0x20 : b)
-            }
-            return
-        }
-        switch field {
-        case .contentLength:
-            if b >= 0x30 && b <= 0x39, !lengthDone {
-                contentLength = contentLength > (Int.max / 20) ? Int.max / 2 : contentLength * 10 + Int(b - 0x30)
-            } else if b == UInt8(ascii: ",") {
-                lengthDone = true
-            }
-        case .connection:
-            let folded = b >= 65 && b <= 90 ? b | 0x20 : b
-            if folded == Self.upgradeToken[upgradeMatched] {
-                upgradeMatched += 1
-                if upgradeMatched == Self.upgradeToken.count {
-                    connectionUpgrade = true
-                    upgradeMatched = 0
-                }
-            } else {
-                upgradeMatched = folded == Self.upgradeToken[0] ? 1 : 0
-            }
-        default:
-            break
-        }
-    }
-
     private mutating func endOfHead() {
         if isConnect || (connectionUpgrade && upgrade) {
             mode = .passthrough
@@ -299,25 +247,6 @@ struct ChunkLineScanner {
             remaining = contentLength
         } else {
             startHead()
-        }
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
-
-    private static func field(named name: [UInt8]) -> Field {
-        switch name.count {
-        case 17 where name.elementsEqual("transfer-encoding".utf8): .transferEncoding
-        case 14 where name.elementsEqual("content-length".utf8): .contentLength
-        case 10 where name.elementsEqual("connection".utf8): .connection
-        case 7 where name.elementsEqual("upgrade".utf8): .upgrade
-        default: .other
         }
     }
 }
