@@ -85,6 +85,7 @@ let package = Package(
             dependencies: [
                 "FerryModel", "FerryConfig", "FerryProxy", "FerryKubernetes", "FerryKubernetesClient", "FerryDataplane",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -135,6 +136,7 @@ let package = Package(
             dependencies: [
                 "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryKubernetesClient", "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -60,14 +60,17 @@ struct APIRequestFailure: Error, CustomStringConvertible {
 public final class ResourceWatcher: Sendable {
     public let resource: WatchedResource
     let server: APIServer
+    /// The TLS to the API server (`TLSConfiguration.client` of `server.tls`, built once by the caller).
+    let tls: TLSConfiguration?
     let client: HTTPClient
     let logger: Logger
     let pageSize: Int
     let watchTimeout: Duration
 
-    public init(resource: WatchedResource, server: APIServer, client: HTTPClient, logger: Logger, pageSize: Int = 500, watchTimeout: Duration = .seconds(300)) {
+    public init(resource: WatchedResource, server: APIServer, tls: TLSConfiguration?, client: HTTPClient, logger: Logger, pageSize: Int = 500, watchTimeout: Duration = .seconds(300)) {
         self.resource = resource
         self.server = server
+        self.tls = tls
         self.client = client
         self.logger = logger
         self.pageSize = pageSize
@@ -185,7 +188,7 @@ public final class ResourceWatcher: Sendable {
         request.headers.add(name: "accept", value: "application/json")
         request.headers.add(name: "user-agent", value: "ferry")
         if let authorization = server.authorization { request.headers.add(name: "authorization", value: authorization) }
-        if let tls = server.tls { request.tlsConfiguration = try Self.tlsConfiguration(tls) }
+        request.tlsConfiguration = tls
         return request
     }
 
@@ -194,28 +197,6 @@ public final class ResourceWatcher: Sendable {
         let retryAfter = response.headers.first(name: "retry-after").flatMap { Int64($0) }.map { Duration.seconds($0) }
         let status = try? WatchEventDecoder.decode(line: "{\"type\":\"ERROR\",\"object\":\(String(buffer: body))}").status
         throw APIRequestFailure(status: Int(response.status.code), retryAfter: retryAfter, message: status?.message ?? response.status.reasonPhrase)
-    }
-
-    /// The kubeconfig's TLS settings for AsyncHTTPClient.
-    static func tlsConfiguration(_ tls: UpstreamTLS) throws -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let file = tls.caFile {
-            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
-        } else if let pem = tls.caPEM {
-            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(pem))
-        }
-        if tls.insecureSkipVerify { configuration.certificateVerification = .none }
-        if let file = tls.clientCertificateFile {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
-        } else if let pem = tls.clientCertificatePEM {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(pem).map { .certificate($0) }
-        }
-        if let file = tls.clientKeyFile {
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: file, format: .pem))
-        } else if let pem = tls.clientKeyPEM {
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: pem, format: .pem))
-        }
-        return configuration
     }
 }
 

@@ -70,19 +70,14 @@ struct IngressCommand: AsyncParsableCommand {
         }
         // From the API server: the credentials as `ferry api-proxy` resolves them; every collection listed
         // before serving, then watched.
-        var credentials = APIProxyRole.Settings()
-        credentials.kubeconfig = kubeconfig
-        credentials.context = context
         let watch: KubernetesWatchService
-        let server: APIServer
         do {
-            server = try APIProxyRole.resolveServer(credentials, exec: APIProxyRole.ExecCache())
-            watch = try await KubernetesWatchService.start(server: server, resources: IngressAPISource.resources(namespace: namespace), logger: Logger(label: "ferry"))
+            watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: IngressAPISource.resources(namespace: namespace), logger: Logger(label: "ferry"))
         } catch {
             printError("\(error)\nferry ingress: cannot read the cluster; fix the problem above")
             throw ExitCode(1)
         }
-        let source = IngressAPISource(settings: settings, caches: watch.cachesForSource, server: server.authority)
+        let source = IngressAPISource(settings: settings, caches: watch.caches, server: watch.server)
         try await serveWatched(source, options: serving.runnerOptions, command: "ferry ingress", refused: "the cluster's Ingresses were refused", extraServices: [watch])
     }
 }

@@ -78,17 +78,13 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         // then watched (credentials as `ferry api-proxy` resolves them).
         var watch: KubernetesWatchService?
         if manifests.isEmpty {
-            var credentials = APIProxyRole.Settings()
-            credentials.kubeconfig = kubeconfig
-            credentials.context = context
             do {
-                let server = try APIProxyRole.resolveServer(credentials, exec: APIProxyRole.ExecCache())
-                watch = try await KubernetesWatchService.start(server: server, resources: ServiceProxyRole.watchedResources, logger: logger)
+                watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: ServiceProxyRole.watchedResources, logger: logger)
             } catch {
                 printError("\(error)\nferry service-proxy: cannot read the cluster; fix the problem above, or give --manifests")
                 throw ExitCode(1)
             }
-            settings.caches = watch?.cachesForSource
+            settings.caches = watch?.caches
         }
         if dryRun {
             await watch?.shutdownWithoutWatching()

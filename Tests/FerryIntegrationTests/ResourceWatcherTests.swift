@@ -2,9 +2,11 @@ import AsyncHTTPClient
 import FerryKubernetes
 import FerryKubernetesClient
 import FerryModel
+import FerryProxy
 import FerryTestSupport
 import Foundation
 import Logging
+import NIOSSL
 import NIOConcurrencyHelpers
 import Testing
 
@@ -38,7 +40,7 @@ struct ResourceWatcherTests {
         for i in 1...5 { api.put("v1/services", namespace: "demo", name: "svc-\(i)", object: service("svc-\(i)", ip: "10.96.0.\(i)")) }
         let server = APIServer(scheme: "https", host: "127.0.0.1", port: api.port, path: "", tls: UpstreamTLS(caFile: cert), authorization: "Bearer t0k3n", describedAs: "fake")
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let watcher = ResourceWatcher(resource: .services, server: server, client: client, logger: Logger(label: "test"), pageSize: pageSize, watchTimeout: .seconds(30))
+        let watcher = ResourceWatcher(resource: .services, server: server, tls: try TLSConfiguration.client(server.tls!), client: client, logger: Logger(label: "test"), pageSize: pageSize, watchTimeout: .seconds(30))
         let observed = Observed()
         let task = Task {
             await watcher.run { cache, changes in

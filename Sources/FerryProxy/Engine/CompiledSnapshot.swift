@@ -236,25 +236,8 @@ final class UpstreamTLSContext: Sendable {
     let serverName: String?
 
     init(_ tls: UpstreamTLS, cluster: String) throws {
-        var configuration = TLSConfiguration.makeClientConfiguration()
         do {
-            if let file = tls.caFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
-            } else if let pem = tls.caPEM {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(pem))
-            }
-            if tls.insecureSkipVerify { configuration.certificateVerification = .none }
-            if let file = tls.clientCertificateFile {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
-            } else if let pem = tls.clientCertificatePEM {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(pem).map { .certificate($0) }
-            }
-            if let file = tls.clientKeyFile {
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: file, format: .pem))
-            } else if let pem = tls.clientKeyPEM {
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: pem, format: .pem))
-            }
-            self.context = try NIOSSLContext(configuration: configuration)
+            self.context = try NIOSSLContext(configuration: try TLSConfiguration.client(tls))
         } catch {
             throw TLSSettingsError(description: "clusters \"\(cluster)\": tls: \(error)")
         }
@@ -265,6 +248,31 @@ final class UpstreamTLSContext: Sendable {
     func serverName(for endpoint: HostPort) -> String? {
         if let serverName { return serverName }
         return IPAddress(parsing: endpoint.host) == nil ? endpoint.host : nil
+    }
+}
+
+extension TLSConfiguration {
+    /// The client side of TLS to an upstream (a cluster's `tls:`, a kubeconfig's cluster and user): trusted
+    /// CAs, verification, client certificate and key. Used by the data plane and by the Kubernetes API client.
+    public static func client(_ tls: UpstreamTLS) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let file = tls.caFile {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+        } else if let pem = tls.caPEM {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(pem))
+        }
+        if tls.insecureSkipVerify { configuration.certificateVerification = .none }
+        if let file = tls.clientCertificateFile {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
+        } else if let pem = tls.clientCertificatePEM {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(pem).map { .certificate($0) }
+        }
+        if let file = tls.clientKeyFile {
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: file, format: .pem))
+        } else if let pem = tls.clientKeyPEM {
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: pem, format: .pem))
+        }
+        return configuration
     }
 }
 

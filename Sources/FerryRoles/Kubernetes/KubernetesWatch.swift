@@ -2,8 +2,10 @@ import AsyncHTTPClient
 import FerryKubernetes
 import FerryKubernetesClient
 import FerryModel
+import FerryProxy
 import Logging
 import NIOConcurrencyHelpers
+import NIOSSL
 import ServiceLifecycle
 
 /// The caches of the collections a role watches, shared by the watch service (which writes them) and the
@@ -39,13 +41,26 @@ public final class KubernetesCaches: Sendable {
 /// keeps them by watching, until graceful shutdown. One `HTTPClient` for all of them.
 public final class KubernetesWatchService: ServiceLifecycle.Service, Sendable {
     let watchers: [ResourceWatcher]
-    let caches: KubernetesCaches
+    /// What the watches keep; a role's configuration source reads it.
+    public let caches: KubernetesCaches
+    /// `host:port` of the API server, for log lines.
+    public let server: String
     let client: HTTPClient
+
+    /// Resolves the credentials as `ferry api-proxy` does (`kubeconfig` and `context`, or the Pod's service
+    /// account), then lists each collection of `resources`. Throws what to fix when it cannot.
+    public static func start(kubeconfig: String?, context: String?, resources: [WatchedResource], logger: Logger) async throws -> KubernetesWatchService {
+        var credentials = APIProxyRole.Settings()
+        credentials.kubeconfig = kubeconfig
+        credentials.context = context
+        return try await start(server: try APIProxyRole.resolveServer(credentials, exec: APIProxyRole.ExecCache()), resources: resources, logger: logger)
+    }
 
     /// Lists each collection of `resources` from `server`; throws what the API server said when it cannot.
     public static func start(server: APIServer, resources: [WatchedResource], logger: Logger) async throws -> KubernetesWatchService {
+        let tls = try server.tls.map { try TLSConfiguration.client($0) }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let watchers = resources.map { ResourceWatcher(resource: $0, server: server, client: client, logger: logger) }
+        let watchers = resources.map { ResourceWatcher(resource: $0, server: server, tls: tls, client: client, logger: logger) }
         let caches = KubernetesCaches()
         do {
             for watcher in watchers { caches.set(try await watcher.list(), for: watcher.resource) }
@@ -53,16 +68,15 @@ public final class KubernetesWatchService: ServiceLifecycle.Service, Sendable {
             try? await client.shutdown()
             throw KubernetesSourceError(description: "cannot list from the API server at \(server.authority) (\(server.describedAs)): \(error)")
         }
-        return KubernetesWatchService(watchers: watchers, caches: caches, client: client)
+        return KubernetesWatchService(watchers: watchers, caches: caches, server: server.authority, client: client)
     }
 
-    init(watchers: [ResourceWatcher], caches: KubernetesCaches, client: HTTPClient) {
+    init(watchers: [ResourceWatcher], caches: KubernetesCaches, server: String, client: HTTPClient) {
         self.watchers = watchers
         self.caches = caches
+        self.server = server
         self.client = client
     }
-
-    public var cachesForSource: KubernetesCaches { caches }
 
     /// For a one-shot use of the first lists (`--dry-run`): releases the HTTP client without watching.
     public func shutdownWithoutWatching() async {
