@@ -45,40 +45,64 @@ extension FakeAPIServer {
     /// the watchers. Returns the resourceVersion.
     @discardableResult
     public func put(_ collection: String, namespace: String?, name: String, object: [String: Any]) -> Int {
+        let (line, rv, watchers) = state.withLockedValue { s in FakeAPIServer.commit(&s, collection, namespace: namespace, name: name, object: object) }
+        for watcher in watchers { watcher.send(line) }
+        return rv
+    }
+
+    /// Stores `object` under a new resourceVersion (metadata completed as the API server does), records the
+    /// watch event and returns it with the watchers to tell (outside the lock).
+    static func commit(_ s: inout State, _ collection: String, namespace: String?, name: String, object: [String: Any]) -> (line: String, resourceVersion: Int, watchers: [Watcher]) {
         var object = object
         var metadata = object["metadata"] as? [String: Any] ?? [:]
         metadata["name"] = name
         if let namespace { metadata["namespace"] = namespace }
         let labels = metadata["labels"] as? [String: String] ?? [:]
-        let (line, rv, watchers) = state.withLockedValue { s -> (String, Int, [Watcher]) in
-            s.resourceVersion += 1
-            metadata["resourceVersion"] = String(s.resourceVersion)
-            object["metadata"] = metadata
-            let key = "\(namespace ?? "")/\(name)"
-            let existed = s.stored[collection]?[key] != nil
-            let json = FakeAPIServer.json(object)
-            s.stored[collection, default: [:]][key] = StoredObject(namespace: namespace ?? "", name: name, resourceVersion: s.resourceVersion, labels: labels, json: json)
-            let line = "{\"type\":\"\(existed ? "MODIFIED" : "ADDED")\",\"object\":\(json)}\n"
-            s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: namespace ?? "", labels: labels, line: line))
-            return (line, s.resourceVersion, s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == namespace) && $0.selector.matches(labels) })
-        }
-        for watcher in watchers { watcher.send(line) }
-        return rv
+        s.resourceVersion += 1
+        metadata["resourceVersion"] = String(s.resourceVersion)
+        let key = "\(namespace ?? "")/\(name)"
+        let existing = s.stored[collection]?[key]
+        if metadata["uid"] == nil { metadata["uid"] = existing.flatMap { FakeAPIServer.decode($0.json)?["metadata"] as? [String: Any] }?["uid"] ?? "uid-\(s.resourceVersion)" }
+        if metadata["creationTimestamp"] == nil { metadata["creationTimestamp"] = "2026-12-01T00:00:00Z" }
+        object["metadata"] = metadata
+        let json = FakeAPIServer.json(object)
+        s.stored[collection, default: [:]][key] = StoredObject(namespace: namespace ?? "", name: name, resourceVersion: s.resourceVersion, labels: labels, json: json)
+        let line = "{\"type\":\"\(existing != nil ? "MODIFIED" : "ADDED")\",\"object\":\(json)}\n"
+        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: namespace ?? "", labels: labels, line: line))
+        let watchers = s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == namespace) && $0.selector.matches(labels) }
+        return (line, s.resourceVersion, watchers)
+    }
+
+    /// The stored object, as JSON values (nil when there is none).
+    public func object(_ collection: String, namespace: String?, name: String) -> [String: Any]? {
+        state.withLockedValue { $0.stored[collection]?["\(namespace ?? "")/\(name)"] }.flatMap { FakeAPIServer.decode($0.json) }
+    }
+
+    /// Every stored object of a collection, in namespace/name order.
+    public func objects(_ collection: String) -> [[String: Any]] {
+        state.withLockedValue { s in (s.stored[collection] ?? [:]).sorted { $0.key < $1.key }.map(\.value.json) }.compactMap { FakeAPIServer.decode($0) }
+    }
+
+    static func decode(_ json: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
     }
 
     /// Deletes an object and tells the watchers (DELETED with its last state).
     public func remove(_ collection: String, namespace: String?, name: String) {
-        let (line, watchers) = state.withLockedValue { s -> (String?, [Watcher]) in
-            let key = "\(namespace ?? "")/\(name)"
-            guard let stored = s.stored[collection]?.removeValue(forKey: key) else { return (nil, []) }
-            s.resourceVersion += 1
-            let json = stored.json.replacingOccurrences(of: "\"resourceVersion\":\"\(stored.resourceVersion)\"", with: "\"resourceVersion\":\"\(s.resourceVersion)\"")
-            let line = "{\"type\":\"DELETED\",\"object\":\(json)}\n"
-            s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: stored.namespace, labels: stored.labels, line: line))
-            return (line, s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == stored.namespace) && $0.selector.matches(stored.labels) })
-        }
+        let (line, watchers) = state.withLockedValue { s in FakeAPIServer.delete(&s, collection, namespace: namespace, name: name) }
         guard let line else { return }
         for watcher in watchers { watcher.send(line) }
+    }
+
+    /// Deletes a stored object, recording the DELETED event; returns it with the watchers to tell.
+    static func delete(_ s: inout State, _ collection: String, namespace: String?, name: String) -> (line: String?, watchers: [Watcher]) {
+        let key = "\(namespace ?? "")/\(name)"
+        guard let stored = s.stored[collection]?.removeValue(forKey: key) else { return (nil, []) }
+        s.resourceVersion += 1
+        let json = stored.json.replacingOccurrences(of: "\"resourceVersion\":\"\(stored.resourceVersion)\"", with: "\"resourceVersion\":\"\(s.resourceVersion)\"")
+        let line = "{\"type\":\"DELETED\",\"object\":\(json)}\n"
+        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: stored.namespace, labels: stored.labels, line: line))
+        return (line, s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == stored.namespace) && $0.selector.matches(stored.labels) })
     }
 
     /// Forgets the history up to now, as etcd's compaction does: a watch or a list continuation from an

@@ -52,6 +52,7 @@ public final class FakeAPIServer: Sendable {
         var resourceWatchers: [Watcher] = []
         var compactedBelow = 0
         var faults: [Fault] = []
+        var writeFaults: [Fault] = []
     }
 
     /// Serves these collections (lists and watches) even while they hold no object.
@@ -212,6 +213,7 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     let token: String
     let state: NIOLockedValueBox<FakeAPIServer.State>
     private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
 
     init(token: String, state: NIOLockedValueBox<FakeAPIServer.State>) {
         self.token = token
@@ -220,8 +222,10 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
+        case .head(let h):
+            head = h
+            body.clear()
+        case .body(var part): body.writeBuffer(&part)
         case .end:
             guard let head else { return }
             self.head = nil
@@ -240,8 +244,8 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         state.withLockedValue { $0.authentications.append(how) }
         let parts = path.split(separator: "/").map(String.init)
-        guard head.method == .GET else {
-            send(.methodNotAllowed, status("the fake API server only answers GET", reason: "MethodNotAllowed", code: 405), context: context)
+        if head.method != .GET {
+            write(head.method, parts: parts, query: FakeAPIHandler.queryItems(query), contentType: head.headers.first(name: "content-type") ?? "", body: String(buffer: body), context: context)
             return
         }
         if parts == ["version"] {
@@ -258,14 +262,18 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
                 resource("pods", "Pod", namespaced: true, verbs: ["get", "list", "watch"]),
                 resource("pods/exec", "PodExecOptions", namespaced: true, verbs: ["create", "get"]),
                 resource("pods/log", "Pod", namespaced: true, verbs: ["get"]),
-            ]
+            ] + FakeAPIServer.discoveryResources(groupVersion: "v1")
             send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources]), context: context)
         } else if parts == ["apis", "apps", "v1"] {
             let deployments: [String: Any] = ["name": "deployments", "singularName": "", "namespaced": true, "kind": "Deployment", "verbs": ["get", "list", "watch"]]
             send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [deployments]]), context: context)
+        } else if parts.count == 3, parts[0] == "apis", !FakeAPIServer.discoveryResources(groupVersion: "\(parts[1])/\(parts[2])").isEmpty {
+            let groupVersion = "\(parts[1])/\(parts[2])"
+            send(.ok, FakeAPIServer.json(["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": groupVersion, "resources": FakeAPIServer.discoveryResources(groupVersion: groupVersion)]), context: context)
         } else if parts == ["apis"] {
-            send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]]]), context: context)
-        } else if parts == ["api", "v1", "nodes"] {
+            let groups = [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]] + FakeAPIServer.discoveryGroups
+            send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": groups]), context: context)
+        } else if parts == ["api", "v1", "nodes"], state.withLockedValue({ $0.stored["v1/nodes"] == nil }) {
             let node: [String: Any] = ["kind": "Node", "apiVersion": "v1", "metadata": ["name": "node-1", "uid": "uid-node-1", "resourceVersion": "7"], "status": ["conditions": [["type": "Ready", "status": "True"]]]]
             send(.ok, FakeAPIServer.json(["kind": "NodeList", "apiVersion": "v1", "metadata": ["resourceVersion": "7"], "items": [node]]), context: context)
         } else if parts.count == 5, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {
@@ -289,6 +297,8 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 send(.notFound, status("pods \"\(name)\" not found", reason: "NotFound", code: 404, details: ["name": name, "kind": "pods"]), context: context)
             }
+        } else if let object = FakeAPIHandler.objectPath(parts), serveObject(object, context: context) {
+            return
         } else if let (collection, namespace) = FakeAPIHandler.resourcePath(parts),
                   serveResource(collection: collection, namespace: namespace, query: FakeAPIHandler.queryItems(query), context: context) {
             return
@@ -365,7 +375,7 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         status(message, reason: reason, code: code)
     }
 
-    private func status(_ message: String, reason: String, code: Int, details: [String: Any]? = nil) -> String {
+    func status(_ message: String, reason: String, code: Int, details: [String: Any]? = nil) -> String {
         var object: [String: Any] = ["kind": "Status", "apiVersion": "v1", "metadata": [String: Any](), "status": "Failure", "message": message, "reason": reason, "code": code]
         if let details { object["details"] = details }
         return FakeAPIServer.json(object)
