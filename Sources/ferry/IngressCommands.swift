@@ -52,12 +52,80 @@ struct IngressCommand: AsyncParsableCommand {
     @Option(help: "Without --manifests: watch Ingresses, Services, EndpointSlices and Secrets in this namespace only (default: all).")
     var namespace: String?
 
+    @Option(help: "Without --manifests: NAMESPACE/NAME of the Service in front of Ferry; its addresses are written into the status of the Ingresses Ferry serves.")
+    var publishService: String?
+
+    @Option(help: "Without --manifests: the addresses (IPs or hostnames, comma-separated) to write into Ingress status instead of a Service's.")
+    var publishStatusAddress: String?
+
+    @Option(help: "Without --manifests: write Ingress status (and run the leader election that decides which replica writes it).")
+    var updateStatus: Bool = true
+
+    @Option(help: "Clear the Ingress status written on graceful shutdown (when it is a single address).")
+    var updateStatusOnShutdown: Bool = true
+
+    @Option(help: "How often the leader checks every Ingress's status besides on each change.")
+    var statusUpdateInterval: String = "60s"
+
+    @Option(help: "The name of the Lease the replicas elect a status writer with.")
+    var electionID: String = "ferry-ingress-leader"
+
+    @Option(help: "The namespace of the Lease (default: POD_NAMESPACE, the service account's namespace, else default).")
+    var electionNamespace: String?
+
+    @Option(help: "Leader election: how long a Lease is valid without renewal.")
+    var leaderElectLeaseDuration: String = "15s"
+
+    @Option(help: "Leader election: a leader that cannot renew within this stops leading.")
+    var leaderElectRenewDeadline: String = "10s"
+
+    @Option(help: "Leader election: how often each replica tries to acquire or renew.")
+    var leaderElectRetryPeriod: String = "2s"
+
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
-        if !selection.manifests.isEmpty && (kubeconfig != nil || context != nil || namespace != nil) {
-            throw ValidationError("--manifests reads files; --kubeconfig, --context and --namespace are for the API server: give one or the other")
+        let apiOnly = kubeconfig != nil || context != nil || namespace != nil || publishService != nil || publishStatusAddress != nil
+        if !selection.manifests.isEmpty && apiOnly {
+            throw ValidationError("--manifests reads files; --kubeconfig, --context, --namespace and the --publish-* flags are for the API server: give one or the other")
         }
+        if publishService != nil && publishStatusAddress != nil {
+            throw ValidationError("--publish-service and --publish-status-address cannot be used together: give the Service in front of Ferry, or the addresses")
+        }
+        if let p = publishService, PublishService.parse(p) == nil {
+            throw ValidationError("--publish-service expects NAMESPACE/NAME, not \"\(p)\"")
+        }
+        if let list = publishStatusAddress, IngressStatus.addresses(publishStatusAddress: list).isEmpty {
+            throw ValidationError("--publish-status-address expects IPs or hostnames separated by commas, not \"\(list)\"")
+        }
+        _ = try clusterSettings()
+    }
+
+    /// The API-mode settings; throws what is wrong with a duration or the election timing.
+    func clusterSettings() throws -> IngressClusterSettings {
+        func duration(_ text: String, _ flag: String) throws -> Duration {
+            guard let d = DurationText.parse(text), d > .zero else { throw ValidationError("\(flag) expects a duration such as 15s or 500ms, not \"\(text)\"") }
+            return d
+        }
+        var cluster = IngressClusterSettings()
+        cluster.kubeconfig = kubeconfig
+        cluster.context = context
+        cluster.namespace = namespace
+        if let p = publishService.flatMap(PublishService.parse) { cluster.publish = .service(namespace: p.namespace, name: p.name) }
+        if let list = publishStatusAddress { cluster.publish = .addresses(IngressStatus.addresses(publishStatusAddress: list)) }
+        cluster.updateStatus = updateStatus
+        cluster.updateStatusOnShutdown = updateStatusOnShutdown
+        cluster.statusInterval = try duration(statusUpdateInterval, "--status-update-interval")
+        cluster.electionID = electionID
+        cluster.electionNamespace = electionNamespace
+        cluster.leaseDuration = try duration(leaderElectLeaseDuration, "--leader-elect-lease-duration")
+        cluster.renewDeadline = try duration(leaderElectRenewDeadline, "--leader-elect-renew-deadline")
+        cluster.retryPeriod = try duration(leaderElectRetryPeriod, "--leader-elect-retry-period")
+        // client-go's rule: lease > renew deadline > 1.2 × retry period.
+        guard cluster.leaseDuration > cluster.renewDeadline, cluster.renewDeadline > cluster.retryPeriod * 1.2 else {
+            throw ValidationError("leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > 1.2 × --leader-elect-retry-period")
+        }
+        return cluster
     }
 
     func run() async throws {
@@ -69,16 +137,18 @@ struct IngressCommand: AsyncParsableCommand {
             return
         }
         // From the API server: the credentials as `ferry api-proxy` resolves them; every collection listed
-        // before serving, then watched.
-        let watch: KubernetesWatchService
+        // before serving, then watched; status and Events written by the elected leader.
+        let cluster: IngressCluster
         do {
-            watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: IngressAPISource.resources(namespace: namespace), logger: Logger(label: "ferry"))
+            cluster = try await IngressCluster.start(settings: settings, cluster: try clusterSettings(), logger: Logger(label: "ferry"))
         } catch {
             printError("\(error)\nferry ingress: cannot read the cluster; fix the problem above")
             throw ExitCode(1)
         }
-        let source = IngressAPISource(settings: settings, caches: watch.caches, server: watch.server)
-        try await serveWatched(source, options: serving.runnerOptions, command: "ferry ingress", refused: "the cluster's Ingresses were refused", extraServices: [watch])
+        var options = serving.runnerOptions
+        options.metrics = cluster.metrics
+        try await serveWatched(cluster.source, options: options, command: "ferry ingress", refused: "the cluster's Ingresses were refused",
+                               extraServices: cluster.services, onStart: cluster.onStart)
     }
 }
 

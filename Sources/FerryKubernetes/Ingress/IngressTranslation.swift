@@ -13,6 +13,22 @@ public struct IngressTranslation: Sendable {
     public var backends: [String: BackendReport] = [:]
     /// Every Ingress read, whether Ferry serves it, and why.
     public var selection: [IngressSelection] = []
+    /// The notes that are about one Ingress, for a Warning Event on it.
+    public var events: [IngressEvent] = []
+}
+
+/// A problem of one Ingress, as a Kubernetes Event (`type: Warning`) on it.
+public struct IngressEvent: Sendable, Hashable {
+    /// `namespace/name`.
+    public var ingress: String
+    public var reason: String
+    public var message: String
+
+    public init(ingress: String, reason: String, message: String) {
+        self.ingress = ingress
+        self.reason = reason
+        self.message = message
+    }
 }
 
 /// Why an Ingress is or is not served by this controller.

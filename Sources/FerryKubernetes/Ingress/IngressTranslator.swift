@@ -47,6 +47,8 @@ struct TranslationState {
     private var noted: Set<String> = []
     private var clusterNames: [ClusterKey: String] = [:]
     private var services: [String: Service] = [:]
+    /// The Ingress whose backends are being resolved, for Events about them.
+    var subject: String?
 
     init(set: ManifestSet, options: IngressOptions) {
         self.set = set
@@ -56,8 +58,12 @@ struct TranslationState {
 
     /// Records a problem once. `key` identifies it when the text varies by where it was found (a missing
     /// Service is reported once however many paths use it).
-    mutating func note(_ text: String, key: String? = nil) {
-        if noted.insert(key ?? text).inserted { result.notes.append(text) }
+    /// With a `reason`, the problem is also an Event on the Ingress it is about: `about`, else the Ingress
+    /// whose backends are being resolved (`subject`).
+    mutating func note(_ text: String, key: String? = nil, reason: String? = nil, about: String? = nil) {
+        guard noted.insert(key ?? text).inserted else { return }
+        result.notes.append(text)
+        if let reason, let ingress = about ?? subject { result.events.append(IngressEvent(ingress: ingress, reason: reason, message: text)) }
     }
 
     mutating func run() {
@@ -65,7 +71,7 @@ struct TranslationState {
         var annotations: [String: NginxAnnotations] = [:]
         for ingress in selected {
             let a = NginxAnnotations(annotations: ingress.metadata.annotations)
-            for (key, reason) in a.ignored { note("Ingress \(ingress.metadata.key): annotation \(key) ignored: \(reason)") }
+            for (key, reason) in a.ignored { note("Ingress \(ingress.metadata.key): annotation \(key) ignored: \(reason)", reason: "AnnotationIgnored", about: ingress.metadata.key) }
             annotations[ingress.metadata.key] = a
         }
         let main = selected.filter { annotations[$0.metadata.key]?.canary == nil }
@@ -81,7 +87,7 @@ struct TranslationState {
                 if entries[host] == nil { hosts.append(host); entries[host] = [] }
                 for (p, path) in rule.paths.enumerated() {
                     if let winner = entries[host]!.first(where: { $0.path.path == path.path && $0.path.pathType == path.pathType }) {
-                        note("Ingress \(ingress.metadata.key): host \(host.isEmpty ? "(any)" : host) path \(path.path) (\(path.pathType.rawValue)) is also defined by Ingress \(winner.ingress.metadata.key), which is older and serves it")
+                        note("Ingress \(ingress.metadata.key): host \(host.isEmpty ? "(any)" : host) path \(path.path) (\(path.pathType.rawValue)) is also defined by Ingress \(winner.ingress.metadata.key), which is older and serves it", reason: "Conflict", about: ingress.metadata.key)
                         continue
                     }
                     entries[host]!.append(PathEntry(ingress: ingress, annotations: a, rule: r, pathIndex: p, host: host, path: path))
@@ -98,7 +104,7 @@ struct TranslationState {
             if ingress.rules.isEmpty { defined.insert("") }
             for host in defined.sorted() {
                 if let winner = hostDefaults[host] {
-                    note("Ingress \(ingress.metadata.key): defaultBackend for host \(host.isEmpty ? "(any)" : host) not used; Ingress \(winner.metadata.key) is older and its defaultBackend serves it")
+                    note("Ingress \(ingress.metadata.key): defaultBackend for host \(host.isEmpty ? "(any)" : host) not used; Ingress \(winner.metadata.key) is older and its defaultBackend serves it", reason: "Conflict", about: ingress.metadata.key)
                 } else {
                     hostDefaults[host] = ingress
                 }
@@ -162,18 +168,18 @@ struct TranslationState {
             let host = rule.host ?? ""
             for path in rule.paths {
                 guard let index = entries[host]?.firstIndex(where: { $0.path.path == path.path }) else {
-                    note("canary Ingress \(ingress.metadata.key): no main Ingress serves host \(host.isEmpty ? "(any)" : host) path \(path.path); the canary is not used there")
+                    note("canary Ingress \(ingress.metadata.key): no main Ingress serves host \(host.isEmpty ? "(any)" : host) path \(path.path); the canary is not used there", reason: "CanaryNotUsed", about: ingress.metadata.key)
                     continue
                 }
                 if let existing = entries[host]![index].canary {
-                    note("canary Ingress \(ingress.metadata.key): host \(host.isEmpty ? "(any)" : host) path \(path.path) already has canary \(existing.ingress.metadata.key), which is older")
+                    note("canary Ingress \(ingress.metadata.key): host \(host.isEmpty ? "(any)" : host) path \(path.path) already has canary \(existing.ingress.metadata.key), which is older", reason: "Conflict", about: ingress.metadata.key)
                     continue
                 }
                 entries[host]![index].canary = (ingress, settings, path.backend)
             }
         }
         if ingress.defaultBackend != nil {
-            note("canary Ingress \(ingress.metadata.key): its defaultBackend is not used (canaries apply to paths)")
+            note("canary Ingress \(ingress.metadata.key): its defaultBackend is not used (canaries apply to paths)", reason: "CanaryNotUsed", about: ingress.metadata.key)
         }
     }
 
@@ -193,11 +199,13 @@ struct TranslationState {
         if !coversAll {
             if let ingress = defaultFrom, let backend = ingress.defaultBackend {
                 let name = "\(ingress.metadata.key)#default-backend"
+                subject = ingress.metadata.key
                 let action = forwardAction(backend, namespace: ingress.metadata.namespace, settings: annotations[ingress.metadata.key]?.clusterSettings ?? ClusterSettings(connectTimeout: .seconds(5), loadBalancing: .roundRobin), context: "Ingress \(ingress.metadata.key) defaultBackend")
                 routes.append(Route(name: name, match: RouteMatch(path: .prefix("/")), action: action, timeout: .seconds(60)))
                 result.origins[name] = RouteOrigin(kind: .ingressDefaultBackend, ingress: ingress.metadata.key, file: ingress.origin?.file, host: host)
             } else if let controllerDefault = options.defaultBackend {
                 let name = "controller#default-backend"
+                subject = nil
                 let action = forwardAction(.service(controllerDefault.service), namespace: controllerDefault.namespace, settings: ClusterSettings(connectTimeout: .seconds(5), loadBalancing: .roundRobin), context: "--default-backend")
                 routes.append(Route(name: name, match: RouteMatch(path: .prefix("/")), action: action, timeout: .seconds(60)))
                 result.origins[name] = RouteOrigin(kind: .controllerDefaultBackend, host: host)
@@ -223,7 +231,7 @@ struct TranslationState {
         switch IngressTranslator.pathMatch(entry.path, regexHost: regexHost) {
         case .success(let m): pathMatch = m
         case .failure(let message):
-            note("Ingress \(key): path \(entry.path.path) is not a valid regular expression (\(message)); the path is not served")
+            note("Ingress \(key): path \(entry.path.path) is not a valid regular expression (\(message)); the path is not served", reason: "InvalidPath", about: key)
             return []
         }
         var template = Route(name: baseName, match: RouteMatch(path: pathMatch), action: .directResponse(status: 503, body: ""), timeout: a.readTimeout ?? .seconds(60))
@@ -246,12 +254,14 @@ struct TranslationState {
             result.origins[baseName] = origin
             return [template]
         }
+        subject = key
         let mainAction = forwardAction(entry.path.backend, namespace: entry.ingress.metadata.namespace, settings: a.clusterSettings, context: context)
         guard let canary = entry.canary else {
             template.action = mainAction
             result.origins[baseName] = origin
             return [template]
         }
+        subject = canary.ingress.metadata.key
         let canaryAction = forwardAction(canary.backend, namespace: canary.ingress.metadata.namespace, settings: a.clusterSettings, context: "canary Ingress \(canary.ingress.metadata.key) path \(entry.path.path)")
         var routes: [Route] = []
         func variant(_ suffix: String, _ kind: RouteOrigin.Kind, _ action: RouteAction, headers: [HeaderMatch] = [], cookies: [CookieMatch] = []) {
@@ -294,7 +304,7 @@ struct TranslationState {
     mutating func forwardAction(_ backend: IngressBackend, namespace: String, settings: ClusterSettings, context: String) -> RouteAction {
         switch backend {
         case .resource(let kind, let name):
-            note("\(context): resource backend \(kind)/\(name) is not supported; it answers 503")
+            note("\(context): resource backend \(kind)/\(name) is not supported; it answers 503", reason: "UnsupportedBackend")
             return .directResponse(status: 503, body: "Service Unavailable: resource backends are not supported\n")
         case .service(let service):
             return .forward([WeightedCluster(name: cluster(namespace: namespace, service: service, settings: settings, context: context))])
@@ -324,11 +334,11 @@ struct TranslationState {
         let key = "\(namespace)/\(ref.name)"
         let label = "Service \(key) port \(ref.port)"
         guard let service = services[key] else {
-            note("Service \(key) not found (first used by \(context)); requests for it answer 503", key: "missing \(key)")
+            note("Service \(key) not found (first used by \(context)); requests for it answer 503", key: "missing \(key)", reason: "ServiceNotFound")
             return ([], BackendReport(service: label, endpoints: [], detail: "Service not found: requests answer 503"))
         }
         if service.type == "ExternalName" {
-            note("Service \(key) is of type ExternalName, which Ferry does not serve yet (used by \(context)); requests for it answer 503", key: "external \(key)")
+            note("Service \(key) is of type ExternalName, which Ferry does not serve yet (used by \(context)); requests for it answer 503", key: "external \(key)", reason: "UnsupportedBackend")
             return ([], BackendReport(service: label, endpoints: [], detail: "ExternalName Services are not supported: requests answer 503"))
         }
         let port: ServicePort?
@@ -337,7 +347,7 @@ struct TranslationState {
         case .name(let n): port = service.ports.first { $0.name == n }
         }
         guard let port else {
-            note("\(context): Service \(key) has no port \(ref.port) (it has \(service.ports.map { $0.name.map { "\($0)/" } ?? "" }.joined()) \(service.ports.map { String($0.port) }.joined(separator: ", "))); it answers 503")
+            note("\(context): Service \(key) has no port \(ref.port) (it has \(service.ports.map { $0.name.map { "\($0)/" } ?? "" }.joined()) \(service.ports.map { String($0.port) }.joined(separator: ", "))); it answers 503", reason: "ServicePortNotFound")
             return ([], BackendReport(service: label, endpoints: [], detail: "no such Service port: requests answer 503"))
         }
         let portName = port.name ?? ""

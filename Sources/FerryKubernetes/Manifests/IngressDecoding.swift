@@ -29,6 +29,7 @@ enum IngressDecoding {
             if r["http"].exists, !r["http"]["paths"].exists { r["http"]["paths"].error("is required when http is set (at least one path)") }
             ingress.rules.append(IngressRule(host: host, paths: paths))
         }
+        ingress.loadBalancer = LoadBalancerAddress.decode(root["status"]["loadBalancer"]["ingress"])
         for t in spec["tls"].items {
             ingress.tls.append(IngressTLS(hosts: t["hosts"].items.compactMap(\.string), secretName: t["secretName"].string))
         }

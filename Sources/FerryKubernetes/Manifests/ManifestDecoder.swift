@@ -92,8 +92,10 @@ public enum ManifestDecoder {
         guard let name = m["name"].requiredString("metadata.name") else { return nil }
         let namespace = namespaced ? (m["namespace"].string ?? "default") : ""
         root.reporter.object = namespaced ? "\(kind) \(namespace)/\(name)" : "\(kind) \(name)"
-        return ObjectMeta(name: name, namespace: namespace, annotations: m["annotations"].stringMap, labels: m["labels"].stringMap,
-                          creationTimestamp: m["creationTimestamp"].string, resourceVersion: m["resourceVersion"].string)
+        var meta = ObjectMeta(name: name, namespace: namespace, annotations: m["annotations"].stringMap, labels: m["labels"].stringMap,
+                              creationTimestamp: m["creationTimestamp"].string, resourceVersion: m["resourceVersion"].string)
+        meta.uid = m["uid"].string
+        return meta
     }
 
     static func service(_ root: ManifestNode, meta: ObjectMeta, origin: ManifestOrigin) -> Service {
@@ -117,6 +119,7 @@ public enum ManifestDecoder {
         service.externalIPs = spec["externalIPs"].items.compactMap(\.string)
         service.loadBalancerSourceRanges = spec["loadBalancerSourceRanges"].items.compactMap(\.string)
         service.loadBalancerIPs = root["status"]["loadBalancer"]["ingress"].items.compactMap { $0["ip"].string }
+        service.loadBalancer = LoadBalancerAddress.decode(root["status"]["loadBalancer"]["ingress"])
         service.sessionAffinity = spec["sessionAffinity"].string ?? "None"
         if let timeout = spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"].int { service.sessionAffinityTimeoutSeconds = timeout }
         service.internalTrafficPolicy = spec["internalTrafficPolicy"].string ?? "Cluster"

@@ -7,6 +7,8 @@ public struct Ingress: Sendable {
     public var rules: [IngressRule]
     /// `spec.tls[].hosts` with their Secret names (TLS serving comes later; kept for explain and reports).
     public var tls: [IngressTLS]
+    /// `status.loadBalancer.ingress`: the addresses the controller published for it.
+    public var loadBalancer: [LoadBalancerAddress] = []
 
     public init(metadata: ObjectMeta, origin: ManifestOrigin? = nil, ingressClassName: String? = nil, defaultBackend: IngressBackend? = nil, rules: [IngressRule] = [], tls: [IngressTLS] = []) {
         self.metadata = metadata

@@ -9,6 +9,8 @@ public struct ObjectMeta: Sendable, Hashable {
     public var creationTimestamp: String?
     /// The API server's version of the object (opaque; compared for equality only); nil in manifests.
     public var resourceVersion: String?
+    /// `metadata.uid`, which Events name their object by.
+    public var uid: String?
 
     public init(name: String, namespace: String = "default", annotations: [String: String] = [:], labels: [String: String] = [:], creationTimestamp: String? = nil, resourceVersion: String? = nil) {
         self.resourceVersion = resourceVersion

@@ -15,6 +15,8 @@ public struct Service: Sendable {
     public var externalIPs: [String] = []
     /// `status.loadBalancer.ingress[].ip`.
     public var loadBalancerIPs: [String] = []
+    /// `status.loadBalancer.ingress`, hostnames included (what an Ingress controller publishes).
+    public var loadBalancer: [LoadBalancerAddress] = []
     public var loadBalancerSourceRanges: [String] = []
     /// `ClientIP` or `None`.
     public var sessionAffinity = "None"

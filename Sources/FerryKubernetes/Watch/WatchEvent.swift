@@ -78,6 +78,9 @@ public struct WatchEvent: Sendable {
     public var resourceVersion: String?
     /// For ERROR: what the server said.
     public var status: APIStatus?
+    /// Why Ferry cannot read the object (then `object` is nil), and its kind.
+    public var problem: String?
+    public var kind: String?
 }
 
 public struct WatchDecodingError: Error, Sendable, CustomStringConvertible {
@@ -114,7 +117,10 @@ public enum WatchEventDecoder {
         var set = ManifestSet()
         ManifestDecoder.decodeObject(objectNode, origin: ManifestOrigin(file: "watch", document: 1), into: &set)
         if !reporter.diagnostics.isEmpty {
-            throw WatchDecodingError(description: reporter.diagnostics.map(\.description).joined(separator: "; "))
+            // One object the API server took but Ferry cannot read: refused alone, the watch goes on.
+            event.problem = reporter.diagnostics.map(\.description).joined(separator: "; ")
+            event.kind = objectNode["kind"].string
+            return event
         }
         event.object = KubernetesObject.single(in: set)
         if let object = event.object { event.key = object.metadata.key }
@@ -161,6 +167,23 @@ public struct ListPage: Sendable {
     public var resourceVersion: String
     /// The token for the next page; nil on the last one.
     public var continueToken: String?
+    /// Items Ferry cannot read (left out of `items`).
+    public var refused: [RefusedObject] = []
+}
+
+/// An object the API server holds that Ferry cannot read (a field it refuses), with what is wrong: left out
+/// of the routing (its last readable version is kept), reported as a note and an Event.
+public struct RefusedObject: Sendable, Hashable {
+    /// `namespace/name`.
+    public var key: String
+    public var kind: String
+    public var problem: String
+
+    public init(key: String, kind: String, problem: String) {
+        self.key = key
+        self.kind = kind
+        self.problem = problem
+    }
 }
 
 extension WatchEventDecoder {
@@ -177,6 +200,7 @@ extension WatchEventDecoder {
         }
         var set = ManifestSet()
         var items: [KubernetesObject] = []
+        var refused: [RefusedObject] = []
         if let itemsNode = root["items"], case .sequence(let sequence) = itemsNode {
             for item in sequence {
                 guard case .mapping(var mapping) = item else { continue }
@@ -186,12 +210,15 @@ extension WatchEventDecoder {
                 set = ManifestSet()
                 ManifestDecoder.decodeObject(ManifestNode(node: .mapping(mapping), path: "", reporter: itemReporter), origin: ManifestOrigin(file: "list", document: 1), into: &set)
                 if !itemReporter.diagnostics.isEmpty {
-                    throw WatchDecodingError(description: itemReporter.diagnostics.map(\.description).joined(separator: "; "))
+                    let meta = ManifestNode(node: .mapping(mapping), path: "", reporter: itemReporter)["metadata"]
+                    let key = "\(meta["namespace"].string ?? "")/\(meta["name"].string ?? "")"
+                    refused.append(RefusedObject(key: key, kind: kind, problem: itemReporter.diagnostics.map(\.description).joined(separator: "; ")))
+                    continue
                 }
                 if let object = KubernetesObject.single(in: set) { items.append(object) }
             }
         }
         let token = rootNode["metadata"]["continue"].string
-        return ListPage(items: items, resourceVersion: resourceVersion, continueToken: token?.isEmpty == true ? nil : token)
+        return ListPage(items: items, resourceVersion: resourceVersion, continueToken: token?.isEmpty == true ? nil : token, refused: refused)
     }
 }

@@ -25,7 +25,7 @@ enum AdminHandler {
         }
         switch path {
         case "/ready":
-            return server.isReady ? (.ok, "text/plain", "ready\n") : (.serviceUnavailable, "text/plain", "draining\n")
+            return server.notReadyReason.map { (.serviceUnavailable, "text/plain", $0 + "\n") } ?? (.ok, "text/plain", "ready\n")
         case "/healthz":
             return (.ok, "text/plain", "ok\n")
         case "/metrics":

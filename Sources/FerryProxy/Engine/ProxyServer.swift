@@ -18,6 +18,7 @@ public final class ProxyServer: Service, Sendable {
     private let state = NIOLockedValueBox(ServerState())
     /// Serialises `start`, `apply` and `drain`.
     private let reloadLock = NIOLock()
+    private let readinessCheck = NIOLockedValueBox<(@Sendable () -> String?)?>(nil)
 
     struct ServerState {
         var listeners: [String: BoundListener] = [:]
@@ -47,6 +48,18 @@ public final class ProxyServer: Service, Sendable {
 
     public var snapshot: ConfigSnapshot { store.current.config }
     public var isReady: Bool { state.withLockedValue { $0.ready } }
+
+    /// A role's own condition for `/ready` besides draining (a controller is not ready before its first
+    /// full sync): nil when ready, else why not.
+    public func setReadinessCheck(_ check: @escaping @Sendable () -> String?) {
+        readinessCheck.withLockedValue { $0 = check }
+    }
+
+    /// Why `/ready` answers 503 now, or nil.
+    public var notReadyReason: String? {
+        guard isReady else { return "draining" }
+        return readinessCheck.withLockedValue { $0 }?()
+    }
 
     /// Where each listener is bound (useful with port 0).
     public var listenerAddresses: [String: SocketAddress] {

@@ -9,11 +9,14 @@ public struct IngressAPISource: ConfigSource {
     public let settings: IngressRole.Settings
     public let caches: KubernetesCaches
     public let server: String
+    /// Where each load leaves its translation, for the status syncer.
+    let translations: IngressTranslations
 
-    public init(settings: IngressRole.Settings, caches: KubernetesCaches, server: String) {
+    public init(settings: IngressRole.Settings, caches: KubernetesCaches, server: String, translations: IngressTranslations = IngressTranslations()) {
         self.settings = settings
         self.caches = caches
         self.server = server
+        self.translations = translations
     }
 
     /// What `ferry ingress` watches; Services and EndpointSlices, Ingresses and Secrets in `namespace`
@@ -31,7 +34,10 @@ public struct IngressAPISource: ConfigSource {
     }
 
     public func load(version: Int) throws -> ConfigSnapshot {
-        let translation = IngressTranslator.translate(caches.manifestSet, options: settings.options)
+        var translation = IngressTranslator.translate(caches.manifestSet, options: settings.options)
+        // Objects the API server holds that Ferry cannot read: their last readable version serves.
+        translation.notes += caches.refused.map { "\($0.kind) \($0.key) cannot be read (\($0.problem)); its last readable version is served, if any" }
+        translations.set(translation)
         var config = IngressRole.snapshot(translation, settings: settings, version: version)
         config.source = name
         return config

@@ -18,9 +18,12 @@ public enum ProxyRunner {
     public struct Options: Sendable {
         public var threads: Int
         public var accessLogFormat: AccessLogSettings.Format?
-        public init(threads: Int = System.coreCount, accessLogFormat: AccessLogSettings.Format? = nil) {
+        /// The metrics to serve on `/metrics` (a role adds its own to the registry); nil: the data plane's only.
+        public var metrics: ProxyMetrics?
+        public init(threads: Int = System.coreCount, accessLogFormat: AccessLogSettings.Format? = nil, metrics: ProxyMetrics? = nil) {
             self.threads = threads
             self.accessLogFormat = accessLogFormat
+            self.metrics = metrics
         }
     }
 
@@ -47,7 +50,7 @@ public enum ProxyRunner {
         // it announces is still picked up by the watcher's poll), and when there is nothing to reload.
         signal(SIGHUP, SIG_IGN)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
-        let server = try ProxyServer(config: config, group: group, logger: logger)
+        let server = try ProxyServer(config: config, group: group, metrics: options.metrics ?? ProxyMetrics(), logger: logger)
         do {
             try server.start()
         } catch {
