@@ -6,9 +6,10 @@ public final class FerryProcess: Sendable {
     public let configPath: String?
 
     /// Starts `ferry <arguments>` and waits until it logs that it started.
-    public init(binary: String, arguments: [String], configPath: String? = nil) async throws {
+    /// `environment` adds to (or overrides) this process's environment.
+    public init(binary: String, arguments: [String], configPath: String? = nil, environment: [String: String] = [:]) async throws {
         self.configPath = configPath
-        process = try Subprocess(binary, arguments)
+        process = try Subprocess(binary, arguments, environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 })
         let started = await Waiting.until(timeout: .seconds(30)) { [process] in
             process.stderr.contains("ferry started") || !process.process.isRunning
         }

@@ -39,8 +39,8 @@ struct ResourceWatcherTests {
         api.serve(["v1/services"])
         for i in 1...5 { api.put("v1/services", namespace: "demo", name: "svc-\(i)", object: service("svc-\(i)", ip: "10.96.0.\(i)")) }
         let server = APIServer(scheme: "https", host: "127.0.0.1", port: api.port, path: "", tls: UpstreamTLS(caFile: cert), authorization: "Bearer t0k3n", describedAs: "fake")
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        let watcher = ResourceWatcher(resource: .services, server: server, tls: try TLSConfiguration.client(server.tls!), client: client, logger: Logger(label: "test"), pageSize: pageSize, watchTimeout: .seconds(30))
+        let client = APIClient(server: server, tls: try TLSConfiguration.client(server.tls!))
+        let watcher = ResourceWatcher(resource: .services, api: client, logger: Logger(label: "test"), pageSize: pageSize, watchTimeout: .seconds(30))
         let observed = Observed()
         let task = Task {
             await watcher.run { cache, changes in
@@ -51,7 +51,7 @@ struct ResourceWatcherTests {
             try await body(api, observed)
         } catch {
             task.cancel()
-            try? await client.shutdown()
+            await client.shutdown()
             throw error
         }
         // Cancelling ends the watcher at once; the fake's connections are closed so that the client's
@@ -59,7 +59,7 @@ struct ResourceWatcherTests {
         task.cancel()
         _ = await task.value
         api.dropWatches()
-        try await client.shutdown()
+        await client.shutdown()
     }
 
     @Test func aPagedListThenEventsAsTheyHappen() async throws {

@@ -146,7 +146,10 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
 
     /// `--update-status-on-shutdown`: the leader clears what it published, unless other replicas answer on it.
     func clearOnShutdown() async {
-        guard updateOnShutdown, leads, let addresses = published.withLockedValue({ $0 }) else { return }
+        guard updateOnShutdown, leads else { return }
+        // A leader stopped before its first sync still knows what the leader before it published.
+        let known = published.withLockedValue { $0 }
+        guard let addresses = known == nil ? await addresses() : known else { return }
         guard addresses.count <= 1 else {
             logger.info("Ingress status: \(addresses.count) addresses published; leaving status update for next leader")
             return

@@ -38,7 +38,11 @@ extension FakeAPIServer {
     struct Fault: Sendable {
         var status: Int
         var retryAfter: Int?
+        var pathSuffix = ""
     }
+
+    /// How many injected faults have been answered.
+    public var faultsServed: Int { state.withLockedValue { $0.faultsServed } }
 
     /// Stores `object` (its metadata gets the name, namespace and a new resourceVersion) in `collection`
     /// (`v1/services`, `discovery.k8s.io/v1/endpointslices`, `networking.k8s.io/v1/ingresses`...) and tells
@@ -200,6 +204,7 @@ extension FakeAPIHandler {
         let known = state.withLockedValue { $0.stored[collection] != nil || $0.servedCollections.contains(collection) }
         guard known else { return false }
         if let fault = state.withLockedValue({ s -> FakeAPIServer.Fault? in s.faults.isEmpty ? nil : s.faults.removeFirst() }) {
+            state.withLockedValue { $0.faultsServed += 1 }
             var extra: [(String, String)] = []
             if let after = fault.retryAfter { extra.append(("retry-after", String(after))) }
             send(HTTPResponseStatus(statusCode: fault.status), statusBody("injected fault", reason: fault.status == 429 ? "TooManyRequests" : "InternalError", code: fault.status), extraHeaders: extra, context: context)

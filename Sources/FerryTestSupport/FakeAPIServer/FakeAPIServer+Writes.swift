@@ -56,9 +56,10 @@ extension FakeAPIServer {
         resourceTypes.first { "\($0.groupVersion)/\($0.plural)" == collection }
     }
 
-    /// The next `count` writes (POST, PUT, PATCH, DELETE) are answered with `status` and not applied.
-    public func failNextWrites(_ count: Int, status: Int) {
-        state.withLockedValue { s in s.writeFaults += Array(repeating: Fault(status: status, retryAfter: nil), count: count) }
+    /// The next `count` writes (POST, PUT, PATCH, DELETE) to a path ending in `pathSuffix` (any, when
+    /// empty) are answered with `status` and not applied.
+    public func failNextWrites(_ count: Int, status: Int, pathSuffix: String = "") {
+        state.withLockedValue { s in s.writeFaults += Array(repeating: Fault(status: status, retryAfter: nil, pathSuffix: pathSuffix), count: count) }
     }
 }
 
@@ -101,7 +102,12 @@ extension FakeAPIHandler {
 
     /// POST to a collection; PUT, PATCH or DELETE of an object.
     func write(_ method: HTTPMethod, parts: [String], query: [String: String], contentType: String, body: String, context: ChannelHandlerContext) {
-        if let fault = state.withLockedValue({ s -> FakeAPIServer.Fault? in s.writeFaults.isEmpty ? nil : s.writeFaults.removeFirst() }) {
+        let path = "/" + parts.joined(separator: "/")
+        if let fault = state.withLockedValue({ s -> FakeAPIServer.Fault? in
+            guard let index = s.writeFaults.firstIndex(where: { path.hasSuffix($0.pathSuffix) }) else { return nil }
+            return s.writeFaults.remove(at: index)
+        }) {
+            state.withLockedValue { $0.faultsServed += 1 }
             let reason = fault.status == 409 ? "Conflict" : fault.status == 429 ? "TooManyRequests" : "InternalError"
             send(HTTPResponseStatus(statusCode: fault.status), status("injected fault", reason: reason, code: fault.status), context: context)
             return

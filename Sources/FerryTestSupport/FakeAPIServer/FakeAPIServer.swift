@@ -53,6 +53,7 @@ public final class FakeAPIServer: Sendable {
         var compactedBelow = 0
         var faults: [Fault] = []
         var writeFaults: [Fault] = []
+        var faultsServed = 0
     }
 
     /// Serves these collections (lists and watches) even while they hold no object.
