@@ -133,3 +133,109 @@ struct IngressClusterTests {
         }
     }
 }
+
+/// kubectl drives the cluster (the fake) while curl keeps requesting through `ferry ingress`: every change
+/// is followed, and API faults (429 with Retry-After, 500s, an API server restart that drops every watch, a
+/// compaction) never fail a request; the routing ends equal to the cluster's state.
+@Suite(.serialized)
+struct IngressKubectlTests {
+    static func manifests(host: String, port: Int) -> String {
+        """
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata: {name: shop, namespace: demo}
+        spec:
+          ingressClassName: ferry
+          rules:
+          - host: \(host)
+            http:
+              paths:
+              - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: demo}
+        spec:
+          clusterIP: 10.96.0.10
+          ports: [{name: http, port: 80, targetPort: 8080}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: web-1
+          namespace: demo
+          labels: {kubernetes.io/service-name: web}
+        addressType: IPv4
+        ports: [{name: http, port: \(port), protocol: TCP}]
+        endpoints:
+        - addresses: [127.0.0.1]
+          conditions: {ready: true}
+        """
+    }
+
+    @Test func kubectlChangesAreFollowedThroughAPIFaults() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("curl", "kubectl"), let kubectl = Prerequisites.path(of: "kubectl") else { return }
+        let blue = try TestOrigin(name: "blue", group: Fixtures.originGroup)
+        let green = try TestOrigin(name: "green", group: Fixtures.originGroup)
+        defer { blue.close(); green.close() }
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(IngressClusterTests.collections)
+            let file = dir + "/app.yaml"
+            func apply(host: String, port: Int) async throws {
+                try Self.manifests(host: host, port: port).write(toFile: file, atomically: true, encoding: .utf8)
+                // The fake serves no OpenAPI documents, which client-side validation downloads.
+                let r = try await Subprocess.run(kubectl, ["--kubeconfig", dir + "/config", "apply", "--validate=false", "-f", file])
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+            try await apply(host: "shop.example", port: blue.port)
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                                                           "--threads", "1", "--update-status", "false"])
+            do {
+                let port = try #require(ferry.port("ingress-http"))
+                let ready = try await Curl.request("http://127.0.0.1:\(try #require(ferry.adminPort))/ready")
+                #expect(ready.status == 200 && ready.body == "ready\n")
+                // Traffic throughout: a bounded loop of requests, every one must succeed.
+                let traffic = Task { () -> [Int] in
+                    var statuses: [Int] = []
+                    for _ in 0..<400 where !Task.isCancelled {
+                        statuses.append((try? IngressAPITests.blockingStatus(port: port)) ?? 0)
+                        try? await Task.sleep(for: .milliseconds(20))
+                    }
+                    return statuses
+                }
+                // The endpoint moves to green with kubectl apply: followed.
+                try await apply(host: "shop.example", port: green.port)
+                #expect(await Waiting.until(timeout: .seconds(10)) { green.requestsServed > 0 })
+                // Faults: the next watch requests get 429 (Retry-After 1) and 500s, then the API server
+                // "restarts" (every watch dropped) and compacts its history while the endpoint moves back.
+                api.failNext(2, status: 429, retryAfter: 1)
+                api.failNext(2, status: 500)
+                api.dropWatches()
+                try await apply(host: "shop.example", port: blue.port)
+                api.compact()
+                let blueBefore = blue.requestsServed
+                #expect(await Waiting.until(timeout: .seconds(20)) { blue.requestsServed > blueBefore + 2 }, "\(ferry.stderr)")
+                traffic.cancel()
+                let statuses = await traffic.value
+                let failed = statuses.filter { $0 != 200 }
+                #expect(failed.isEmpty, "requests failed during API faults: \(failed)")
+                #expect(statuses.count > 10)
+                #expect(api.faultsServed == 4)
+                // The host changed by kubectl, then everything deleted by kubectl.
+                try await apply(host: "shop2.example", port: blue.port)
+                #expect(await Waiting.until(timeout: .seconds(10)) { (try? IngressAPITests.blockingStatus(port: port, host: "shop2.example")) == 200 })
+                #expect(try IngressAPITests.blockingStatus(port: port) == 404)
+                let deleted = try await Subprocess.run(kubectl, ["--kubeconfig", dir + "/config", "delete", "-f", file])
+                #expect(deleted.status == 0, "\(deleted.stderr)")
+                #expect(await Waiting.until(timeout: .seconds(10)) { (try? IngressAPITests.blockingStatus(port: port, host: "shop2.example")) == 404 })
+                let metrics = try await Curl.request("http://127.0.0.1:\(try #require(ferry.adminPort))/metrics")
+                #expect(metrics.body.contains("ferry_kubernetes_watch_restarts_total{resource=\"ingresses\"}"), "\(metrics.body)")
+                #expect(metrics.body.contains("ferry_kubernetes_watch_events_total{resource=\"endpointslices\"}"))
+            } catch {
+                await ferry.stop()
+                throw error
+            }
+            await ferry.stop()
+        }
+    }
+}

@@ -187,3 +187,87 @@ struct LeaderElectionTests {
         #expect(taken.holderIdentity == "b" && taken.leaseTransitions == 1)
     }
 }
+
+struct ClusterWriteTests {
+    @Test func microTimeRoundTripsAtMicrosecondPrecision() {
+        let t = Duration.seconds(1_796_517_915) + .microseconds(123_456)
+        #expect(MicroTime.format(t) == "2026-12-06T00:45:15.123456Z")
+        #expect(MicroTime.parse("2026-12-06T00:45:15.123456Z") == t)
+        #expect(MicroTime.parse("2026-12-06T00:45:15Z") == .seconds(1_796_517_915))
+        #expect(MicroTime.parse("2026-12-06T00:45:15.5Z") == .seconds(1_796_517_915) + .milliseconds(500))
+        #expect(MicroTime.parse("yesterday") == nil)
+    }
+
+    @Test func eventLimiterDropsRepeatsAndBoundsEachObject() {
+        var limiter = EventLimiter()
+        let t0 = Duration.seconds(1000)
+        do { let r = limiter.admit(object: "Ingress demo/shop", type: "Warning", reason: "ServiceNotFound", message: "m", now: t0); #expect(r) }
+        // The same Event again within ten minutes: not sent.
+        do { let r = limiter.admit(object: "Ingress demo/shop", type: "Warning", reason: "ServiceNotFound", message: "m", now: t0 + .seconds(60)); #expect(!r) }
+        do { let r = limiter.admit(object: "Ingress demo/shop", type: "Warning", reason: "ServiceNotFound", message: "m", now: t0 + .seconds(601)); #expect(r) }
+        // 25 different Events per object at once, then one per five minutes.
+        var sent = 0
+        for i in 0..<40 where limiter.admit(object: "Ingress demo/cart", type: "Warning", reason: "R", message: "\(i)", now: t0) { sent += 1 }
+        #expect(sent == 25)
+        do { let r = limiter.admit(object: "Ingress demo/cart", type: "Warning", reason: "R", message: "late", now: t0 + .seconds(200)); #expect(!r) }
+        do { let r = limiter.admit(object: "Ingress demo/cart", type: "Warning", reason: "R", message: "later", now: t0 + .seconds(301)); #expect(r) }
+        // Another object has its own bucket.
+        do { let r = limiter.admit(object: "Ingress demo/other", type: "Warning", reason: "R", message: "0", now: t0); #expect(r) }
+    }
+
+    @Test func statusAddressesAsIngressNginxComputesThem() {
+        #expect(IngressStatus.addresses(publishStatusAddress: "10.0.0.2, lb.example.com,10.0.0.1") ==
+                [LoadBalancerAddress(hostname: "lb.example.com"), LoadBalancerAddress(ip: "10.0.0.1"), LoadBalancerAddress(ip: "10.0.0.2")])
+        var lb = Service(metadata: ObjectMeta(name: "ferry"), type: "LoadBalancer", ports: [])
+        lb.loadBalancer = [LoadBalancerAddress(ip: "203.0.113.7")]
+        lb.externalIPs = ["203.0.113.7", "198.51.100.9"]
+        #expect(IngressStatus.addresses(of: lb) == [LoadBalancerAddress(ip: "198.51.100.9"), LoadBalancerAddress(ip: "203.0.113.7")])
+        var nodePort = Service(metadata: ObjectMeta(name: "ferry"), type: "NodePort", ports: [])
+        nodePort.clusterIP = "10.96.0.5"
+        #expect(IngressStatus.addresses(of: nodePort) == [LoadBalancerAddress(ip: "10.96.0.5")])
+        nodePort.externalIPs = ["192.0.2.1"]
+        #expect(IngressStatus.addresses(of: nodePort) == [LoadBalancerAddress(ip: "192.0.2.1")])
+        let external = Service(metadata: ObjectMeta(name: "ferry"), type: "ExternalName", ports: [], externalName: "edge.example.net")
+        #expect(IngressStatus.addresses(of: external) == [LoadBalancerAddress(hostname: "edge.example.net")])
+        var headless = Service(metadata: ObjectMeta(name: "ferry"), ports: [])
+        headless.clusterIP = "None"
+        #expect(IngressStatus.addresses(of: headless).isEmpty)
+        // Only served Ingresses whose addresses differ (in any order) are written.
+        var done = Ingress(metadata: ObjectMeta(name: "done", namespace: "demo"))
+        done.loadBalancer = [LoadBalancerAddress(ip: "10.0.0.2"), LoadBalancerAddress(ip: "10.0.0.1")]
+        let stale = Ingress(metadata: ObjectMeta(name: "stale", namespace: "demo"))
+        let theirs = Ingress(metadata: ObjectMeta(name: "theirs", namespace: "demo"))
+        let outdated = IngressStatus.outdated([done, stale, theirs], served: ["demo/done", "demo/stale"], addresses: [LoadBalancerAddress(ip: "10.0.0.1"), LoadBalancerAddress(ip: "10.0.0.2")])
+        #expect(outdated.map(\.metadata.name) == ["stale"])
+    }
+
+    @Test func anUnreadableObjectIsRefusedAloneAndItsLastVersionKept() throws {
+        var cache = InformerCache()
+        let good = #"{"type":"ADDED","object":{"kind":"Ingress","apiVersion":"networking.k8s.io/v1","metadata":{"name":"shop","namespace":"demo","resourceVersion":"5"},"spec":{"rules":[{"host":"shop.example","http":{"paths":[{"path":"/","pathType":"Prefix","backend":{"service":{"name":"web","port":{"number":80}}}}]}}]}}}"#
+        let bad = #"{"type":"MODIFIED","object":{"kind":"Ingress","apiVersion":"networking.k8s.io/v1","metadata":{"name":"shop","namespace":"demo","resourceVersion":"6"},"spec":{"rules":[{"host":"shop.example","http":{"paths":[{"path":"nope","pathType":"Prefix","backend":{"service":{"name":"web","port":{"number":80}}}}]}}]}}}"#
+        do { let r = cache.apply(try WatchEventDecoder.decode(line: good)); #expect(r == .added("demo/shop")) }
+        let event = try WatchEventDecoder.decode(line: bad)
+        #expect(event.object == nil && event.problem?.contains("must start with \"/\"") == true)
+        do { let r = cache.apply(event); #expect(r == .updated("demo/shop")) }
+        #expect(cache.refused["demo/shop"]?.kind == "Ingress")
+        #expect(cache.manifestSet.ingresses.first?.rules.first?.paths.first?.path == "/", "the last readable version serves")
+        #expect(cache.resourceVersion == "6", "the watch goes on past it")
+        // Fixed: readable again, no longer refused.
+        do { let r = cache.apply(try WatchEventDecoder.decode(line: good.replacingOccurrences(of: "\"5\"", with: "\"7\""))); #expect(r == .updated("demo/shop")) }
+        #expect(cache.refused.isEmpty)
+        // A list with an unreadable item: the rest is listed.
+        let page = try WatchEventDecoder.decodeList(#"{"metadata":{"resourceVersion":"9"},"items":[{"metadata":{"name":"a","namespace":"demo"},"spec":{"rules":[{"http":{"paths":[{"path":"x","pathType":"Prefix","backend":{"service":{"name":"w","port":{"number":80}}}}]}}]}},{"metadata":{"name":"b","namespace":"demo"},"spec":{"defaultBackend":{"service":{"name":"w","port":{"number":80}}}}}]}"#, kind: "Ingress", apiVersion: "networking.k8s.io/v1")
+        #expect(page.items.map(\.metadata.name) == ["b"])
+        #expect(page.refused.map(\.key) == ["demo/a"])
+    }
+
+    @Test func translationProblemsBecomeEventsOnTheirIngress() {
+        let ingress = Ingress(metadata: ObjectMeta(name: "shop", namespace: "demo", annotations: ["nginx.ingress.kubernetes.io/server-snippet": "x"]), ingressClassName: "ferry",
+                              rules: [IngressRule(host: "shop.example", paths: [HTTPIngressPath(path: "/", pathType: .prefix, backend: .service(ServiceBackend(name: "missing", port: .number(80))))])])
+        var set = ManifestSet()
+        set.ingresses = [ingress]
+        let translation = IngressTranslator.translate(set, options: IngressOptions())
+        #expect(translation.events.contains { $0.ingress == "demo/shop" && $0.reason == "ServiceNotFound" && $0.message.contains("Service demo/missing not found") }, "\(translation.events)")
+        #expect(translation.events.contains { $0.ingress == "demo/shop" && $0.reason == "AnnotationIgnored" }, "\(translation.events)")
+    }
+}
