@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryRoles", "FerryKubernetes", "FerryProxy", "FerryDataplane",
+                "FerryRoles", "FerryKubernetes", "FerryKubernetesClient", "FerryProxy", "FerryDataplane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -40,6 +40,18 @@ public struct WatchedResource: Sendable, Hashable {
         namespace.map { "\(groupVersionPath)/namespaces/\($0)/\(resource)" } ?? "\(groupVersionPath)/\(resource)"
     }
 
+    /// Each resource once per namespace (`--namespace`, repeatable); no namespace: all of them.
+    public static func inNamespaces(_ resources: [WatchedResource], _ namespaces: [String]) -> [WatchedResource] {
+        guard !namespaces.isEmpty else { return resources }
+        return namespaces.flatMap { namespace in
+            resources.map { resource in
+                var scoped = resource
+                scoped.namespace = namespace
+                return scoped
+            }
+        }
+    }
+
     /// For log lines: `services` or `services in demo`.
     public var described: String { namespace.map { "\(resource) in \($0)" } ?? resource }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import FerryKubernetes
 import FerryModel
+import FerryKubernetesClient
 import FerryRoles
 
 /// Flags shared by `ferry ingress` and `ferry explain`: where the manifests are and which Ingresses are Ferry's.
@@ -49,8 +50,8 @@ struct IngressCommand: AsyncParsableCommand {
     @Option(help: "Without --manifests: the kubeconfig context to use.")
     var context: String?
 
-    @Option(help: "Without --manifests: watch Ingresses, Services, EndpointSlices and Secrets in this namespace only (default: all).")
-    var namespace: String?
+    @Option(help: "Without --manifests: watch Ingresses, Services, EndpointSlices and Secrets in this namespace only (repeatable; default: all).")
+    var namespace: [String] = []
 
     @Option(help: "Without --manifests: NAMESPACE/NAME of the Service in front of Ferry; its addresses are written into the status of the Ingresses Ferry serves.")
     var publishService: String?
@@ -85,7 +86,7 @@ struct IngressCommand: AsyncParsableCommand {
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
-        let apiOnly = kubeconfig != nil || context != nil || namespace != nil || publishService != nil || publishStatusAddress != nil
+        let apiOnly = kubeconfig != nil || context != nil || !namespace.isEmpty || publishService != nil || publishStatusAddress != nil
         if !selection.manifests.isEmpty && apiOnly {
             throw ValidationError("--manifests reads files; --kubeconfig, --context, --namespace and the --publish-* flags are for the API server: give one or the other")
         }
@@ -110,7 +111,7 @@ struct IngressCommand: AsyncParsableCommand {
         var cluster = IngressClusterSettings()
         cluster.kubeconfig = kubeconfig
         cluster.context = context
-        cluster.namespace = namespace
+        cluster.namespaces = namespace
         if let p = publishService.flatMap(PublishService.parse) { cluster.publish = .service(namespace: p.namespace, name: p.name) }
         if let list = publishStatusAddress { cluster.publish = .addresses(IngressStatus.addresses(publishStatusAddress: list)) }
         cluster.updateStatus = updateStatus
@@ -152,7 +153,7 @@ struct IngressCommand: AsyncParsableCommand {
     }
 }
 
-struct ExplainCommand: ParsableCommand {
+struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Explain which Ingress, rule and path serve a request, and why; or why none does."
@@ -172,7 +173,9 @@ struct ExplainCommand: ParsableCommand {
     @Argument(help: "The request URL, e.g. http://shop.example.com/cart?x=1 (may follow the manifest paths).")
     var url: String?
 
-    func run() throws {
+    @OptionGroup var cluster: LiveClusterOptions
+
+    func run() async throws {
         // `--manifests A B URL`: the list option takes every word up to the next option, URL included.
         var selection = self.selection
         var url = self.url
@@ -181,7 +184,9 @@ struct ExplainCommand: ParsableCommand {
             selection.manifests.removeLast()
         }
         guard let url else { throw ValidationError("give the request URL, e.g. ferry explain --manifests k8s/ http://shop.example.com/cart") }
-        guard !selection.manifests.isEmpty else { throw ValidationError("--manifests needs at least one file or folder") }
+        if !selection.manifests.isEmpty && cluster.given {
+            throw ValidationError("--manifests reads files; --kubeconfig, --context and --namespace read the cluster: give one or the other")
+        }
         var parsed: [(String, String)] = []
         for h in headers {
             guard let colon = h.firstIndex(of: ":"), colon != h.startIndex else { throw ValidationError("--header expects NAME:VALUE, not \"\(h)\"") }
@@ -190,10 +195,43 @@ struct ExplainCommand: ParsableCommand {
         guard let request = IngressExplainer.Request(url: url, method: method, headers: parsed, clientAddress: source) else {
             throw ValidationError("expected an http:// URL with a host, not \"\(url)\"")
         }
+        if selection.manifests.isEmpty {
+            // The live cluster, listed once (credentials as `ferry ingress` resolves them).
+            let objects = try await cluster.list(IngressAPISource.resources(namespaces: cluster.namespace), command: "ferry explain")
+            print(IngressRole.explain(objects, options: selection.options, request: request), terminator: "")
+            return
+        }
         do {
             print(try IngressRole.explain(paths: selection.manifests, options: selection.options, request: request), terminator: "")
         } catch {
             printError("\(error)\nferry explain: the manifests were refused; fix the problems above")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `--kubeconfig`, `--context` and `--namespace` of the commands that read the live cluster once
+/// (`ferry explain`, `ferry rules`) instead of manifest files.
+struct LiveClusterOptions: ParsableArguments {
+    @Option(help: "Without --manifests: the kubeconfig to read the cluster with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
+    var kubeconfig: String?
+
+    @Option(help: "Without --manifests: the kubeconfig context to use.")
+    var context: String?
+
+    @Option(help: "Without --manifests: read this namespace only (repeatable; default: all).")
+    var namespace: [String] = []
+
+    var given: Bool { kubeconfig != nil || context != nil || !namespace.isEmpty }
+
+    /// Every object of `resources`, listed once; exits with what the API server said when it cannot.
+    func list(_ resources: [WatchedResource], command: String) async throws -> ManifestSet {
+        do {
+            let watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: resources, logger: Logger(label: "ferry"))
+            await watch.shutdownWithoutWatching()
+            return watch.caches.manifestSet
+        } catch {
+            printError("\(error)\n\(command): cannot read the cluster; fix the problem above, or give --manifests")
             throw ExitCode(1)
         }
     }

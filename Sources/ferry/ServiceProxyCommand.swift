@@ -241,7 +241,7 @@ struct NodeRuleOptions: ParsableArguments {
 }
 
 /// `ferry rules explain` and `ferry rules diff`: the rules without applying them.
-struct RulesCommand: ParsableCommand {
+struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Explain where a packet goes through the rules the manifests make, or show what the next sync would change.",
@@ -249,7 +249,7 @@ struct RulesCommand: ParsableCommand {
     )
 }
 
-struct RulesExplainCommand: ParsableCommand {
+struct RulesExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed)."
@@ -276,9 +276,9 @@ struct RulesExplainCommand: ParsableCommand {
         guard TransportProtocol(rawValue: proto.lowercased()) != nil else { throw ValidationError("--proto must be tcp, udp or sctp") }
     }
 
-    func run() throws {
+    func run() async throws {
         let packet = RuleTrace.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
-        let settings = try rules.settings()
+        let settings = try await rules.settings(command: "ferry rules explain")
         do {
             print(try ServiceProxyRole.explain(settings, packet: packet), terminator: "")
         } catch {
@@ -288,7 +288,7 @@ struct RulesExplainCommand: ParsableCommand {
     }
 }
 
-struct RulesDiffCommand: ParsableCommand {
+struct RulesDiffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Show what the next sync would change in the kernel's rules: chains, rules and map elements added (+) and removed (-). Reads iptables-save or nft (root)."
@@ -296,9 +296,10 @@ struct RulesDiffCommand: ParsableCommand {
 
     @OptionGroup var rules: RuleSourceOptions
 
-    func run() throws {
+    func run() async throws {
+        let settings = try await rules.settings(command: "ferry rules diff")
         do {
-            print(try ServiceProxyRole.diff(try rules.settings()), terminator: "")
+            print(try ServiceProxyRole.diff(settings), terminator: "")
         } catch {
             printError("ferry rules diff: \(error)")
             throw ExitCode(1)
@@ -306,10 +307,12 @@ struct RulesDiffCommand: ParsableCommand {
     }
 }
 
-/// What `ferry rules` commands render: the manifests, the mode and the node's options.
+/// What `ferry rules` commands render: the manifests (or the live cluster's objects), the mode and the node's options.
 struct RuleSourceOptions: ParsableArguments {
-    @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices.")
-    var manifests: [String]
+    @Option(name: .customLong("manifests"), parsing: .upToNextOption, help: "Manifest files or folders with Services and EndpointSlices (without them: the cluster's, read once).")
+    var manifests: [String] = []
+
+    @OptionGroup var cluster: LiveClusterOptions
 
     @Option(help: "iptables or nftables: whose layout to render.")
     var mode: String = "iptables"
@@ -318,12 +321,19 @@ struct RuleSourceOptions: ParsableArguments {
 
     func validate() throws {
         guard mode == "iptables" || mode == "nftables" else { throw ValidationError("--mode must be iptables or nftables, not \"\(mode)\" (the userspace mode has only redirect rules)") }
+        if !manifests.isEmpty && cluster.given {
+            throw ValidationError("--manifests reads files; --kubeconfig, --context and --namespace read the cluster: give one or the other")
+        }
     }
 
-    func settings() throws -> ServiceProxyRole.Settings {
+    func settings(command: String) async throws -> ServiceProxyRole.Settings {
         let mode = ServiceProxyRole.Mode(rawValue: mode) ?? .iptables
         var settings = ServiceProxyRole.Settings(manifests: manifests, options: try node.options(mode: mode))
         settings.mode = mode
+        if manifests.isEmpty {
+            // The cluster's Services, EndpointSlices and ServiceCIDRs, narrowed as the service proxy narrows them.
+            settings.objects = try await cluster.list(ServiceProxyRole.resources(namespaces: cluster.namespace), command: command)
+        }
         return settings
     }
 }

@@ -59,6 +59,29 @@ struct IngressAPITests {
         }
     }
 
+    @Test func explainReadsTheLiveCluster() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/ingresses", "networking.k8s.io/v1/ingressclasses", "v1/secrets"])
+            api.put("v1/services", namespace: "demo", name: "web", object: Self.service)
+            api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: Self.slice(port: 8080))
+            api.put("networking.k8s.io/v1/ingresses", namespace: "demo", name: "shop", object: Self.ingress(host: "shop.example", path: "/cart"))
+            api.put("networking.k8s.io/v1/ingresses", namespace: "other", name: "blog", object: Self.ingress(host: "blog.example"))
+            let r = try await Subprocess.run(binary, ["explain", "--kubeconfig", dir + "/config", "http://shop.example/cart/1"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("demo/shop") && r.stdout.contains("127.0.0.1:8080"), "\(r.stdout)")
+            // Scoped to one namespace, the other's Ingress is not read.
+            let scoped = try await Subprocess.run(binary, ["explain", "--kubeconfig", dir + "/config", "--namespace", "demo", "http://blog.example/"])
+            #expect(scoped.status == 0 && !scoped.stdout.contains("other/blog"), "\(scoped.stdout)")
+            #expect(api.requests.contains { $0.hasPrefix("GET /apis/networking.k8s.io/v1/namespaces/demo/ingresses?") })
+            let unscoped = try await Subprocess.run(binary, ["explain", "--kubeconfig", dir + "/config", "http://blog.example/"])
+            #expect(unscoped.stdout.contains("other/blog"), "\(unscoped.stdout)")
+            // A cluster that cannot be read: what the server said, and exit 1.
+            let bad = try await Subprocess.run(binary, ["explain", "--kubeconfig", dir + "/missing", "http://shop.example/"])
+            #expect(bad.status == 1 && bad.stderr.contains("cannot read the cluster"), "\(bad.stderr)")
+        }
+    }
+
     /// One request with curl, synchronously (for polling conditions).
     static func blockingStatus(port: Int, host: String = "shop.example") throws -> Int {
         let process = Process()
@@ -96,6 +119,11 @@ struct ServiceProxyAPITests {
             #expect(api.requests.contains { $0.hasPrefix("GET /apis/discovery.k8s.io/v1/endpointslices?") && $0.removingPercentEncoding?.contains(selector) == true })
             let nft = try await Subprocess.run(binary, ["service-proxy", "--mode", "nftables", "--kubeconfig", dir + "/config", "--dry-run", "--node-ip", "192.168.0.2"])
             #expect(nft.stdout.contains("ip daddr { 10.96.0.0/16 } drop comment \"Drop traffic to unallocated ClusterIPs\""), "\(nft.stdout)\(nft.stderr)")
+            // `ferry rules explain` on the live cluster follows a packet to the Service's endpoint.
+            let trace = try await Subprocess.run(binary, ["rules", "explain", "--kubeconfig", dir + "/config", "--src", "10.244.1.5", "--dst", "10.96.0.10", "--dport", "80"])
+            #expect(trace.status == 0 && trace.stdout.contains("127.0.0.1:8080"), "\(trace.stdout)\(trace.stderr)")
+            let none = try await Subprocess.run(binary, ["rules", "explain", "--kubeconfig", dir + "/config", "--src", "10.244.1.5", "--dst", "10.96.0.99", "--dport", "80"])
+            #expect(!none.stdout.contains("127.0.0.1:8080"), "another proxy's Service is not in Ferry's rules: \(none.stdout)")
         }
     }
 }

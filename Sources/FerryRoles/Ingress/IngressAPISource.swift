@@ -19,12 +19,10 @@ public struct IngressAPISource: ConfigSource {
         self.translations = translations
     }
 
-    /// What `ferry ingress` watches; Services and EndpointSlices, Ingresses and Secrets in `namespace`
-    /// when one is set (IngressClasses are cluster-wide).
-    public static func resources(namespace: String?) -> [WatchedResource] {
-        var namespaced: [WatchedResource] = [.ingresses, .services, .endpointSlices, .secrets]
-        for index in namespaced.indices { namespaced[index].namespace = namespace }
-        return namespaced + [.ingressClasses]
+    /// What `ferry ingress` watches; Services and EndpointSlices, Ingresses and Secrets in `namespaces`
+    /// when some are given (IngressClasses are cluster-wide).
+    public static func resources(namespaces: [String]) -> [WatchedResource] {
+        WatchedResource.inNamespaces([.ingresses, .services, .endpointSlices, .secrets], namespaces) + [.ingressClasses]
     }
 
     public var name: String { "the Kubernetes API at \(server)" }

@@ -10,8 +10,8 @@ import ServiceLifecycle
 public struct IngressClusterSettings: Sendable {
     public var kubeconfig: String?
     public var context: String?
-    /// Watch one namespace only; nil: all.
-    public var namespace: String?
+    /// Watch these namespaces only; none: all.
+    public var namespaces: [String] = []
     public var publish: IngressStatusSyncer.Publish = .none
     /// `--update-status`: false writes no status and runs no election.
     public var updateStatus = true
@@ -51,7 +51,7 @@ public struct IngressCluster: Sendable {
     /// Lists every collection (throws what the API server said when it cannot) and prepares the services.
     public static func start(settings: IngressRole.Settings, cluster: IngressClusterSettings, logger: Logger) async throws -> IngressCluster {
         let watch = try await KubernetesWatchService.start(kubeconfig: cluster.kubeconfig, context: cluster.context,
-                                                           resources: IngressAPISource.resources(namespace: cluster.namespace), logger: logger)
+                                                           resources: IngressAPISource.resources(namespaces: cluster.namespaces), logger: logger)
         let metrics = ProxyMetrics()
         let watchMetrics = KubernetesWatchMetrics(registry: metrics.registry)
         watch.count(in: watchMetrics)

@@ -41,7 +41,12 @@ public enum IngressRole {
 
     /// `ferry explain`: how the manifests route one request.
     public static func explain(paths: [String], options: IngressOptions, request: IngressExplainer.Request) throws -> String {
-        let translation = try translate(paths, options: options)
+        explain(try ManifestLoader.load(paths: paths), options: options, request: request)
+    }
+
+    /// `ferry explain`: how these objects (files, or the live cluster's) route one request.
+    public static func explain(_ objects: ManifestSet, options: IngressOptions, request: IngressExplainer.Request) -> String {
+        let translation = IngressTranslator.translate(objects, options: options)
         var text = IngressExplainer.explain(request, translation: translation)
         let skipped = translation.selection.filter { !$0.selected }
         if !skipped.isEmpty {

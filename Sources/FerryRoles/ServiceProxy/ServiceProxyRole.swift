@@ -23,6 +23,8 @@ public enum ServiceProxyRole {
         public var syncPeriod: Duration = .seconds(30)
         /// Set when the objects come from the API server (list + watch) instead of `manifests`.
         public var caches: KubernetesCaches?
+        /// Set when the objects were read once (`ferry rules` on the live cluster).
+        public var objects: ManifestSet?
 
         public init(manifests: [String], options: IPTablesOptions) {
             self.manifests = manifests
@@ -32,7 +34,7 @@ public enum ServiceProxyRole {
 
     /// The table and notes for the manifests. Throws `ManifestError` with every problem found.
     public static func translate(_ settings: Settings) throws -> ServiceProxyTranslator.Translation {
-        ServiceProxyTranslator.translate(try settings.caches?.manifestSet ?? ManifestLoader.load(paths: settings.manifests))
+        ServiceProxyTranslator.translate(try settings.objects ?? settings.caches?.manifestSet ?? ManifestLoader.load(paths: settings.manifests))
     }
 
     /// What changes when the objects do: the manifests' stamp, or the caches' generation.
@@ -43,14 +45,17 @@ public enum ServiceProxyRole {
     /// What `ferry service-proxy` watches from the API server, narrowed as kube-proxy narrows it: Services and
     /// EndpointSlices not labelled `service.kubernetes.io/service-proxy-name` (another proxy's) or
     /// `service.kubernetes.io/headless`, and the ServiceCIDRs.
-    public static let watchedResources: [WatchedResource] = {
+    public static let watchedResources = resources(namespaces: [])
+
+    /// The same in the given namespaces only (none: all); ServiceCIDRs are cluster-wide.
+    public static func resources(namespaces: [String]) -> [WatchedResource] {
         let selector = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
         var services = WatchedResource.services
         services.labelSelector = selector
         var slices = WatchedResource.endpointSlices
         slices.labelSelector = selector
-        return [services, slices, .serviceCIDRs]
-    }()
+        return WatchedResource.inNamespaces([services, slices], namespaces) + [.serviceCIDRs]
+    }
 
     /// The rendering options of one family: the ranges of ServiceCIDR objects join `--service-cluster-ip-range`.
     static func options(_ settings: Settings, _ translation: ServiceProxyTranslator.Translation, ipv6: Bool) -> IPTablesOptions {
