@@ -18,6 +18,8 @@ public struct WatchedResource: Sendable, Hashable {
     /// Watch one namespace only; nil: all.
     public var namespace: String?
     public var labelSelector: String?
+    /// `metadata.name=NAME`: one object (a service proxy's own Node).
+    public var fieldSelector: String?
 
     public init(groupVersionPath: String, resource: String, kind: String, apiVersion: String, namespace: String? = nil, labelSelector: String? = nil) {
         self.groupVersionPath = groupVersionPath
@@ -34,6 +36,13 @@ public struct WatchedResource: Sendable, Hashable {
     public static let ingressClasses = WatchedResource(groupVersionPath: "/apis/networking.k8s.io/v1", resource: "ingressclasses", kind: "IngressClass", apiVersion: "networking.k8s.io/v1")
     public static let secrets = WatchedResource(groupVersionPath: "/api/v1", resource: "secrets", kind: "Secret", apiVersion: "v1")
     public static let serviceCIDRs = WatchedResource(groupVersionPath: "/apis/networking.k8s.io/v1", resource: "servicecidrs", kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1")
+
+    /// One Node, by name (kube-proxy watches only its own).
+    public static func node(_ name: String) -> WatchedResource {
+        var node = WatchedResource(groupVersionPath: "/api/v1", resource: "nodes", kind: "Node", apiVersion: "v1")
+        node.fieldSelector = "metadata.name=\(name)"
+        return node
+    }
 
     /// The collection's path, in the namespace when one is set.
     public var path: String {
@@ -156,6 +165,7 @@ public final class ResourceWatcher: Sendable {
             var query = ["limit": String(pageSize)]
             if let token { query["continue"] = token }
             if let selector = resource.labelSelector { query["labelSelector"] = selector }
+            if let selector = resource.fieldSelector { query["fieldSelector"] = selector }
             let response = try await api.http.execute(api.request(path: resource.path, query: query), timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 64 << 20)
             try APIClient.check(response, body: body)
@@ -174,6 +184,7 @@ public final class ResourceWatcher: Sendable {
         var query = ["watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": String(watchTimeout.components.seconds)]
         if let version = cache.resourceVersion { query["resourceVersion"] = version }
         if let selector = resource.labelSelector { query["labelSelector"] = selector }
+        if let selector = resource.fieldSelector { query["fieldSelector"] = selector }
         let response = try await api.http.execute(api.request(path: resource.path, query: query), deadline: .now() + .seconds(watchTimeout.components.seconds + 30))
         if response.status != .ok {
             let body = try await response.body.collect(upTo: 1 << 20)

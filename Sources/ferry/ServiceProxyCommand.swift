@@ -1,12 +1,10 @@
 import ArgumentParser
 import FerryDataplane
+import FerryKubernetes
+import FerryKubernetesClient
 import FerryModel
-import FerryProxy
 import FerryRoles
-import NIOPosix
-import NIOCore
 import Logging
-import ServiceLifecycle
 import Foundation
 
 /// `ferry service-proxy`: kube-proxy from Services and EndpointSlices on disk.
@@ -68,24 +66,29 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        let options = try node.options(mode: ServiceProxyRole.Mode(rawValue: mode)!)
-        var settings = ServiceProxyRole.Settings(manifests: manifests, options: options)
-        settings.mode = ServiceProxyRole.Mode(rawValue: mode)!
-        settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
+        let mode = ServiceProxyRole.Mode(rawValue: self.mode)!
         var logger = Logger(label: "ferry")
         logger.logLevel = .info
-        // Without manifests: Services, EndpointSlices and ServiceCIDRs from the API server, listed now and
-        // then watched (credentials as `ferry api-proxy` resolves them).
+        // Without manifests: Services, EndpointSlices, ServiceCIDRs and this node's Node from the API server,
+        // listed now and then watched (credentials as `ferry api-proxy` resolves them).
         var watch: KubernetesWatchService?
+        var nodeObject: ClusterNode?
         if manifests.isEmpty {
+            let nodeName = node.nodeName
             do {
-                watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: ServiceProxyRole.watchedResources, logger: logger)
+                watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context,
+                                                               resources: ServiceProxyRole.watchedResources + [.node(nodeName)], logger: logger)
             } catch {
                 printError("\(error)\nferry service-proxy: cannot read the cluster; fix the problem above, or give --manifests")
                 throw ExitCode(1)
             }
-            settings.caches = watch?.caches
+            nodeObject = watch?.caches.manifestSet.nodes.first { $0.metadata.name == nodeName }
+            if nodeObject == nil { logger.warning("Node \(nodeName) not found; give --hostname-override with this node's name, or --node-ip") }
         }
+        var settings = ServiceProxyRole.Settings(manifests: manifests, options: try node.options(mode: mode, nodeObject: nodeObject))
+        settings.mode = mode
+        settings.syncPeriod = Duration.seconds(syncPeriodSeconds)
+        settings.caches = watch?.caches
         if dryRun {
             await watch?.shutdownWithoutWatching()
             do {
@@ -96,71 +99,12 @@ struct ServiceProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        if mode == "userspace" {
-            try await runUserspace(settings, logger: logger, watch: watch)
-            return
-        }
         do {
-            try ServiceProxyRole.checkTools(for: settings.mode)
-        } catch {
+            try await ServiceProxyRunner.run(settings, watch: watch, healthz: HostPort(parsing: healthzBindAddress)!, metrics: HostPort(parsing: metricsBindAddress)!, logger: logger)
+        } catch let error as ServiceProxyRunner.Failure {
             printError("ferry service-proxy: \(error)")
             throw ExitCode(1)
         }
-        if let done = ServiceProxyRole.cleanupOtherMode(than: settings.mode) {
-            logger.info("\(done) (a node runs one mode at a time)")
-        }
-        if settings.mode == .iptables && options.localhostNodePorts {
-            logger.info("Setting route_localnet=1 to allow node-ports on localhost; to change this set --iptables-localhost-nodeports false or --nodeport-addresses without loopback")
-            do {
-                try ServiceProxyRole.enableRouteLocalnet()
-            } catch {
-                printError("ferry service-proxy: \(error)")
-                throw ExitCode(1)
-            }
-        }
-        let syncer = ServiceProxySyncer(settings: settings, logger: logger)
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        try await serveStatus(syncer.status, group: loops, logger: logger, options: options)
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: syncer)] + (watch.map { [.init(service: $0)] } ?? [])
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        try? await loops.shutdownGracefully()
-    }
-
-    /// kube-proxy's health port (`/healthz`, `/livez`) and metrics port (`/metrics`) for `status`.
-    func serveStatus(_ status: ServiceProxyStatus, group: EventLoopGroup, logger: Logger, options: IPTablesOptions) async throws {
-        do {
-            let health = try StatusServer.bind(HostPort(parsing: healthzBindAddress)!, group: group) { status.respondHealth($0) }
-            let metrics = try StatusServer.bind(HostPort(parsing: metricsBindAddress)!, group: group) { status.respondMetrics($0) }
-            logger.info("ferry started", metadata: [
-                "mode": "\(mode)", "node": "\(options.nodeName)",
-                "healthz": "\(health.localAddress.map { "\($0)" } ?? "")", "metrics": "\(metrics.localAddress.map { "\($0)" } ?? "")",
-            ])
-        } catch {
-            printError("ferry service-proxy: cannot listen for health or metrics: \(error)")
-            try? await group.shutdownGracefully()
-            throw ExitCode(1)
-        }
-    }
-}
-
-extension ServiceProxyCommand {
-    /// The userspace mode: Ferry's TCP proxy listeners per Service port (reloaded as the manifests change),
-    /// and the redirect rules to them.
-    func runUserspace(_ settings: ServiceProxyRole.Settings, logger: Logger, watch: KubernetesWatchService?) async throws {
-        let portals = PortalSyncer(settings: settings, logger: logger)
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        try await serveStatus(portals.status, group: loops, logger: logger, options: settings.options)
-        do {
-            try await serveWatched(UserspaceSource(settings: settings), options: ProxyRunner.Options(threads: System.coreCount),
-                                   command: "ferry service-proxy", refused: "the manifests were refused", extraServices: [portals] + (watch.map { [$0] } ?? [])) { server in
-                portals.server.withLockedValue { $0 = server }
-            }
-        } catch {
-            try? await loops.shutdownGracefully()
-            throw error
-        }
-        try? await loops.shutdownGracefully()
     }
 }
 
@@ -211,10 +155,15 @@ struct NodeRuleOptions: ParsableArguments {
         (text ?? "").split(separator: ",").map(String.init)
     }
 
-    /// The options for `mode`; throws when `--nodeport-addresses` cannot be resolved on this node.
-    func options(mode: ServiceProxyRole.Mode) throws -> IPTablesOptions {
-        var options = IPTablesOptions(nodeName: hostnameOverride ?? ProcessInfo.processInfo.hostName)
+    /// `--hostname-override`, else the host name (kube-proxy's node name).
+    var nodeName: String { hostnameOverride ?? ProcessInfo.processInfo.hostName }
+
+    /// The options for `mode`; throws when `--nodeport-addresses` cannot be resolved on this node. Without
+    /// `--node-ip`, the node's IPs come from its Node object when one was read (kube-proxy's rule).
+    func options(mode: ServiceProxyRole.Mode, nodeObject: ClusterNode? = nil) throws -> ServiceRuleOptions {
+        var options = ServiceRuleOptions(nodeName: nodeName)
         options.nodeIPs = Self.items(nodeIp).compactMap { IPAddress(parsing: $0) }
+        if options.nodeIPs.isEmpty, let nodeObject { options.nodeIPs = nodeObject.nodeIPs }
         options.clusterCIDRs = Self.items(clusterCidr).compactMap { IPRange(parsing: $0) }
         options.masqueradeAll = masqueradeAll
         options.masqueradeBit = masqueradeBit

@@ -32,7 +32,7 @@ import Testing
                                loadBalancerIPs: [Self.ip("5.6.7.8")], loadBalancerSourceRanges: [IPRange(parsing: "203.0.113.0/25")!], endpoints: [Self.ep("10.180.0.3")]),
             ProxiedServicePort(namespace: "ns6", service: "svc6", portName: "p80", clusterIP: Self.ip("172.30.0.46"), port: 80),
         ])
-        var options = IPTablesOptions(nodeName: "test-node", nodeIP: Self.ip("192.168.0.2"), clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
+        var options = ServiceRuleOptions(nodeName: "test-node", nodeIP: Self.ip("192.168.0.2"), clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
         options.randomFully = false
         let t = IPTablesRenderer.render(table, options: options)
         #expect(Set(t.filterChains) == ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"])
@@ -118,7 +118,7 @@ import Testing
     @Test func sessionAffinityAndStaleChains() {
         let svc = ProxiedServicePort(namespace: "ns1", service: "svc1", portName: "p80", clusterIP: Self.ip("172.30.0.41"), port: 80,
                                      affinityTimeoutSeconds: 10800, endpoints: [Self.ep("10.180.0.1"), Self.ep("10.180.0.2")])
-        let t = IPTablesRenderer.render(ServicePortTable(ports: [svc]), options: IPTablesOptions(nodeName: "n"), existingNATChains: ["KUBE-SVC-OLDOLDOLDOLDOLDO", "KUBE-SERVICES", "DOCKER"])
+        let t = IPTablesRenderer.render(ServicePortTable(ports: [svc]), options: ServiceRuleOptions(nodeName: "n"), existingNATChains: ["KUBE-SVC-OLDOLDOLDOLDOLDO", "KUBE-SERVICES", "DOCKER"])
         let sep1 = ChainNames.endpoint(svc, Self.ep("10.180.0.1"))
         #expect(t.natRules.contains("-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 -> 10.180.0.1:80\" -m recent --name \(sep1) --rcheck --seconds 10800 --reap -j \(sep1)"))
         #expect(t.natRules.contains("-A \(sep1) -m comment --comment ns1/svc1:p80 -m recent --name \(sep1) --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80"))
@@ -136,7 +136,7 @@ import Testing
         let svc = ProxiedServicePort(namespace: "ns", service: "b", portName: "p", clusterIP: Self.ip("172.30.0.51"), port: 80, nodePort: 30080,
                                      internalTrafficLocal: true, externalTrafficLocal: true,
                                      endpoints: [Self.ep("10.180.0.8", node: "n"), Self.ep("10.180.0.9", node: "elsewhere")])
-        let t = IPTablesRenderer.render(ServicePortTable(ports: [svc]), options: IPTablesOptions(nodeName: "n"))
+        let t = IPTablesRenderer.render(ServicePortTable(ports: [svc]), options: ServiceRuleOptions(nodeName: "n"))
         let referenced = Set(t.natRules.compactMap { line -> String? in
             let words = line.split(separator: " ")
             guard let j = words.firstIndex(of: "-j"), j + 1 < words.count, words[j + 1].hasPrefix("KUBE-SVC-") else { return nil }
@@ -152,7 +152,7 @@ import Testing
         let v6 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("fd00:10:96::10"), port: 80, nodePort: 30080,
                                     endpoints: [ProxiedEndpoint(ip: Self.ip("fd00:10:244:1::5"), port: 8080)])
         let v4 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("10.96.0.10"), port: 80, endpoints: [Self.ep("10.244.1.5")])
-        var options = IPTablesOptions(nodeName: "node")
+        var options = ServiceRuleOptions(nodeName: "node")
         options.clusterCIDRs = [IPRange(parsing: "10.244.0.0/16")!, IPRange(parsing: "fd00:10:244::/56")!]
         let t = IPTablesRenderer.render(ServicePortTable(ports: [v4, v6]), options: options.forFamily(ipv6: true))
         let svc = ChainNames.service(v6)

@@ -15,7 +15,7 @@ import Testing
                                loadBalancerSourceRanges: [IPRange(parsing: "203.0.113.0/25")!], endpoints: [ep("10.180.0.3")]),
             ProxiedServicePort(namespace: "ns6", service: "svc6", portName: "p80", clusterIP: ip("172.30.0.46"), port: 80),
         ])
-        return IPTablesRenderer.render(table, options: IPTablesOptions(nodeName: "node", nodeIP: node, clusterCIDR: IPRange(parsing: "10.0.0.0/8")))
+        return IPTablesRenderer.render(table, options: ServiceRuleOptions(nodeName: "node", nodeIP: node, clusterCIDR: IPRange(parsing: "10.0.0.0/8")))
     }()
 
     static func trace(_ source: String, _ destination: String, _ port: Int, _ proto: TransportProtocol = .tcp) -> [IPTablesTracer.Outcome] {

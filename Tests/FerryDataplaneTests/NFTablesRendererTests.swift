@@ -21,8 +21,8 @@ import Testing
         ProxiedServicePort(namespace: "ns6", service: "svc6", portName: "p80", clusterIP: ip("172.30.0.46"), port: 80),
     ])
 
-    static var options: IPTablesOptions {
-        var options = IPTablesOptions(nodeName: "test-node", nodeIP: ip("192.168.0.2"), clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
+    static var options: ServiceRuleOptions {
+        var options = ServiceRuleOptions(nodeName: "test-node", nodeIP: ip("192.168.0.2"), clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
         options.nodePortAddresses = [ip("192.168.0.2")]
         options.serviceCIDRs = [IPRange(parsing: "172.30.0.0/16")!]
         return options
@@ -233,7 +233,7 @@ import Testing
                                     endpoints: [ProxiedEndpoint(ip: Self.ip("fd00:10:244:1::5"), port: 8080), ProxiedEndpoint(ip: Self.ip("fd00:10:244:2::7"), port: 8080)])
         let v4 = ProxiedServicePort(namespace: "demo", service: "web", portName: "http", clusterIP: Self.ip("10.96.0.10"), port: 80, endpoints: [Self.ep("10.244.1.5")])
         let table = ServicePortTable(ports: [v6, v4])
-        var options = IPTablesOptions(nodeName: "node")
+        var options = ServiceRuleOptions(nodeName: "node")
         options.clusterCIDRs = [IPRange(parsing: "10.244.0.0/16")!, IPRange(parsing: "fd00:10:244::/56")!]
         options.nodeIPs = [Self.ip("192.168.0.2"), Self.ip("2001:db8::2")]
         let t = NFTablesRenderer.render(table, options: options.forFamily(ipv6: true))

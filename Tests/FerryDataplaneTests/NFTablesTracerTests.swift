@@ -24,7 +24,7 @@ import Testing
             ProxiedServicePort(namespace: "ns5", service: "lb", portName: "p80", clusterIP: ip("172.30.0.45"), port: 80, nodePort: 3005,
                                loadBalancerIPs: [ip("5.6.7.8")], loadBalancerSourceRanges: [IPRange(parsing: "203.0.113.0/25")!], endpoints: [ep("10.180.0.3")]),
         ])
-        var options = IPTablesOptions(nodeName: "test-node", nodeIP: node, clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
+        var options = ServiceRuleOptions(nodeName: "test-node", nodeIP: node, clusterCIDR: IPRange(parsing: "10.0.0.0/8"))
         options.nodePortAddresses = [node]
         options.serviceCIDRs = [IPRange(parsing: "172.30.0.0/16")!]
         return NFTablesRenderer.render(table, options: options).ruleset

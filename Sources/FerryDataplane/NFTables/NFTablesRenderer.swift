@@ -144,7 +144,7 @@ public enum NFTablesRenderer {
     ]
 
     /// Renders the table of the family `options.isIPv6` names (`ip kube-proxy` or `ip6 kube-proxy`).
-    public static func render(_ table: ServicePortTable, options: IPTablesOptions, existingChains: Set<String> = [], existingSets: Set<String> = []) -> NFTablesTransaction {
+    public static func render(_ table: ServicePortTable, options: ServiceRuleOptions, existingChains: Set<String> = [], existingSets: Set<String> = []) -> NFTablesTransaction {
         var w = Writer(options: options.forFamily(ipv6: options.isIPv6))
         w.setup()
         for port in table.ports where port.clusterIP != nil && port.isIPv6 == options.isIPv6 {
@@ -160,12 +160,12 @@ public enum NFTablesRenderer {
     }
 
     struct Writer {
-        let options: IPTablesOptions
+        let options: ServiceRuleOptions
         var ruleset = NFTablesRuleset()
         var chainIndex: [String: Int] = [:]
         var collectionIndex: [String: Int] = [:]
 
-        init(options: IPTablesOptions) {
+        init(options: ServiceRuleOptions) {
             self.options = options
             ruleset.family = options.isIPv6 ? "ip6" : "ip"
             addr = options.isIPv6 ? "ipv6_addr" : "ipv4_addr"

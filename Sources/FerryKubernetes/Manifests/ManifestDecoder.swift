@@ -66,6 +66,18 @@ public enum ManifestDecoder {
             let keys = Array(root["data"].stringMap.keys).sorted() + Array(root["stringData"].stringMap.keys).sorted()
             set.secrets.append(Secret(metadata: meta, origin: origin, type: root["type"].string ?? "Opaque", keys: keys))
             decoded = true
+        case ("Node", "v1"):
+            guard let meta = metadata(root, kind: kind, namespaced: false) else { return }
+            var node = ClusterNode(metadata: meta)
+            node.addresses = root["status"]["addresses"].items.compactMap { item in
+                guard let type = item["type"].string, let address = item["address"].string else { return nil }
+                return (type, address)
+            }
+            node.podCIDRs = root["spec"]["podCIDRs"].items.compactMap(\.string)
+            node.deleting = root["metadata"]["deletionTimestamp"].string != nil
+            node.taintKeys = root["spec"]["taints"].items.compactMap { $0["key"].string }
+            set.nodes.append(node)
+            decoded = true
         case ("ServiceCIDR", "networking.k8s.io/v1"):
             guard let meta = metadata(root, kind: kind, namespaced: false) else { return }
             var cidrs: [IPRange] = []

@@ -7,6 +7,8 @@ public struct ManifestSet: Sendable {
     public var secrets: [Secret] = []
     /// `networking.k8s.io/v1` ServiceCIDR objects: the ranges ClusterIPs are allocated from.
     public var serviceCIDRs: [ServiceCIDR] = []
+    /// Nodes (a service proxy reads its own).
+    public var nodes: [ClusterNode] = []
     /// `kind` → how many objects of it were skipped.
     public var skippedKinds: [String: Int] = [:]
     /// The files read, in order.
@@ -21,6 +23,7 @@ public struct ManifestSet: Sendable {
         endpointSlices += other.endpointSlices
         secrets += other.secrets
         serviceCIDRs += other.serviceCIDRs
+        nodes += other.nodes
         skippedKinds.merge(other.skippedKinds, uniquingKeysWith: +)
         files += other.files
     }

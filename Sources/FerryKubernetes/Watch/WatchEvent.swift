@@ -9,6 +9,7 @@ public enum KubernetesObject: Sendable {
     case endpointSlice(EndpointSlice)
     case secret(Secret)
     case serviceCIDR(ServiceCIDR)
+    case node(ClusterNode)
 
     public var metadata: ObjectMeta {
         switch self {
@@ -18,6 +19,7 @@ public enum KubernetesObject: Sendable {
         case .endpointSlice(let o): o.metadata
         case .secret(let o): o.metadata
         case .serviceCIDR(let o): o.metadata
+        case .node(let o): o.metadata
         }
     }
 
@@ -30,6 +32,7 @@ public enum KubernetesObject: Sendable {
         case .endpointSlice(let o): set.endpointSlices.append(o)
         case .secret(let o): set.secrets.append(o)
         case .serviceCIDR(let o): set.serviceCIDRs.append(o)
+        case .node(let o): set.nodes.append(o)
         }
     }
 
@@ -41,6 +44,7 @@ public enum KubernetesObject: Sendable {
         if let o = set.endpointSlices.first { return .endpointSlice(o) }
         if let o = set.secrets.first { return .secret(o) }
         if let o = set.serviceCIDRs.first { return .serviceCIDR(o) }
+        if let o = set.nodes.first { return .node(o) }
         return nil
     }
 }

@@ -20,6 +20,22 @@ public final class ServiceProxyStatus: Sendable {
     enum RuleCount {
         case iptables(filter: Int, nat: Int)
         case nftables(Int)
+
+        /// The counts of two families' syncs together.
+        static func + (a: RuleCount, b: RuleCount) -> RuleCount {
+            switch (a, b) {
+            case (.iptables(let f1, let n1), .iptables(let f2, let n2)): .iptables(filter: f1 + f2, nat: n1 + n2)
+            case (.nftables(let x), .nftables(let y)): .nftables(x + y)
+            default: b
+            }
+        }
+
+        var total: Int {
+            switch self {
+            case .iptables(let filter, let nat): filter + nat
+            case .nftables(let n): n
+            }
+        }
     }
 
     /// kube-proxy's sync-duration buckets: 1 ms doubling, 15 of them.
@@ -27,6 +43,13 @@ public final class ServiceProxyStatus: Sendable {
 
     private let state = NIOLockedValueBox(State())
     let healthTimeout: Duration
+    private let eligibility = NIOLockedValueBox<(@Sendable () -> Bool?)?>(nil)
+
+    /// Whether this node may take traffic, from its Node object (nil: not known, taken as yes).
+    var nodeEligibility: (@Sendable () -> Bool?)? {
+        get { eligibility.withLockedValue { $0 } }
+        set { eligibility.withLockedValue { $0 = newValue } }
+    }
 
     public init(healthTimeout: Duration) {
         self.healthTimeout = healthTimeout
@@ -48,16 +71,20 @@ public final class ServiceProxyStatus: Sendable {
         state.withLockedValue { $0.failures += 1 }
     }
 
-    /// `/healthz` and `/livez`: 200 while the last successful sync is recent, 503 before the first or when
-    /// syncs keep failing.
-    public func health(now: Date = Date()) -> (HTTPResponseStatus, String, String) {
+    /// `/healthz`: 200 while the last successful sync is recent and the node is eligible (its Node is not
+    /// being deleted or marked for removal), 503 before the first sync, when syncs keep failing, or when the
+    /// node is leaving. `/livez` (`livez: true`) leaves the node out, as kube-proxy's does.
+    public func health(now: Date = Date(), livez: Bool = false) -> (HTTPResponseStatus, String, String) {
         let last = state.withLockedValue { $0.lastSuccess }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let lastText = last.map { formatter.string(from: $0) } ?? ""
-        let body = #"{"lastUpdated": "\#(lastText)","currentTime": "\#(formatter.string(from: now))"}"# + "\n"
-        let healthy = last.map { now.timeIntervalSince($0) <= Double(healthTimeout.components.seconds) } ?? false
-        return (healthy ? .ok : .serviceUnavailable, "application/json", body)
+        let synced = last.map { now.timeIntervalSince($0) <= Double(healthTimeout.components.seconds) } ?? false
+        let eligible = livez ? nil : nodeEligibility?()
+        var body = #"{"lastUpdated": "\#(lastText)","currentTime": "\#(formatter.string(from: now))""#
+        if let eligible { body += #","nodeEligible": \#(eligible)"# }
+        body += "}\n"
+        return (synced && eligible != false ? .ok : .serviceUnavailable, "application/json", body)
     }
 
     /// `/metrics` in the Prometheus text format.
@@ -106,7 +133,8 @@ public final class ServiceProxyStatus: Sendable {
     public func respondHealth(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String) {
         let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
         switch path {
-        case "/healthz", "/livez": return health()
+        case "/healthz": return health()
+        case "/livez": return health(livez: true)
         default: return (.notFound, "text/plain", "try /healthz or /livez\n")
         }
     }

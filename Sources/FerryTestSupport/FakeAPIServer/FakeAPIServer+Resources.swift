@@ -21,6 +21,7 @@ extension FakeAPIServer {
         var resourceVersion: Int
         var collection: String
         var namespace: String
+        var name = ""
         var labels: [String: String]
         /// The watch event line.
         var line: String
@@ -30,6 +31,8 @@ extension FakeAPIServer {
         var collection: String
         var namespace: String?
         var selector: LabelSelector
+        /// `fieldSelector=metadata.name=NAME`.
+        var name: String?
         var bookmarks: Bool
         var send: @Sendable (String) -> Void
         var drop: @Sendable () -> Void
@@ -72,8 +75,8 @@ extension FakeAPIServer {
         let json = FakeAPIServer.json(object)
         s.stored[collection, default: [:]][key] = StoredObject(namespace: namespace ?? "", name: name, resourceVersion: s.resourceVersion, labels: labels, json: json)
         let line = "{\"type\":\"\(existing != nil ? "MODIFIED" : "ADDED")\",\"object\":\(json)}\n"
-        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: namespace ?? "", labels: labels, line: line))
-        let watchers = s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == namespace) && $0.selector.matches(labels) }
+        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: namespace ?? "", name: name, labels: labels, line: line))
+        let watchers = s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == namespace) && ($0.name == nil || $0.name == name) && $0.selector.matches(labels) }
         return (line, s.resourceVersion, watchers)
     }
 
@@ -105,8 +108,8 @@ extension FakeAPIServer {
         s.resourceVersion += 1
         let json = stored.json.replacingOccurrences(of: "\"resourceVersion\":\"\(stored.resourceVersion)\"", with: "\"resourceVersion\":\"\(s.resourceVersion)\"")
         let line = "{\"type\":\"DELETED\",\"object\":\(json)}\n"
-        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: stored.namespace, labels: stored.labels, line: line))
-        return (line, s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == stored.namespace) && $0.selector.matches(stored.labels) })
+        s.history.append(HistoryEntry(resourceVersion: s.resourceVersion, collection: collection, namespace: stored.namespace, name: name, labels: stored.labels, line: line))
+        return (line, s.resourceWatchers.filter { $0.collection == collection && ($0.namespace == nil || $0.namespace == stored.namespace) && ($0.name == nil || $0.name == name) && $0.selector.matches(stored.labels) })
     }
 
     /// Forgets the history up to now, as etcd's compaction does: a watch or a list continuation from an
@@ -211,8 +214,9 @@ extension FakeAPIHandler {
             return true
         }
         let selector = LabelSelector(query["labelSelector"] ?? "")
+        let name = query["fieldSelector"].flatMap { $0.hasPrefix("metadata.name=") ? String($0.dropFirst("metadata.name=".count)) : nil }
         if query["watch"] == "true" || query["watch"] == "1" {
-            watchResource(collection: collection, namespace: namespace, selector: selector, query: query, context: context)
+            watchResource(collection: collection, namespace: namespace, name: name, selector: selector, query: query, context: context)
             return true
         }
         let limit = query["limit"].flatMap(Int.init) ?? 0
@@ -227,7 +231,7 @@ extension FakeAPIHandler {
                 offset = fields[1]
             }
             let all = (s.stored[collection] ?? [:]).values
-                .filter { (namespace == nil || $0.namespace == namespace) && selector.matches($0.labels) }
+                .filter { (namespace == nil || $0.namespace == namespace) && (name == nil || $0.name == name) && selector.matches($0.labels) }
                 .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
             let end = limit > 0 ? min(all.count, offset + limit) : all.count
             let items = offset < all.count ? all[offset..<end].map(\.json) : []
@@ -243,11 +247,11 @@ extension FakeAPIHandler {
         return true
     }
 
-    private func watchResource(collection: String, namespace: String?, selector: LabelSelector, query: [String: String], context: ChannelHandlerContext) {
+    private func watchResource(collection: String, namespace: String?, name: String?, selector: LabelSelector, query: [String: String], context: ChannelHandlerContext) {
         let since = query["resourceVersion"].flatMap(Int.init) ?? 0
         let send = startStream(contentType: "application/json", context: context)
         let channel = context.channel
-        let watcher = FakeAPIServer.Watcher(collection: collection, namespace: namespace, selector: selector,
+        let watcher = FakeAPIServer.Watcher(collection: collection, namespace: namespace, selector: selector, name: name,
                                             bookmarks: query["allowWatchBookmarks"] == "true", send: send, drop: { channel.close(promise: nil) })
         let lines: [String]? = state.withLockedValue { s in
             if since > 0 && since < s.compactedBelow { return nil }
@@ -255,11 +259,11 @@ extension FakeAPIHandler {
             if since == 0 {
                 // Without a resourceVersion: the current objects as ADDED first.
                 return (s.stored[collection] ?? [:]).values
-                    .filter { (namespace == nil || $0.namespace == namespace) && selector.matches($0.labels) }
+                    .filter { (namespace == nil || $0.namespace == namespace) && (name == nil || $0.name == name) && selector.matches($0.labels) }
                     .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
                     .map { "{\"type\":\"ADDED\",\"object\":\($0.json)}\n" }
             }
-            return s.history.filter { $0.resourceVersion > since && $0.collection == collection && (namespace == nil || $0.namespace == namespace) && selector.matches($0.labels) }.map(\.line)
+            return s.history.filter { $0.resourceVersion > since && $0.collection == collection && (namespace == nil || $0.namespace == namespace) && (name == nil || $0.name == name) && selector.matches($0.labels) }.map(\.line)
         }
         guard let lines else {
             let gone = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"too old resource version: \(since)\",\"reason\":\"Expired\",\"code\":410}}\n"

@@ -274,7 +274,7 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if parts == ["apis"] {
             let groups = [["name": "apps", "versions": [["groupVersion": "apps/v1", "version": "v1"]], "preferredVersion": ["groupVersion": "apps/v1", "version": "v1"]]] + FakeAPIServer.discoveryGroups
             send(.ok, FakeAPIServer.json(["kind": "APIGroupList", "apiVersion": "v1", "groups": groups]), context: context)
-        } else if parts == ["api", "v1", "nodes"], state.withLockedValue({ $0.stored["v1/nodes"] == nil }) {
+        } else if parts == ["api", "v1", "nodes"], state.withLockedValue({ $0.stored["v1/nodes"] == nil && !$0.servedCollections.contains("v1/nodes") }) {
             let node: [String: Any] = ["kind": "Node", "apiVersion": "v1", "metadata": ["name": "node-1", "uid": "uid-node-1", "resourceVersion": "7"], "status": ["conditions": [["type": "Ready", "status": "True"]]]]
             send(.ok, FakeAPIServer.json(["kind": "NodeList", "apiVersion": "v1", "metadata": ["resourceVersion": "7"], "items": [node]]), context: context)
         } else if parts.count == 5, parts[0...2] == ["api", "v1", "namespaces"], parts[4] == "pods" {

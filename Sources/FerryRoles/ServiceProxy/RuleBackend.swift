@@ -1,0 +1,169 @@
+import FerryDataplane
+import FerryModel
+import Logging
+import NIOConcurrencyHelpers
+
+/// One kind of kernel rules the service proxy writes (kube-proxy's proxiers: iptables, nftables), with all
+/// it does with them: render (what `--dry-run` prints), apply (one sync of one IP family), trace (`ferry
+/// rules explain`), diff against the kernel (`ferry rules diff`), and clean up. Callers hold a backend per
+/// mode instead of branching on the mode.
+protocol RuleBackend: Sendable {
+    var mode: ServiceProxyRole.Mode { get }
+    /// Fails at once, naming the package, when a tool the mode writes rules with is missing.
+    func checkTools() throws
+    /// Whether this backend's rules of one family are in the kernel now (false when they cannot be read).
+    func installed(ipv6: Bool) -> Bool
+    /// The text `--dry-run` prints for one family.
+    func render(_ table: ServicePortTable, options: ServiceRuleOptions) -> String
+    /// Writes one family's rules; returns what was written.
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount
+    /// Where a packet goes through one family's rules.
+    func trace(_ packet: RuleTrace.Packet, table: ServicePortTable, options: ServiceRuleOptions, localAddresses: [IPAddress]) -> [RuleTrace.Outcome]
+    /// What the next sync would change in one family's rules in the kernel; nil when nothing.
+    func diff(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> String?
+    /// Removes everything this mode installed, both families.
+    func cleanup() throws
+    /// Work between syncs (nftables: deleting chains found stale a second ago).
+    func housekeeping(logger: Logger)
+}
+
+extension ServiceProxyRole.Mode {
+    /// A new backend for this mode's kernel rules; nil for the userspace mode (it writes redirect rules to
+    /// its own listeners, not Service rules).
+    func makeBackend() -> (any RuleBackend)? {
+        switch self {
+        case .iptables: IPTablesBackend()
+        case .nftables: NFTablesBackend()
+        case .userspace: nil
+        }
+    }
+}
+
+/// kube-proxy's iptables proxier: jump rules ensured one by one, then one `iptables-restore --noflush`.
+struct IPTablesBackend: RuleBackend {
+    var mode: ServiceProxyRole.Mode { .iptables }
+
+    func checkTools() throws {
+        for tool in ["iptables", "iptables-save", "iptables-restore"] {
+            _ = try SystemCommand.path(of: tool, missing: "install the iptables package")
+        }
+    }
+
+    func installed(ipv6: Bool) -> Bool {
+        (try? IPTablesApplier.existingNATChains(ipv6: ipv6))?.contains("KUBE-SERVICES") == true
+    }
+
+    func render(_ table: ServicePortTable, options: ServiceRuleOptions) -> String {
+        let transaction = IPTablesRenderer.render(table, options: options)
+        let iptables = IPTablesApplier.tool("iptables", ipv6: options.isIPv6)
+        var text = "# jump rules, each inserted when missing (\(iptables) -t TABLE -C/-I CHAIN ...):\n"
+        for rule in transaction.jumpRules {
+            text += "-t \(rule.table) -A \(rule.chain) " + rule.arguments.map(ServiceProxyRole.quoted).joined(separator: " ") + "\n"
+        }
+        return text + "# \(iptables)-restore --noflush --counters:\n" + transaction.restoreInput
+    }
+
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount {
+        let transaction = IPTablesRenderer.render(table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: options.isIPv6))
+        try IPTablesApplier.apply(transaction, ipv6: options.isIPv6)
+        return .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count)
+    }
+
+    func trace(_ packet: RuleTrace.Packet, table: ServicePortTable, options: ServiceRuleOptions, localAddresses: [IPAddress]) -> [RuleTrace.Outcome] {
+        IPTablesTracer.trace(packet, through: IPTablesRenderer.render(table, options: options), localAddresses: localAddresses)
+    }
+
+    func diff(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> String? {
+        let save = IPTablesApplier.tool("iptables-save", ipv6: options.isIPv6)
+        let saved = try SystemCommand.run(save, [])
+        guard saved.status == 0 else { throw SystemCommand.Failure(description: "\(save) failed: \(saved.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) (it needs root)") }
+        let transaction = IPTablesRenderer.render(table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: options.isIPv6))
+        let found = IPTablesDiff.diff(saved: saved.stdout, next: transaction)
+        return found.isEmpty ? nil : (options.isIPv6 ? "# IPv6 (ip6tables)\n" : "") + IPTablesDiff.describe(found)
+    }
+
+    func cleanup() throws {
+        try IPTablesApplier.cleanup()
+    }
+
+    func housekeeping(logger: Logger) {}
+}
+
+/// kube-proxy's nftables proxier: one `nft -f` transaction per family and sync; service chains that a sync
+/// leaves unused are deleted a second or more later (kernels before 6.2 notice late that no map element
+/// points at them any more).
+final class NFTablesBackend: RuleBackend {
+    var mode: ServiceProxyRole.Mode { .nftables }
+    /// Stale chains (`ip chain` or `ip6 chain`) and when they were found.
+    let staleChains = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+
+    func checkTools() throws {
+        _ = try SystemCommand.path(of: "nft", missing: "install the nftables package, or use --mode iptables")
+    }
+
+    func installed(ipv6: Bool) -> Bool {
+        guard (try? SystemCommand.path(of: "nft")) != nil else { return false }
+        return (try? NFTablesApplier.listing(ipv6: ipv6))?.isEmpty == false
+    }
+
+    func render(_ table: ServicePortTable, options: ServiceRuleOptions) -> String {
+        "# nft -f - (one transaction)\(options.isIPv6 ? ", IPv6" : ""):\n" + NFTablesRenderer.render(table, options: options).script
+    }
+
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount {
+        try deleteStaleChains()
+        let family = NFTablesApplier.family(ipv6: options.isIPv6)
+        let existing = try NFTablesApplier.existing(ipv6: options.isIPv6)
+        let transaction = NFTablesRenderer.render(table, options: options, existingChains: existing.chains, existingSets: existing.sets)
+        try NFTablesApplier.run(transaction.script)
+        let now = ContinuousClock.now
+        staleChains.withLockedValue { stale in
+            // Keys are `family chain`; this sync decides the stale chains of its family afresh.
+            var kept = stale.filter { !$0.key.hasPrefix(family + " ") }
+            for chain in transaction.staleChains { kept[family + " " + chain] = stale[family + " " + chain] ?? now }
+            stale = kept
+        }
+        return .nftables(transaction.ruleset.ruleCount)
+    }
+
+    func trace(_ packet: RuleTrace.Packet, table: ServicePortTable, options: ServiceRuleOptions, localAddresses: [IPAddress]) -> [RuleTrace.Outcome] {
+        NFTablesTracer.trace(packet, through: NFTablesRenderer.render(table, options: options).ruleset, localAddresses: localAddresses)
+    }
+
+    func diff(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> String? {
+        let next = NFTablesRenderer.render(table, options: options)
+        let found = NFTablesDiff.diff(current: try NFTablesApplier.listing(ipv6: options.isIPv6), next: try NFTablesApplier.listingAfterLoading(next.script, ipv6: options.isIPv6))
+        return found.isEmpty ? nil : NFTablesDiff.describe(found, family: NFTablesApplier.family(ipv6: options.isIPv6))
+    }
+
+    func cleanup() throws {
+        try NFTablesApplier.cleanup()
+    }
+
+    func housekeeping(logger: Logger) {
+        do {
+            let deleted = try deleteStaleChains()
+            if deleted > 0 { logger.info("deleted stale nftables chains", metadata: ["chains": "\(deleted)"]) }
+        } catch {
+            logger.warning("stale nftables chains stay for now: \(error)")
+        }
+    }
+
+    /// Deletes the stale chains found a second or more ago (returns how many); a failure leaves them for
+    /// the next try.
+    @discardableResult
+    func deleteStaleChains() throws -> Int {
+        let due = staleChains.withLockedValue { stale in
+            stale.filter { ContinuousClock.now - $0.value >= .seconds(1) }.keys.sorted()
+        }
+        guard !due.isEmpty else { return 0 }
+        for family in ["ip", "ip6"] {
+            let chains = due.filter { $0.hasPrefix(family + " ") }.map { String($0.dropFirst(family.count + 1)) }
+            if !chains.isEmpty { try NFTablesApplier.run(NFTablesTransaction.deleteChains(chains, family: family)) }
+        }
+        staleChains.withLockedValue { stale in
+            for key in due { stale[key] = nil }
+        }
+        return due.count
+    }
+}
