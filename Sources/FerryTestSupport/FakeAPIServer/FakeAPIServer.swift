@@ -16,6 +16,8 @@ import NIOWebSocket
 /// (bytes are echoed).
 public final class FakeAPIServer: Sendable {
     public let channel: Channel
+    /// The same server on a Unix socket, when asked for (a network namespace reaches it through a relay).
+    public let unixChannel: Channel?
     public let token: String
     let state: NIOLockedValueBox<State>
 
@@ -69,7 +71,7 @@ public final class FakeAPIServer: Sendable {
 
     /// Serves on 127.0.0.1 port 0 with the PEM certificate and key at the given paths; with `clientCA`, a
     /// client certificate signed by it also authenticates.
-    public init(group: EventLoopGroup, certificate: String, key: String, token: String, clientCA: String? = nil) throws {
+    public init(group: EventLoopGroup, certificate: String, key: String, token: String, clientCA: String? = nil, unixSocketPath: String? = nil) throws {
         self.token = token
         let state = NIOLockedValueBox(State())
         self.state = state
@@ -82,7 +84,7 @@ public final class FakeAPIServer: Sendable {
             tls.trustRoots = .file(clientCA)
         }
         let context = try NIOSSLContext(configuration: tls)
-        channel = try ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let upgrader = NIOWebSocketServerUpgrader(
@@ -113,12 +115,13 @@ public final class FakeAPIServer: Sendable {
                     try sync.addHandler(FakeAPIHandler(token: token, state: state))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
-            .wait()
+        channel = try bootstrap.bind(host: "127.0.0.1", port: 0).wait()
+        unixChannel = try unixSocketPath.map { try bootstrap.bind(unixDomainSocketPath: $0, cleanupExistingSocketFile: true).wait() }
     }
 
     public func close() {
         channel.close(promise: nil)
+        unixChannel?.close(promise: nil)
     }
 
     /// Adds (or replaces) a pod and tells the watchers of its namespace.
