@@ -41,7 +41,7 @@ public struct APIServer: Sendable, Hashable {
     }
 
     /// From a kubeconfig selection; `exec` runs the user's exec plugin (cached) when it has one.
-    public static func resolve(_ selection: Kubeconfig.Selection, origins: [String: Kubeconfig.Origin], exec: ExecCredentials?) throws -> APIServer {
+    public static func resolve(_ selection: Kubeconfig.Selection, origins: [String: Kubeconfig.Origin], exec: (any ExecCredentialSource)?) throws -> APIServer {
         let clusterEntry = origins["clusters/\(selection.clusterName)"].map { "\($0)" } ?? "cluster \"\(selection.clusterName)\""
         let userEntry = selection.userName.map { name in origins["users/\(name)"].map { "\($0)" } ?? "user \"\(name)\"" }
         var server = try parse(selection.cluster.server, entry: clusterEntry)
@@ -68,7 +68,7 @@ public struct APIServer: Sendable, Hashable {
             server.authorization = "Basic " + Data("\(name):\(password)".utf8).base64EncodedString()
         }
         if u.exec != nil, let exec {
-            let credential: ExecCredentials.Credential
+            let credential: ExecPlugin.Credential
             do {
                 credential = try exec.credential()
             } catch let error as KubeconfigError {

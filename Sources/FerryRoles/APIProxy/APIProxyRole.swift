@@ -1,5 +1,6 @@
 import FerryConfig
 import FerryKubernetes
+import FerryKubernetesClient
 import FerryModel
 import Foundation
 import NIOConcurrencyHelpers
