@@ -134,7 +134,7 @@ struct IngressCommand: AsyncParsableCommand {
         guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
         let settings = IngressRole.Settings(manifests: selection.manifests, listen: listenAddress, admin: adminAddress, options: selection.options)
         if !selection.manifests.isEmpty {
-            try await serveWatched(ManifestSource(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
+            try await serveWatched(IngressRole.source(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
             return
         }
         // From the API server: the credentials as `ferry api-proxy` resolves them; every collection listed

@@ -26,12 +26,14 @@ struct WatchEventDecodingTests {
         #expect(bookmark.type == .bookmark && bookmark.resourceVersion == "12345" && bookmark.object == nil)
         let gone = try WatchEventDecoder.decode(line: #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (2000)","reason":"Expired","code":410}}"#)
         #expect(gone.status?.isGone == true && gone.status?.reason == "Expired")
-        let node = try WatchEventDecoder.decode(line: #"{"type":"ADDED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","resourceVersion":"7"}}}"#)
-        #expect(node.object == nil && node.key == "/n1" && node.resourceVersion == "7")
+        let other = try WatchEventDecoder.decode(line: #"{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c1","namespace":"demo","resourceVersion":"7"}}}"#)
+        #expect(other.object == nil && other.problem == nil && other.key == "demo/c1" && other.resourceVersion == "7")
+        // An object Ferry cannot read is an event with a problem, not an error that would end the watch.
+        let unnamed = try WatchEventDecoder.decode(line: #"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Service","metadata":{}}}"#)
+        #expect(unnamed.object == nil && unnamed.problem?.contains("metadata.name: is required") == true, "\(unnamed)")
     }
 
-    @Test(arguments: ["not json at all {", #"{"type":"SOMETHING","object":{}}"#, #"{"object":{}}"#,
-                      #"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Service","metadata":{}}}"#])
+    @Test(arguments: ["not json at all {", #"{"type":"SOMETHING","object":{}}"#, #"{"object":{}}"#])
     func badEventsSayWhatIsWrong(line: String) {
         #expect(throws: WatchDecodingError.self) { try WatchEventDecoder.decode(line: line) }
     }

@@ -43,7 +43,7 @@ public struct IngressClusterSettings: Sendable {
 /// that on shutdown the status is cleared before the Lease is released and the watches stop last), the
 /// metrics of the watches and the readiness rule.
 public struct IngressCluster: Sendable {
-    public let source: IngressAPISource
+    public let source: KubernetesObjectSource
     public let services: [any ServiceLifecycle.Service]
     public let metrics: ProxyMetrics
     let watch: KubernetesWatchService
@@ -56,7 +56,7 @@ public struct IngressCluster: Sendable {
         let watchMetrics = KubernetesWatchMetrics(registry: metrics.registry)
         watch.count(in: watchMetrics)
         let translations = IngressTranslations()
-        let source = IngressAPISource(settings: settings, caches: watch.caches, server: watch.server, translations: translations)
+        let source = IngressAPISource.source(settings: settings, caches: watch.caches, server: watch.server, translations: translations)
         let identity = LeaderElector.defaultIdentity()
         let events = EventRecorder(api: watch.api, component: "ferry-ingress", instance: identity, logger: logger)
         var services: [any ServiceLifecycle.Service] = [watch]

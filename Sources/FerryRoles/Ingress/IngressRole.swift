@@ -59,22 +59,11 @@ public enum IngressRole {
     }
 }
 
-/// Kubernetes manifests on disk as a configuration source: re-read when a file is edited, added or removed.
-public struct ManifestSource: ConfigSource {
-    public let settings: IngressRole.Settings
-
-    public init(settings: IngressRole.Settings) {
-        self.settings = settings
-    }
-
-    public var name: String { settings.manifests.joined(separator: " ") }
-
-    public func stamp() -> SourceStamp? {
-        SourceStamp(ManifestLoader.stamp(paths: settings.manifests))
-    }
-
-    public func load(version: Int) throws -> ConfigSnapshot {
-        let translation = try IngressRole.translate(settings.manifests, options: settings.options)
-        return IngressRole.snapshot(translation, settings: settings, version: version)
+extension IngressRole {
+    /// The Ingress controller's configuration source on manifest files (edits re-route live).
+    public static func source(settings: Settings) -> KubernetesObjectSource {
+        KubernetesObjectSource(.files(settings.manifests)) { objects, version in
+            snapshot(IngressTranslator.translate(objects, options: settings.options), settings: settings, version: version)
+        }
     }
 }

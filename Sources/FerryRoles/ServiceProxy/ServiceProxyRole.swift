@@ -34,12 +34,17 @@ public enum ServiceProxyRole {
 
     /// The table and notes for the manifests. Throws `ManifestError` with every problem found.
     public static func translate(_ settings: Settings) throws -> ServiceProxyTranslator.Translation {
-        ServiceProxyTranslator.translate(try settings.objects ?? settings.caches?.manifestSet ?? ManifestLoader.load(paths: settings.manifests))
+        ServiceProxyTranslator.translate(try settings.objects ?? objects(settings).read())
+    }
+
+    /// Where the objects come from: the API's caches, or the manifest files.
+    static func objects(_ settings: Settings) -> KubernetesObjectSource.Objects {
+        settings.caches.map { .cluster($0, server: "the API server") } ?? .files(settings.manifests)
     }
 
     /// What changes when the objects do: the manifests' stamp, or the caches' generation.
     static func stamp(_ settings: Settings) -> [String] {
-        settings.caches.map { ["api", String($0.generation)] } ?? ManifestLoader.stamp(paths: settings.manifests)
+        objects(settings).stamp()
     }
 
     /// What `ferry service-proxy` watches from the API server, narrowed as kube-proxy narrows it: Services and

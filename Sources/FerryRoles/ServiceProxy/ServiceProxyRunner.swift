@@ -58,7 +58,7 @@ public enum ServiceProxyRunner {
         let portals = PortalSyncer(settings: settings, logger: logger)
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         try await serveStatus(portals.status, settings: settings, group: loops, healthz: healthz, metrics: metrics, logger: logger)
-        let source = UserspaceSource(settings: settings)
+        let source = UserspaceMode.source(settings: settings)
         do {
             let snapshot = try source.load(version: 1)
             try await ProxyRunner.run(config: snapshot, options: ProxyRunner.Options(threads: System.coreCount),

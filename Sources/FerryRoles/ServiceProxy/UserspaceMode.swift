@@ -62,22 +62,13 @@ public enum UserspaceMode {
     }
 }
 
-/// The manifests as the userspace mode's configuration source.
-public struct UserspaceSource: ConfigSource {
-    public let settings: ServiceProxyRole.Settings
-
-    public init(settings: ServiceProxyRole.Settings) {
-        self.settings = settings
-    }
-
-    public var name: String { settings.manifests.joined(separator: " ") }
-
-    public func stamp() -> SourceStamp? {
-        SourceStamp(ServiceProxyRole.stamp(settings))
-    }
-
-    public func load(version: Int) throws -> ConfigSnapshot {
-        UserspaceMode.snapshot(try ServiceProxyRole.translate(settings).table, node: settings.options.nodeName, version: version, source: "service-proxy (userspace): \(name)")
+extension UserspaceMode {
+    /// The userspace mode's configuration source: the Service ports of the manifests or the cluster.
+    public static func source(settings: ServiceProxyRole.Settings) -> KubernetesObjectSource {
+        KubernetesObjectSource(ServiceProxyRole.objects(settings)) { set, version in
+            snapshot(ServiceProxyTranslator.translate(set).table, node: settings.options.nodeName, version: version,
+                     source: "service-proxy (userspace): " + (settings.caches == nil ? settings.manifests.joined(separator: " ") : "the API server"))
+        }
     }
 }
 
