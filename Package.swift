@@ -106,6 +106,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The fake API server filled with a large cluster, for bench/kube-scale.py (not part of `ferry`).
+        .executableTarget(
+            name: "ferry-bench-apiserver",
+            dependencies: [
+                "FerryTestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Origins and helpers shared by tests; never linked into `ferry`.
         .target(
             name: "FerryTestSupport",
@@ -135,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
-                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryKubernetesClient", "FerryTestSupport",
+                "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryKubernetesClient", "FerryDataplane", "FerryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -266,3 +266,37 @@ import Testing
         #expect(nodePort.count == 2 && nodePort.allSatisfy { $0.masqueraded && $0.action.hasPrefix("DNAT [fd00:10:244:") }, "\(nodePort)")
     }
 }
+
+/// Partial syncs: only what changed since the last applied ruleset is written.
+@Suite struct NFTablesPartialSyncTests {
+    typealias R = NFTablesRendererTests
+
+    /// The overall table with svc4's second endpoint moved and svc6 (no endpoints) gone.
+    static var changed: ServicePortTable {
+        var ports = R.overall.ports.filter { $0.service != "svc6" }
+        let i = ports.firstIndex { $0.service == "svc4" }!
+        ports[i].endpoints = [R.ep("10.180.0.4"), R.ep("10.180.0.9", node: "test-node")]
+        return ServicePortTable(ports: ports)
+    }
+
+    @Test func aChangeWritesOnlyItsChainsAndElements() {
+        let first = NFTablesRenderer.render(R.overall, options: R.options)
+        let next = NFTablesRenderer.render(Self.changed, options: R.options, existingChains: Set(first.ruleset.chains.map(\.name)), existingSets: Set(first.ruleset.collections.map(\.name)))
+        let script = next.script(after: first.ruleset)
+        let lines = script.split(separator: "\n").map(String.init)
+        // svc4's service chain is refilled (its endpoint list changed), the new endpoint chain added, the
+        // old one flushed as stale; svc6's map elements deleted; nothing of svc1 is written.
+        let svc4 = next.ruleset.chains.first { $0.name.hasPrefix("service-") && $0.name.hasSuffix("ns4/svc4/tcp/p80") }!.name
+        #expect(lines.contains("flush chain ip kube-proxy \(svc4)"))
+        #expect(lines.contains { $0.hasPrefix("add chain ip kube-proxy endpoint-") && $0.contains("ns4/svc4/tcp/p80__10.180.0.9/80") })
+        #expect(lines.contains { $0.hasPrefix("flush chain ip kube-proxy endpoint-") && $0.contains("__10.180.0.5/80") })
+        #expect(lines.contains { $0.hasPrefix("delete element ip kube-proxy no-endpoint-services { 172.30.0.46 . tcp . 80") })
+        #expect(!script.contains("ns1/svc1"), "\(script)")
+        #expect(lines.count < 30, "\(lines.count) lines: \(script)")
+        #expect(!lines.contains { $0.hasPrefix("flush map") || $0.hasPrefix("flush set") })
+        // Without a previous ruleset, or when nothing changed: the whole table, or almost nothing.
+        #expect(next.script(after: nil) == next.script)
+        let same = NFTablesRenderer.render(Self.changed, options: R.options, existingChains: Set(next.ruleset.chains.map(\.name)), existingSets: Set(next.ruleset.collections.map(\.name)))
+        #expect(same.script(after: next.ruleset).split(separator: "\n").count == 1, "only the table's add: \(same.script(after: next.ruleset))")
+    }
+}

@@ -118,6 +118,47 @@ public struct NFTablesTransaction: Sendable, Hashable {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Only what changed since `previous` (the ruleset of the last sync that was applied, in full or in
+    /// part), as kube-proxy's partial syncs write: new chains and chains whose rules changed (flushed and
+    /// refilled), stale chains flushed, map and set elements deleted and added one by one. Unchanged chains
+    /// and elements are not touched, so one changed Service is a few lines instead of the whole table.
+    /// Without `previous`, or when a set's or map's definition changed, the whole table (`script`).
+    public func script(after previous: NFTablesRuleset?) -> String {
+        guard let previous, previous.family == ruleset.family else { return script }
+        let r = ruleset
+        let oldChains = Dictionary(previous.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let oldCollections = Dictionary(previous.collections.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for c in r.collections {
+            if let old = oldCollections[c.name], old.type != c.type || old.flags != c.flags || old.timeoutSeconds != c.timeoutSeconds { return script }
+        }
+        var lines = [#"add table \#(r.prefix) { comment "\#(r.comment)" ; }"#]
+        var refill: [NFTablesRuleset.Chain] = []
+        for chain in r.chains where oldChains[chain.name] != chain {
+            lines.append(r.addCommand(chain))
+            if oldChains[chain.name] != nil { lines.append("flush chain \(r.prefix) \(chain.name)") }
+            refill.append(chain)
+        }
+        lines += staleChains.map { "flush chain \(r.prefix) \($0)" }
+        var additions: [String] = []
+        for c in r.collections {
+            guard let old = oldCollections[c.name] else {
+                lines.append(r.addCommand(c))
+                additions += c.elements.map { r.elementCommand(c.name, $0) }
+                continue
+            }
+            let before = Dictionary(old.elements.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            let after = Dictionary(c.elements.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            for element in old.elements where after[element.key] != element {
+                lines.append("delete element \(r.prefix) \(c.name) { \(element.key) }")
+            }
+            additions += c.elements.filter { before[$0.key] != $0 }.map { r.elementCommand(c.name, $0) }
+        }
+        lines += staleSets.map { "delete set \(r.prefix) \($0)" }
+        for chain in refill { lines += chain.rules.map { r.ruleCommand(chain.name, $0) } }
+        lines += additions
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// The later transaction that deletes chains found stale by an earlier sync.
     public static func deleteChains(_ chains: [String], family: String = "ip") -> String {
         chains.map { "delete chain \(family) \(NFTablesNames.table) \($0)" }.joined(separator: "\n") + "\n"

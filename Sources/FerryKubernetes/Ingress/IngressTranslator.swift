@@ -47,6 +47,8 @@ struct TranslationState {
     private var noted: Set<String> = []
     private var clusterNames: [ClusterKey: String] = [:]
     private var services: [String: Service] = [:]
+    /// EndpointSlices by `namespace/service`, so resolving a backend does not scan every slice.
+    private var slicesByService: [String: [EndpointSlice]] = [:]
     /// The Ingress whose backends are being resolved, for Events about them.
     var subject: String?
 
@@ -54,6 +56,10 @@ struct TranslationState {
         self.set = set
         self.options = options
         for s in set.services where services[s.metadata.key] == nil { services[s.metadata.key] = s }
+        for slice in set.endpointSlices where slice.addressType != "FQDN" {
+            guard let name = slice.serviceName else { continue }
+            slicesByService["\(slice.metadata.namespace)/\(name)", default: []].append(slice)
+        }
     }
 
     /// Records a problem once. `key` identifies it when the text varies by where it was found (a missing
@@ -355,7 +361,7 @@ struct TranslationState {
         var ready: [HostPort] = []
         var terminating: [HostPort] = []
         var notReady = 0
-        for slice in set.endpointSlices where slice.metadata.namespace == namespace && slice.serviceName == ref.name && slice.addressType != "FQDN" {
+        for slice in slicesByService[key] ?? [] {
             guard let slicePort = slice.ports.first(where: { ($0.name ?? "") == portName }), let number = slicePort.port else { continue }
             for endpoint in slice.endpoints {
                 let addresses = endpoint.addresses.map { HostPort(host: $0, port: number) }

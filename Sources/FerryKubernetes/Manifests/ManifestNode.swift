@@ -38,7 +38,17 @@ struct ManifestNode {
     }
 
     subscript(key: String) -> ManifestNode {
-        let child = node?.mapping?[key]
+        // By the key's text: Yams' own `mapping[key]` compares Nodes, resolving each key's tag with a
+        // regular expression, which made decoding large lists from the API server slow.
+        var child: Node?
+        if case .mapping(let mapping)? = node {
+            for (k, v) in mapping {
+                if case .scalar(let scalar) = k, scalar.string == key {
+                    child = v
+                    break
+                }
+            }
+        }
         return ManifestNode(node: child, path: path.isEmpty ? key : "\(path).\(key)", reporter: reporter, parentLine: line)
     }
 

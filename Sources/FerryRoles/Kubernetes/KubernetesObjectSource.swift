@@ -35,6 +35,13 @@ public struct KubernetesObjectSource: ConfigSource {
     public func load(version: Int) throws -> ConfigSnapshot {
         try build(try objects.read(), version)
     }
+
+    /// Files: every second. The caches' generation is a counter in memory: every 100 ms, so that a change
+    /// from the API routes within a fraction of a second (a burst of changes is one reload).
+    public var pollInterval: Duration {
+        if case .cluster = objects { return .milliseconds(100) }
+        return .seconds(1)
+    }
 }
 
 extension KubernetesObjectSource.Objects {

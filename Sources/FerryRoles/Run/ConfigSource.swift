@@ -16,6 +16,13 @@ public protocol ConfigSource: Sendable {
     func stamp() -> SourceStamp?
     /// Reads and validates the configuration. Throws an error whose description says what to fix.
     func load(version: Int) throws -> ConfigSnapshot
+    /// How often the stamp is compared (files: every second; a source whose stamp is a counter in memory
+    /// can be asked far more often).
+    var pollInterval: Duration { get }
+}
+
+extension ConfigSource {
+    public var pollInterval: Duration { .seconds(1) }
 }
 
 /// What identifies one version of a source on disk.

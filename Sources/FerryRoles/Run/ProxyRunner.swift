@@ -62,7 +62,7 @@ public enum ProxyRunner {
         onStart(server)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if let watch {
-            services.append(.init(service: ConfigWatcher(source: watch.source, loadedStamp: watch.loadedStamp, server: server, logger: logger, overrides: overrides)))
+            services.append(.init(service: ConfigWatcher(source: watch.source, loadedStamp: watch.loadedStamp, server: server, logger: logger, pollInterval: watch.source.pollInterval, overrides: overrides)))
         }
         services += extraServices.map { .init(service: $0) }
         let serviceGroup = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -15,8 +15,9 @@ protocol RuleBackend: Sendable {
     func installed(ipv6: Bool) -> Bool
     /// The text `--dry-run` prints for one family.
     func render(_ table: ServicePortTable, options: ServiceRuleOptions) -> String
-    /// Writes one family's rules; returns what was written.
-    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount
+    /// Writes one family's rules; returns what was written. `incremental`: only what changed since the last
+    /// sync this backend applied may be written (a backend without partial syncs writes everything).
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions, incremental: Bool) throws -> ServiceProxyStatus.RuleCount
     /// Where a packet goes through one family's rules.
     func trace(_ packet: RuleTrace.Packet, table: ServicePortTable, options: ServiceRuleOptions, localAddresses: [IPAddress]) -> [RuleTrace.Outcome]
     /// What the next sync would change in one family's rules in the kernel; nil when nothing.
@@ -63,7 +64,7 @@ struct IPTablesBackend: RuleBackend {
         return text + "# \(iptables)-restore --noflush --counters:\n" + transaction.restoreInput
     }
 
-    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount {
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions, incremental: Bool) throws -> ServiceProxyStatus.RuleCount {
         let transaction = IPTablesRenderer.render(table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: options.isIPv6))
         try IPTablesApplier.apply(transaction, ipv6: options.isIPv6)
         return .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count)
@@ -89,13 +90,16 @@ struct IPTablesBackend: RuleBackend {
     func housekeeping(logger: Logger) {}
 }
 
-/// kube-proxy's nftables proxier: one `nft -f` transaction per family and sync; service chains that a sync
-/// leaves unused are deleted a second or more later (kernels before 6.2 notice late that no map element
-/// points at them any more).
+/// kube-proxy's nftables proxier: one `nft -f` transaction per family and sync — the whole table, or (a
+/// partial sync, after a change) only the chains and elements that changed since the last one applied;
+/// service chains that a sync leaves unused are deleted a second or more later (kernels before 6.2 notice
+/// late that no map element points at them any more).
 final class NFTablesBackend: RuleBackend {
     var mode: ServiceProxyRole.Mode { .nftables }
     /// Stale chains (`ip chain` or `ip6 chain`) and when they were found.
     let staleChains = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])
+    /// The ruleset the last successful sync of each family (`ip`, `ip6`) left in the kernel.
+    let applied = NIOLockedValueBox<[String: NFTablesRuleset]>([:])
 
     func checkTools() throws {
         _ = try SystemCommand.path(of: "nft", missing: "install the nftables package, or use --mode iptables")
@@ -110,16 +114,31 @@ final class NFTablesBackend: RuleBackend {
         "# nft -f - (one transaction)\(options.isIPv6 ? ", IPv6" : ""):\n" + NFTablesRenderer.render(table, options: options).script
     }
 
-    func apply(_ table: ServicePortTable, options: ServiceRuleOptions) throws -> ServiceProxyStatus.RuleCount {
+    func apply(_ table: ServicePortTable, options: ServiceRuleOptions, incremental: Bool) throws -> ServiceProxyStatus.RuleCount {
         try deleteStaleChains()
         let family = NFTablesApplier.family(ipv6: options.isIPv6)
-        let existing = try NFTablesApplier.existing(ipv6: options.isIPv6)
-        let transaction = NFTablesRenderer.render(table, options: options, existingChains: existing.chains, existingSets: existing.sets)
-        try NFTablesApplier.run(transaction.script)
+        let previous = incremental ? applied.withLockedValue { $0[family] } : nil
+        let transaction: NFTablesTransaction
+        if let previous {
+            // What the last sync left is known: no need to list the kernel's table.
+            transaction = NFTablesRenderer.render(table, options: options, existingChains: Set(previous.chains.map(\.name)), existingSets: Set(previous.collections.map(\.name)))
+        } else {
+            let existing = try NFTablesApplier.existing(ipv6: options.isIPv6)
+            transaction = NFTablesRenderer.render(table, options: options, existingChains: existing.chains, existingSets: existing.sets)
+        }
+        do {
+            try NFTablesApplier.run(transaction.script(after: previous))
+        } catch {
+            // The kernel's table is unknown now: the next sync writes it whole.
+            applied.withLockedValue { $0[family] = nil }
+            throw error
+        }
+        applied.withLockedValue { $0[family] = transaction.ruleset }
         let now = ContinuousClock.now
+        let active = Set(transaction.ruleset.chains.map(\.name))
         staleChains.withLockedValue { stale in
-            // Keys are `family chain`; this sync decides the stale chains of its family afresh.
-            var kept = stale.filter { !$0.key.hasPrefix(family + " ") }
+            // Keys are `family chain`: chains found stale earlier stay due unless this sync uses them again.
+            var kept = stale.filter { !$0.key.hasPrefix(family + " ") || !active.contains(String($0.key.dropFirst(family.count + 1))) }
             for chain in transaction.staleChains { kept[family + " " + chain] = stale[family + " " + chain] ?? now }
             stale = kept
         }

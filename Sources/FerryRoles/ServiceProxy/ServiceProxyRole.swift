@@ -182,11 +182,17 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     /// the table applied and the number of rules written.
     @discardableResult
     public func syncOnce(previous: ServicePortTable? = nil) throws -> (table: ServicePortTable, rules: Int) {
+        let (table, rules, _) = try sync(previous: previous, incremental: false)
+        return (table, rules)
+    }
+
+    /// `syncOnce`, with the translation's notes; `incremental` lets the backend write only what changed.
+    func sync(previous: ServicePortTable?, incremental: Bool) throws -> (table: ServicePortTable, rules: Int, notes: [String]) {
         let started = ContinuousClock.now
         let translation = try ServiceProxyRole.translate(settings)
         var written: ServiceProxyStatus.RuleCount = settings.mode == .nftables ? .nftables(0) : .iptables(filter: 0, nat: 0)
         for ipv6 in ServiceProxyRole.families(translation.table, backend: backend, inKernel: true) {
-            written = written + (try backend.apply(translation.table, options: ServiceProxyRole.options(settings, translation, ipv6: ipv6)))
+            written = written + (try backend.apply(translation.table, options: ServiceProxyRole.options(settings, translation, ipv6: ipv6), incremental: incremental))
         }
         if let previous {
             for arguments in ConntrackCleanup.commands(previous: previous, next: translation.table, node: settings.options.nodeName) {
@@ -201,37 +207,44 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
             }
         }
         status.recordSuccess(took: ContinuousClock.now - started, rules: written)
-        return (translation.table, written.total)
+        return (translation.table, written.total, translation.notes)
     }
 
+    /// kube-proxy's bounded-frequency runner: the objects are checked every 100 ms (or every
+    /// `minSyncPeriod` when it is shorter); a change syncs at once unless the last sync began less than
+    /// `minSyncPeriod` ago (then as soon as that much time has passed), and everything is synced at least
+    /// every `syncPeriod`.
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var lastStamp: [String]?
             var lastSync = ContinuousClock.now - self.settings.syncPeriod
             var reportedNotes = Set<String>()
             var applied: ServicePortTable?
+            let check = min(self.settings.minSyncPeriod, .milliseconds(100))
             while !Task.isCancelled {
                 let stamp = ServiceProxyRole.stamp(self.settings)
                 let changed = stamp != lastStamp
-                if changed || ContinuousClock.now - lastSync >= self.settings.syncPeriod {
+                let since = ContinuousClock.now - lastSync
+                if (changed && since >= self.settings.minSyncPeriod) || since >= self.settings.syncPeriod {
+                    let started = ContinuousClock.now
+                    // A change is a partial sync; the periodic one rewrites everything (as kube-proxy does).
+                    let partial = changed && since < self.settings.syncPeriod && applied != nil
                     do {
-                        let started = ContinuousClock.now
-                        if let notes = try? ServiceProxyRole.translate(self.settings).notes {
-                            for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
-                        }
-                        let (table, rules) = try self.syncOnce(previous: applied)
+                        let (table, rules, notes) = try self.sync(previous: applied, incremental: partial)
+                        for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
                         applied = table
-                        self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")"])
+                        self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")", "partial": "\(partial)"])
                     } catch {
-                        // The rules in the kernel stay as they were; the next change or period tries again.
+                        // The rules in the kernel stay as they were; the next change or period tries again, in full.
+                        applied = nil
                         self.status.recordFailure()
                         self.logger.error("sync failed; the rules in force stay: \(error)")
                     }
                     lastStamp = stamp
-                    lastSync = ContinuousClock.now
+                    lastSync = started
                 }
                 self.backend.housekeeping(logger: self.logger)
-                try? await Task.sleep(for: self.settings.minSyncPeriod)
+                try? await Task.sleep(for: check)
             }
         }
     }
