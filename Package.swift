@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         // The Kubernetes API client (list + watch): streaming bodies, the kubeconfig's TLS.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // Lock-free, created-once metric handles on the data path (already in the build through SwiftNIO).
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.2.0"),
     ],
     targets: [
         // Pure values and algorithms: no I/O, no NIO. Route, policy and address code runs per request on the
@@ -68,6 +70,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

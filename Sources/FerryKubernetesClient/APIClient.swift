@@ -34,13 +34,15 @@ public final class APIClient: Sendable {
     let tls: TLSConfiguration?
     public let http: HTTPClient
     private let token = NIOLockedValueBox<(value: String?, readAt: ContinuousClock.Instant?)>((nil, nil))
-    static let tokenRefresh: Duration = .seconds(60)
+    /// How long a token read from a file is used before the file is read again.
+    let tokenRefresh: Duration
 
     /// One `HTTPClient` for the server (through its kubeconfig `proxy-url` when it has one); `shutdown()` it.
     /// `tls` is the client TLS of `server.tls`, built by the caller (FerryProxy's `TLSConfiguration.client`).
-    public init(server: APIServer, tls: TLSConfiguration?) {
+    public init(server: APIServer, tls: TLSConfiguration?, tokenRefresh: Duration = .seconds(60)) {
         self.server = server
         self.tls = tls
+        self.tokenRefresh = tokenRefresh
         var configuration = HTTPClient.Configuration()
         if let proxy = server.proxy { configuration.proxy = .server(host: proxy.host, port: proxy.port) }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -55,7 +57,7 @@ public final class APIClient: Sendable {
         guard let file = server.credentialFiles.first, server.authorization?.hasPrefix("Bearer ") == true else { return server.authorization }
         let now = ContinuousClock.now
         return token.withLockedValue { cached in
-            if let read = cached.readAt, now - read < Self.tokenRefresh { return cached.value.map { "Bearer \($0)" } ?? server.authorization }
+            if let read = cached.readAt, now - read < tokenRefresh { return cached.value.map { "Bearer \($0)" } ?? server.authorization }
             cached.readAt = now
             if let text = try? String(contentsOfFile: file, encoding: .utf8) {
                 let value = text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -5,7 +5,7 @@ import NIOPosix
 // A fake Kubernetes API server filled with a cluster of a given size, for bench/kube-scale.py: it prints
 // `port N` once serving, then serves until killed (kubectl and Ferry talk to it over TLS with the token
 // `bench`). Objects: SERVICES Services (demo/svc-N, ClusterIP 10.96.x.y, port 80 → 8080), one EndpointSlice
-// each with ENDPOINTS ready endpoints, and INGRESSES Ingresses of class ferry, each routing host-N.bench
+// each with ENDPOINTS ready endpoints (unused loopback addresses), and INGRESSES Ingresses of class ferry, each routing host-N.bench
 // to svc-N.
 //
 //   ferry-bench-apiserver CERT KEY SERVICES ENDPOINTS INGRESSES [UNIX-SOCKET]
@@ -26,7 +26,9 @@ for i in 0..<services {
         "spec": ["clusterIP": ip, "ports": [["name": "http", "port": 80, "targetPort": 8080]]]])
     let addresses = (0..<endpoints).map { e -> [String: Any] in
         let n = i * endpoints + e
-        return ["addresses": ["10.\(128 + n / 65536).\(n / 256 % 256).\(n % 256)"], "conditions": ["ready": true], "nodeName": "node-\(e)"]
+        // Loopback addresses nothing listens on: a request that reaches one is refused on this machine,
+        // never sent to a network.
+        return ["addresses": ["127.\(128 + n / 65536).\(n / 256 % 256).\(n % 256)"], "conditions": ["ready": true], "nodeName": "node-\(e)"]
     }
     api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "svc-\(i)-1", object: ["apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": ["labels": ["kubernetes.io/service-name": "svc-\(i)"]], "addressType": "IPv4",

@@ -77,7 +77,7 @@ struct ResourceWatcherTests {
 
     @Test func aDroppedWatchResumesFromTheLastResourceVersion() async throws {
         try await Self.withWatcher { api, observed in
-            #expect(await Waiting.until { observed.names.count == 5 })
+            #expect(await Waiting.until { observed.names.count == 5 && api.openWatches == 1 })
             let listsBefore = api.requests.filter { !$0.contains("watch=") && $0.contains("/api/v1/services") }.count
             api.sendBookmarks()
             api.dropWatches()
@@ -91,7 +91,7 @@ struct ResourceWatcherTests {
 
     @Test func aCompactedResourceVersionIsListedAgainAndOnlyTheDifferenceIsReported() async throws {
         try await Self.withWatcher { api, observed in
-            #expect(await Waiting.until { observed.names.count == 5 })
+            #expect(await Waiting.until { observed.names.count == 5 && api.openWatches == 1 })
             api.dropWatches()
             // While no watch is open: changes, then a compaction that forgets them.
             api.failNext(1, status: 500)
@@ -108,7 +108,7 @@ struct ResourceWatcherTests {
 
     @Test func retryAfterIsHonoured() async throws {
         try await Self.withWatcher(pageSize: 500) { api, observed in
-            #expect(await Waiting.until { observed.names.count == 5 })
+            #expect(await Waiting.until { observed.names.count == 5 && api.openWatches == 1 })
             api.failNext(2, status: 429, retryAfter: 1)
             let started = ContinuousClock.now
             api.dropWatches()
@@ -116,5 +116,35 @@ struct ResourceWatcherTests {
             #expect(await Waiting.until(timeout: .seconds(15)) { observed.names.contains("svc-8") })
             #expect(ContinuousClock.now - started >= .seconds(2), "two answers of 429 with Retry-After: 1")
         }
+    }
+}
+
+/// A token read from a file (the service account's projected token, which the kubelet rotates) is read
+/// again after the refresh interval: requests start working once the file holds the valid token.
+@Suite struct RotatedTokenTests {
+    @Test func aRotatedTokenFileIsReadAgain() async throws {
+        guard Prerequisites.have("openssl") else { return }
+        let dir = try TLSFixtures.folder("token")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "kubernetes", extraSANs: ["IP:127.0.0.1"])
+        let api = try FakeAPIServer(group: Fixtures.originGroup, certificate: cert, key: key, token: "t0k3n")
+        defer { api.close() }
+        api.serve(["v1/services"])
+        try "expired-token\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        var server = APIServer(scheme: "https", host: "127.0.0.1", port: api.port, path: "", tls: UpstreamTLS(caFile: cert), authorization: "Bearer expired-token", describedAs: "fake")
+        server.credentialFiles = [dir + "/token"]
+        let client = APIClient(server: server, tls: try TLSConfiguration.client(server.tls!), tokenRefresh: .milliseconds(200))
+        do {
+            await #expect(throws: APIRequestError.self) { try await client.get("/api/v1/namespaces/demo/services/web") }
+            // The kubelet writes the new token; within the refresh interval the old one is still used.
+            try "t0k3n\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .milliseconds(300))
+            let found = try await client.get("/api/v1/namespaces/demo/services/web")
+            #expect(found == nil, "authenticated now: the Service is simply not there")
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+        await client.shutdown()
     }
 }

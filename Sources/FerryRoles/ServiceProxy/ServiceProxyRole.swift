@@ -213,22 +213,27 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     /// kube-proxy's bounded-frequency runner: the objects are checked every 100 ms (or every
     /// `minSyncPeriod` when it is shorter); a change syncs at once unless the last sync began less than
     /// `minSyncPeriod` ago (then as soon as that much time has passed), and everything is synced at least
-    /// every `syncPeriod`.
+    /// `syncPeriod` after the last sync ended.
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var lastStamp: [String]?
-            var lastSync = ContinuousClock.now - self.settings.syncPeriod
+            // When the last sync began (changes are spaced by minSyncPeriod from it) and ended (the periodic
+            // sync comes syncPeriod after it: a full sync that takes longer than the period is not repeated
+            // back to back).
+            var lastStart = ContinuousClock.now - self.settings.syncPeriod
+            var lastEnd = lastStart
             var reportedNotes = Set<String>()
             var applied: ServicePortTable?
             let check = min(self.settings.minSyncPeriod, .milliseconds(100))
             while !Task.isCancelled {
                 let stamp = ServiceProxyRole.stamp(self.settings)
                 let changed = stamp != lastStamp
-                let since = ContinuousClock.now - lastSync
-                if (changed && since >= self.settings.minSyncPeriod) || since >= self.settings.syncPeriod {
+                let now = ContinuousClock.now
+                let periodic = now - lastEnd >= self.settings.syncPeriod
+                if (changed && now - lastStart >= self.settings.minSyncPeriod) || periodic {
                     let started = ContinuousClock.now
                     // A change is a partial sync; the periodic one rewrites everything (as kube-proxy does).
-                    let partial = changed && since < self.settings.syncPeriod && applied != nil
+                    let partial = !periodic && applied != nil
                     do {
                         let (table, rules, notes) = try self.sync(previous: applied, incremental: partial)
                         for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
@@ -241,7 +246,8 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
                         self.logger.error("sync failed; the rules in force stay: \(error)")
                     }
                     lastStamp = stamp
-                    lastSync = started
+                    lastStart = started
+                    lastEnd = ContinuousClock.now
                 }
                 self.backend.housekeeping(logger: self.logger)
                 try? await Task.sleep(for: check)

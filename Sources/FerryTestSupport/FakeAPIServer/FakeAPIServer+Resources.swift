@@ -130,6 +130,9 @@ extension FakeAPIServer {
         for watcher in watchers { watcher.drop() }
     }
 
+    /// How many resource watches are open now (a test waits for a watch before dropping it).
+    public var openWatches: Int { state.withLockedValue { $0.resourceWatchers.count } }
+
     /// Sends a BOOKMARK with the current resourceVersion to every watch that allows them.
     public func sendBookmarks() {
         let (rv, watchers) = state.withLockedValue { s in (s.resourceVersion, s.resourceWatchers.filter(\.bookmarks)) }
