@@ -210,48 +210,36 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
         return (translation.table, written.total, translation.notes)
     }
 
-    /// kube-proxy's bounded-frequency runner: the objects are checked every 100 ms (or every
-    /// `minSyncPeriod` when it is shorter); a change syncs at once unless the last sync began less than
-    /// `minSyncPeriod` ago (then as soon as that much time has passed), and everything is synced at least
-    /// `syncPeriod` after the last sync ended.
+    /// Syncs with kube-proxy's bounded-frequency runner: a change of the objects is a partial sync, at most
+    /// once per `minSyncPeriod`; every `syncPeriod` a full one.
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var lastStamp: [String]?
-            // When the last sync began (changes are spaced by minSyncPeriod from it) and ended (the periodic
-            // sync comes syncPeriod after it: a full sync that takes longer than the period is not repeated
-            // back to back).
-            var lastStart = ContinuousClock.now - self.settings.syncPeriod
-            var lastEnd = lastStart
             var reportedNotes = Set<String>()
             var applied: ServicePortTable?
-            let check = min(self.settings.minSyncPeriod, .milliseconds(100))
-            while !Task.isCancelled {
+            let runner = BoundedFrequencyRunner(minInterval: self.settings.minSyncPeriod, maxInterval: self.settings.syncPeriod)
+            await runner.run(changed: {
                 let stamp = ServiceProxyRole.stamp(self.settings)
-                let changed = stamp != lastStamp
-                let now = ContinuousClock.now
-                let periodic = now - lastEnd >= self.settings.syncPeriod
-                if (changed && now - lastStart >= self.settings.minSyncPeriod) || periodic {
-                    let started = ContinuousClock.now
-                    // A change is a partial sync; the periodic one rewrites everything (as kube-proxy does).
-                    let partial = !periodic && applied != nil
-                    do {
-                        let (table, rules, notes) = try self.sync(previous: applied, incremental: partial)
-                        for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
-                        applied = table
-                        self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(changed ? "changed" : "periodic")", "partial": "\(partial)"])
-                    } catch {
-                        // The rules in the kernel stay as they were; the next change or period tries again, in full.
-                        applied = nil
-                        self.status.recordFailure()
-                        self.logger.error("sync failed; the rules in force stay: \(error)")
-                    }
-                    lastStamp = stamp
-                    lastStart = started
-                    lastEnd = ContinuousClock.now
+                defer { lastStamp = stamp }
+                return stamp != lastStamp
+            }, sync: { periodic in
+                let started = ContinuousClock.now
+                // A change is a partial sync; the periodic one rewrites everything (as kube-proxy does).
+                let partial = !periodic && applied != nil
+                do {
+                    let (table, rules, notes) = try self.sync(previous: applied, incremental: partial)
+                    for note in notes where reportedNotes.insert(note).inserted { self.logger.warning("\(note)") }
+                    applied = table
+                    self.logger.info("rules synced", metadata: ["rules": "\(rules)", "took": "\(ContinuousClock.now - started)", "reason": "\(periodic ? "periodic" : "changed")", "partial": "\(partial)"])
+                } catch {
+                    // The rules in the kernel stay as they were; the next change or period tries again, in full.
+                    applied = nil
+                    self.status.recordFailure()
+                    self.logger.error("sync failed; the rules in force stay: \(error)")
                 }
+            }, between: {
                 self.backend.housekeeping(logger: self.logger)
-                try? await Task.sleep(for: check)
-            }
+            })
         }
     }
 }

@@ -72,8 +72,10 @@ extension UserspaceMode {
     }
 }
 
-/// Keeps the redirect rules in step with the listeners the data plane has bound (checked every second,
-/// re-applied at least every sync period), and reports each sync on the health and metrics ports.
+/// Keeps the redirect rules in step with the listeners the data plane has bound, with the same
+/// bounded-frequency runner as the kernel modes (a change of the objects or of the bound listeners syncs,
+/// at most once per `minSyncPeriod`; everything is re-applied every `syncPeriod`), and reports each sync on
+/// the health and metrics ports.
 public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
     let settings: ServiceProxyRole.Settings
     let logger: Logger
@@ -90,29 +92,30 @@ public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var applied: [PortalRenderer.Portal]?
-            var lastSync = ContinuousClock.now
-            while !Task.isCancelled {
-                if let server = self.server.withLockedValue({ $0 }), let table = try? ServiceProxyRole.translate(self.settings).table {
-                    let bound = server.listenerAddresses.compactMapValues { $0.port }
-                    let portals = UserspaceMode.portals(table, bound: bound)
-                    if portals != applied || ContinuousClock.now - lastSync >= self.settings.syncPeriod {
-                        let started = ContinuousClock.now
-                        do {
-                            let transaction = PortalRenderer.render(portals)
-                            try IPTablesApplier.apply(transaction)
-                            self.status.recordSuccess(took: ContinuousClock.now - started,
-                                                      rules: .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count))
-                            if portals != applied { self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"]) }
-                            applied = portals
-                        } catch {
-                            self.status.recordFailure()
-                            self.logger.error("sync failed; the rules in force stay: \(error)")
-                        }
-                        lastSync = ContinuousClock.now
-                    }
+            var seen: (stamp: [String], bound: [String: Int])?
+            let runner = BoundedFrequencyRunner(minInterval: self.settings.minSyncPeriod, maxInterval: self.settings.syncPeriod)
+            await runner.run(changed: {
+                guard let server = self.server.withLockedValue({ $0 }) else { return false }
+                let now = (ServiceProxyRole.stamp(self.settings), server.listenerAddresses.compactMapValues { $0.port })
+                defer { seen = now }
+                return seen.map { $0.stamp != now.0 || $0.bound != now.1 } ?? true
+            }, sync: { periodic in
+                guard let server = self.server.withLockedValue({ $0 }), let table = try? ServiceProxyRole.translate(self.settings).table else { return }
+                let portals = UserspaceMode.portals(table, bound: server.listenerAddresses.compactMapValues { $0.port })
+                guard portals != applied || periodic else { return }
+                let started = ContinuousClock.now
+                do {
+                    let transaction = PortalRenderer.render(portals)
+                    try IPTablesApplier.apply(transaction)
+                    self.status.recordSuccess(took: ContinuousClock.now - started,
+                                              rules: .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count))
+                    if portals != applied { self.logger.info("rules synced", metadata: ["mode": "userspace", "portals": "\(portals.count)"]) }
+                    applied = portals
+                } catch {
+                    self.status.recordFailure()
+                    self.logger.error("sync failed; the rules in force stay: \(error)")
                 }
-                try? await Task.sleep(for: self.settings.minSyncPeriod)
-            }
+            })
         }
     }
 }
