@@ -44,11 +44,7 @@ struct IngressCommand: AsyncParsableCommand {
     @Option(help: "Where the admin listener (/ready /healthz /metrics /config_dump /clusters) listens.")
     var admin: String = IngressRole.defaultAdmin.description
 
-    @Option(help: "Without --manifests: the kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
-    var kubeconfig: String?
-
-    @Option(help: "Without --manifests: the kubeconfig context to use.")
-    var context: String?
+    @OptionGroup var credentials: ClusterCredentialOptions
 
     @Option(help: "Without --manifests: watch Ingresses, Services, EndpointSlices and Secrets in this namespace only (repeatable; default: all).")
     var namespace: [String] = []
@@ -86,7 +82,7 @@ struct IngressCommand: AsyncParsableCommand {
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
-        let apiOnly = kubeconfig != nil || context != nil || !namespace.isEmpty || publishService != nil || publishStatusAddress != nil
+        let apiOnly = credentials.given || !namespace.isEmpty || publishService != nil || publishStatusAddress != nil
         if !selection.manifests.isEmpty && apiOnly {
             throw ValidationError("--manifests reads files; --kubeconfig, --context, --namespace and the --publish-* flags are for the API server: give one or the other")
         }
@@ -109,8 +105,8 @@ struct IngressCommand: AsyncParsableCommand {
             return d
         }
         var cluster = IngressClusterSettings()
-        cluster.kubeconfig = kubeconfig
-        cluster.context = context
+        cluster.kubeconfig = credentials.kubeconfig
+        cluster.context = credentials.context
         cluster.namespaces = namespace
         if let p = publishService.flatMap(PublishService.parse) { cluster.publish = .service(namespace: p.namespace, name: p.name) }
         if let list = publishStatusAddress { cluster.publish = .addresses(IngressStatus.addresses(publishStatusAddress: list)) }
@@ -210,24 +206,31 @@ struct ExplainCommand: AsyncParsableCommand {
     }
 }
 
-/// `--kubeconfig`, `--context` and `--namespace` of the commands that read the live cluster once
-/// (`ferry explain`, `ferry rules`) instead of manifest files.
-struct LiveClusterOptions: ParsableArguments {
-    @Option(help: "Without --manifests: the kubeconfig to read the cluster with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
+/// `--kubeconfig` and `--context`: how a command that is not given `--manifests` reaches the API server.
+struct ClusterCredentialOptions: ParsableArguments {
+    @Option(help: "Without --manifests: the kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
     var kubeconfig: String?
 
     @Option(help: "Without --manifests: the kubeconfig context to use.")
     var context: String?
 
+    var given: Bool { kubeconfig != nil || context != nil }
+}
+
+/// `--kubeconfig`, `--context` and `--namespace` of the commands that read the live cluster once
+/// (`ferry explain`, `ferry rules`) instead of manifest files.
+struct LiveClusterOptions: ParsableArguments {
+    @OptionGroup var credentials: ClusterCredentialOptions
+
     @Option(help: "Without --manifests: read this namespace only (repeatable; default: all).")
     var namespace: [String] = []
 
-    var given: Bool { kubeconfig != nil || context != nil || !namespace.isEmpty }
+    var given: Bool { credentials.given || !namespace.isEmpty }
 
     /// Every object of `resources`, listed once; exits with what the API server said when it cannot.
     func list(_ resources: [WatchedResource], command: String) async throws -> ManifestSet {
         do {
-            let watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context, resources: resources, logger: Logger(label: "ferry"))
+            let watch = try await KubernetesWatchService.start(kubeconfig: credentials.kubeconfig, context: credentials.context, resources: resources, logger: Logger(label: "ferry"))
             await watch.shutdownWithoutWatching()
             return watch.caches.manifestSet
         } catch {

@@ -35,11 +35,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
     @Option(help: "Where /metrics answers (kube-proxy's port).")
     var metricsBindAddress: String = "127.0.0.1:10249"
 
-    @Option(help: "Without --manifests: the kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config, or the Pod's service account).")
-    var kubeconfig: String?
-
-    @Option(help: "Without --manifests: the kubeconfig context to use.")
-    var context: String?
+    @OptionGroup var credentials: ClusterCredentialOptions
 
     @Option(help: "Seconds between full re-syncs (a change of the manifests syncs sooner).")
     var syncPeriodSeconds: Int = 30
@@ -48,7 +44,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         guard ServiceProxyRole.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be iptables, nftables or userspace, not \"\(mode)\"")
         }
-        if !manifests.isEmpty && (kubeconfig != nil || context != nil) {
+        if !manifests.isEmpty && credentials.given {
             throw ValidationError("--manifests reads files; --kubeconfig and --context are for the API server: give one or the other")
         }
         guard HostPort(parsing: healthzBindAddress) != nil else { throw ValidationError("--healthz-bind-address expects host:port") }
@@ -76,7 +72,7 @@ struct ServiceProxyCommand: AsyncParsableCommand {
         if manifests.isEmpty {
             let nodeName = node.nodeName
             do {
-                watch = try await KubernetesWatchService.start(kubeconfig: kubeconfig, context: context,
+                watch = try await KubernetesWatchService.start(kubeconfig: credentials.kubeconfig, context: credentials.context,
                                                                resources: ServiceProxyRole.watchedResources + [.node(nodeName)], logger: logger)
             } catch {
                 printError("\(error)\nferry service-proxy: cannot read the cluster; fix the problem above, or give --manifests")

@@ -11,36 +11,9 @@ import Testing
 /// `/healthz`.
 @Suite(.serialized)
 struct ServiceProxyAPINamespaceTests {
-    /// TCP 127.0.0.1:6443 (in the namespace it runs in) → the Unix socket at argv[1].
-    static let relay = """
-    import socket, sys, threading
-    path = sys.argv[1]
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 6443))
-    listener.listen(64)
-    def pipe(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-    while True:
-        client, _ = listener.accept()
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        upstream.connect(path)
-        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-    """
+    /// bench/unix-relay.py: TCP 127.0.0.1:PORT (in the namespace it runs in) → a Unix socket.
+    static let relay = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("bench/unix-relay.py").path
 
     static func slice(_ addresses: [String]) -> [String: Any] {
         ["apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": ["labels": ["kubernetes.io/service-name": "web"]],
@@ -70,8 +43,7 @@ struct ServiceProxyAPINamespaceTests {
             // The same kubeconfig for Ferry in the node namespace (through the relay) and kubectl here (direct).
             try APIProxyProcessTests.kubeconfig(dir: dir, apiPort: 6443, user: "token: t0k3n").write(toFile: dir + "/node-config", atomically: true, encoding: .utf8)
             try APIProxyProcessTests.kubeconfig(dir: dir, apiPort: api.port, user: "token: t0k3n").write(toFile: dir + "/config", atomically: true, encoding: .utf8)
-            try Self.relay.write(toFile: dir + "/relay.py", atomically: true, encoding: .utf8)
-            let (relayTool, relayArgs) = net.exec(in: net.node, "python3", [dir + "/relay.py", socket])
+            let (relayTool, relayArgs) = net.exec(in: net.node, "python3", [Self.relay, "6443", socket])
             processes.add(try Subprocess(relayTool, relayArgs))
 
             try await ServiceProxyNamespaceTests.startOrigins(["10.244.1.5", "10.244.2.7"], in: net, dir: dir, processes: processes)
