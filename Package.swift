@@ -147,6 +147,7 @@ let package = Package(
             name: "FerryIntegrationTests",
             dependencies: [
                 "FerryRoles", "FerryConfig", "FerryProxy", "FerryModel", "FerryKubernetes", "FerryKubernetesClient", "FerryDataplane", "FerryTestSupport",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),

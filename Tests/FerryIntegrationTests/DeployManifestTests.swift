@@ -1,0 +1,224 @@
+import FerryTestSupport
+import Foundation
+import Testing
+import Yams
+
+/// deploy/: every Kustomize base and overlay renders with kubectl's built-in kustomize; the workloads pass
+/// the lint (resources, probes, read-only root filesystem, non-root except the service proxy, pinned
+/// images); the Ingress controller's RBAC is exactly what docs/kubernetes.md says it reads and writes; the
+/// Containerfile has the structure the README promises.
+@Suite struct DeployManifestTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var deploy: String { root.appendingPathComponent("deploy").path }
+
+    /// Every folder with a kustomization.yaml, relative to deploy/.
+    static func kustomizations() throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: deploy)
+        var found: [String] = []
+        while let item = enumerator?.nextObject() as? String {
+            if item.hasSuffix("kustomization.yaml") { found.append(String(item.dropLast("/kustomization.yaml".count))) }
+        }
+        return found.sorted()
+    }
+
+    /// `kubectl kustomize DIR`, as objects.
+    static func render(_ dir: String) async throws -> [[String: Any]] {
+        let kubectl = try #require(Prerequisites.path(of: "kubectl"))
+        let r = try await Subprocess.run(kubectl, ["kustomize", deploy + "/" + dir])
+        #expect(r.status == 0, "kubectl kustomize \(dir): \(r.stderr)")
+        return try Yams.load_all(yaml: r.stdout).compactMap { $0 as? [String: Any] }
+    }
+
+    @Test func everyBaseAndOverlayRenders() async throws {
+        guard Prerequisites.have("kubectl") else { return }
+        let dirs = try Self.kustomizations()
+        #expect(Set(dirs).isSuperset(of: ["ingress/base", "ingress/overlays/production", "ingress/overlays/single-node", "service-proxy/base",
+                                          "egress/base", "egress/overlays/production", "egress/overlays/single-node", "egress/lockdown", "api-proxy/base"]), "\(dirs)")
+        for dir in dirs {
+            let objects = try await Self.render(dir)
+            #expect(!objects.isEmpty, "\(dir) renders no object")
+            for object in objects {
+                #expect(object["apiVersion"] is String && object["kind"] is String, "\(dir): \(object)")
+                let name = (object["metadata"] as? [String: Any])?["name"] as? String
+                #expect(name?.isEmpty == false, "\(dir): an object without a name")
+            }
+        }
+        // The overlays differ from the base where they say they do.
+        let single = try await Self.render("ingress/overlays/single-node")
+        let deployment = try #require(single.first { $0["kind"] as? String == "Deployment" })
+        #expect((deployment["spec"] as? [String: Any])?["replicas"] as? Int == 1)
+        #expect(!single.contains { $0["kind"] as? String == "PodDisruptionBudget" })
+        let service = try #require(single.first { $0["kind"] as? String == "Service" && (($0["metadata"] as? [String: Any])?["name"] as? String) == "ferry-ingress" })
+        #expect((service["spec"] as? [String: Any])?["type"] as? String == "NodePort")
+        let production = try await Self.render("ingress/overlays/production")
+        #expect(production.contains { $0["kind"] as? String == "PodDisruptionBudget" })
+    }
+
+    /// The containers of a workload object (Deployment, DaemonSet), with the Pod's securityContext.
+    static func containers(_ object: [String: Any]) -> (pod: [String: Any], containers: [[String: Any]])? {
+        guard ["Deployment", "DaemonSet", "StatefulSet"].contains(object["kind"] as? String ?? ""),
+              let template = (object["spec"] as? [String: Any])?["template"] as? [String: Any],
+              let spec = template["spec"] as? [String: Any] else { return nil }
+        return (spec, spec["containers"] as? [[String: Any]] ?? [])
+    }
+
+    @Test func workloadsPassTheLint() async throws {
+        guard Prerequisites.have("kubectl") else { return }
+        var workloads = 0
+        for dir in try Self.kustomizations() {
+            for object in try await Self.render(dir) {
+                guard let (pod, containers) = Self.containers(object) else { continue }
+                workloads += 1
+                let name = "\(dir) \(object["kind"] ?? "") \((object["metadata"] as? [String: Any])?["name"] ?? "")"
+                let serviceProxy = ((object["metadata"] as? [String: Any])?["labels"] as? [String: String])?["k8s-app"] == "ferry-service-proxy"
+                for container in containers {
+                    let label = "\(name) container \(container["name"] ?? "")"
+                    let image = container["image"] as? String ?? ""
+                    let tag = image.split(separator: "/").last.flatMap { $0.contains(":") ? $0.split(separator: ":").last : nil }
+                    #expect(tag != nil && tag != "latest", "\(label): image \(image) must name a version")
+                    let resources = container["resources"] as? [String: Any]
+                    #expect(resources?["requests"] != nil && (resources?["limits"] as? [String: Any])?["memory"] != nil, "\(label): resources")
+                    #expect(container["readinessProbe"] != nil && container["livenessProbe"] != nil, "\(label): probes")
+                    let security = container["securityContext"] as? [String: Any] ?? [:]
+                    #expect(security["readOnlyRootFilesystem"] as? Bool == true, "\(label): read-only root filesystem")
+                    let podSecurity = pod["securityContext"] as? [String: Any] ?? [:]
+                    let nonRoot = (security["runAsNonRoot"] ?? podSecurity["runAsNonRoot"]) as? Bool == true
+                    let uid = (security["runAsUser"] ?? podSecurity["runAsUser"]) as? Int
+                    if serviceProxy {
+                        // Kernel rules need root, as kube-proxy's DaemonSet has it.
+                        #expect(security["privileged"] as? Bool == true, "\(label)")
+                    } else {
+                        #expect(nonRoot && uid != 0, "\(label): must not run as root")
+                        #expect(security["allowPrivilegeEscalation"] as? Bool == false, "\(label): no privilege escalation")
+                        #expect((security["capabilities"] as? [String: Any])?["drop"] as? [String] == ["ALL"], "\(label): drop all capabilities")
+                    }
+                }
+            }
+        }
+        #expect(workloads >= 6, "ingress ×3, service-proxy, egress ×3, api-proxy")
+    }
+
+    /// `apiGroup/resource` → verbs, from every rule of the given Roles and ClusterRoles.
+    static func grants(_ objects: [[String: Any]], kinds: Set<String>) -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for object in objects where kinds.contains(object["kind"] as? String ?? "") {
+            for rule in object["rules"] as? [[String: Any]] ?? [] {
+                for group in rule["apiGroups"] as? [String] ?? [] {
+                    for resource in rule["resources"] as? [String] ?? [] {
+                        result["\(group)/\(resource)", default: []].formUnion(rule["verbs"] as? [String] ?? [])
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    @Test func theIngressControllersPermissionsAreWhatItUses() async throws {
+        guard Prerequisites.have("kubectl") else { return }
+        let objects = try await Self.render("ingress/base")
+        // docs/kubernetes.md, "What is read and written": the watches, the publish Service, Ingress status
+        // (get the Ingress, update its status), Events; the Lease in its own namespace only.
+        #expect(Self.grants(objects, kinds: ["ClusterRole"]) == [
+            "networking.k8s.io/ingressclasses": ["list", "watch"],
+            "networking.k8s.io/ingresses": ["get", "list", "watch"],
+            "networking.k8s.io/ingresses/status": ["update"],
+            "/services": ["get", "list", "watch"],
+            "/secrets": ["list", "watch"],
+            "discovery.k8s.io/endpointslices": ["list", "watch"],
+            "/events": ["create"],
+        ])
+        #expect(Self.grants(objects, kinds: ["Role"]) == ["coordination.k8s.io/leases": ["create", "get", "update"]])
+        let deployment = try #require(objects.first { $0["kind"] as? String == "Deployment" })
+        let args = Self.containers(deployment)?.containers.first?["args"] as? [String] ?? []
+        #expect(args.contains("--election-id=ferry-ingress-leader") && args.contains("--publish-service=$(POD_NAMESPACE)/ferry-ingress"))
+        let role = try #require(objects.first { $0["kind"] as? String == "Role" })
+        let leaseNames = (role["rules"] as? [[String: Any]])?.compactMap { $0["resourceNames"] as? [String] }.flatMap { $0 }
+        #expect(leaseNames == ["ferry-ingress-leader"], "the Lease it may update is its own")
+        let classes = objects.filter { $0["kind"] as? String == "IngressClass" }
+        #expect((classes.first?["spec"] as? [String: Any])?["controller"] as? String == "ferry.dev/ingress-controller")
+    }
+
+    @Test func theContainerfileBuildsAStaticBinaryOntoAnEmptyImage() throws {
+        let text = try String(contentsOfFile: Self.root.appendingPathComponent("Containerfile").path, encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+        let stages = lines.filter { $0.hasPrefix("FROM ") }
+        #expect(stages.count == 2, "a build stage and a runtime stage: \(stages)")
+        #expect(stages.first?.hasPrefix("FROM swift:") == true && stages.first?.hasSuffix(" AS build") == true)
+        #expect(stages.last == "FROM scratch AS runtime", "nothing in the runtime image but what is copied")
+        #expect(text.contains("--static-swift-stdlib"))
+        #expect(lines.contains("USER 65532:65532"))
+        #expect(lines.contains(#"ENTRYPOINT ["/usr/local/bin/ferry"]"#))
+        #expect(text.contains("LABEL org.opencontainers.image.title=\"ferry\""))
+        #expect(!text.contains(":latest"))
+    }
+
+    @Test func theWorkloadEnvSendsTheInternetThroughTheProxyAndTheClusterAround() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let env = try Yams.load(yaml: String(contentsOfFile: Self.deploy + "/egress/lockdown/pod-env.yaml", encoding: .utf8)) as? [[String: String]] ?? []
+        let values = Dictionary(env.compactMap { e in e["name"].flatMap { n in e["value"].map { (n, $0) } } }, uniquingKeysWith: { a, _ in a })
+        #expect(values["HTTP_PROXY"] == values["http_proxy"] && values["NO_PROXY"] == values["no_proxy"], "both cases, the same")
+        func verdicts(_ url: String) async throws -> [String: Bool] {
+            let r = try await Subprocess.run(binary, ["env", url, "--http-proxy", values["HTTP_PROXY"]!, "--https-proxy", values["HTTPS_PROXY"]!,
+                                                      "--no-proxy", values["NO_PROXY"]!, "--output", "json"])
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let clients = json?["clients"] as? [String: [String: Any]] ?? [:]
+            return clients.compactMapValues { $0["uses_proxy"] as? Bool }
+        }
+        let internet = try await verdicts("https://api.github.com/")
+        #expect(internet["go"] == true && internet["curl"] == true && internet["python"] == true, "\(internet)")
+        let service = try await verdicts("http://web.demo.svc.cluster.local/")
+        #expect(service["go"] == false && service["curl"] == false && service["python"] == false, "\(service)")
+        let clusterIP = try await verdicts("http://10.96.0.10/")
+        #expect(clusterIP["go"] == false && clusterIP["curl"] == false, "\(clusterIP)")
+    }
+}
+
+/// The egress policy as a ConfigMap volume delivers it (`..data` a symlink to a timestamped folder, the
+/// file a symlink through it; an update swaps `..data` atomically): `ferry run` applies the new policy
+/// without a restart, as deploy/egress promises.
+@Suite struct ConfigMapReloadTests {
+    static func policy(allow host: String) -> String {
+        """
+        admin: {address: 127.0.0.1:0}
+        listeners:
+          - name: egress
+            address: 127.0.0.1:0
+            forward_proxy: {policy: outbound}
+        policies:
+          - name: outbound
+            default: deny
+            rules:
+              - allow: \(host)
+        clusters: []
+        """
+    }
+
+    @Test func aSwappedConfigMapVolumeIsApplied() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("curl") else { return }
+        let dir = try TLSFixtures.folder("configmap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/..2026_12_06_v1", withIntermediateDirectories: true)
+        try Self.policy(allow: "first.example").write(toFile: dir + "/..2026_12_06_v1/egress.yaml", atomically: true, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: dir + "/..data", withDestinationPath: "..2026_12_06_v1")
+        try fm.createSymbolicLink(atPath: dir + "/egress.yaml", withDestinationPath: "..data/egress.yaml")
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/egress.yaml", "--threads", "1"])
+        do {
+            let admin = try #require(ferry.adminPort)
+            #expect(try await Curl.request("http://127.0.0.1:\(admin)/config_dump").body.contains("first.example"))
+            // The kubelet's update: a new folder, then ..data swapped by rename.
+            try fm.createDirectory(atPath: dir + "/..2026_12_06_v2", withIntermediateDirectories: true)
+            try Self.policy(allow: "second.example").write(toFile: dir + "/..2026_12_06_v2/egress.yaml", atomically: true, encoding: .utf8)
+            try fm.createSymbolicLink(atPath: dir + "/..data_tmp", withDestinationPath: "..2026_12_06_v2")
+            #expect(rename(dir + "/..data_tmp", dir + "/..data") == 0)
+            try fm.removeItem(atPath: dir + "/..2026_12_06_v1")
+            #expect(await Waiting.until(timeout: .seconds(10)) { ferry.appliedReloads >= 1 }, "\(ferry.stderr)")
+            let dump = try await Curl.request("http://127.0.0.1:\(admin)/config_dump").body
+            #expect(dump.contains("second.example") && !dump.contains("first.example"), "\(dump)")
+        } catch {
+            await ferry.stop()
+            throw error
+        }
+        await ferry.stop()
+    }
+}
