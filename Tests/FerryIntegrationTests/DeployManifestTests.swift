@@ -222,3 +222,61 @@ import Yams
         await ferry.stop()
     }
 }
+
+/// `ferry deploy render` prints the objects kubectl's kustomize renders from deploy/ (the embedded copy
+/// is in step with the repository), and its options change what they say.
+@Suite struct DeployRenderTests {
+    static let renders: [(arguments: [String], dir: String)] = [
+        (["ingress"], "ingress/overlays/production"), (["ingress", "--profile", "single-node"], "ingress/overlays/single-node"),
+        (["service-proxy"], "service-proxy/base"), (["egress"], "egress/overlays/production"),
+        (["egress", "--profile", "single-node"], "egress/overlays/single-node"), (["egress", "--profile", "lockdown"], "egress/lockdown"),
+        (["api-proxy"], "api-proxy/base"),
+    ]
+
+    /// Objects as canonical JSON text, for comparing what two YAML writers produced.
+    static func canonical(_ yaml: String) throws -> [String] {
+        try Yams.load_all(yaml: yaml).compactMap { $0 as? [String: Any] }.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self)
+        }.sorted()
+    }
+
+    @Test func theEmbeddedManifestsAreDeploysAsKustomizeRendersThem() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl") else { return }
+        for (arguments, dir) in Self.renders {
+            let ours = try await Subprocess.run(binary, ["deploy", "render"] + arguments)
+            #expect(ours.status == 0, "\(ours.stderr)")
+            let theirs = try await Subprocess.run(kubectl, ["kustomize", DeployManifestTests.deploy + "/" + dir])
+            #expect(try Self.canonical(ours.stdout) == Self.canonical(theirs.stdout),
+                    "ferry deploy render \(arguments.joined(separator: " ")) differs from deploy/\(dir): run scripts/embed-deploy.sh")
+        }
+    }
+
+    @Test func optionsChangeNamespaceImageReplicasAndArguments() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let r = try await Subprocess.run(binary, ["deploy", "render", "ingress", "--namespace", "edge", "--image", "registry.example/ferry:0.2.0",
+                                                  "--replicas", "3", "--set", "publish-status-address=198.51.100.7", "--set", "election-id=edge-leader"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let objects = try Yams.load_all(yaml: r.stdout).compactMap { $0 as? [String: Any] }
+        let namespace = objects.first { $0["kind"] as? String == "Namespace" }
+        #expect((namespace?["metadata"] as? [String: Any])?["name"] as? String == "edge")
+        for object in objects where !["Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass"].contains(object["kind"] as? String ?? "") {
+            #expect((object["metadata"] as? [String: Any])?["namespace"] as? String == "edge", "\(object["kind"] ?? "")")
+        }
+        let binding = objects.first { $0["kind"] as? String == "ClusterRoleBinding" }
+        #expect((binding?["subjects"] as? [[String: Any]])?.first?["namespace"] as? String == "edge")
+        let deployment = try #require(objects.first { $0["kind"] as? String == "Deployment" })
+        #expect((deployment["spec"] as? [String: Any])?["replicas"] as? Int == 3)
+        let container = try #require(DeployManifestTests.containers(deployment)?.containers.first)
+        #expect(container["image"] as? String == "registry.example/ferry:0.2.0")
+        let args = container["args"] as? [String] ?? []
+        #expect(args.contains("--publish-status-address=198.51.100.7") && !args.contains { $0.hasPrefix("--publish-service") }, "the two publish flags exclude each other: \(args)")
+        #expect(args.contains("--election-id=edge-leader") && !args.contains("--election-id=ferry-ingress-leader"))
+        // Mistakes are named.
+        let daemonSet = try await Subprocess.run(binary, ["deploy", "render", "service-proxy", "--replicas", "2"])
+        #expect(daemonSet.status == 1 && daemonSet.stderr.contains("DaemonSet"), "\(daemonSet.stderr)")
+        let unknown = try await Subprocess.run(binary, ["deploy", "render", "mesh"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("choose one of: api-proxy, egress"), "\(unknown.stderr)")
+        let latest = try await Subprocess.run(binary, ["deploy", "render", "ingress", "--image", "ferry:latest"])
+        #expect(latest.status != 0 && latest.stderr.contains("must name a version"))
+    }
+}
