@@ -280,3 +280,78 @@ import Yams
         #expect(latest.status != 0 && latest.stderr.contains("must name a version"))
     }
 }
+
+extension DeployManifestTests {
+    /// The RBAC grants the rendered objects give a ServiceAccount: ClusterRoles bound cluster-wide, Roles (or
+    /// ClusterRoles) bound in a namespace for that namespace only.
+    static func grants(for serviceAccount: String, namespace: String, in objects: [[String: Any]]) -> [FakeAPIServer.Grant] {
+        func rules(_ kind: String, _ name: String) -> [[String: Any]] {
+            objects.first { $0["kind"] as? String == kind && (($0["metadata"] as? [String: Any])?["name"] as? String) == name }?["rules"] as? [[String: Any]] ?? []
+        }
+        var grants: [FakeAPIServer.Grant] = []
+        for binding in objects where ["ClusterRoleBinding", "RoleBinding"].contains(binding["kind"] as? String ?? "") {
+            let subjects = binding["subjects"] as? [[String: Any]] ?? []
+            guard subjects.contains(where: { $0["kind"] as? String == "ServiceAccount" && $0["name"] as? String == serviceAccount && $0["namespace"] as? String == namespace }),
+                  let ref = binding["roleRef"] as? [String: Any], let kind = ref["kind"] as? String, let name = ref["name"] as? String else { continue }
+            let scope = binding["kind"] as? String == "RoleBinding" ? (binding["metadata"] as? [String: Any])?["namespace"] as? String : nil
+            for rule in rules(kind, name) {
+                grants.append(FakeAPIServer.Grant(apiGroups: rule["apiGroups"] as? [String] ?? [], resources: rule["resources"] as? [String] ?? [],
+                                                  verbs: rule["verbs"] as? [String] ?? [], resourceNames: rule["resourceNames"] as? [String] ?? [], namespace: scope))
+            }
+        }
+        return grants
+    }
+}
+
+/// The roles run against the fake API server with exactly the permissions deploy/ grants their
+/// ServiceAccounts: a missing verb is a refused request (and a failure), and a granted verb never used
+/// is over-privilege (also a failure).
+@Suite(.serialized)
+struct DeployRBACTests {
+    @Test func theIngressControllerNeedsEveryGrantAndNoMore() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("kubectl") else { return }
+        let objects = try await DeployManifestTests.render("ingress/base")
+        let grants = DeployManifestTests.grants(for: "ferry-ingress", namespace: "ferry-ingress", in: objects)
+        #expect(!grants.isEmpty)
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(IngressClusterTests.collections)
+            api.put("networking.k8s.io/v1/ingressclasses", namespace: nil, name: "ferry", object: ["apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "spec": ["controller": "ferry.dev/ingress-controller"]])
+            api.put("v1/services", namespace: "ferry-ingress", name: "ferry-ingress", object: ["apiVersion": "v1", "kind": "Service",
+                "spec": ["type": "LoadBalancer", "clusterIP": "10.96.0.50", "ports": [["port": 80]]], "status": ["loadBalancer": ["ingress": [["ip": "203.0.113.7"]]]]])
+            // Its backend Service is missing: a Warning Event is written too.
+            api.put(IngressClusterTests.ingresses, namespace: "demo", name: "shop", object: IngressAPITests.ingress(host: "shop.example"))
+            api.enforce(grants, user: "system:serviceaccount:ferry-ingress:ferry-ingress")
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                                                                           "--threads", "1", "--publish-service", "ferry-ingress/ferry-ingress", "--election-namespace", "ferry-ingress",
+                                                                           "--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms"],
+                                               environment: ["POD_NAME": "ferry-ingress-0"])
+            #expect(await Waiting.until(timeout: .seconds(10)) { IngressClusterTests.published(api, "shop") == ["203.0.113.7"] && api.objects("v1/events").count >= 2 }, "\(ferry.stderr)")
+            ferry.signal(SIGTERM)
+            #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0)
+            #expect(IngressClusterTests.published(api, "shop").isEmpty, "status cleared on shutdown")
+            #expect(api.refused.isEmpty, "missing permissions: \(api.refused)")
+            let granted = grants.reduce(into: Set<String>()) { $0.formUnion($1.permissions) }
+            #expect(granted.subtracting(api.usedPermissions).isEmpty, "granted but never used: \(granted.subtracting(api.usedPermissions).sorted())")
+        }
+    }
+
+    @Test func theServiceProxysDryRunReadsWithItsGrants() async throws {
+        guard let binary = Prerequisites.ferryBinary(), Prerequisites.have("kubectl") else { return }
+        let objects = try await DeployManifestTests.render("service-proxy/base")
+        let grants = DeployManifestTests.grants(for: "ferry-service-proxy", namespace: "kube-system", in: objects)
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/servicecidrs", "v1/nodes"])
+            api.put("v1/services", namespace: "demo", name: "web", object: IngressAPITests.service)
+            api.enforce(grants, user: "system:serviceaccount:kube-system:ferry-service-proxy")
+            let r = try await Subprocess.run(binary, ["service-proxy", "--kubeconfig", dir + "/config", "--dry-run", "--hostname-override", "node-1"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(api.refused.isEmpty, "missing permissions: \(api.refused)")
+            // A dry run lists; the watches (list + watch) are used by the running proxy (ServiceProxyAPINamespaceTests).
+            #expect(api.usedPermissions == ["/services list", "discovery.k8s.io/endpointslices list", "networking.k8s.io/servicecidrs list", "/nodes list"])
+            // Without the grant, the refusal names what is missing.
+            api.enforce(grants.filter { !$0.resources.contains("servicecidrs") }, user: "system:serviceaccount:kube-system:ferry-service-proxy")
+            let denied = try await Subprocess.run(binary, ["service-proxy", "--kubeconfig", dir + "/config", "--dry-run", "--hostname-override", "node-1"])
+            #expect(denied.status == 1 && denied.stderr.contains("cannot list resource \"servicecidrs\" in API group \"networking.k8s.io\""), "\(denied.stderr)")
+        }
+    }
+}

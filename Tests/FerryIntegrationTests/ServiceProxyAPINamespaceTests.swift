@@ -40,9 +40,13 @@ struct ServiceProxyAPINamespaceTests {
             api.put("v1/services", namespace: "demo", name: "web", object: IngressAPITests.service)
             api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: Self.slice(["10.244.1.5"]))
             api.put("v1/nodes", namespace: nil, name: "node", object: Self.node(deleting: false))
+            // Exactly the permissions deploy/service-proxy grants its ServiceAccount.
+            let grants = DeployManifestTests.grants(for: "ferry-service-proxy", namespace: "kube-system", in: try await DeployManifestTests.render("service-proxy/base"))
+            api.enforce(grants, user: "system:serviceaccount:kube-system:ferry-service-proxy")
             // The same kubeconfig for Ferry in the node namespace (through the relay) and kubectl here (direct).
             try APIProxyProcessTests.kubeconfig(dir: dir, apiPort: 6443, user: "token: t0k3n").write(toFile: dir + "/node-config", atomically: true, encoding: .utf8)
-            try APIProxyProcessTests.kubeconfig(dir: dir, apiPort: api.port, user: "token: t0k3n").write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+            // kubectl as the cluster admin (basic credentials), Ferry as its ServiceAccount (the token).
+            try APIProxyProcessTests.kubeconfig(dir: dir, apiPort: api.port, user: "username: admin\npassword: secret").write(toFile: dir + "/config", atomically: true, encoding: .utf8)
             let (relayTool, relayArgs) = net.exec(in: net.node, "python3", [Self.relay, "6443", socket])
             processes.add(try Subprocess(relayTool, relayArgs))
 
@@ -89,6 +93,9 @@ struct ServiceProxyAPINamespaceTests {
             #expect(try await health("/livez").hasSuffix("200"))
             ferry.signal(SIGTERM)
             #expect(await ferry.waitForExit(timeout: .seconds(20)) == 0, "\(ferry.stderr)")
+            #expect(api.refused.isEmpty, "missing permissions: \(api.refused)")
+            let granted = grants.reduce(into: Set<String>()) { $0.formUnion($1.permissions) }
+            #expect(granted.subtracting(api.usedPermissions).isEmpty, "granted but never used: \(granted.subtracting(api.usedPermissions).sorted())")
         }
     }
 }

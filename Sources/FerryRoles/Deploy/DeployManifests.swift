@@ -564,7 +564,6 @@ rules:
   - ""
   resources:
   - services
-  - endpoints
   verbs:
   - list
   - watch
@@ -573,7 +572,6 @@ rules:
   resources:
   - nodes
   verbs:
-  - get
   - list
   - watch
 - apiGroups:
@@ -590,15 +588,6 @@ rules:
   verbs:
   - list
   - watch
-- apiGroups:
-  - ""
-  - events.k8s.io
-  resources:
-  - events
-  verbs:
-  - create
-  - update
-  - patch
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

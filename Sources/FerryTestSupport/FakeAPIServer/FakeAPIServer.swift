@@ -56,6 +56,9 @@ public final class FakeAPIServer: Sendable {
         var faults: [Fault] = []
         var writeFaults: [Fault] = []
         var faultsServed = 0
+        var rbac: (grants: [Grant], user: String)?
+        var usedPermissions: Set<String> = []
+        var refused: [Attributes] = []
     }
 
     /// Serves these collections (lists and watches) even while they hold no object.
@@ -248,6 +251,12 @@ final class FakeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         state.withLockedValue { $0.authentications.append(how) }
         let parts = path.split(separator: "/").map(String.init)
+        // RBAC binds the bearer token (the ServiceAccount's); basic credentials (admin) are the cluster admin.
+        let decision = how == "token" ? FakeAPIServer.authorize(state, method: head.method, parts: parts, query: FakeAPIHandler.queryItems(query)) : (allowed: true, message: "")
+        guard decision.allowed else {
+            send(.forbidden, status(decision.message, reason: "Forbidden", code: 403), context: context)
+            return
+        }
         if head.method != .GET {
             write(head.method, parts: parts, query: FakeAPIHandler.queryItems(query), contentType: head.headers.first(name: "content-type") ?? "", body: String(buffer: body), context: context)
             return
