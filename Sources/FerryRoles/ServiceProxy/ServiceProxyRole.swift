@@ -213,7 +213,7 @@ public final class ServiceProxySyncer: ServiceLifecycle.Service, Sendable {
     /// Syncs with kube-proxy's bounded-frequency runner: a change of the objects is a partial sync, at most
     /// once per `minSyncPeriod`; every `syncPeriod` a full one.
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var lastStamp: [String]?
             var reportedNotes = Set<String>()
             var applied: ServicePortTable?

@@ -90,7 +90,7 @@ public final class PortalSyncer: ServiceLifecycle.Service, Sendable {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var applied: [PortalRenderer.Portal]?
             var seen: (stamp: [String], bound: [String: Int])?
             let runner = BoundedFrequencyRunner(minInterval: self.settings.minSyncPeriod, maxInterval: self.settings.syncPeriod)
