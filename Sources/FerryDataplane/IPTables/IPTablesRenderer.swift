@@ -24,6 +24,42 @@ public struct IPTablesTransaction: Sendable, Hashable {
         (["*filter"] + filterChains.map { ":\($0) - [0:0]" } + filterRules + ["COMMIT", "*nat"]
             + natChains.map { ":\($0) - [0:0]" } + natRules + ["COMMIT"]).joined(separator: "\n") + "\n"
     }
+
+    /// A partial sync's input, as kube-proxy writes one: the filter table and the top-level nat chains
+    /// (KUBE-SERVICES, KUBE-NODEPORTS...) whole, but of the per-service and per-endpoint chains only those
+    /// whose rules differ from `previous` (the transaction last applied) — with `--noflush`, a chain the
+    /// input does not declare is left as it is — and the stale ones deleted. Without `previous`, the
+    /// whole input.
+    public func restoreInput(after previous: IPTablesTransaction?) -> String {
+        guard let previous else { return restoreInput }
+        let before = previous.natRulesByChain
+        let now = natRulesByChain
+        let deleted = Set(natRules.filter { $0.hasPrefix("-X ") }.compactMap(Self.chain(of:)))
+        let written = Set(natChains.filter { chain in
+            !ChainNames.isServiceChain(chain) || deleted.contains(chain) || before[chain] != now[chain]
+        })
+        let rules = natRules.filter { line in
+            guard let chain = Self.chain(of: line) else { return true }
+            return written.contains(chain)
+        }
+        return (["*filter"] + filterChains.map { ":\($0) - [0:0]" } + filterRules + ["COMMIT", "*nat"]
+            + natChains.filter(written.contains).map { ":\($0) - [0:0]" } + rules + ["COMMIT"]).joined(separator: "\n") + "\n"
+    }
+
+    /// The nat rules of each chain, in order.
+    var natRulesByChain: [String: [String]] {
+        var result: [String: [String]] = [:]
+        for line in natRules {
+            if let chain = Self.chain(of: line), line.hasPrefix("-A ") { result[chain, default: []].append(line) }
+        }
+        return result
+    }
+
+    /// The chain an `-A CHAIN ...` or `-X CHAIN` line is about.
+    static func chain(of line: String) -> String? {
+        guard line.hasPrefix("-A ") || line.hasPrefix("-X ") else { return nil }
+        return line.dropFirst(3).split(separator: " ", maxSplits: 1).first.map(String.init)
+    }
 }
 
 /// Renders a `ServicePortTable` into kube-proxy's iptables layout (`pkg/proxy/iptables/proxier.go`): chain

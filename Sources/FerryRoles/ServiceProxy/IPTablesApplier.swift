@@ -21,7 +21,8 @@ enum IPTablesApplier {
         })
     }
 
-    static func apply(_ transaction: IPTablesTransaction, ipv6: Bool = false) throws {
+    /// `input`: the restore input to write (a partial sync's); the whole transaction's by default.
+    static func apply(_ transaction: IPTablesTransaction, input: String? = nil, ipv6: Bool = false) throws {
         let iptables = tool("iptables", ipv6: ipv6)
         for rule in transaction.jumpRules {
             let target = rule.arguments.last!
@@ -36,7 +37,7 @@ enum IPTablesApplier {
             }
         }
         let restoreTool = tool("iptables-restore", ipv6: ipv6)
-        let restore = try SystemCommand.run(restoreTool, ["-w", "--noflush", "--counters"], input: transaction.restoreInput)
+        let restore = try SystemCommand.run(restoreTool, ["-w", "--noflush", "--counters"], input: input ?? transaction.restoreInput)
         guard restore.status == 0 else {
             throw SystemCommand.Failure(description: "\(restoreTool) refused the rules: \(restore.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }

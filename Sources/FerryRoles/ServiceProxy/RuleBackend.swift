@@ -40,9 +40,13 @@ extension ServiceProxyRole.Mode {
     }
 }
 
-/// kube-proxy's iptables proxier: jump rules ensured one by one, then one `iptables-restore --noflush`.
-struct IPTablesBackend: RuleBackend {
+/// kube-proxy's iptables proxier: jump rules ensured one by one, then one `iptables-restore --noflush` —
+/// of everything, or (a partial sync, after a change) of the top-level chains and only the service and
+/// endpoint chains that changed since the last one applied.
+final class IPTablesBackend: RuleBackend {
     var mode: ServiceProxyRole.Mode { .iptables }
+    /// The transaction the last successful sync of each family (false: IPv4, true: IPv6) applied.
+    let applied = NIOLockedValueBox<[Bool: IPTablesTransaction]>([:])
 
     func checkTools() throws {
         for tool in ["iptables", "iptables-save", "iptables-restore"] {
@@ -65,8 +69,19 @@ struct IPTablesBackend: RuleBackend {
     }
 
     func apply(_ table: ServicePortTable, options: ServiceRuleOptions, incremental: Bool) throws -> ServiceProxyStatus.RuleCount {
-        let transaction = IPTablesRenderer.render(table, options: options, existingNATChains: try IPTablesApplier.existingNATChains(ipv6: options.isIPv6))
-        try IPTablesApplier.apply(transaction, ipv6: options.isIPv6)
+        let family = options.isIPv6
+        let previous = incremental ? applied.withLockedValue { $0[family] } : nil
+        // What the last sync left is known: no need to read the kernel's chains.
+        let existing = try previous.map(\.activeNATChains) ?? IPTablesApplier.existingNATChains(ipv6: family)
+        let transaction = IPTablesRenderer.render(table, options: options, existingNATChains: existing)
+        do {
+            try IPTablesApplier.apply(transaction, input: transaction.restoreInput(after: previous), ipv6: family)
+        } catch {
+            // The kernel's rules are unknown now: the next sync writes them whole.
+            applied.withLockedValue { $0[family] = nil }
+            throw error
+        }
+        applied.withLockedValue { $0[family] = transaction }
         return .iptables(filter: transaction.filterRules.count, nat: transaction.natRules.count)
     }
 
