@@ -279,11 +279,22 @@ def service_proxy_part(args, ferry, work, cert, sock, config, objects, procs, pa
         netns = f"/proc/{ferry_pid}/ns/net"
         print(f"ferry service-proxy ({args.proxy_mode}, {objects}): first sync took {first_sync[0] if first_sync else '?'}")
 
+        # iptables mode: no monitor; svc-1's service chain (its name from a dry run) and the endpoint chains it
+        # jumps to are read, not the whole table.
+        if args.proxy_mode == "iptables":
+            dry = subprocess.run([ferry, "service-proxy", "--kubeconfig", config, "--dry-run", "--mode", "iptables", "--node-ip", "10.0.0.1",
+                                  "--hostname-override", "node-0"], capture_output=True, text=True).stdout
+            svc_chain = re.search(r'demo/svc-1:http cluster IP" .* -j (KUBE-SVC-\S+)', dry).group(1)
+
         def nat_has(address, since):
             if args.proxy_mode == "nftables":
                 return any(t >= since and f"__{address}/8080" in line and line.startswith("add ") for t, line in list(seen))
-            r = subprocess.run(["nsenter", f"--net={netns}", "iptables-save", "-t", "nat"], capture_output=True, text=True)
-            return f"--to-destination {address}:8080" in r.stdout
+            chain = subprocess.run(["nsenter", f"--net={netns}", "iptables", "-w", "-t", "nat", "-S", svc_chain], capture_output=True, text=True).stdout
+            for sep in re.findall(r"-j (KUBE-SEP-\S+)", chain):
+                rules = subprocess.run(["nsenter", f"--net={netns}", "iptables", "-w", "-t", "nat", "-S", sep], capture_output=True, text=True).stdout
+                if f"--to-destination {address}:8080" in rules:
+                    return True
+            return False
 
         # svc-1 (not touched by part 3) moves between two addresses no other Service uses (rules only: no packet is sent).
         samples = []
