@@ -142,6 +142,12 @@ def main():
         if "4" in args.parts:
             service_proxy_part(args, ferry, work, cert, sock, config, objects, procs, path)
     finally:
+        # The relay of part 4 runs inside the service proxy's namespace, started by its shell: found by
+        # this run's own socket path, which no other process names.
+        relays = subprocess.run(["pgrep", "-f", os.path.join(work, "api.sock")], capture_output=True, text=True).stdout.split()
+        for pid in relays:
+            if int(pid) != os.getpid():
+                os.kill(int(pid), signal.SIGTERM)
         for p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
