@@ -82,6 +82,24 @@ struct IngressAPITests {
         }
     }
 
+    /// The watch client honours a kubeconfig's `proxy-url` as the API proxy does: the lists go through a
+    /// CONNECT tunnel of the parent proxy (Ferry's own egress role, which logs each tunnel).
+    @Test func theClusterIsReadThroughTheKubeconfigsProxyURL() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
+        defer { Task { await parent.stop() } }
+        let parentURL = "http://127.0.0.1:\(parent.port("egress") ?? 0)"
+        try await APIProxyProcessTests.withAPIServer(proxyURL: parentURL) { dir, api in
+            api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/ingresses", "networking.k8s.io/v1/ingressclasses", "v1/secrets"])
+            api.put("networking.k8s.io/v1/ingresses", namespace: "demo", name: "shop", object: Self.ingress(host: "shop.example"))
+            let r = try await Subprocess.run(binary, ["explain", "--kubeconfig", dir + "/config", "http://shop.example/"])
+            #expect(r.status == 0 && r.stdout.contains("demo/shop"), "\(r.stdout)\(r.stderr)")
+            let target = "127.0.0.1:\(api.port)"
+            #expect(await Waiting.until { parent.accessLog.contains { $0.contains(#""method":"CONNECT""#) && $0.contains(target) } }, "\(parent.accessLog)")
+        }
+        await parent.stop()
+    }
+
     /// One request with curl, synchronously (for polling conditions).
     static func blockingStatus(port: Int, host: String = "shop.example") throws -> Int {
         let process = Process()
