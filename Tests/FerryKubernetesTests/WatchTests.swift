@@ -197,7 +197,9 @@ struct ClusterWriteTests {
         #expect(MicroTime.parse("2026-12-06T00:45:15.123456Z") == t)
         #expect(MicroTime.parse("2026-12-06T00:45:15Z") == .seconds(1_796_517_915))
         #expect(MicroTime.parse("2026-12-06T00:45:15.5Z") == .seconds(1_796_517_915) + .milliseconds(500))
+        #expect(MicroTime.parse("2026-12-06T01:45:15.5+01:00") == .seconds(1_796_517_915) + .milliseconds(500), "an offset, as RFC 3339 allows")
         #expect(MicroTime.parse("yesterday") == nil)
+        #expect(MicroTime.parse("2026-13-06T00:45:15Z") == nil)
     }
 
     @Test func eventLimiterDropsRepeatsAndBoundsEachObject() {
