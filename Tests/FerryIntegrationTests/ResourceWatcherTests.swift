@@ -136,11 +136,12 @@ struct ResourceWatcherTests {
         let client = APIClient(server: server, tls: try TLSConfiguration.client(server.tls!), tokenRefresh: .milliseconds(200))
         do {
             await #expect(throws: APIRequestError.self) { try await client.get("/api/v1/namespaces/demo/services/web") }
-            // The kubelet writes the new token; within the refresh interval the old one is still used.
+            // The kubelet writes the new token: once the refresh interval has passed, requests carry it (and
+            // are authenticated: the Service is simply not there).
             try "t0k3n\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
-            try await Task.sleep(for: .milliseconds(300))
-            let found = try await client.get("/api/v1/namespaces/demo/services/web")
-            #expect(found == nil, "authenticated now: the Service is simply not there")
+            #expect(await Waiting.untilAsync(timeout: .seconds(5)) {
+                do { return try await client.get("/api/v1/namespaces/demo/services/web") == nil } catch { return false }
+            })
         } catch {
             await client.shutdown()
             throw error
