@@ -73,7 +73,7 @@ public enum IngressStatus {
     }
 }
 
-/// Why `--publish-service` gives no addresses yet, or nil when it names a Service that exists.
+/// `--publish-service NAMESPACE/NAME`: the Service whose addresses go into Ingress status.
 public enum PublishService {
     /// `NAMESPACE/NAME`, or nil when the text is not of that form.
     public static func parse(_ text: String) -> (namespace: String, name: String)? {

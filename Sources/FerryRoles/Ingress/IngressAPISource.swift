@@ -17,7 +17,7 @@ public enum IngressAPISource {
         KubernetesObjectSource(.cluster(caches, server: server)) { objects, version in
             var translation = IngressTranslator.translate(objects, options: settings.options)
             translation.notes += caches.refused.map { "\($0.kind) \($0.key) cannot be read (\($0.problem)); its last readable version is served, if any" }
-            translations.set(translation)
+            translations.set(translation, ingresses: objects.ingresses)
             var config = IngressRole.snapshot(translation, settings: settings, version: version)
             config.source = "the Kubernetes API at \(server)"
             return config

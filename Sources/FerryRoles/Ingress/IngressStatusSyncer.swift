@@ -9,8 +9,8 @@ import ServiceLifecycle
 /// The cluster-facing side of `ferry ingress` on the API, run by the leader only (every replica serves):
 /// writes `status.loadBalancer.ingress` of every Ingress Ferry serves (ingress-nginx's `--publish-service`
 /// and `--publish-status-address`, through the status subresource, a `409` retried on a fresh read), and
-/// sends a Warning Event on each Ingress Ferry refuses or serves only in part. It syncs when the caches
-/// change (checked every second), when it becomes leader, and every `interval`. On shutdown, with
+/// sends a Warning Event on each Ingress Ferry refuses or serves only in part. It syncs when the Ingresses
+/// are translated again (checked every second), when it becomes leader, and every `interval`. On shutdown, with
 /// `--update-status-on-shutdown`, it clears the addresses it wrote — but only when they are a single
 /// address, as ingress-nginx does (several addresses mean other replicas still answer on them).
 public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
@@ -52,13 +52,14 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             let clock = ContinuousClock()
-            var synced: (generation: Int, at: ContinuousClock.Instant)?
+            var synced: (version: Int, at: ContinuousClock.Instant)?
             while !Task.isCancelled {
                 if self.leads {
-                    let generation = self.caches.generation
-                    if synced == nil || synced!.generation != generation || clock.now - synced!.at >= self.interval {
+                    // A new translation (made when the caches changed) is a reason to sync.
+                    let version = self.translations.version
+                    if synced == nil || synced!.version != version || clock.now - synced!.at >= self.interval {
                         await self.sync()
-                        synced = (generation, clock.now)
+                        synced = (version, clock.now)
                     }
                 } else {
                     synced = nil
@@ -71,11 +72,10 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
 
     /// One pass: every served Ingress whose addresses differ is written; Events for the problems found.
     func sync() async {
-        guard let translation = translations.latest else { return }
+        guard let (translation, ingresses) = translations.latest else { return }
         let served = Set(translation.selection.filter(\.selected).map(\.ingress))
-        let set = caches.manifestSet
         if let events {
-            let byKey = Dictionary(set.ingresses.map { ($0.metadata.key, $0) }, uniquingKeysWith: { a, _ in a })
+            let byKey = Dictionary(ingresses.map { ($0.metadata.key, $0) }, uniquingKeysWith: { a, _ in a })
             for event in translation.events {
                 await events.record(reference(event.ingress, uid: byKey[event.ingress]?.metadata.uid), type: "Warning", reason: event.reason, message: event.message)
             }
@@ -88,7 +88,7 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
             logger.info("Ingress status: publishing \(addresses.isEmpty ? "no address" : addresses.map(\.description).joined(separator: ", "))")
             published.withLockedValue { $0 = addresses }
         }
-        for ingress in IngressStatus.outdated(set.ingresses, served: served, addresses: addresses) where leads {
+        for ingress in IngressStatus.outdated(ingresses, served: served, addresses: addresses) where leads {
             await write(ingress.metadata.namespace, ingress.metadata.name, addresses: addresses)
         }
     }
@@ -154,7 +154,7 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
             logger.info("Ingress status: \(addresses.count) addresses published; leaving status update for next leader")
             return
         }
-        guard let translation = translations.latest else { return }
+        guard let (translation, _) = translations.latest else { return }
         for key in translation.selection.filter(\.selected).map(\.ingress) {
             let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { continue }
@@ -164,11 +164,16 @@ public final class IngressStatusSyncer: ServiceLifecycle.Service, Sendable {
     }
 }
 
-/// The last translation of the cluster's Ingresses, shared by the configuration source (which makes it) and
-/// the status syncer (which reads which Ingresses are served and what is wrong with them).
+/// The last translation of the cluster's Ingresses and the Ingresses it was made from, shared by the
+/// configuration source (which makes it on each change) and the status syncer (which reads which Ingresses
+/// are served, their current status and what is wrong with them) — one read of the caches per change.
 public final class IngressTranslations: Sendable {
-    private let box = NIOLockedValueBox<IngressTranslation?>(nil)
+    private let box = NIOLockedValueBox<(latest: (translation: IngressTranslation, ingresses: [Ingress])?, version: Int)>((nil, 0))
     public init() {}
-    public var latest: IngressTranslation? { box.withLockedValue { $0 } }
-    func set(_ translation: IngressTranslation) { box.withLockedValue { $0 = translation } }
+    public var latest: (translation: IngressTranslation, ingresses: [Ingress])? { box.withLockedValue { $0.latest } }
+    /// Moves with every translation.
+    var version: Int { box.withLockedValue { $0.version } }
+    func set(_ translation: IngressTranslation, ingresses: [Ingress]) {
+        box.withLockedValue { $0 = ((translation, ingresses), $0.version + 1) }
+    }
 }

@@ -37,6 +37,11 @@ public final class KubernetesCaches: Sendable {
         state.withLockedValue { $0.caches[resource.path] }
     }
 
+    /// The objects of one watched collection only (a probe reading one Node need not copy the cluster).
+    public func manifestSet(of resource: WatchedResource) -> ManifestSet {
+        cache(for: resource)?.manifestSet ?? ManifestSet()
+    }
+
     /// The objects the API server holds that Ferry cannot read, in every cache.
     public var refused: [RefusedObject] {
         let caches = state.withLockedValue { $0.caches }
@@ -53,25 +58,41 @@ public final class KubernetesCaches: Sendable {
 /// The watches' metrics: restarts, relists and events by collection, the time of the last change applied.
 public final class KubernetesWatchMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
+    /// The handles of one collection, made on its first activity (not looked up again per event).
+    struct Handles: Sendable {
+        let lists: Counter
+        let watchRestarts: Counter
+        let events: Counter
+        let lastSync: Gauge
+    }
+    private let handles = NIOLockedValueBox<[String: Handles]>([:])
 
     public init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
     }
 
+    func handles(for resource: WatchedResource) -> Handles {
+        handles.withLockedValue { all in
+            if let made = all[resource.described] { return made }
+            let labels = [("resource", resource.described)]
+            let made = Handles(
+                lists: registry.makeCounter(descriptor: Self.descriptor("kubernetes_lists", unit: "total", help: "Full lists of a watched collection (at start, and again after 410 Gone)"), labels: labels),
+                watchRestarts: registry.makeCounter(descriptor: Self.descriptor("kubernetes_watch_restarts", unit: "total", help: "Watches opened again after one ended"), labels: labels),
+                events: registry.makeCounter(descriptor: Self.descriptor("kubernetes_watch_events", unit: "total", help: "Watch events that changed a cache"), labels: labels),
+                lastSync: registry.makeGauge(descriptor: Self.descriptor("kubernetes_last_sync", unit: "timestamp_seconds", help: "When a cache last changed (list or event), Unix seconds"), labels: labels))
+            all[resource.described] = made
+            return made
+        }
+    }
+
     func record(_ activity: ResourceWatcher.Activity, resource: WatchedResource) {
-        let labels = [("resource", resource.described)]
+        let h = handles(for: resource)
         switch activity {
-        case .listed:
-            registry.makeCounter(descriptor: Self.descriptor("kubernetes_lists", unit: "total", help: "Full lists of a watched collection (at start, and again after 410 Gone)"), labels: labels).increment()
-        case .watchRestarted:
-            registry.makeCounter(descriptor: Self.descriptor("kubernetes_watch_restarts", unit: "total", help: "Watches opened again after one ended"), labels: labels).increment()
-        case .eventApplied:
-            registry.makeCounter(descriptor: Self.descriptor("kubernetes_watch_events", unit: "total", help: "Watch events that changed a cache"), labels: labels).increment()
+        case .listed: h.lists.increment()
+        case .watchRestarted: h.watchRestarts.increment()
+        case .eventApplied: h.events.increment()
         }
-        if activity != .watchRestarted {
-            registry.makeGauge(descriptor: Self.descriptor("kubernetes_last_sync", unit: "timestamp_seconds", help: "When a cache last changed (list or event), Unix seconds"), labels: labels)
-                .set(Double(MicroTime.now.components.seconds))
-        }
+        if activity != .watchRestarted { h.lastSync.set(Double(MicroTime.now.components.seconds)) }
     }
 
     /// 1 while this replica holds the Lease, else 0.

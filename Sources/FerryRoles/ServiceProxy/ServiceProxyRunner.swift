@@ -77,7 +77,7 @@ public enum ServiceProxyRunner {
         if let caches = settings.caches {
             // Its own Node, when watched: a Node being deleted (or marked for removal) fails /healthz.
             let name = settings.options.nodeName
-            status.nodeEligibility = { caches.manifestSet.nodes.first { $0.metadata.name == name }.map(\.eligible) }
+            status.nodeEligibility = { caches.manifestSet(of: .node(name)).nodes.first { $0.metadata.name == name }.map(\.eligible) }
         }
         do {
             let health = try StatusServer.bind(healthz, group: group) { status.respondHealth($0) }
