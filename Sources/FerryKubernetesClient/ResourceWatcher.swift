@@ -61,6 +61,12 @@ public struct WatchedResource: Sendable, Hashable {
         }
     }
 
+    /// The role's label and field selectors, as list and watch query items.
+    func addSelectors(to query: inout [String: String]) {
+        if let labelSelector { query["labelSelector"] = labelSelector }
+        if let fieldSelector { query["fieldSelector"] = fieldSelector }
+    }
+
     /// For log lines: `services` or `services in demo`.
     public var described: String { namespace.map { "\(resource) in \($0)" } ?? resource }
 }
@@ -164,8 +170,7 @@ public final class ResourceWatcher: Sendable {
         repeat {
             var query = ["limit": String(pageSize)]
             if let token { query["continue"] = token }
-            if let selector = resource.labelSelector { query["labelSelector"] = selector }
-            if let selector = resource.fieldSelector { query["fieldSelector"] = selector }
+            resource.addSelectors(to: &query)
             let response = try await api.http.execute(api.request(path: resource.path, query: query), timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 64 << 20)
             try APIClient.check(response, body: body)
@@ -183,8 +188,7 @@ public final class ResourceWatcher: Sendable {
     func watch(cache: inout InformerCache, observe: @Sendable (Activity) -> Void, update: @Sendable (InformerCache, [InformerCache.Change]) async -> Void) async throws -> Bool {
         var query = ["watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": String(watchTimeout.components.seconds)]
         if let version = cache.resourceVersion { query["resourceVersion"] = version }
-        if let selector = resource.labelSelector { query["labelSelector"] = selector }
-        if let selector = resource.fieldSelector { query["fieldSelector"] = selector }
+        resource.addSelectors(to: &query)
         let response = try await api.http.execute(api.request(path: resource.path, query: query), deadline: .now() + .seconds(watchTimeout.components.seconds + 30))
         if response.status != .ok {
             let body = try await response.body.collect(upTo: 1 << 20)
