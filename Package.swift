@@ -135,6 +135,8 @@ let package = Package(
         .testTarget(name: "FerryConfigTests", dependencies: ["FerryConfig", "FerryModel"]),
         .testTarget(name: "FerryKubernetesTests", dependencies: ["FerryKubernetes", "FerryModel"]),
         .testTarget(name: "FerryDataplaneTests", dependencies: ["FerryDataplane", "FerryModel"]),
+        // The roles' pure parts (no sockets, no processes).
+        .testTarget(name: "FerryRolesTests", dependencies: ["FerryRoles", "FerryModel"]),
         .testTarget(
             name: "FerryProxyTests",
             dependencies: [

@@ -60,6 +60,18 @@ import Testing
         let entries = env.lint().map(\.entry)
         #expect(entries.contains("HTTP_PROXY"))
         for e in [".corp.example", "10.0.0.0/8", "*.svc", "api:8443", "[::1]", "*", "host name"] { #expect(entries.contains(e), "\(e)") }
+        // To fix where a spelling every client reads alike exists (and the message names it); notes where none does.
+        let severity = Dictionary(env.lint().map { ($0.entry, $0.severity) }, uniquingKeysWith: { a, _ in a })
+        for e in ["HTTP_PROXY", ".corp.example", "*.svc", "[::1]", "*", "host name"] { #expect(severity[e] == .fix, "\(e)") }
+        for e in ["10.0.0.0/8", "api:8443"] { #expect(severity[e] == .note, "\(e)") }
+        let messages = Dictionary(env.lint().map { ($0.entry, $0.message) }, uniquingKeysWith: { a, _ in a })
+        #expect(messages[".corp.example"]?.contains("write corp.example") == true)
+        #expect(messages["*.svc"]?.contains("write svc") == true)
+        // Both cases alike, plain names and CIDRs: nothing to fix.
+        let clean = ProxyEnvironment(variables: ["HTTP_PROXY": "http://p:3128", "http_proxy": "http://p:3128", "NO_PROXY": "svc,cluster.local,10.96.0.0/12", "no_proxy": "svc,cluster.local,10.96.0.0/12"])
+        #expect(clean.lint().allSatisfy { $0.severity == .note } && clean.lint().count == 1)
+        let differing = ProxyEnvironment(variables: ["NO_PROXY": "a", "no_proxy": "b"])
+        #expect(differing.lint().map(\.severity) == [.fix])
     }
 
     @Test func podEnvAndJVMFlags() {

@@ -1,43 +1,58 @@
 extension ProxyEnvironment {
     /// A NO_PROXY entry (or variable) that some clients read differently, and how.
     public struct Finding: Sendable, Hashable {
+        /// `fix`: a spelling exists that Go, curl and Python read alike, and the finding names it (`ferry env
+        /// --lint` fails). `note`: the clients differ and no spelling closes the gap (a CIDR, a port), so the
+        /// finding only says what each does.
+        public enum Severity: String, Sendable, Hashable {
+            case fix
+            case note
+        }
+
         public var entry: String
         public var message: String
+        public var severity: Severity
+
+        public init(entry: String, message: String, severity: Severity) {
+            self.entry = entry
+            self.message = message
+            self.severity = severity
+        }
     }
 
     /// What in these variables is read differently by Go, curl, Python and Java.
     public func lint() -> [Finding] {
         var findings: [Finding] = []
-        if variables["HTTP_PROXY"].map({ !$0.isEmpty }) == true, variables["http_proxy"] == nil {
-            findings.append(Finding(entry: "HTTP_PROXY", message: "curl reads only http_proxy (lower case) for http:// URLs; set both"))
-        }
         for (upper, lower) in [("HTTP_PROXY", "http_proxy"), ("HTTPS_PROXY", "https_proxy"), ("NO_PROXY", "no_proxy")] {
+            if upper == "HTTP_PROXY", let a = variables[upper], !a.isEmpty, variables[lower] == nil {
+                findings.append(Finding(entry: upper, message: "curl reads only http_proxy (lower case) for http:// URLs; set http_proxy to the same value too", severity: .fix))
+            }
             if let a = variables[upper], let b = variables[lower], a != b {
-                findings.append(Finding(entry: "\(upper)/\(lower)", message: "both set with different values: Go uses \(upper), curl and Python use \(lower)"))
+                findings.append(Finding(entry: "\(upper)/\(lower)", message: "both set with different values: Go uses \(upper), curl and Python use \(lower); give both the same value", severity: .fix))
             }
         }
         guard let noProxy = value("NO_PROXY", "no_proxy")?.value ?? value("no_proxy")?.value else { return findings }
         let entries = noProxy.split(separator: ",").map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
         for entry in entries {
             if entry == "*" {
-                if entries.count > 1 { findings.append(Finding(entry: entry, message: "\"*\" only disables the proxy when it is the whole value in curl and Python; Go honours it anywhere in the list")) }
+                if entries.count > 1 { findings.append(Finding(entry: entry, message: "\"*\" only disables the proxy when it is the whole value in curl and Python; Go honours it anywhere in the list: make it the whole value or remove it", severity: .fix)) }
                 continue
             }
             if entry.contains("/") {
-                findings.append(Finding(entry: entry, message: "a CIDR: Go and curl (7.86 and later) match addresses in it; Python's urllib compares it as text and never matches; Java's nonProxyHosts cannot express it"))
+                findings.append(Finding(entry: entry, message: "a CIDR: Go and curl (7.86 and later) match addresses in it; Python's urllib compares it as text and never matches; Java's nonProxyHosts cannot express it; list the names clients use for these addresses too", severity: .note))
             } else if entry.hasPrefix("*") {
-                findings.append(Finding(entry: entry, message: "a wildcard: Go reads *.x as .x; curl has no wildcards besides a lone * and never matches it; Python never matches it"))
+                findings.append(Finding(entry: entry, message: "a wildcard: Go reads *.x as .x; curl has no wildcards besides a lone * and never matches it; Python never matches it: write \(entry.drop { $0 == "*" || $0 == "." }), which every client matches with the names below it", severity: .fix))
             } else if entry.hasPrefix(".") {
-                findings.append(Finding(entry: entry, message: "a leading dot: Go matches only names below \(entry.dropFirst()), not \(entry.dropFirst()) itself; curl and Python ignore the dot and match both"))
+                findings.append(Finding(entry: entry, message: "a leading dot: Go matches only names below \(entry.dropFirst()), not \(entry.dropFirst()) itself; curl and Python ignore the dot and match both: write \(entry.drop { $0 == "." }), which every client reads as the name and the names below it", severity: .fix))
             }
             if !entry.contains("/"), !entry.hasPrefix("["), entry.filter({ $0 == ":" }).count == 1 {
-                findings.append(Finding(entry: entry, message: "a port: Go matches only that port; curl never matches an entry with a port; Python matches it only when the URL names that port"))
+                findings.append(Finding(entry: entry, message: "a port: Go matches only that port; curl never matches an entry with a port; Python matches it only when the URL names that port", severity: .note))
             }
             if entry.hasPrefix("["), entry.hasSuffix("]") {
-                findings.append(Finding(entry: entry, message: "an IPv6 address in brackets without a port: Go and curl never match it; write it without brackets (Go also reads [v6]:port)"))
+                findings.append(Finding(entry: entry, message: "an IPv6 address in brackets without a port: Go and curl never match it; write it without brackets (Go also reads [v6]:port)", severity: .fix))
             }
             if entry.contains(" ") || entry.contains("\t") {
-                findings.append(Finding(entry: entry, message: "a blank inside an entry: current curl (8.9 and later) stops reading NO_PROXY at a blank not followed by a comma, older curl splits on it; separate entries with commas"))
+                findings.append(Finding(entry: entry, message: "a blank inside an entry: current curl (8.9 and later) stops reading NO_PROXY at a blank not followed by a comma, older curl splits on it; separate entries with commas", severity: .fix))
             }
         }
         return findings

@@ -24,7 +24,7 @@ public enum EnvDoctor {
         }
         let findings = environment.lint()
         if !findings.isEmpty {
-            out += "\nread differently by clients:\n" + findings.map { "  \($0.entry): \($0.message)\n" }.joined()
+            out += "\nread differently by clients:\n" + findings.map { "  \($0.severity == .fix ? "fix " : "note") \($0.entry): \($0.message)\n" }.joined()
         }
         out += "\nPod container env (both cases, so every client reads it):\n"
         out += environment.podEnv().split(separator: "\n").map { "  " + $0 + "\n" }.joined()
@@ -50,7 +50,7 @@ public enum EnvDoctor {
         }
         var clients: [String: Client] = [:]
         for d in decisions { clients[d.client.rawValue] = Client(uses_proxy: d.proxy != nil, proxy: d.proxy, reason: d.reason, fails: d.fails) }
-        let report = Report(url: url, clients: clients, lint: environment.lint().map { ["entry": $0.entry, "message": $0.message] })
+        let report = Report(url: url, clients: clients, lint: environment.lint().map { ["entry": $0.entry, "severity": $0.severity.rawValue, "message": $0.message] })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(report) else { return nil }
