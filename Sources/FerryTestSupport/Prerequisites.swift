@@ -42,7 +42,7 @@ public enum Prerequisites {
 
     /// A python3 that can import `module` (PATH first, then the system one), or nil after reporting a skip
     /// (a failure under FERRY_REQUIRE_ALL_TESTS).
-    public static func python(with module: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    public static func python(with module: String, install: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         let candidates = [path(of: "python3"), "/usr/bin/python3"].compactMap { $0 }
         for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
             let check = Process()
@@ -55,7 +55,7 @@ public enum Prerequisites {
                 if check.terminationStatus == 0 { return python }
             }
         }
-        let message = "skipped: no python3 with the \(module) module (apt-get install python3-\(module); .ci/run does)"
+        let message = "skipped: no python3 with the \(module) module (\(install ?? "apt-get install python3-\(module)"); .ci/run does)"
         skip(message, sourceLocation: sourceLocation)
         return nil
     }

@@ -49,6 +49,9 @@ struct DeployRenderCommand: ParsableCommand {
         options.image = image
         options.replicas = replicas
         options.set = set
+        options.checkArguments = { args in
+            do { _ = try Ferry.parseAsRoot(args) } catch { throw DeployRenderer.Failure(description: Ferry.message(for: error)) }
+        }
         do {
             print(try DeployRenderer.render(options), terminator: "")
         } catch {

@@ -54,6 +54,48 @@ import Yams
         #expect(production.contains { $0["kind"] as? String == "PodDisruptionBudget" })
     }
 
+    /// The Kubernetes releases whose OpenAPI schemas the manifests must satisfy: the newest the validator
+    /// knows, and the kubectl this repository is tested with.
+    static let schemaReleases = ["1.37", "1.32"]
+
+    /// Every base and overlay, and `ferry deploy render` with its options, validate strictly (no unknown
+    /// field, every type right) against the Kubernetes OpenAPI schemas (kubernetes-validate, which carries them).
+    @Test func everyRenderingValidatesAgainstTheKubernetesSchemas() async throws {
+        guard Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl"), let binary = Prerequisites.ferryBinary(),
+              let python = Prerequisites.python(with: "kubernetes_validate", install: "python3 -m pip install kubernetes-validate") else { return }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-schema-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        var files: [(String, String)] = []
+        for dir in try Self.kustomizations() {
+            let r = try await Subprocess.run(kubectl, ["kustomize", Self.deploy + "/" + dir])
+            #expect(r.status == 0, "\(dir): \(r.stderr)")
+            files.append(("deploy/\(dir)", r.stdout))
+        }
+        let renders: [[String]] = [["ingress", "--namespace", "edge", "--replicas", "3", "--set", "publish-status-address=198.51.100.7"],
+                                   ["service-proxy", "--set", "mode=nftables"], ["egress", "--profile", "single-node", "--image", "registry.example/ferry:0.2.0"],
+                                   ["api-proxy", "--namespace", "legacy"]]
+        for arguments in renders {
+            let r = try await Subprocess.run(binary, ["deploy", "render"] + arguments)
+            #expect(r.status == 0, "\(arguments): \(r.stderr)")
+            files.append(("ferry deploy render " + arguments.joined(separator: " "), r.stdout))
+        }
+        for (i, (name, yaml)) in files.enumerated() {
+            let path = scratch.appendingPathComponent("\(i).yaml").path
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            for release in Self.schemaReleases {
+                let r = try await Subprocess.run(python, ["-m", "kubernetes_validate", "--strict", "--quiet", "-k", release, path])
+                #expect(r.status == 0, "\(name) against Kubernetes \(release): \(r.stdout)\(r.stderr)")
+                #expect(!r.stdout.contains("ERROR"), "\(name): \(r.stdout)")
+            }
+        }
+        // The validator does refuse: a wrong type and an unknown field are reported with their path.
+        let bad = scratch.appendingPathComponent("bad.yaml").path
+        try files[0].1.replacingOccurrences(of: "  replicas: ", with: "  replicass: ").write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try await Subprocess.run(python, ["-m", "kubernetes_validate", "--strict", "--quiet", bad])
+        #expect(refused.status != 0 && refused.stdout.contains("replicass"), "\(refused.stdout)")
+    }
+
     /// The containers of a workload object (Deployment, DaemonSet), with the Pod's securityContext.
     static func containers(_ object: [String: Any]) -> (pod: [String: Any], containers: [[String: Any]])? {
         guard ["Deployment", "DaemonSet", "StatefulSet"].contains(object["kind"] as? String ?? ""),
@@ -171,6 +213,22 @@ import Yams
         let clusterIP = try await verdicts("http://10.96.0.10/")
         #expect(clusterIP["go"] == false && clusterIP["curl"] == false, "\(clusterIP)")
     }
+
+    /// `ferry env --lint` approves the snippet as shipped (its CIDRs are notes: no spelling makes Python's
+    /// urllib match addresses) and refuses it with an entry every client could read alike but does not.
+    @Test func theWorkloadEnvPassesTheLint() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let snippet = Self.deploy + "/egress/lockdown/pod-env.yaml"
+        let ok = try await Subprocess.run(binary, ["env", "--lint", "--file", snippet])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.contains("ok: Go, curl and Python read these variables alike") && !ok.stdout.contains("fix "), "\(ok.stdout)")
+        let spoiled = try String(contentsOfFile: snippet, encoding: .utf8).replacingOccurrences(of: ",svc,", with: ",*.svc,")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-env-\(UUID().uuidString).yaml").path
+        try spoiled.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let refused = try await Subprocess.run(binary, ["env", "--lint", "-f", path])
+        #expect(refused.status == 1 && refused.stdout.contains("fix  *.svc") && refused.stdout.contains("write svc"), "\(refused.stdout)")
+    }
 }
 
 /// The egress policy as a ConfigMap volume delivers it (`..data` a symlink to a timestamped folder, the
@@ -278,6 +336,11 @@ import Yams
         #expect(unknown.status == 1 && unknown.stderr.contains("choose one of: api-proxy, egress"), "\(unknown.stderr)")
         let latest = try await Subprocess.run(binary, ["deploy", "render", "ingress", "--image", "ferry:latest"])
         #expect(latest.status != 0 && latest.stderr.contains("must name a version"))
+        // A flag the role's command does not know, or a value it refuses, fails the render, not the Pod.
+        let misspelt = try await Subprocess.run(binary, ["deploy", "render", "service-proxy", "--set", "proxy-mode=nftables"])
+        #expect(misspelt.status == 1 && misspelt.stderr.contains("Unknown option '--proxy-mode'") && misspelt.stdout.isEmpty, "\(misspelt.stderr)")
+        let badValue = try await Subprocess.run(binary, ["deploy", "render", "ingress", "--set", "publish-service=web"])
+        #expect(badValue.status == 1 && badValue.stderr.contains("--publish-service expects NAMESPACE/NAME"), "\(badValue.stderr)")
     }
 }
 

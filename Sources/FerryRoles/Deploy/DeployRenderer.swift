@@ -16,6 +16,9 @@ public enum DeployRenderer {
         public var replicas: Int?
         /// `FLAG=VALUE`: sets `--FLAG=VALUE` in the ferry container's arguments (replacing the flag if present).
         public var set: [String] = []
+        /// Checks the ferry container's arguments after `set` changed them (the command line parser of the
+        /// binary, so a misspelt flag fails here rather than in a crash-looping Pod).
+        public var checkArguments: (@Sendable ([String]) throws -> Void)?
 
         public init(role: String) {
             self.role = role
@@ -24,6 +27,10 @@ public enum DeployRenderer {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// The roles and profiles that can be rendered, for messages.
@@ -84,6 +91,11 @@ public enum DeployRenderer {
                 let excluded = exclusive[flag].map { [flag, $0] } ?? [flag]
                 args.removeAll { arg in excluded.contains { arg == $0 || arg.hasPrefix($0 + "=") } }
                 args.append("\(flag)=\(value)")
+            }
+            if !options.set.isEmpty, let check = options.checkArguments {
+                do { try check(args) } catch {
+                    throw Failure(description: "--set: `ferry \(args.first ?? options.role)` refuses its arguments: \(error)")
+                }
             }
             containers[i]["args"] = args
         }
