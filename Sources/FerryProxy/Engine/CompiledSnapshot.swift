@@ -43,7 +43,7 @@ final class CompiledListener: Sendable {
     let compiledRoutes: [[CompiledRoute]]
     let listenerStats: ListenerStats
     /// Decoder limits: the precise checks happen on the head; these are the backstop.
-    let decoderLimits: NIOHTTPDecoderLimitConfigurationBox
+    let decoderLimits: DecoderLimits
     /// How often a connection checks its deadlines.
     let watchdogTick: TimeAmount
     /// Set on forward-proxy listeners.
@@ -62,7 +62,7 @@ final class CompiledListener: Sendable {
             vhost.routes.map { route in CompiledRoute(route: route, stats: metrics.routeStats(listener: listener.name, route: route)) }
         }
         self.listenerStats = metrics.listenerStats(listener: listener.name)
-        self.decoderLimits = NIOHTTPDecoderLimitConfigurationBox(listener.http.limits)
+        self.decoderLimits = DecoderLimits(listener.http.limits)
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
         self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
         self.tls = try listener.tls.map { try CompiledListener.serverContext($0, listener: listener.name) }
@@ -136,17 +136,24 @@ final class CompiledRoute: Sendable {
     }
 }
 
-/// The NIO decoder limits derived from `HTTPLimits`.
-struct NIOHTTPDecoderLimitConfigurationBox: Sendable {
-    let maxFieldSize: Int
-    let maxListSize: Int
+/// The request decoder's limits derived from `HTTPLimits`. The head may hold a request line up to
+/// `max_request_line` and fields up to `max_header_bytes`; the field count is one over `max_headers`: the
+/// head validator answers the precise limits (414, 431) with their own wording, the decoder is the backstop
+/// that keeps nothing larger.
+struct DecoderLimits: Sendable {
+    let maxHeadBytes: Int
+    let maxRequestLineBytes: Int
     let maxFieldCount: Int
     let maxChunkLineBytes: Int
     init(_ limits: HTTPLimits) {
         maxChunkLineBytes = limits.maxChunkLineBytes
-        maxListSize = limits.maxRequestLineBytes + limits.maxHeaderBytes
-        maxFieldSize = maxListSize
+        maxRequestLineBytes = limits.maxRequestLineBytes
+        maxHeadBytes = limits.maxRequestLineBytes + limits.maxHeaderBytes
         maxFieldCount = limits.maxHeaderCount + 1
+    }
+
+    var parserLimits: HTTP1RequestParser.Limits {
+        HTTP1RequestParser.Limits(maxRequestLineBytes: maxRequestLineBytes, maxHeadBytes: maxHeadBytes, maxFieldCount: maxFieldCount, maxChunkLineBytes: maxChunkLineBytes)
     }
 }
 

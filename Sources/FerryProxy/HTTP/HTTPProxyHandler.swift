@@ -259,13 +259,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Decoder errors (malformed or ambiguous framing) and over-long chunk-size lines: 400, one connection
         // is closed, nothing else.
-        guard error is HTTPParserError || error is ChunkLineTooLong else {
+        guard error is HTTPParserError || error is HTTP1ParseError else {
             context.close(promise: nil)
             return
         }
         // Already answered and closing: what the decoder says of the bytes it still holds changes nothing.
         if state == .closing { return }
-        let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        let status: HTTPResponseStatus
+        switch (error as? HTTP1ParseError)?.kind {
+        case .headTooLarge: status = .requestHeaderFieldsTooLarge
+        case .requestLineTooLong: status = .uriTooLong
+        default: status = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        }
         if let ex = exchange, ex.requestComplete, !ex.responseComplete {
             // The bytes after a whole request are malformed: that request (and whole ones pipelined behind it)
             // is answered first, then the 400 and the close (see `finishExchange`). The incomplete request the
@@ -295,7 +300,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         exchange!.requestComplete = true
-        let detail = error is ChunkLineTooLong ? "\(error)" : "malformed request (\(error))"
+        let detail = (error as? HTTP1ParseError)?.kind == .chunkLineTooLong ? "\(error)" : "malformed request (\(error))"
         sendLocalReply(.error(status, detail, flags: .downstreamProtocolError, close: true), context: context)
     }
 
@@ -1031,8 +1036,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
             }
             down.removeHandler(context: context, promise: nil)
-            if let guardContext = try? down.context(handlerType: ChunkLineGuard.self) { down.removeHandler(context: guardContext, promise: nil) }
-            down.removeHandler(context: try down.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            down.removeHandler(context: try down.context(handlerType: HTTP1RequestDecoder.self), promise: nil)
         } catch {
             upstreamChannel.close(promise: nil)
             context.close(promise: nil)

@@ -1,0 +1,412 @@
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why the bytes of a request cannot be read as HTTP/1.1. The connection they came on is answered (400,
+/// 414 or 431) and closed; nothing after them is read.
+struct HTTP1ParseError: Error, Equatable, CustomStringConvertible {
+    enum Kind: Equatable {
+        /// Not HTTP/1.1 as RFC 9112 writes it, or framing that two readers could take differently: 400.
+        case malformed
+        /// The request line alone is longer than `max_request_line`: 414.
+        case requestLineTooLong
+        /// The head (or the trailers) is larger than the limits or has too many fields: 431.
+        case headTooLarge
+        /// A chunk-size line (size and extensions) longer than `max_chunk_line`: 400.
+        case chunkLineTooLong
+        /// The connection ended inside a request.
+        case endedEarly
+    }
+
+    var kind: Kind
+    var reason: String
+
+    var description: String { reason }
+
+    static func malformed(_ reason: String) -> HTTP1ParseError { HTTP1ParseError(kind: .malformed, reason: reason) }
+}
+
+/// Ferry's reader of HTTP/1.1 requests (RFC 9112), incremental and strict: bytes in, request parts out,
+/// pipelined requests in order. Framing is decided from the head exactly as §6 says, and every
+/// ambiguity that lets two readers of the same bytes disagree (the root of request smuggling) is refused:
+/// Transfer-Encoding with Content-Length, a Transfer-Encoding that does not end in chunked or comes with
+/// HTTP/1.0, differing Content-Lengths, bare CR or LF, obs-fold, a blank before a field's colon. Limits
+/// are enforced while scanning, before anything is kept. Bodies are slices of the received buffers (no
+/// copy). After a CONNECT or an Upgrade request it stops: what follows belongs to the tunnel.
+///
+/// Pure: `parse` consumes what it can from `buffer`, hands parts to `emit`, and leaves an incomplete
+/// head or chunk-size line in `buffer` for the next call (with more bytes appended).
+struct HTTP1RequestParser {
+    struct Limits {
+        var maxRequestLineBytes: Int
+        /// The whole head, request line and fields (and, separately, the trailers).
+        var maxHeadBytes: Int
+        var maxFieldCount: Int
+        var maxChunkLineBytes: Int
+    }
+
+    enum State: Equatable {
+        /// Waiting for a request head (between requests).
+        case head
+        case body(remaining: Int)
+        case chunkLine
+        case chunkData(remaining: Int)
+        /// The CRLF after a chunk's data.
+        case chunkDataEnd
+        case trailers
+        /// After a CONNECT or Upgrade request: the rest is not HTTP.
+        case stopped
+        case failed
+    }
+
+    let limits: Limits
+    private(set) var state: State = .head
+    /// The request being read is a CONNECT or an Upgrade: stop when it ends.
+    private var stopsAfterMessage = false
+    /// How far a head (or trailer block) has been searched for its end, so a head arriving in pieces is
+    /// scanned once.
+    private var scanned = 0
+
+    init(limits: Limits) {
+        self.limits = limits
+    }
+
+    /// Reads parts from `buffer` until it is empty or holds only the start of something longer.
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPServerRequestPart) -> Void) throws {
+        while buffer.readableBytes > 0 {
+            switch state {
+            case .head:
+                guard let head = try readHead(&buffer) else { return }
+                emit(.head(head))
+                if bodiless {
+                    bodiless = false
+                    finishMessage(trailers: nil, emit: emit)
+                }
+            case .body(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                emit(.body(buffer.readSlice(length: n)!))
+                if n == remaining {
+                    finishMessage(trailers: nil, emit: emit)
+                } else {
+                    state = .body(remaining: remaining - n)
+                }
+            case .chunkLine:
+                guard let size = try readChunkLine(&buffer) else { return }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                emit(.body(buffer.readSlice(length: n)!))
+                state = n == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+            case .chunkDataEnd:
+                guard buffer.readableBytes >= 2 else {
+                    if buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) != 13 {
+                        throw fail(.malformed("a chunk's data is not followed by CRLF"))
+                    }
+                    return
+                }
+                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw fail(.malformed("a chunk's data is not followed by CRLF")) }
+                state = .chunkLine
+            case .trailers:
+                guard let fields = try readTrailers(&buffer) else { return }
+                finishMessage(trailers: fields.isEmpty ? nil : HTTPHeaders(fields), emit: emit)
+            case .stopped, .failed:
+                return
+            }
+        }
+    }
+
+    /// The connection's input ended: an error if a request was under way.
+    func endOfInput(unread: Int) -> HTTP1ParseError? {
+        switch state {
+        case .head: unread > 0 ? HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a request head") : nil
+        case .stopped, .failed: nil
+        default: HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a request body")
+        }
+    }
+
+    /// The head just read has no body: its end follows at once.
+    private var bodiless = false
+
+    private mutating func finishMessage(trailers: HTTPHeaders?, emit: (HTTPServerRequestPart) -> Void) {
+        emit(.end(trailers))
+        state = stopsAfterMessage ? .stopped : .head
+        stopsAfterMessage = false
+    }
+
+    private mutating func fail(_ error: HTTP1ParseError) -> HTTP1ParseError {
+        state = .failed
+        return error
+    }
+
+    // MARK: head
+
+    /// The offset just past the empty line that ends a block of field lines starting at `start`, or nil
+    /// when it has not arrived. Lines end in CRLF; a LF without CR is refused here.
+    private mutating func findEndOfBlock(_ bytes: UnsafeRawBufferPointer, from start: Int) throws -> Int? {
+        // Resume at the start of the line the last search stopped in.
+        var lineStart = scanned > 0 ? scanned : start
+        let base = bytes.baseAddress!
+        while lineStart < bytes.count {
+            guard let lf = memchr(base + lineStart, 0x0A, bytes.count - lineStart) else {
+                scanned = lineStart
+                return nil
+            }
+            let at = base.distance(to: UnsafeRawPointer(lf))
+            guard at > start, bytes[at - 1] == 0x0D else { throw fail(.malformed("a line ends in LF without CR")) }
+            if at - 1 == lineStart { scanned = 0; return at + 1 }
+            lineStart = at + 1
+        }
+        scanned = lineStart
+        return nil
+    }
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws -> HTTPRequestHead? {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        while scanned == 0, buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+            buffer.moveReaderIndex(forwardBy: 2)
+        }
+        if scanned == 0, buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x0D { return nil }
+        guard buffer.readableBytes > 0 else { return nil }
+        let result: (HTTPRequestHead, Int)? = try buffer.withUnsafeReadableBytes { bytes in
+            let limit = min(bytes.count, limits.maxHeadBytes + 1)
+            guard let end = try findEndOfBlock(UnsafeRawBufferPointer(rebasing: bytes[..<limit]), from: 0) else {
+                if bytes.count > limits.maxHeadBytes {
+                    // Which limit: the request line alone, or the head.
+                    let lineEnd = memchr(bytes.baseAddress!, 0x0A, bytes.count).map { bytes.baseAddress!.distance(to: UnsafeRawPointer($0)) } ?? bytes.count
+                    throw fail(lineEnd > limits.maxRequestLineBytes
+                        ? HTTP1ParseError(kind: .requestLineTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes")
+                        : HTTP1ParseError(kind: .headTooLarge, reason: "request head larger than \(limits.maxHeadBytes) bytes"))
+                }
+                return nil
+            }
+            return (try parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])), end)
+        }
+        guard let (head, length) = result else { return nil }
+        buffer.moveReaderIndex(forwardBy: length)
+        return head
+    }
+
+    /// A whole head, CRLF CRLF included.
+    private mutating func parseHead(_ bytes: UnsafeRawBufferPointer) throws -> HTTPRequestHead {
+        let base = bytes.baseAddress!
+        let lineEnd = base.distance(to: UnsafeRawPointer(memchr(base, 0x0A, bytes.count)!)) - 1  // at the CR
+        // request-line = method SP request-target SP HTTP-version
+        var i = 0
+        while i < lineEnd, HTTP1Grammar.isToken(bytes[i]) { i += 1 }
+        guard i > 0, i < lineEnd, bytes[i] == 0x20 else { throw fail(.malformed("the request line is not METHOD TARGET HTTP/1.1")) }
+        let method = HTTPMethod(rawValue: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<i]), as: UTF8.self))
+        let targetStart = i + 1
+        i = targetStart
+        while i < lineEnd, HTTP1Grammar.isTarget(bytes[i]) { i += 1 }
+        guard i > targetStart, i < lineEnd, bytes[i] == 0x20 else { throw fail(.malformed("the request line is not METHOD TARGET HTTP/1.1 (one space between the parts, no control characters)")) }
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<i]), as: UTF8.self)
+        let versionStart = i + 1
+        guard lineEnd - versionStart == 8,
+              bytes[versionStart] == 0x48, bytes[versionStart + 1] == 0x54, bytes[versionStart + 2] == 0x54, bytes[versionStart + 3] == 0x50,
+              bytes[versionStart + 4] == 0x2F, bytes[versionStart + 6] == 0x2E,
+              (0x30...0x39).contains(bytes[versionStart + 5]), (0x30...0x39).contains(bytes[versionStart + 7]) else {
+            throw fail(.malformed("the request line does not end in HTTP/1.1 or HTTP/1.0"))
+        }
+        let major = Int(bytes[versionStart + 5] - 0x30), minor = Int(bytes[versionStart + 7] - 0x30)
+        guard major == 1 else { throw fail(.malformed("HTTP/\(major).\(minor) is not spoken here (HTTP/1.1 and HTTP/1.0 are)")) }
+        // A request line over max_request_line within the head limit is the head validator's to answer (414).
+
+        var framing = Framing()
+        let fields = try parseFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false)
+        let head = HTTPRequestHead(version: HTTPVersion(major: major, minor: minor), method: method, uri: target, headers: HTTPHeaders(fields))
+
+        // Message body length (RFC 9112 §6.3).
+        if method == .CONNECT {
+            // No body, whatever the fields say (RFC 9112 §6.3): the tunnel's bytes follow.
+            bodiless = true
+            stopsAfterMessage = true
+            return head
+        }
+        if framing.connectionUpgrade && framing.hasUpgrade { stopsAfterMessage = true }
+        if framing.hasTransferEncoding {
+            guard minor >= 1 else { throw fail(.malformed("Transfer-Encoding in an HTTP/1.0 request")) }
+            guard framing.contentLength == nil else { throw fail(.malformed("both Transfer-Encoding and Content-Length")) }
+            guard framing.chunkedLast else { throw fail(.malformed("a Transfer-Encoding that does not end in chunked")) }
+            state = .chunkLine
+        } else if let length = framing.contentLength, length > 0 {
+            state = .body(remaining: length)
+        } else {
+            bodiless = true
+        }
+        return head
+    }
+
+    /// What the fields say of the body's framing.
+    struct Framing {
+        var contentLength: Int?
+        var hasTransferEncoding = false
+        /// The last transfer coding listed is chunked (and it is listed once, last).
+        var chunkedLast = false
+        var connectionUpgrade = false
+        var hasUpgrade = false
+    }
+
+    /// Field lines from `start` to the empty line, validated (RFC 9112 §5), as (name, value) pairs.
+    private mutating func parseFields(_ bytes: UnsafeRawBufferPointer, from start: Int, framing: inout Framing, trailers: Bool) throws -> [(String, String)] {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(12)
+        let base = bytes.baseAddress!
+        var lineStart = start
+        while true {
+            let cr = base.distance(to: UnsafeRawPointer(memchr(base + lineStart, 0x0A, bytes.count - lineStart)!)) - 1
+            if cr == lineStart { break }
+            guard fields.count < limits.maxFieldCount else {
+                throw fail(HTTP1ParseError(kind: .headTooLarge, reason: "more than \(limits.maxFieldCount) header fields"))
+            }
+            let first = bytes[lineStart]
+            if first == 0x20 || first == 0x09 { throw fail(.malformed("a field line folded onto the next (obs-fold)")) }
+            var i = lineStart
+            while i < cr, HTTP1Grammar.isToken(bytes[i]) { i += 1 }
+            guard i > lineStart, i < cr, bytes[i] == 0x3A else {
+                throw fail(.malformed(i < cr && (bytes[i] == 0x20 || bytes[i] == 0x09) ? "a blank between a field name and its colon" : "a field line that is not NAME: VALUE"))
+            }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<i])
+            var valueStart = i + 1
+            while valueStart < cr, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+            var valueEnd = cr
+            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            for j in valueStart..<valueEnd where !HTTP1Grammar.isFieldValue(bytes[j]) {
+                throw fail(.malformed(bytes[j] == 0x0D ? "a CR inside a field value" : "a control character in a field value"))
+            }
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+            if !trailers { try noteFraming(name: name, value: value, into: &framing) }
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            lineStart = cr + 2
+        }
+        return fields
+    }
+
+    private mutating func noteFraming(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into framing: inout Framing) throws {
+        switch name.count {
+        case 14 where HTTP1Grammar.equalsLowercased(name, "content-length"):
+            // 1*DIGIT, or a list of identical values (RFC 9110 §8.6); anything else is refused.
+            var k = 0
+            repeat {
+                var s = k
+                while k < value.count, value[k] != 0x2C { k += 1 }
+                var e = k
+                while s < e, value[s] == 0x20 || value[s] == 0x09 { s += 1 }
+                while e > s, value[e - 1] == 0x20 || value[e - 1] == 0x09 { e -= 1 }
+                guard e > s, e - s <= 18 else { throw fail(.malformed("an invalid Content-Length")) }
+                var length = 0
+                for d in s..<e {
+                    let c = value[d]
+                    guard c >= 0x30 && c <= 0x39 else { throw fail(.malformed("an invalid Content-Length")) }
+                    length = length * 10 + Int(c - 0x30)
+                }
+                if let existing = framing.contentLength, existing != length { throw fail(.malformed("Content-Length fields that differ")) }
+                framing.contentLength = length
+                k += 1  // past the comma
+            } while k <= value.count
+        case 17 where HTTP1Grammar.equalsLowercased(name, "transfer-encoding"):
+            framing.hasTransferEncoding = true
+            // The codings, comma-separated; chunked must be the last and appear once.
+            var k = 0
+            var tokenStart = -1
+            var tokenEnd = -1
+            var lastIsChunked = framing.chunkedLast
+            var sawChunkedBefore = framing.chunkedLast
+            func endToken() throws {
+                guard tokenStart >= 0 else { return }
+                let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
+                let isChunked = HTTP1Grammar.equalsLowercased(token, "chunked")
+                if isChunked && sawChunkedBefore { throw fail(.malformed("chunked applied twice")) }
+                sawChunkedBefore = sawChunkedBefore || isChunked
+                lastIsChunked = isChunked
+                tokenStart = -1
+            }
+            while k < value.count {
+                let c = value[k]
+                if c == 0x2C { try endToken() } else if c != 0x20 && c != 0x09 {
+                    if tokenStart < 0 { tokenStart = k }
+                    tokenEnd = k + 1
+                }
+                k += 1
+            }
+            try endToken()
+            if sawChunkedBefore && !lastIsChunked { throw fail(.malformed("a Transfer-Encoding that does not end in chunked")) }
+            framing.chunkedLast = lastIsChunked
+        case 10 where HTTP1Grammar.equalsLowercased(name, "connection"):
+            // Does the list name the upgrade token?
+            var k = 0
+            while k < value.count {
+                while k < value.count, value[k] == 0x20 || value[k] == 0x09 || value[k] == 0x2C { k += 1 }
+                let s = k
+                while k < value.count, value[k] != 0x2C { k += 1 }
+                var e = k
+                while e > s, value[e - 1] == 0x20 || value[e - 1] == 0x09 { e -= 1 }
+                if HTTP1Grammar.equalsLowercased(UnsafeRawBufferPointer(rebasing: value[s..<e]), "upgrade") { framing.connectionUpgrade = true }
+            }
+        case 7 where HTTP1Grammar.equalsLowercased(name, "upgrade"):
+            framing.hasUpgrade = true
+        default:
+            break
+        }
+    }
+
+    // MARK: chunked
+
+    /// A chunk-size line (`1a2b;ext=v` CRLF): the size, or nil until the line has arrived.
+    private mutating func readChunkLine(_ buffer: inout ByteBuffer) throws -> Int? {
+        let result: (Int, Int)? = try buffer.withUnsafeReadableBytes { bytes in
+            let window = min(bytes.count, limits.maxChunkLineBytes + 2)
+            guard let lf = memchr(bytes.baseAddress!, 0x0A, window) else {
+                if window > limits.maxChunkLineBytes + 1 {
+                    throw fail(HTTP1ParseError(kind: .chunkLineTooLong, reason: "a chunk-size line (size and extensions) longer than \(limits.maxChunkLineBytes) bytes"))
+                }
+                return nil
+            }
+            let at = bytes.baseAddress!.distance(to: UnsafeRawPointer(lf))
+            guard at > 0, bytes[at - 1] == 0x0D else { throw fail(.malformed("a chunk-size line that does not end in CRLF")) }
+            let end = at - 1
+            if end > limits.maxChunkLineBytes {
+                throw fail(HTTP1ParseError(kind: .chunkLineTooLong, reason: "a chunk-size line (size and extensions) longer than \(limits.maxChunkLineBytes) bytes"))
+            }
+            var size = 0
+            var i = 0
+            while i < end, let digit = HTTP1Grammar.hexValue(bytes[i]) {
+                guard i < 15 else { throw fail(.malformed("a chunk size too large")) }
+                size = size * 16 + digit
+                i += 1
+            }
+            guard i > 0 else { throw fail(.malformed("an invalid chunk size")) }
+            // chunk-ext: BWS ";" ... — extensions are skipped, but must hold no control characters.
+            var j = i
+            while j < end, bytes[j] == 0x20 || bytes[j] == 0x09 { j += 1 }
+            if j < end {
+                guard bytes[j] == 0x3B else { throw fail(.malformed("an invalid chunk size")) }
+                for k in j..<end where !HTTP1Grammar.isFieldValue(bytes[k]) { throw fail(.malformed("a control character in a chunk extension")) }
+            }
+            return (size, at + 1)
+        }
+        guard let (size, length) = result else { return nil }
+        buffer.moveReaderIndex(forwardBy: length)
+        return size
+    }
+
+    /// The trailer section after the last chunk, up to its empty line: the fields, or nil until it has arrived.
+    private mutating func readTrailers(_ buffer: inout ByteBuffer) throws -> [(String, String)]? {
+        let result: ([(String, String)], Int)? = try buffer.withUnsafeReadableBytes { bytes in
+            let limit = min(bytes.count, limits.maxHeadBytes + 2)
+            guard let end = try findEndOfBlock(UnsafeRawBufferPointer(rebasing: bytes[..<limit]), from: 0) else {
+                if bytes.count > limits.maxHeadBytes { throw fail(HTTP1ParseError(kind: .headTooLarge, reason: "trailers larger than \(limits.maxHeadBytes) bytes")) }
+                return nil
+            }
+            var framing = Framing()
+            return (try parseFields(UnsafeRawBufferPointer(rebasing: bytes[..<end]), from: 0, framing: &framing, trailers: true), end)
+        }
+        guard let (fields, length) = result else { return nil }
+        buffer.moveReaderIndex(forwardBy: length)
+        return fields
+    }
+}
