@@ -100,6 +100,11 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The request reader's fuzzer (scripts/fuzz.sh): random mutation, or libFuzzer with -DLIBFUZZER.
+        .executableTarget(
+            name: "ferry-fuzz",
+            dependencies: ["FerryProxy"]
+        ),
         .executableTarget(
             name: "ferry",
             dependencies: [

@@ -10,7 +10,7 @@ struct UpstreamPoolTests {
     let b = try! SocketAddress(ipAddress: "127.0.0.1", port: 8081)
 
     func connection(_ address: SocketAddress, in pool: UpstreamPool, tls: ObjectIdentifier? = nil) -> UpstreamConnection {
-        UpstreamConnection(address: address, tls: tls, writer: UpstreamRequestWriter(), pool: pool)
+        UpstreamConnection(address: address, tls: tls, writer: UpstreamRequestWriter(), decoder: HTTP1ResponseDecoder(), pool: pool)
     }
 
     @Test func aReleasedConnectionIsAcquiredAgainForItsAddressOnly() {

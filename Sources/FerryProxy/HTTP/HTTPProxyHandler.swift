@@ -616,9 +616,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
             }
             let writer = UpstreamRequestWriter()
+            let decoder = HTTP1ResponseDecoder()
             try sync.addHandler(writer)
-            try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, pool: pool.value))
+            try sync.addHandler(decoder)
+            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, decoder: decoder, pool: pool.value))
         }
         .assumeIsolated()
         .whenComplete { result in
@@ -953,7 +954,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         guard let context, connection === upstream, exchange != nil else { return }
         upstream = nil
         // The decoder reports a connection that ended inside a message as an EOF error: that is a termination.
-        let cutShort = (error as? HTTPParserError) == .invalidEOFState
+        let cutShort = (error as? HTTP1ParseError)?.kind == .endedEarly
         let flags: ResponseFlags = cutShort ? .upstreamConnectionTermination : .upstreamProtocolError
         if !exchange!.responseHeadSent {
             let reason = cutShort ? "closed the connection before responding" : "sent an invalid response"
@@ -1033,7 +1034,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let connection {
                 up.removeHandler(context: try up.context(handler: connection), promise: nil)
                 up.removeHandler(context: try up.context(handlerType: UpstreamRequestWriter.self), promise: nil)
-                up.removeHandler(context: try up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+                up.removeHandler(context: try up.context(handlerType: HTTP1ResponseDecoder.self), promise: nil)
             }
             down.removeHandler(context: context, promise: nil)
             down.removeHandler(context: try down.context(handlerType: HTTP1RequestDecoder.self), promise: nil)

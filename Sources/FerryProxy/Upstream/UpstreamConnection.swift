@@ -14,6 +14,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private weak var pool: UpstreamPool?
     /// The handler nearest the socket that request bytes go through (`UpstreamRequestWriter`).
     private let writer: UpstreamRequestWriter
+    /// The methods of the requests sent, which the response decoder frames responses by (a HEAD response
+    /// has no body).
+    private let methods: HTTP1Parser.MethodQueue
     private var context: ChannelHandlerContext?
     /// The downstream handler using this connection now.
     var owner: HTTPProxyHandler?
@@ -23,9 +26,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince: NIODeadline = .uptimeNanoseconds(0)
     private var pendingRead = false
 
-    init(address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, writer: UpstreamRequestWriter, pool: UpstreamPool) {
+    init(address: SocketAddress, tls: ObjectIdentifier? = nil, via: String? = nil, writer: UpstreamRequestWriter, decoder: HTTP1ResponseDecoder, pool: UpstreamPool) {
         self.address = address
         self.writer = writer
+        self.methods = decoder.methods
         self.poolKey = UpstreamPool.Key(address: address, tls: tls, via: via)
         self.pool = pool
     }
@@ -49,7 +53,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request head serialized by Ferry: the response decoder is told the method first (it frames a
     /// HEAD response by it), then the bytes go out.
     func writeHead(_ bytes: ByteBuffer, method: HTTPMethod) {
-        context?.write(wrapOutboundOut(.head(UpstreamRequestWriter.marker(for: method))), promise: nil)
+        methods.append(method)
         writer.writeBytes(bytes)
     }
 

@@ -31,17 +31,33 @@ struct HTTP1ParseError: Error, Equatable, CustomStringConvertible {
     static func malformed(_ reason: String) -> HTTP1ParseError { HTTP1ParseError(kind: .malformed, reason: reason) }
 }
 
-/// Ferry's reader of HTTP/1.1 requests (RFC 9112), incremental and strict: bytes in, request parts out,
-/// pipelined requests in order. Framing is decided from the head exactly as §6 says, and every
-/// ambiguity that lets two readers of the same bytes disagree (the root of request smuggling) is refused:
-/// Transfer-Encoding with Content-Length, a Transfer-Encoding that does not end in chunked or comes with
-/// HTTP/1.0, differing Content-Lengths, bare CR or LF, obs-fold, a blank before a field's colon. Limits
-/// are enforced while scanning, before anything is kept. Bodies are slices of the received buffers (no
-/// copy). After a CONNECT or an Upgrade request it stops: what follows belongs to the tunnel.
+/// Ferry's reader of HTTP/1.1 messages (RFC 9112), incremental and strict: bytes in, message parts out,
+/// pipelined messages in order — requests on a downstream connection, responses on an upstream one.
+/// Framing is decided from the head exactly as §6 says, and every ambiguity that lets two readers of the
+/// same bytes disagree (the root of request smuggling and response splitting) is refused:
+/// Transfer-Encoding with Content-Length, a request Transfer-Encoding that does not end in chunked or
+/// comes with HTTP/1.0, differing Content-Lengths, bare CR or LF, obs-fold, a blank before a field's
+/// colon. Limits are enforced while scanning, before anything is kept. Bodies are slices of the received
+/// buffers (no copy). After a CONNECT, an Upgrade request or a 101 response it stops: what follows belongs
+/// to the tunnel.
 ///
 /// Pure: `parse` consumes what it can from `buffer`, hands parts to `emit`, and leaves an incomplete
 /// head or chunk-size line in `buffer` for the next call (with more bytes appended).
-struct HTTP1RequestParser {
+/// `HTTP1RequestParser` and `HTTP1ResponseParser` give it each direction's part types.
+struct HTTP1Parser {
+    enum Role {
+        case request
+        /// Responses, framed by the methods of the requests they answer (a HEAD response has no body).
+        case response
+    }
+
+    enum Part {
+        case requestHead(HTTPRequestHead)
+        case responseHead(HTTPResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
     struct Limits {
         var maxRequestLineBytes: Int
         /// The whole head, request line and fields (and, separately, the trailers).
@@ -59,30 +75,58 @@ struct HTTP1RequestParser {
         /// The CRLF after a chunk's data.
         case chunkDataEnd
         case trailers
-        /// After a CONNECT or Upgrade request: the rest is not HTTP.
+        /// A response body without Content-Length or chunked framing: it ends when the connection does.
+        case untilClose
+        /// After a CONNECT or Upgrade request, or a 101: the rest is not HTTP.
         case stopped
         case failed
     }
 
+    let role: Role
     let limits: Limits
     private(set) var state: State = .head
+    /// The methods of requests sent and not yet answered (responses only). A reference, so a request
+    /// written while a response is being read (the next one of a pipeline) can be added to it then.
+    let methods = MethodQueue()
     /// The request being read is a CONNECT or an Upgrade: stop when it ends.
     private var stopsAfterMessage = false
     /// How far a head (or trailer block) has been searched for its end, so a head arriving in pieces is
     /// scanned once.
     private var scanned = 0
 
-    init(limits: Limits) {
+    init(role: Role, limits: Limits) {
+        self.role = role
         self.limits = limits
     }
 
+    /// The methods of the requests a connection sent and that are not yet answered, oldest first.
+    final class MethodQueue {
+        private var methods: [HTTPMethod] = []
+        private var next = 0
+
+        var isEmpty: Bool { next == methods.count }
+        var first: HTTPMethod { methods[next] }
+
+        func append(_ method: HTTPMethod) {
+            if next > 16, next * 2 > methods.count {
+                methods.removeFirst(next)
+                next = 0
+            }
+            methods.append(method)
+        }
+
+        func removeFirst() {
+            next += 1
+        }
+    }
+
     /// Reads parts from `buffer` until it is empty or holds only the start of something longer.
-    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPServerRequestPart) -> Void) throws {
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (Part) -> Void) throws {
         while buffer.readableBytes > 0 {
             switch state {
             case .head:
                 guard let head = try readHead(&buffer) else { return }
-                emit(.head(head))
+                if let head { emit(head) }
                 if bodiless {
                     bodiless = false
                     finishMessage(trailers: nil, emit: emit)
@@ -114,25 +158,30 @@ struct HTTP1RequestParser {
             case .trailers:
                 guard let fields = try readTrailers(&buffer) else { return }
                 finishMessage(trailers: fields.isEmpty ? nil : HTTPHeaders(fields), emit: emit)
+            case .untilClose:
+                emit(.body(buffer.readSlice(length: buffer.readableBytes)!))
             case .stopped, .failed:
                 return
             }
         }
     }
 
-    /// The connection's input ended: an error if a request was under way.
-    func endOfInput(unread: Int) -> HTTP1ParseError? {
+    /// The connection's input ended: the end of a body read until then (`.end`), an error if a message was
+    /// under way, or nothing.
+    func endOfInput(unread: Int) -> Result<Part, HTTP1ParseError>? {
+        let what = role == .request ? "request" : "response"
         switch state {
-        case .head: unread > 0 ? HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a request head") : nil
-        case .stopped, .failed: nil
-        default: HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a request body")
+        case .head: return unread > 0 ? .failure(HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a \(what) head")) : nil
+        case .untilClose: return .success(.end(nil))
+        case .stopped, .failed: return nil
+        default: return .failure(HTTP1ParseError(kind: .endedEarly, reason: "the connection ended inside a \(what) body"))
         }
     }
 
     /// The head just read has no body: its end follows at once.
     private var bodiless = false
 
-    private mutating func finishMessage(trailers: HTTPHeaders?, emit: (HTTPServerRequestPart) -> Void) {
+    private mutating func finishMessage(trailers: HTTPHeaders?, emit: (Part) -> Void) {
         emit(.end(trailers))
         state = stopsAfterMessage ? .stopped : .head
         stopsAfterMessage = false
@@ -165,34 +214,39 @@ struct HTTP1RequestParser {
         return nil
     }
 
-    private mutating func readHead(_ buffer: inout ByteBuffer) throws -> HTTPRequestHead? {
+    /// A head: nil until it has arrived whole; then the part to emit (none for a dropped 1xx response).
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws -> Part?? {
         // Empty lines before a request line are ignored (RFC 9112 §2.2).
-        while scanned == 0, buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+        while role == .request, scanned == 0, buffer.readableBytes >= 2, buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
             buffer.moveReaderIndex(forwardBy: 2)
         }
-        if scanned == 0, buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x0D { return nil }
+        if role == .request, scanned == 0, buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x0D { return nil }
         guard buffer.readableBytes > 0 else { return nil }
-        let result: (HTTPRequestHead, Int)? = try buffer.withUnsafeReadableBytes { bytes in
+        if role == .response, methods.isEmpty {
+            throw fail(.malformed("a response to no request"))
+        }
+        let result: (Part?, Int)? = try buffer.withUnsafeReadableBytes { bytes in
             let limit = min(bytes.count, limits.maxHeadBytes + 1)
             guard let end = try findEndOfBlock(UnsafeRawBufferPointer(rebasing: bytes[..<limit]), from: 0) else {
                 if bytes.count > limits.maxHeadBytes {
                     // Which limit: the request line alone, or the head.
                     let lineEnd = memchr(bytes.baseAddress!, 0x0A, bytes.count).map { bytes.baseAddress!.distance(to: UnsafeRawPointer($0)) } ?? bytes.count
-                    throw fail(lineEnd > limits.maxRequestLineBytes
+                    throw fail(role == .request && lineEnd > limits.maxRequestLineBytes
                         ? HTTP1ParseError(kind: .requestLineTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes")
-                        : HTTP1ParseError(kind: .headTooLarge, reason: "request head larger than \(limits.maxHeadBytes) bytes"))
+                        : HTTP1ParseError(kind: .headTooLarge, reason: "\(role == .request ? "request" : "response") head larger than \(limits.maxHeadBytes) bytes"))
                 }
                 return nil
             }
-            return (try parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])), end)
+            let head = UnsafeRawBufferPointer(rebasing: bytes[..<end])
+            return (role == .request ? .requestHead(try parseRequestHead(head)) : try parseResponseHead(head), end)
         }
-        guard let (head, length) = result else { return nil }
+        guard let (part, length) = result else { return nil }
         buffer.moveReaderIndex(forwardBy: length)
-        return head
+        return .some(part)
     }
 
     /// A whole head, CRLF CRLF included.
-    private mutating func parseHead(_ bytes: UnsafeRawBufferPointer) throws -> HTTPRequestHead {
+    private mutating func parseRequestHead(_ bytes: UnsafeRawBufferPointer) throws -> HTTPRequestHead {
         let base = bytes.baseAddress!
         let lineEnd = base.distance(to: UnsafeRawPointer(memchr(base, 0x0A, bytes.count)!)) - 1  // at the CR
         // request-line = method SP request-target SP HTTP-version
@@ -239,6 +293,48 @@ struct HTTP1RequestParser {
             bodiless = true
         }
         return head
+    }
+
+    /// A whole response head. Framed by the method it answers (RFC 9112 §6.3): HEAD, 1xx, 204 and 304 have
+    /// no body; chunked if Transfer-Encoding ends in it, else until the connection closes; Content-Length;
+    /// else until the connection closes. A 1xx other than 101 is dropped (Ferry answers 100-continue
+    /// itself); a 101 ends the HTTP part of the connection.
+    private mutating func parseResponseHead(_ bytes: UnsafeRawBufferPointer) throws -> Part? {
+        let base = bytes.baseAddress!
+        let lineEnd = base.distance(to: UnsafeRawPointer(memchr(base, 0x0A, bytes.count)!)) - 1  // at the CR
+        // status-line = HTTP-version SP status-code SP [ reason-phrase ]
+        guard lineEnd >= 12,
+              bytes[0] == 0x48, bytes[1] == 0x54, bytes[2] == 0x54, bytes[3] == 0x50, bytes[4] == 0x2F, bytes[6] == 0x2E,
+              bytes[5] == 0x31, (0x30...0x39).contains(bytes[7]), bytes[8] == 0x20,
+              (0x31...0x39).contains(bytes[9]), (0x30...0x39).contains(bytes[10]), (0x30...0x39).contains(bytes[11]),
+              lineEnd == 12 || bytes[12] == 0x20 else {
+            throw fail(.malformed("the status line is not HTTP/1.1 CODE REASON"))
+        }
+        for i in 12..<lineEnd where !HTTP1Grammar.isFieldValue(bytes[i]) { throw fail(.malformed("a control character in the reason phrase")) }
+        let minor = Int(bytes[7] - 0x30)
+        let code = Int(bytes[9] - 0x30) * 100 + Int(bytes[10] - 0x30) * 10 + Int(bytes[11] - 0x30)
+        var framing = Framing()
+        let fields = try parseFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false)
+        let method = methods.first
+        if code < 200 && code != 101 {
+            return nil  // informational: the final response to the same request follows
+        }
+        methods.removeFirst()
+        let head = HTTPResponseHead(version: HTTPVersion(major: 1, minor: minor), status: HTTPResponseStatus(statusCode: code), headers: HTTPHeaders(fields))
+        if code == 101 {
+            bodiless = true
+            stopsAfterMessage = true
+        } else if method == .HEAD || code == 204 || code == 304 {
+            bodiless = true
+        } else if framing.hasTransferEncoding {
+            guard framing.contentLength == nil else { throw fail(.malformed("both Transfer-Encoding and Content-Length")) }
+            state = framing.chunkedLast ? .chunkLine : .untilClose
+        } else if let length = framing.contentLength {
+            if length > 0 { state = .body(remaining: length) } else { bodiless = true }
+        } else {
+            state = .untilClose
+        }
+        return .responseHead(head)
     }
 
     /// What the fields say of the body's framing.
@@ -408,5 +504,69 @@ struct HTTP1RequestParser {
         guard let (fields, length) = result else { return nil }
         buffer.moveReaderIndex(forwardBy: length)
         return fields
+    }
+}
+
+/// The request side of `HTTP1Parser`, in NIO's request part types (what `HTTPProxyHandler` reads).
+struct HTTP1RequestParser {
+    typealias Limits = HTTP1Parser.Limits
+    private var parser: HTTP1Parser
+
+    init(limits: Limits) {
+        parser = HTTP1Parser(role: .request, limits: limits)
+    }
+
+    var state: HTTP1Parser.State { parser.state }
+
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPServerRequestPart) -> Void) throws {
+        try parser.parse(&buffer) { part in
+            switch part {
+            case .requestHead(let head): emit(.head(head))
+            case .body(let bytes): emit(.body(bytes))
+            case .end(let trailers): emit(.end(trailers))
+            case .responseHead: break
+            }
+        }
+    }
+
+    /// The connection's input ended: an error if a request was under way.
+    func endOfInput(unread: Int) -> HTTP1ParseError? {
+        if case .failure(let error) = parser.endOfInput(unread: unread) { return error }
+        return nil
+    }
+}
+
+/// The response side of `HTTP1Parser`, in NIO's response part types (what `UpstreamConnection` reads).
+struct HTTP1ResponseParser {
+    typealias Limits = HTTP1Parser.Limits
+    private var parser: HTTP1Parser
+
+    init(limits: Limits) {
+        parser = HTTP1Parser(role: .response, limits: limits)
+    }
+
+    var state: HTTP1Parser.State { parser.state }
+
+    /// The methods of requests sent, which frame their responses (a HEAD response has no body).
+    var methods: HTTP1Parser.MethodQueue { parser.methods }
+
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPClientResponsePart) -> Void) throws {
+        try parser.parse(&buffer) { part in
+            switch part {
+            case .responseHead(let head): emit(.head(head))
+            case .body(let bytes): emit(.body(bytes))
+            case .end(let trailers): emit(.end(trailers))
+            case .requestHead: break
+            }
+        }
+    }
+
+    /// The connection's input ended: the end of a body read until then, or an error if a response was under way.
+    func endOfInput(unread: Int) -> Result<HTTPClientResponsePart, HTTP1ParseError>? {
+        switch parser.endOfInput(unread: unread) {
+        case .success(.end(let trailers)): .success(.end(trailers))
+        case .failure(let error): .failure(error)
+        default: nil
+        }
     }
 }

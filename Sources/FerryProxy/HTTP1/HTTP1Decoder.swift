@@ -1,0 +1,136 @@
+import NIOCore
+import NIOHTTP1
+
+/// One direction of `HTTP1Parser` in NIO's part types: requests (downstream) or responses (upstream).
+protocol HTTP1DirectionParser {
+    associatedtype Part
+    var state: HTTP1Parser.State { get }
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (Part) -> Void) throws
+    /// The connection's input ended: a last part (the end of a body read until the close), an error if a
+    /// message was under way, or nil.
+    func inputEnded(unread: Int) -> Result<Part, HTTP1ParseError>?
+}
+
+extension HTTP1RequestParser: HTTP1DirectionParser {
+    func inputEnded(unread: Int) -> Result<HTTPServerRequestPart, HTTP1ParseError>? {
+        endOfInput(unread: unread).map { .failure($0) }
+    }
+}
+
+extension HTTP1ResponseParser: HTTP1DirectionParser {
+    func inputEnded(unread: Int) -> Result<HTTPClientResponsePart, HTTP1ParseError>? {
+        endOfInput(unread: unread)
+    }
+}
+
+/// Received bytes → message parts through Ferry's `HTTP1Parser`, in place of NIO's
+/// `ByteToMessageHandler(HTTPRequestDecoder)` / `HTTPResponseDecoder`: one scan of the bytes, Ferry's limits
+/// and framing rules applied while scanning. Bytes the parser cannot use yet (a head in pieces) are kept;
+/// what follows a CONNECT, an Upgrade request or a 101 is kept unread and passed on as bytes when the
+/// handler is removed (the tunnel's glue receives it).
+final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Parser.Part
+
+    private var parser: Parser
+    /// Received bytes not yet parsed (nil when everything received was used).
+    private var unread: ByteBuffer?
+    /// Parts are being handed on: a handler after this one may close the channel meanwhile, and the end of
+    /// the input is then dealt with once the parser is done.
+    private var isParsing = false
+    private var inactiveWhileParsing = false
+
+    init(_ parser: Parser) {
+        self.parser = parser
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        if var kept = unread {
+            unread = nil
+            kept.writeBuffer(&buffer)
+            buffer = kept
+        }
+        switch parser.state {
+        case .failed:
+            return
+        case .stopped:
+            unread = buffer
+            return
+        default:
+            break
+        }
+        isParsing = true
+        do {
+            try parser.parse(&buffer) { part in context.fireChannelRead(wrapInboundOut(part)) }
+        } catch {
+            buffer.clear()
+            context.fireErrorCaught(error)
+        }
+        isParsing = false
+        if buffer.readableBytes > 0 {
+            // Compact a large read of which little is left, so one small remainder does not pin it.
+            if buffer.readerIndex > 4096, buffer.readableBytes < buffer.readerIndex / 4 { buffer.discardReadBytes() }
+            unread = buffer
+        }
+        if inactiveWhileParsing {
+            inactiveWhileParsing = false
+            inputEnded(context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if isParsing {
+            inactiveWhileParsing = true
+        } else {
+            inputEnded(context: context)
+        }
+    }
+
+    private func inputEnded(context: ChannelHandlerContext) {
+        switch parser.inputEnded(unread: unread?.readableBytes ?? 0) {
+        case .success(let part): context.fireChannelRead(wrapInboundOut(part))
+        case .failure(let error): context.fireErrorCaught(error)
+        case nil: break
+        }
+        context.fireChannelInactive()
+    }
+
+    /// Taken off the pipeline to make a tunnel: the bytes that followed the upgrade belong to the new
+    /// protocol, and go on to the glue. (A channel that closes does not come here.)
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let unread, unread.readableBytes > 0, parser.state == .stopped {
+            self.unread = nil
+            context.fireChannelRead(NIOAny(unread))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+}
+
+/// A downstream connection's decoder.
+typealias HTTP1RequestDecoder = HTTP1Decoder<HTTP1RequestParser>
+/// An upstream connection's decoder.
+typealias HTTP1ResponseDecoder = HTTP1Decoder<HTTP1ResponseParser>
+
+extension HTTP1Decoder where Parser == HTTP1RequestParser {
+    convenience init(limits: HTTP1Parser.Limits) {
+        self.init(HTTP1RequestParser(limits: limits))
+    }
+}
+
+extension HTTP1Decoder where Parser == HTTP1ResponseParser {
+    /// Ferry's limits on what an upstream sends (NIO's decoder's, which they replace): a head (status line
+    /// and fields) up to 80 KiB, chunk-size lines up to 4 KiB.
+    static let upstreamLimits = HTTP1Parser.Limits(maxRequestLineBytes: 80 * 1024, maxHeadBytes: 80 * 1024, maxFieldCount: 20_000, maxChunkLineBytes: 4096)
+
+    convenience init() {
+        self.init(HTTP1ResponseParser(limits: Self.upstreamLimits))
+    }
+
+    /// The methods of the requests sent on this connection (`UpstreamConnection` adds each), which frame
+    /// their responses.
+    var methods: HTTP1Parser.MethodQueue { parser.methods }
+}
+
+@available(*, unavailable)
+extension HTTP1Decoder: Sendable {}

@@ -1,0 +1,72 @@
+// ferry-fuzz: feeds mutated bytes to Ferry's HTTP/1.1 request reader and stops at the first broken
+// invariant (`HTTP1ParserCheck`) or crash. scripts/fuzz.sh builds and runs it.
+//   ferry-fuzz [SECONDS] [SEED]    random mutation of a built-in corpus for SECONDS (default 60)
+// Built with -sanitize=fuzzer -DLIBFUZZER it is a libFuzzer target instead (coverage-guided; libFuzzer's
+// own options, e.g. -max_total_time=1800 CORPUS_DIR).
+import FerryProxy
+import Foundation
+
+let corpus: [String] = [
+    "GET /a?b=c HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n",
+    "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
+    "POST /c HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+    "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nrest",
+    "GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\nframes",
+    "\r\nGET / HTTP/1.0\r\nContent-Length: 2, 2\r\n\r\nok",
+]
+
+func check(_ bytes: [UInt8]) {
+    if let problem = HTTP1ParserCheck.violation(in: bytes) {
+        FileHandle.standardError.write(Data("ferry-fuzz: invariant broken on \(String(decoding: bytes, as: UTF8.self).debugDescription)\n\(problem)\n".utf8))
+        abort()
+    }
+}
+
+#if LIBFUZZER
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+var argc = CommandLine.argc
+var argv = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+    check(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+})
+#else
+let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 60 : 60
+/// A seeded generator, so a failing run can be repeated with its seed.
+struct Generator {
+    var state: UInt64
+    mutating func next() -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int(truncatingIfNeeded: state >> 33)
+    }
+}
+let seed: UInt64 = CommandLine.arguments.count > 2 ? UInt64(CommandLine.arguments[2]) ?? 1 : UInt64(Date().timeIntervalSince1970)
+var generator = Generator(state: seed)
+print("ferry-fuzz: random mutation for \(Int(seconds)) s, seed \(seed)")
+let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}\u{80}\u{ff}GETPOSTHTTP/1.0-chunkedContent-LengthTransfer-EncodingUpgradeConnection".utf8)
+let pool = corpus.map { Array($0.utf8) }
+let deadline = Date().addingTimeInterval(seconds)
+var inputs = 0
+while Date() < deadline {
+    for _ in 0..<1000 {
+        var bytes = pool[generator.next() % pool.count]
+        if generator.next() % 4 == 0 { bytes += pool[generator.next() % pool.count] }
+        for _ in 0..<(1 + generator.next() % 8) {
+            let at = generator.next() % (bytes.count + 1)
+            switch generator.next() % 5 {
+            case 0 where at < bytes.count: bytes.remove(at: at)
+            case 1: bytes.insert(alphabet[generator.next() % alphabet.count], at: at)
+            case 2 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
+            case 3 where at < bytes.count: bytes[at] = alphabet[generator.next() % alphabet.count]
+            default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + generator.next() % 40)], at: at)
+            }
+        }
+        check(bytes)
+        inputs += 1
+    }
+}
+print("ferry-fuzz: \(inputs) inputs, no invariant broken, no crash")
+#endif

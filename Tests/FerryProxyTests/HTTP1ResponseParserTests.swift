@@ -1,0 +1,101 @@
+@testable import FerryProxy
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Ferry's reader of upstream responses: framed by the request method (RFC 9112 §6.3), whatever the reads' sizes.
+struct HTTP1ResponseParserTests {
+    static let limits = HTTP1Parser.Limits(maxRequestLineBytes: 1024, maxHeadBytes: 1024, maxFieldCount: 10, maxChunkLineBytes: 64)
+
+    /// Reads `text` as the responses to `methods`, in reads of `piece` bytes, then the end of the input.
+    static func read(_ text: String, methods: [HTTPMethod], piece: Int = 1 << 20, close: Bool = false) -> (parts: [String], error: HTTP1ParseError.Kind?, unread: String) {
+        var parser = HTTP1ResponseParser(limits: limits)
+        for m in methods { parser.methods.append(m) }
+        var parts: [String] = []
+        func record(_ part: HTTPClientResponsePart) {
+            switch part {
+            case .head(let h): parts.append((["head \(h.status.code) 1.\(h.version.minor)"] + h.headers.map { "\($0.name)=\($0.value)" }).joined(separator: " "))
+            case .body(let b):
+                if let last = parts.last, last.hasPrefix("body ") { parts[parts.count - 1] += String(buffer: b) } else { parts.append("body " + String(buffer: b)) }
+            case .end(let t): parts.append((["end"] + (t?.map { "\($0.name)=\($0.value)" } ?? [])).joined(separator: " "))
+            }
+        }
+        let bytes = Array(text.utf8)
+        var kept: ByteBuffer?
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + piece)
+            var buffer = ByteBuffer(bytes: bytes[start..<end])
+            if var k = kept { k.writeBuffer(&buffer); buffer = k }
+            kept = nil
+            start = end
+            if parser.state == .stopped { kept = buffer; continue }
+            do { try parser.parse(&buffer, emit: record) } catch let e as HTTP1ParseError { return (parts, e.kind, "") } catch { return (parts, .malformed, "") }
+            if buffer.readableBytes > 0 { kept = buffer }
+        }
+        if close {
+            switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
+            case .success(let part)?: record(part)
+            case .failure(let e)?: return (parts, e.kind, "")
+            case nil: break
+            }
+        }
+        return (parts, nil, kept.map { String(buffer: $0) } ?? "")
+    }
+
+    @Test(arguments: [1, 3, 1 << 20])
+    func responsesAreFramedByTheirRequests(piece: Int) {
+        let text = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"  // to HEAD: no body
+            + "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"  // 1xx dropped
+            + "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nGrpc-Status: 0\r\n\r\n"
+            + "HTTP/1.0 200 OK\r\n\r\nuntil the close"
+        let r = Self.read(text, methods: [.GET, .HEAD, .POST, .GET, .GET, .GET], piece: piece, close: true)
+        #expect(r.error == nil)
+        #expect(r.parts == [
+            "head 200 1.1 Content-Length=5", "body hello", "end",
+            "head 200 1.1 Content-Length=5", "end",
+            "head 204 1.1", "end",
+            "head 304 1.1 Content-Length=9", "end",
+            "head 200 1.1 Transfer-Encoding=chunked", "body abc", "end Grpc-Status=0",
+            "head 200 1.0", "body until the close", "end",
+        ], "\(piece)")
+    }
+
+    @Test func aTransferCodingOtherThanChunkedLastIsReadUntilTheClose() {
+        let r = Self.read("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped", methods: [.GET], close: true)
+        #expect(r.parts == ["head 200 1.1 Transfer-Encoding=gzip", "body zipped", "end"] && r.error == nil)
+    }
+
+    @Test func a101StopsTheReading() {
+        let r = Self.read("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\u{81}\u{2}hi", methods: [.GET])
+        #expect(r.parts == ["head 101 1.1 Upgrade=websocket Connection=upgrade", "end"])
+        #expect(r.unread == "\u{81}\u{2}hi")
+    }
+
+    @Test(arguments: [
+        ("a response to no request", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+        ("TE with CL", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+        ("differing CLs", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+        ("no status code", "HTTP/1.1 OK\r\n\r\n"),
+        ("a two-digit status", "HTTP/1.1 20 OK\r\n\r\n"),
+        ("HTTP/2", "HTTP/2.0 200 OK\r\n\r\n"),
+        ("obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n"),
+        ("bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"),
+        ("a bad chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+    ])
+    func refused(name: String, text: String) {
+        #expect(Self.read(text, methods: [.GET]).error == .malformed, "\(name)")
+    }
+
+    @Test func aStatusLineWithoutReasonIsRead() {
+        #expect(Self.read("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", methods: [.GET]).parts == ["head 200 1.1 Content-Length=0", "end"])
+    }
+
+    @Test func aResponseCutShortIsAnError() {
+        #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", methods: [.GET], close: true).error == .endedEarly)
+        #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Le", methods: [.GET], close: true).error == .endedEarly)
+        #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", methods: [.GET], close: true).error == nil)
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fuzzes Ferry's HTTP/1.1 request reader for a set time (Sources/ferry-fuzz, invariants in
+# FerryProxy/HTTP1/HTTP1ParserCheck.swift). Stops at the first crash or broken invariant and says so.
+#   scripts/fuzz.sh [MINUTES]             libFuzzer, coverage-guided (default 30 minutes)
+#   scripts/fuzz.sh --random [MINUTES]    random mutation of a built-in corpus, no instrumentation
+# libFuzzer keeps what it learns in .build/fuzz-corpus (seeded with requests of every framing) and
+# writes a crashing input to .build/fuzz-crash-*.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=libfuzzer
+if [ "${1:-}" = "--random" ]; then mode=random; shift; fi
+minutes=${1:-30}
+seconds=$((minutes * 60))
+if [ "$mode" = random ]; then
+  swift build -c release --product ferry-fuzz >&2
+  exec .build/release/ferry-fuzz "$seconds"
+fi
+swift build -c release --product ferry-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER >&2
+corpus=.build/fuzz-corpus
+mkdir -p "$corpus"
+printf 'GET /a?b=c HTTP/1.1\r\nHost: a\r\n\r\n' > "$corpus/get"
+printf 'POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n' > "$corpus/length"
+printf 'POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n' > "$corpus/chunked"
+printf 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nrest' > "$corpus/connect"
+printf 'GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframes' > "$corpus/upgrade"
+exec .build/fuzz/release/ferry-fuzz -max_total_time="$seconds" -max_len=2048 -artifact_prefix=.build/fuzz-crash- -print_final_stats=1 "$corpus"
