@@ -10,9 +10,12 @@ enum DownstreamPipeline {
         // TLS from the snapshot in force now, so a reloaded certificate serves new connections.
         let tls = environment.resolve(environment.store.current).1.tls
         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-        try sync.addHandler(HTTP1RequestDecoder(limits: limits.parserLimits))
-        try sync.addHandler(HTTPProxyHandler(
+        let decoder = HTTP1RequestDecoder(limits: limits.parserLimits)
+        let handler = HTTPProxyHandler(
             environment: environment, local: environment.loops.local(for: channel.eventLoop),
-            remoteAddress: channel.remoteAddress, overTLS: tls != nil))
+            remoteAddress: channel.remoteAddress, overTLS: tls != nil)
+        try sync.addHandler(decoder)
+        try sync.addHandler(handler)
+        decoder.sink = handler
     }
 }

@@ -8,7 +8,7 @@ import NIOPosix
 /// connection on the same event loop, and streams both bodies with backpressure. Decisions are pure
 /// functions (`RouteTable`, `LoadBalancer`, `RequestHeadValidator`, `HeaderRewriter`, `ExchangeRules`);
 /// this class keeps the connection's state and performs the I/O.
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, TrackedConnection {
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, TrackedConnection, HTTP1PartSink {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -150,8 +150,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: downstream reads
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received(unwrapInboundIn(data), context: context)
+    }
+
+    /// A part from the decoder, handed over directly (`HTTP1PartSink`).
+    func decoded(_ part: HTTPServerRequestPart) {
+        guard let context else { return }
+        received(part, context: context)
+    }
+
+    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         if overLimit { return }
-        let part = unwrapInboundIn(data)
         if case .head = part { sawHeadThisCycle = true }
         if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {
             pipelined.append(part)
@@ -617,9 +626,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             let writer = UpstreamRequestWriter()
             let decoder = HTTP1ResponseDecoder()
+            let connection = UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, decoder: decoder, pool: pool.value)
             try sync.addHandler(writer)
             try sync.addHandler(decoder)
-            try sync.addHandler(UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, decoder: decoder, pool: pool.value))
+            try sync.addHandler(connection)
+            decoder.sink = connection
         }
         .assumeIsolated()
         .whenComplete { result in

@@ -23,6 +23,13 @@ extension HTTP1ResponseParser: HTTP1DirectionParser {
     }
 }
 
+/// The handler a decoder hands its parts to directly, instead of through the pipeline: no `NIOAny` box
+/// per part (a request part does not fit its inline storage) and no walk through handler contexts.
+protocol HTTP1PartSink<Part>: AnyObject {
+    associatedtype Part
+    func decoded(_ part: Part)
+}
+
 /// Received bytes → message parts through Ferry's `HTTP1Parser`, in place of NIO's
 /// `ByteToMessageHandler(HTTPRequestDecoder)` / `HTTPResponseDecoder`: one scan of the bytes, Ferry's limits
 /// and framing rules applied while scanning. Bytes the parser cannot use yet (a head in pieces) are kept;
@@ -33,6 +40,9 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
     typealias InboundOut = Parser.Part
 
     private var parser: Parser
+    /// Where parts go: the next handler, set when the pipeline is built (`DownstreamPipeline`, the upstream
+    /// dial). Without one they travel the pipeline.
+    var sink: (any HTTP1PartSink<Parser.Part>)?
     /// Received bytes not yet parsed (nil when everything received was used).
     private var unread: ByteBuffer?
     /// Parts are being handed on: a handler after this one may close the channel meanwhile, and the end of
@@ -62,7 +72,11 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
         }
         isParsing = true
         do {
-            try parser.parse(&buffer) { part in context.fireChannelRead(wrapInboundOut(part)) }
+            if let sink {
+                try parser.parse(&buffer) { part in sink.decoded(part) }
+            } else {
+                try parser.parse(&buffer) { part in context.fireChannelRead(wrapInboundOut(part)) }
+            }
         } catch {
             buffer.clear()
             context.fireErrorCaught(error)
@@ -89,7 +103,8 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
 
     private func inputEnded(context: ChannelHandlerContext) {
         switch parser.inputEnded(unread: unread?.readableBytes ?? 0) {
-        case .success(let part): context.fireChannelRead(wrapInboundOut(part))
+        case .success(let part):
+            if let sink { sink.decoded(part) } else { context.fireChannelRead(wrapInboundOut(part)) }
         case .failure(let error): context.fireErrorCaught(error)
         case nil: break
         }
@@ -99,6 +114,7 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
     /// Taken off the pipeline to make a tunnel: the bytes that followed the upgrade belong to the new
     /// protocol, and go on to the glue. (A channel that closes does not come here.)
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        sink = nil
         if let unread, unread.readableBytes > 0, parser.state == .stopped {
             self.unread = nil
             context.fireChannelRead(NIOAny(unread))

@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// The Ferry end of one HTTP/1.1 connection to an upstream endpoint. While leased it passes response parts
 /// to its owner (the downstream `HTTPProxyHandler`); while idle in the pool it only watches for a close.
-final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, HTTP1PartSink {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -84,7 +84,16 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        received(unwrapInboundIn(data), context: context)
+    }
+
+    /// A part from the decoder, handed over directly (`HTTP1PartSink`).
+    func decoded(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        received(part, context: context)
+    }
+
+    private func received(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
         if let owner {
             owner.upstreamReceived(part, from: self)
         } else {
