@@ -15,7 +15,8 @@ if [ "$mode" = random ]; then
   swift build -c release --product ferry-fuzz >&2
   exec .build/release/ferry-fuzz "$seconds"
 fi
-swift build -c release --product ferry-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER >&2
+# lld: gold fails on this link (an internal error in its diagnostics).
+swift build -c release --product ferry-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER -Xswiftc -use-ld=lld >&2
 corpus=.build/fuzz-corpus
 mkdir -p "$corpus"
 printf 'GET /a?b=c HTTP/1.1\r\nHost: a\r\n\r\n' > "$corpus/get"
