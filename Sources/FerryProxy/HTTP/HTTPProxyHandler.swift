@@ -488,10 +488,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 return
             }
             ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: uri)
-            ex.upstreamHead = HeaderRewriter.upstreamRequest(
-                head, summary: summary, info: .init(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http", trusted: ex.trustedPeer))
-            ex.upstreamHead!.uri = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
-            if !route.requestHeaders.isEmpty || route.hostRewrite != nil {
+            let info = HeaderRewriter.ForwardingInfo(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http", trusted: ex.trustedPeer)
+            let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
+            if route.requestHeaders.isEmpty && route.hostRewrite == nil {
+                // The common case: the head's bytes are written in one pass, no header list built.
+                var bytes = context.channel.allocator.buffer(capacity: 512 + target.utf8.count)
+                RequestSerializer.requestLine(method: head.method, target: target, into: &bytes)
+                HeaderRewriter.upstreamRequestFields(head, summary: summary, info: info) { WireFormat.field($0, $1, into: &bytes) }
+                RequestSerializer.endOfHead(into: &bytes)
+                ex.upstreamHeadBytes = bytes
+            } else {
+                ex.upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: info)
+                ex.upstreamHead!.uri = target
                 HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &ex.upstreamHead!.headers)
             }
             if summary.expectsContinue {

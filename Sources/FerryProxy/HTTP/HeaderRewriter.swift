@@ -36,29 +36,34 @@ enum HeaderRewriter {
     /// (from the connection, or a trusted peer's kept and appended to), appends Via, and adds X-Request-Id
     /// when the request has none.
     static func upstreamRequest(_ head: HTTPRequestHead, summary: RequestSummary, info: ForwardingInfo) -> HTTPRequestHead {
-        let isUpgrade = summary.isUpgrade
-        var headers: HTTPHeaders
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 7)
+        upstreamRequestFields(head, summary: summary, info: info) { headers.add(name: $0, value: $1) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The fields of the upstream request, in order, to `emit`: the client's end-to-end fields (all of
+    /// them, as received, when nothing is to be dropped), then Ferry's framing and forwarding fields. The
+    /// caller writes them into the request bytes (no `HTTPHeaders` built) or into a head to change further.
+    @inline(__always)
+    static func upstreamRequestFields(_ head: HTTPRequestHead, summary: RequestSummary, info: ForwardingInfo, _ emit: (String, String) -> Void) {
         if summary.needsFiltering {
-            headers = HTTPHeaders()
-            headers.reserveCapacity(head.headers.count + 7)
-            endToEndFields(head, summary: summary, trusted: info.trusted, writesForwardedProtoAndHost: true) { headers.add(name: $0, value: $1) }
+            endToEndFields(head, summary: summary, trusted: info.trusted, writesForwardedProtoAndHost: true, emit)
         } else {
-            // Nothing to drop: the received fields are kept as they are and only Ferry's are appended.
-            headers = head.headers
+            for (name, value) in head.headers { emit(name, value) }
         }
-        if summary.chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-        if isUpgrade { headers.add(name: "connection", value: "upgrade") }
-        headers.add(name: "x-forwarded-for", value: forwardedFor(summary, info.clientAddress, trusted: info.trusted))
-        headers.add(name: "x-forwarded-proto", value: info.trusted ? summary.forwardedProto ?? info.scheme : info.scheme)
+        if summary.chunked { emit("transfer-encoding", "chunked") }
+        if summary.isUpgrade { emit("connection", "upgrade") }
+        emit("x-forwarded-for", forwardedFor(summary, info.clientAddress, trusted: info.trusted))
+        emit("x-forwarded-proto", info.trusted ? summary.forwardedProto ?? info.scheme : info.scheme)
         if info.trusted, let host = summary.forwardedHost {
-            headers.add(name: "x-forwarded-host", value: host)
+            emit("x-forwarded-host", host)
         } else if let host = summary.host {
-            headers.add(name: "x-forwarded-host", value: host)
+            emit("x-forwarded-host", host)
         }
         let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
-        headers.add(name: "via", value: summary.via.map { "\($0), \(via)" } ?? via)
-        if summary.requestID == nil { headers.add(name: "x-request-id", value: info.requestID) }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        emit("via", summary.via.map { "\($0), \(via)" } ?? via)
+        if summary.requestID == nil { emit("x-request-id", info.requestID) }
     }
 
     /// The fields a forward proxy sends for an absolute-form request, in order, to `emit`: `Host` from the
