@@ -12,9 +12,11 @@ struct HTTP1ResponseParserTests {
         var parser = HTTP1ResponseParser(limits: limits)
         for m in methods { parser.methods.append(m) }
         var parts: [String] = []
-        func record(_ part: HTTPClientResponsePart) {
+        func record(_ part: HTTP1ResponsePart) {
             switch part {
-            case .head(let h): parts.append((["head \(h.status.code) 1.\(h.version.minor)"] + h.headers.map { "\($0.name)=\($0.value)" }).joined(separator: " "))
+            case .head(let view):
+                let h = view.head
+                parts.append((["head \(h.status.code) 1.\(h.version.minor)"] + h.headers.map { "\($0.name)=\($0.value)" }).joined(separator: " "))
             case .body(let b):
                 if let last = parts.last, last.hasPrefix("body ") { parts[parts.count - 1] += String(buffer: b) } else { parts.append("body " + String(buffer: b)) }
             case .end(let t): parts.append((["end"] + (t?.map { "\($0.name)=\($0.value)" } ?? [])).joined(separator: " "))
@@ -97,5 +99,26 @@ struct HTTP1ResponseParserTests {
         #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", methods: [.GET], close: true).error == .endedEarly)
         #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Le", methods: [.GET], close: true).error == .endedEarly)
         #expect(Self.read("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", methods: [.GET], close: true).error == nil)
+    }
+
+    /// The head as received: field lines passed on byte for byte, values on request, keep-alive as NIO reads it.
+    @Test func theHeadIsAViewOfTheReceivedBytes() throws {
+        var parser = HTTP1ResponseParser(limits: Self.limits)
+        parser.methods.append(.GET)
+        parser.methods.append(.GET)
+        parser.methods.append(.GET)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 Fine\r\nServer:  origin \r\nX-Odd:\tspaced\r\nContent-Length: 0\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            + "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n")
+        var views: [HTTP1ResponseHeadView] = []
+        try parser.parse(&buffer) { if case .head(let v) = $0 { views.append(v) } }
+        try #require(views.count == 3)
+        #expect(String(buffer: views[0].fieldLines) == "Server:  origin \r\nX-Odd:\tspaced\r\nContent-Length: 0\r\n")
+        #expect(views[0].value(of: "server") == "origin" && views[0].value(of: "x-odd") == "spaced" && views[0].value(of: "upgrade") == nil)
+        #expect(views[0].head.headers.map { "\($0.name)=\($0.value)" } == ["Server=origin", "X-Odd=spaced", "Content-Length=0"])
+        #expect(views.map(\.isKeepAlive) == [true, false, true])
+        // Written on with Ferry's status line and the received field lines.
+        let out = ResponseSerializer.head(statusLineOf: views[0], allocator: ByteBufferAllocator())
+        #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nServer:  origin \r\nX-Odd:\tspaced\r\nContent-Length: 0\r\n\r\n")
     }
 }

@@ -858,7 +858,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     // MARK: upstream events (called by UpstreamConnection)
 
-    func upstreamReceived(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+    func upstreamReceived(_ part: HTTP1ResponsePart, from connection: UpstreamConnection) {
         guard let context, connection === upstream, exchange != nil else { return }
         switch part {
         case .head(let head):
@@ -872,16 +872,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let sent = exchange!.sentUpstreamAt {
                 exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
             }
-            if head.status == .switchingProtocols, !exchange!.isUpgrade || !upgradeAllowed(head) {
+            if head.status == .switchingProtocols, !exchange!.isUpgrade || !upgradeAllowed(head.value(of: "upgrade")) {
                 // A protocol switch the client did not ask for (or to a protocol it did not offer) opens no tunnel.
                 self.upstream = nil
                 connection.close()
                 sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) switched protocols without being asked to", flags: .upstreamProtocolError, close: true), context: context)
                 return
             }
-            // Serialized as it is inspected; written again only when the head must change (below).
+            // Inspected as bytes; written from the received field lines unless the head must change (below).
             var inspector = HeaderRewriter.ResponseInspector()
-            var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator) { inspector.visit($0, $1) }
+            head.forEachField { inspector.visit(name: $0, value: $1) }
             let fields = inspector.fields(status: head.status, requestMethod: exchange!.method)
             let framing = fields.framing
             exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
@@ -904,11 +904,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 exchange!.upstreamKeepAlive = false
             }
             var keepAlive = exchange!.keepAlive && !draining
+            var bytes: ByteBuffer
             if let rewritten = HeaderRewriter.rewrittenResponse(
-                head, fields: fields, requestVersion: exchange!.version, keepAlive: &keepAlive,
+                status: head.status, version: head.version, head.head, fields: fields, requestVersion: exchange!.version, keepAlive: &keepAlive,
                 isUpgrade: exchange!.upgradeAccepted) {
-                bytes.clear()
-                ResponseSerializer.write(rewritten, into: &bytes)
+                bytes = ResponseSerializer.head(rewritten, allocator: context.channel.allocator)
+            } else {
+                bytes = ResponseSerializer.head(statusLineOf: head, allocator: context.channel.allocator)
             }
             exchange!.keepAlive = keepAlive
             exchange!.downstreamChunked = !exchange!.upgradeAccepted
@@ -947,8 +949,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     /// A 101 names, in `Upgrade`, one of the protocols the request offered (after the listener's filter).
-    private func upgradeAllowed(_ head: HTTPResponseHead) -> Bool {
-        guard let chosen = head.headers.first(name: "upgrade") else { return false }
+    private func upgradeAllowed(_ upgrade: String?) -> Bool {
+        guard let chosen = upgrade else { return false }
         let (_, listener) = currentListener()
         return listener.upgradeProtocols.allows(chosen.trimmingSpaces)
     }

@@ -191,7 +191,22 @@ enum HeaderRewriter {
 
         @inline(__always)
         mutating func visit(_ name: String, _ value: String) {
-            let kind = FieldName(name)
+            visit(FieldName(name), value)
+        }
+
+        /// A field of a received head, as bytes: a `String` is made only of Transfer-Encoding and Connection values.
+        @inline(__always)
+        mutating func visit(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            let kind = FieldName(bytes: name)
+            switch kind {
+            case .transferEncoding, .connection: visit(kind, String(decoding: value, as: UTF8.self))
+            case .contentLength: length = true
+            default: if kind.isHopByHop { hasHopByHop = true }
+            }
+        }
+
+        @inline(__always)
+        private mutating func visit(_ kind: FieldName, _ value: String) {
             switch kind {
             case .transferEncoding:
                 chunked = chunked || value.lowercased().contains("chunked")
@@ -270,15 +285,28 @@ enum HeaderRewriter {
         keepAlive: inout Bool,
         isUpgrade: Bool
     ) -> HTTPResponseHead? {
+        rewrittenResponse(status: head.status, version: head.version, head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade)
+    }
+
+    /// The same, for a head received as bytes: `head` is made only when the head must change.
+    static func rewrittenResponse(
+        status: HTTPResponseStatus,
+        version upstreamVersion: HTTPVersion,
+        _ head: @autoclosure () -> HTTPResponseHead,
+        fields: ResponseFields,
+        requestVersion: HTTPVersion,
+        keepAlive: inout Bool,
+        isUpgrade: Bool
+    ) -> HTTPResponseHead? {
         let upstreamFraming = fields.framing
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
-        if isUpgrade && head.status == .switchingProtocols {
+        if isUpgrade && status == .switchingProtocols {
             var headers = HTTPHeaders()
-            for (name, value) in head.headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
+            for (name, value) in head().headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
                 headers.add(name: name, value: value)
             }
             headers.add(name: "connection", value: "upgrade")
-            return HTTPResponseHead(version: version, status: head.status, headers: headers)
+            return HTTPResponseHead(version: version, status: status, headers: headers)
         }
         let chunkedDownstream = chunksDownstream(upstreamFraming: upstreamFraming, requestVersion: requestVersion)
         if (upstreamFraming == .chunked || upstreamFraming == .untilClose) && !chunkedDownstream {
@@ -288,15 +316,16 @@ enum HeaderRewriter {
         let needsConnectionField = !keepAlive || requestVersion.minor == 0
         // A 204 never carries Content-Length (RFC 9110 §8.6): a client that believed one would wait for
         // body bytes, or read the next response as them.
-        let dropsLength = head.status == .noContent && fields.declaresBody
+        let dropsLength = status == .noContent && fields.declaresBody
         // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
         let hasHopByHop = fields.hasHopByHop || (fields.hasConnectionKeepAlive && !(keepAlive && requestVersion.minor >= 1))
-        if !hasHopByHop && !chunkedDownstream && !needsConnectionField && !dropsLength && head.version == version {
+        if !hasHopByHop && !chunkedDownstream && !needsConnectionField && !dropsLength && upstreamVersion == version {
             return nil
         }
+        let original = head()
         var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 2)
-        for (name, value) in head.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
+        headers.reserveCapacity(original.headers.count + 2)
+        for (name, value) in original.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
             if dropsLength && FieldName(name) == .contentLength { continue }
             headers.add(name: name, value: value)
         }
@@ -306,6 +335,6 @@ enum HeaderRewriter {
         } else if requestVersion.minor == 0 {
             headers.add(name: "connection", value: "keep-alive")
         }
-        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+        return HTTPResponseHead(version: version, status: status, headers: headers)
     }
 }

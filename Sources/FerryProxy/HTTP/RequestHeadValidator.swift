@@ -209,34 +209,39 @@ enum FieldName {
     case other
 
     init<S: StringProtocol>(_ name: S) {
-        switch name.utf8.count {
-        case 2: self = Self.equalsIgnoringCase(name, "te") ? .hopByHop : .other
-        case 3: self = Self.equalsIgnoringCase(name, "via") ? .via : .other
-        case 4: self = Self.equalsIgnoringCase(name, "host") ? .host : .other
-        case 6: self = Self.equalsIgnoringCase(name, "expect") ? .expect : .other
-        case 9: self = Self.equalsIgnoringCase(name, "forwarded") ? .forwarded : Self.isFerryInternal(name) ? .ferryInternal : .other
+        self.init(bytes: name.utf8)
+    }
+
+    /// The kind of a name given as its bytes (a field of a received head, not yet a `String`).
+    @inline(__always)
+    init<C: Collection>(bytes name: C) where C.Element == UInt8 {
+        switch name.count {
+        case 2: self = Self.equalsIgnoringCase(bytes: name, "te") ? .hopByHop : .other
+        case 3: self = Self.equalsIgnoringCase(bytes: name, "via") ? .via : .other
+        case 4: self = Self.equalsIgnoringCase(bytes: name, "host") ? .host : .other
+        case 6: self = Self.equalsIgnoringCase(bytes: name, "expect") ? .expect : .other
+        case 9: self = Self.equalsIgnoringCase(bytes: name, "forwarded") ? .forwarded : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 7:
-            if Self.equalsIgnoringCase(name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "referer") { self = .referer } else { self = .other }
+            if Self.equalsIgnoringCase(bytes: name, "upgrade") { self = .upgrade } else if Self.equalsIgnoringCase(bytes: name, "trailer") { self = .hopByHop } else if Self.equalsIgnoringCase(bytes: name, "referer") { self = .referer } else { self = .other }
         case 10:
-            if Self.equalsIgnoringCase(name, "connection") { self = .connection } else if Self.equalsIgnoringCase(name, "keep-alive") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "user-agent") { self = .userAgent } else { self = .other }
+            if Self.equalsIgnoringCase(bytes: name, "connection") { self = .connection } else if Self.equalsIgnoringCase(bytes: name, "keep-alive") { self = .hopByHop } else if Self.equalsIgnoringCase(bytes: name, "user-agent") { self = .userAgent } else { self = .other }
         case 12:
-            if Self.equalsIgnoringCase(name, "x-request-id") { self = .requestID } else if Self.equalsIgnoringCase(name, "max-forwards") { self = .maxForwards } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
-        case 14: self = Self.equalsIgnoringCase(name, "content-length") ? .contentLength : Self.isFerryInternal(name) ? .ferryInternal : .other
-        case 15: self = Self.equalsIgnoringCase(name, "x-forwarded-for") ? .forwardedFor : Self.isFerryInternal(name) ? .ferryInternal : .other
+            if Self.equalsIgnoringCase(bytes: name, "x-request-id") { self = .requestID } else if Self.equalsIgnoringCase(bytes: name, "max-forwards") { self = .maxForwards } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
+        case 14: self = Self.equalsIgnoringCase(bytes: name, "content-length") ? .contentLength : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 15: self = Self.equalsIgnoringCase(bytes: name, "x-forwarded-for") ? .forwardedFor : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 16:
-            if Self.equalsIgnoringCase(name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(name, "x-forwarded-host") { self = .forwardedHost } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
-        case 18: self = Self.equalsIgnoringCase(name, "proxy-authenticate") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
-        case 19: self = Self.equalsIgnoringCase(name, "proxy-authorization") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
+            if Self.equalsIgnoringCase(bytes: name, "proxy-connection") { self = .hopByHop } else if Self.equalsIgnoringCase(bytes: name, "x-forwarded-host") { self = .forwardedHost } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
+        case 18: self = Self.equalsIgnoringCase(bytes: name, "proxy-authenticate") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
+        case 19: self = Self.equalsIgnoringCase(bytes: name, "proxy-authorization") ? .hopByHop : Self.isFerryInternal(name) ? .ferryInternal : .other
         case 17:
-            if Self.equalsIgnoringCase(name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(name, "x-forwarded-proto") { self = .forwardedProto } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
+            if Self.equalsIgnoringCase(bytes: name, "transfer-encoding") { self = .transferEncoding } else if Self.equalsIgnoringCase(bytes: name, "x-forwarded-proto") { self = .forwardedProto } else { self = Self.isFerryInternal(name) ? .ferryInternal : .other }
         default: self = Self.isFerryInternal(name) ? .ferryInternal : .other
         }
     }
 
     /// Whether a name starts with `x-ferry-` (any case): two byte compares for almost every other name.
     @inline(__always)
-    static func isFerryInternal<S: StringProtocol>(_ name: S) -> Bool {
-        let utf8 = name.utf8
+    static func isFerryInternal<C: Collection>(_ utf8: C) -> Bool where C.Element == UInt8 {
         guard utf8.count > 8, utf8.first! | 0x20 == UInt8(ascii: "x") else { return false }
         var i = 0
         let prefix: StaticString = "x-ferry-"
@@ -252,10 +257,15 @@ enum FieldName {
     /// ASCII case-insensitive equality with a lower-case literal.
     @inline(__always)
     static func equalsIgnoringCase<S: StringProtocol>(_ text: S, _ lower: StaticString) -> Bool {
-        guard text.utf8.count == lower.utf8CodeUnitCount else { return false }
+        equalsIgnoringCase(bytes: text.utf8, lower)
+    }
+
+    @inline(__always)
+    static func equalsIgnoringCase<C: Collection>(bytes text: C, _ lower: StaticString) -> Bool where C.Element == UInt8 {
+        guard text.count == lower.utf8CodeUnitCount else { return false }
         var i = 0
         let expected = lower.utf8Start
-        for byte in text.utf8 {
+        for byte in text {
             let folded = (byte >= 65 && byte <= 90) ? byte | 0x20 : byte
             if folded != expected[i] { return false }
             i += 1

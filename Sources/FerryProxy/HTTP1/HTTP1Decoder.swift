@@ -18,7 +18,7 @@ extension HTTP1RequestParser: HTTP1DirectionParser {
 }
 
 extension HTTP1ResponseParser: HTTP1DirectionParser {
-    func inputEnded(unread: Int) -> Result<HTTPClientResponsePart, HTTP1ParseError>? {
+    func inputEnded(unread: Int) -> Result<HTTP1ResponsePart, HTTP1ParseError>? {
         endOfInput(unread: unread)
     }
 }

@@ -53,7 +53,7 @@ struct HTTP1Parser {
 
     enum Part {
         case requestHead(HTTPRequestHead)
-        case responseHead(HTTPResponseHead)
+        case responseHead(HTTP1ResponseHeadView)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
     }
@@ -240,7 +240,12 @@ struct HTTP1Parser {
             let head = UnsafeRawBufferPointer(rebasing: bytes[..<end])
             return (role == .request ? .requestHead(try parseRequestHead(head)) : try parseResponseHead(head), end)
         }
-        guard let (part, length) = result else { return nil }
+        guard var (part, length) = result else { return nil }
+        if case .responseHead(var view)? = part {
+            // The view keeps the received bytes (a slice: no copy).
+            view.bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
+            part = .responseHead(view)
+        }
         buffer.moveReaderIndex(forwardBy: length)
         return .some(part)
     }
@@ -314,13 +319,19 @@ struct HTTP1Parser {
         let minor = Int(bytes[7] - 0x30)
         let code = Int(bytes[9] - 0x30) * 100 + Int(bytes[10] - 0x30) * 10 + Int(bytes[11] - 0x30)
         var framing = Framing()
-        let fields = try parseFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false)
+        var fields: [HTTP1ResponseHeadView.Field] = []
+        fields.reserveCapacity(12)
+        try scanFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false) { name, value in
+            fields.append(HTTP1ResponseHeadView.Field(name: name, value: value))
+        }
         let method = methods.first
         if code < 200 && code != 101 {
             return nil  // informational: the final response to the same request follows
         }
         methods.removeFirst()
-        let head = HTTPResponseHead(version: HTTPVersion(major: 1, minor: minor), status: HTTPResponseStatus(statusCode: code), headers: HTTPHeaders(fields))
+        let keepAlive = minor >= 1 ? !framing.connectionClose : framing.connectionKeepAlive && !framing.connectionClose
+        let head = HTTP1ResponseHeadView(fieldsStart: lineEnd + 2, version: HTTPVersion(major: 1, minor: minor), status: HTTPResponseStatus(statusCode: code),
+                                         fields: fields, isKeepAlive: keepAlive)
         if code == 101 {
             bodiless = true
             stopsAfterMessage = true
@@ -344,6 +355,8 @@ struct HTTP1Parser {
         /// The last transfer coding listed is chunked (and it is listed once, last).
         var chunkedLast = false
         var connectionUpgrade = false
+        var connectionClose = false
+        var connectionKeepAlive = false
         var hasUpgrade = false
     }
 
@@ -351,14 +364,28 @@ struct HTTP1Parser {
     private mutating func parseFields(_ bytes: UnsafeRawBufferPointer, from start: Int, framing: inout Framing, trailers: Bool) throws -> [(String, String)] {
         var fields: [(String, String)] = []
         fields.reserveCapacity(12)
+        try scanFields(bytes, from: start, framing: &framing, trailers: trailers) { name, value in
+            fields.append((String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+                           String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)))
+        }
+        return fields
+    }
+
+    /// Field lines from `start` to the empty line, validated (RFC 9112 §5): each field's name and value
+    /// (without the blanks around it) as ranges of `bytes`, to `visit`.
+    @inline(__always)
+    private mutating func scanFields(_ bytes: UnsafeRawBufferPointer, from start: Int, framing: inout Framing, trailers: Bool,
+                                     _ visit: (Range<Int>, Range<Int>) -> Void) throws {
         let base = bytes.baseAddress!
         var lineStart = start
+        var count = 0
         while true {
             let cr = base.distance(to: UnsafeRawPointer(memchr(base + lineStart, 0x0A, bytes.count - lineStart)!)) - 1
             if cr == lineStart { break }
-            guard fields.count < limits.maxFieldCount else {
+            guard count < limits.maxFieldCount else {
                 throw fail(HTTP1ParseError(kind: .headTooLarge, reason: "more than \(limits.maxFieldCount) header fields"))
             }
+            count += 1
             let first = bytes[lineStart]
             if first == 0x20 || first == 0x09 { throw fail(.malformed("a field line folded onto the next (obs-fold)")) }
             var i = lineStart
@@ -366,7 +393,6 @@ struct HTTP1Parser {
             guard i > lineStart, i < cr, bytes[i] == 0x3A else {
                 throw fail(.malformed(i < cr && (bytes[i] == 0x20 || bytes[i] == 0x09) ? "a blank between a field name and its colon" : "a field line that is not NAME: VALUE"))
             }
-            let name = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<i])
             var valueStart = i + 1
             while valueStart < cr, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
             var valueEnd = cr
@@ -374,12 +400,12 @@ struct HTTP1Parser {
             for j in valueStart..<valueEnd where !HTTP1Grammar.isFieldValue(bytes[j]) {
                 throw fail(.malformed(bytes[j] == 0x0D ? "a CR inside a field value" : "a control character in a field value"))
             }
-            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
-            if !trailers { try noteFraming(name: name, value: value, into: &framing) }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            if !trailers {
+                try noteFraming(name: UnsafeRawBufferPointer(rebasing: bytes[lineStart..<i]), value: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), into: &framing)
+            }
+            visit(lineStart..<i, valueStart..<valueEnd)
             lineStart = cr + 2
         }
-        return fields
     }
 
     private mutating func noteFraming(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into framing: inout Framing) throws {
@@ -441,7 +467,10 @@ struct HTTP1Parser {
                 while k < value.count, value[k] != 0x2C { k += 1 }
                 var e = k
                 while e > s, value[e - 1] == 0x20 || value[e - 1] == 0x09 { e -= 1 }
-                if HTTP1Grammar.equalsLowercased(UnsafeRawBufferPointer(rebasing: value[s..<e]), "upgrade") { framing.connectionUpgrade = true }
+                let token = UnsafeRawBufferPointer(rebasing: value[s..<e])
+                if HTTP1Grammar.equalsLowercased(token, "upgrade") { framing.connectionUpgrade = true }
+                if HTTP1Grammar.equalsLowercased(token, "close") { framing.connectionClose = true }
+                if HTTP1Grammar.equalsLowercased(token, "keep-alive") { framing.connectionKeepAlive = true }
             }
         case 7 where HTTP1Grammar.equalsLowercased(name, "upgrade"):
             framing.hasUpgrade = true
@@ -550,7 +579,7 @@ struct HTTP1ResponseParser {
     /// The methods of requests sent, which frame their responses (a HEAD response has no body).
     var methods: HTTP1Parser.MethodQueue { parser.methods }
 
-    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPClientResponsePart) -> Void) throws {
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTP1ResponsePart) -> Void) throws {
         try parser.parse(&buffer) { part in
             switch part {
             case .responseHead(let head): emit(.head(head))
@@ -562,7 +591,7 @@ struct HTTP1ResponseParser {
     }
 
     /// The connection's input ended: the end of a body read until then, or an error if a response was under way.
-    func endOfInput(unread: Int) -> Result<HTTPClientResponsePart, HTTP1ParseError>? {
+    func endOfInput(unread: Int) -> Result<HTTP1ResponsePart, HTTP1ParseError>? {
         switch parser.endOfInput(unread: unread) {
         case .success(.end(let trailers)): .success(.end(trailers))
         case .failure(let error): .failure(error)

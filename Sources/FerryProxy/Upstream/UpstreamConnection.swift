@@ -4,7 +4,7 @@ import NIOHTTP1
 /// The Ferry end of one HTTP/1.1 connection to an upstream endpoint. While leased it passes response parts
 /// to its owner (the downstream `HTTPProxyHandler`); while idle in the pool it only watches for a close.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, HTTP1PartSink {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = HTTP1ResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -88,12 +88,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, H
     }
 
     /// A part from the decoder, handed over directly (`HTTP1PartSink`).
-    func decoded(_ part: HTTPClientResponsePart) {
+    func decoded(_ part: HTTP1ResponsePart) {
         guard let context else { return }
         received(part, context: context)
     }
 
-    private func received(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+    private func received(_ part: HTTP1ResponsePart, context: ChannelHandlerContext) {
         if let owner {
             owner.upstreamReceived(part, from: self)
         } else {
