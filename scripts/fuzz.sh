@@ -3,13 +3,16 @@
 # FerryProxy/HTTP1/HTTP1ParserCheck.swift). Stops at the first crash or broken invariant and says so.
 #   scripts/fuzz.sh [MINUTES]             libFuzzer, coverage-guided (default 30 minutes)
 #   scripts/fuzz.sh --random [MINUTES]    random mutation of a built-in corpus, no instrumentation
-# libFuzzer keeps what it learns in .build/fuzz-corpus (seeded with requests of every framing) and
-# writes a crashing input to .build/fuzz-crash-*.
+# libFuzzer keeps what it learns in .build/fuzz-corpus (seeded with requests of every framing); an input
+# that breaks an invariant is written to .build/fuzz-failure.bin, a crashing one to .build/fuzz-crash-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=libfuzzer
 if [ "${1:-}" = "--random" ]; then mode=random; shift; fi
 minutes=${1:-30}
+export FERRY_FUZZ_FAILURE=.build/fuzz-failure.bin
+# libFuzzer's own handler, not Swift's backtracer, answers a crash (so it writes the input).
+export SWIFT_BACKTRACE=enable=no
 seconds=$((minutes * 60))
 if [ "$mode" = random ]; then
   swift build -c release --product ferry-fuzz >&2

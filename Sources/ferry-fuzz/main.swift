@@ -17,7 +17,10 @@ let corpus: [String] = [
 
 func check(_ bytes: [UInt8]) {
     if let problem = HTTP1ParserCheck.violation(in: bytes) {
-        FileHandle.standardError.write(Data("ferry-fuzz: invariant broken on \(String(decoding: bytes, as: UTF8.self).debugDescription)\n\(problem)\n".utf8))
+        // The input, byte for byte, for a regression test (the text below replaces bytes that are not UTF-8).
+        let path = ProcessInfo.processInfo.environment["FERRY_FUZZ_FAILURE"] ?? "ferry-fuzz-failure.bin"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        FileHandle.standardError.write(Data("ferry-fuzz: invariant broken (input in \(path)) on \(String(decoding: bytes, as: UTF8.self).debugDescription)\n\(problem)\n".utf8))
         abort()
     }
 }

@@ -205,6 +205,15 @@ struct HTTP1RequestParserTests {
         #expect(same, "the body ends where the buffer's unread part starts: no copy")
     }
 
+    /// Found by the fuzzer: trailers one byte past the limit, then a LF without CR. Read whole, the LF was
+    /// within the search window (400); read byte by byte, the limit was reached first (431).
+    @Test func trailersPastTheLimitGetOneVerdictWhateverTheReads() {
+        let text = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " + String(repeating: "a", count: 510) + "\nX"
+        let problem = HTTP1ParserCheck.violation(in: Array(text.utf8))
+        #expect(problem == nil, "\(problem ?? "")")
+        #expect(HTTP1ParserCheck.outcome(of: Array(text.utf8), piece: 1).hasSuffix("refused headTooLarge"))
+    }
+
     /// A fixed corpus of mutated requests (seeded, so every run reads the same bytes): nothing crashes, and
     /// the invariants the fuzzer checks hold (`HTTP1ParserCheck`: reads of any size give the same parts and
     /// verdict; what is read is well formed).

@@ -522,7 +522,9 @@ struct HTTP1Parser {
     /// The trailer section after the last chunk, up to its empty line: the fields, or nil until it has arrived.
     private mutating func readTrailers(_ buffer: inout ByteBuffer) throws -> [(String, String)]? {
         let result: ([(String, String)], Int)? = try buffer.withUnsafeReadableBytes { bytes in
-            let limit = min(bytes.count, limits.maxHeadBytes + 2)
+            // As for a head: the search window is the limit and one byte, and the verdict "too large" is
+            // given only once that window is full, so reads of any size reach the same verdict.
+            let limit = min(bytes.count, limits.maxHeadBytes + 1)
             guard let end = try findEndOfBlock(UnsafeRawBufferPointer(rebasing: bytes[..<limit]), from: 0) else {
                 if bytes.count > limits.maxHeadBytes { throw fail(HTTP1ParseError(kind: .headTooLarge, reason: "trailers larger than \(limits.maxHeadBytes) bytes")) }
                 return nil
