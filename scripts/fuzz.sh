@@ -3,6 +3,7 @@
 # FerryProxy/HTTP1/HTTP1ParserCheck.swift). Stops at the first crash or broken invariant and says so.
 #   scripts/fuzz.sh [MINUTES]             libFuzzer, coverage-guided (default 30 minutes)
 #   scripts/fuzz.sh --random [MINUTES]    random mutation of a built-in corpus, no instrumentation
+#   FERRY_FUZZ_RESPONSES=1 scripts/fuzz.sh ...   the response reader (its corpus: .build/fuzz-corpus-responses)
 # libFuzzer keeps what it learns in .build/fuzz-corpus (seeded with requests of every framing); an input
 # that breaks an invariant is written to .build/fuzz-failure.bin, a crashing one to .build/fuzz-crash-*.
 set -euo pipefail
@@ -20,6 +21,16 @@ if [ "$mode" = random ]; then
 fi
 # lld: gold fails on this link (an internal error in its diagnostics).
 swift build -c release --product ferry-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DLIBFUZZER -Xswiftc -use-ld=lld >&2
+if [ "${FERRY_FUZZ_RESPONSES:-}" = 1 ]; then
+  corpus=.build/fuzz-corpus-responses
+  mkdir -p "$corpus"
+  # The first byte picks the request methods the responses answer.
+  printf '\000HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello' > "$corpus/length"
+  printf '\001HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' > "$corpus/chunked"
+  printf '\002HTTP/1.0 200 OK\r\n\r\nuntil the close' > "$corpus/close"
+  printf '\003HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes' > "$corpus/upgrade"
+  exec .build/fuzz/release/ferry-fuzz -max_total_time="$seconds" -max_len=2048 -artifact_prefix=.build/fuzz-crash- -print_final_stats=1 "$corpus"
+fi
 corpus=.build/fuzz-corpus
 mkdir -p "$corpus"
 printf 'GET /a?b=c HTTP/1.1\r\nHost: a\r\n\r\n' > "$corpus/get"

@@ -121,4 +121,36 @@ struct HTTP1ResponseParserTests {
         let out = ResponseSerializer.head(statusLineOf: views[0], allocator: ByteBufferAllocator())
         #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nServer:  origin \r\nX-Odd:\tspaced\r\nContent-Length: 0\r\n\r\n")
     }
+
+    /// A fixed corpus of mutated responses (seeded): reads of any size give the same parts and verdict.
+    @Test func aFixedMutationCorpusReadsTheSameWhateverTheReads() {
+        let seeds = [
+            "\u{0}HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 204 No Content\r\n\r\n",
+            "\u{1}HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            "\u{2}HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nuntil the close",
+            "\u{3}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes",
+        ]
+        let alphabet = Array("\r\n :;,0123456789abcdefHTTP/1.0 chunkedContent-LengthTransfer-Encoding\u{0}".utf8)
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        var refused = 0
+        for round in 0..<1000 {
+            var bytes = Array(seeds[round % seeds.count].utf8)
+            for _ in 0..<(1 + next() % 4) {
+                let at = 1 + next() % bytes.count
+                switch next() % 3 {
+                case 0 where at < bytes.count: bytes.remove(at: at)
+                case 1: bytes.insert(alphabet[next() % alphabet.count], at: at)
+                default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + next() % 12)], at: at)
+                }
+            }
+            let problem = HTTP1ParserCheck.responseViolation(in: bytes)
+            #expect(problem == nil, "round \(round): \(String(decoding: bytes, as: UTF8.self).debugDescription): \(problem ?? "")")
+            if HTTP1ParserCheck.responseOutcome(of: Array(bytes.dropFirst()), methods: ["GET"], piece: 1 << 20).contains("refused") { refused += 1 }
+        }
+        #expect(refused > 50 && refused < 950, "the corpus exercises both verdicts: \(refused) refused")
+    }
 }

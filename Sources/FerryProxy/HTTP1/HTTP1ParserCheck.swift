@@ -49,7 +49,66 @@ public enum HTTP1ParserCheck {
         return lines.joined(separator: "\n")
     }
 
-    /// A broken invariant on `bytes`, described, or nil.
+    /// What reading `bytes` as the responses to `methods` in reads of `piece` bytes gives, as text.
+    public static func responseOutcome(of bytes: [UInt8], methods: [String], piece: Int) -> String {
+        var parser = HTTP1ResponseParser(limits: limits)
+        for m in methods { parser.methods.append(HTTPMethod(rawValue: m)) }
+        var lines: [String] = []
+        var pendingBody = 0
+        func record(_ part: HTTP1ResponsePart) {
+            switch part {
+            case .head(let view):
+                lines.append("head \(view.status.code) 1.\(view.version.minor) keep-alive \(view.isKeepAlive) " + view.head.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|"))
+            case .body(let b):
+                pendingBody += b.readableBytes
+            case .end(let t):
+                if pendingBody > 0 { lines.append("body \(pendingBody)") }
+                pendingBody = 0
+                lines.append("end " + (t?.map { "\($0.name)=\($0.value)" }.joined(separator: "|") ?? ""))
+            }
+        }
+        var kept: ByteBuffer?
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + piece)
+            var buffer = ByteBuffer(bytes: bytes[start..<end])
+            if var k = kept { k.writeBuffer(&buffer); buffer = k }
+            kept = nil
+            start = end
+            if parser.state == .stopped { kept = buffer; continue }
+            do {
+                try parser.parse(&buffer, emit: record)
+            } catch {
+                if pendingBody > 0 { lines.append("body \(pendingBody)") }
+                lines.append("refused \((error as? HTTP1ParseError)?.kind ?? .malformed)")
+                return lines.joined(separator: "\n")
+            }
+            if buffer.readableBytes > 0 { kept = buffer }
+        }
+        switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
+        case .success(let part)?: record(part)
+        case .failure(let error)?: lines.append("ended \(error.kind)")
+        case nil: break
+        }
+        if pendingBody > 0 { lines.append("body \(pendingBody)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Responses: the first byte of `bytes` picks the methods of the requests they answer (GET, HEAD,
+    /// POST, in a pattern), the rest are the responses. A broken invariant, described, or nil.
+    public static func responseViolation(in bytes: [UInt8]) -> String? {
+        guard let selector = bytes.first else { return nil }
+        let methods = (0..<6).map { ["GET", "HEAD", "POST"][Int(selector >> UInt8($0)) % 3] }
+        let rest = Array(bytes.dropFirst())
+        let whole = responseOutcome(of: rest, methods: methods, piece: Int.max / 2)
+        for piece in [1, 3] {
+            let split = responseOutcome(of: rest, methods: methods, piece: piece)
+            if split != whole { return "responses to \(methods) in reads of \(piece) bytes give\n\(split)\nbut one read gives\n\(whole)" }
+        }
+        return nil
+    }
+
+    /// A broken invariant on `bytes` read as requests, described, or nil.
     public static func violation(in bytes: [UInt8]) -> String? {
         let whole = outcome(of: bytes, piece: Int.max / 2)
         for piece in [1, 2, 7] {
