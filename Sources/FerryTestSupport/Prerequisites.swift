@@ -99,3 +99,17 @@ public enum Prerequisites {
         }
     }
 }
+
+extension Trait where Self == ConditionTrait {
+    /// A test that needs `tools`: shown as skipped, with the reason, where one is missing — except under
+    /// `FERRY_REQUIRE_ALL_TESTS=1` (CI), where it runs and its own `Prerequisites` check fails it.
+    public static func requires(_ tools: String..., sourceLocation: SourceLocation = #_sourceLocation) -> Self {
+        .enabled(if: Prerequisites.requireAll || tools.allSatisfy { Prerequisites.path(of: $0) != nil },
+                 Comment(rawValue: "needs \(tools.joined(separator: ", ")) (apt-get install; .ci/run does)"), sourceLocation: sourceLocation)
+    }
+
+    /// A test that needs root (network namespaces, kernel rules): skipped as `requires` is.
+    public static var requiresRoot: Self {
+        .enabled(if: Prerequisites.requireAll || geteuid() == 0, "needs root (network namespaces and kernel rules; CI runs as root)")
+    }
+}

@@ -91,7 +91,7 @@ struct APIProxyProcessTests {
         }
     }
 
-    @Test func kubectlGetNodesAndAWatchThroughTheProxy() async throws {
+    @Test(.requires("kubectl")) func kubectlGetNodesAndAWatchThroughTheProxy() async throws {
         guard Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl") else { return }
         try await Self.withProxy { s in
             // No kubeconfig of its own: kubectl talks plain HTTP to the proxy, which holds the credentials.
@@ -171,7 +171,7 @@ struct APIProxyProcessTests {
         }
     }
 
-    @Test func execIsRefusedByDefaultAndTunnelledWhenAllowed() async throws {
+    @Test(.requires("python3")) func execIsRefusedByDefaultAndTunnelledWhenAllowed() async throws {
         guard Prerequisites.have("python3") else { return }
         let script = try Fixtures.writeTemp(Fixtures.webSocketClient, name: "ws.py")
         let path = "/api/v1/namespaces/default/pods/web-1/exec?command=sh&stdin=true"
@@ -189,7 +189,7 @@ struct APIProxyProcessTests {
     }
 
     /// A SPDY/3.1 exec upgrade (what kubectl falls back to): the 101 and then bytes both ways, unchanged.
-    @Test func aSPDYExecUpgradeIsTunnelled() async throws {
+    @Test(.requires("python3")) func aSPDYExecUpgradeIsTunnelled() async throws {
         guard Prerequisites.have("python3") else { return }
         let script = try Fixtures.writeTemp("""
         import socket, sys
@@ -269,7 +269,7 @@ struct APIProxyProcessTests {
         #expect(result.stderr.contains("\(dir)/config: users[0] (\"me\"): client-certificate and client-key go together"), "\(result.stderr)")
     }
 
-    @Test func aPodsServiceAccountIsUsedWhenThereIsNoKubeconfig() async throws {
+    @Test(.requires("curl", "openssl")) func aPodsServiceAccountIsUsedWhenThereIsNoKubeconfig() async throws {
         guard Prerequisites.have("curl", "openssl") else { return }
         let dir = try TLSFixtures.folder("apiproxy-incluster")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -394,7 +394,7 @@ struct APIProxyProcessTests {
         }
     }
 
-    @Test func keepaliveProbesOnConnectionsToTheAPIServer() async throws {
+    @Test(.requires("ss")) func keepaliveProbesOnConnectionsToTheAPIServer() async throws {
         guard Prerequisites.have("ss"), let ss = Prerequisites.path(of: "ss") else { return }
         try await Self.withProxy(extra: ["--keepalive", "7s"]) { s in
             let nodes = try await Curl.request(s.base + "/api/v1/nodes")

@@ -4,7 +4,7 @@ import Testing
 
 @Suite(.serialized)
 struct AdminTests {
-    @Test func adminEndpointsReportReadinessMetricsAndTheConfigInForce() async throws {
+    @Test(.requires("curl")) func adminEndpointsReportReadinessMetricsAndTheConfigInForce() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -54,7 +54,7 @@ struct DownstreamTimeoutTests {
         await proxy.stop()
     }
 
-    @Test func aConnectionOverTheListenersLimitGets503AndTheOthersAreServed() async throws {
+    @Test(.requires("curl")) func aConnectionOverTheListenersLimitGets503AndTheOthersAreServed() async throws {
         guard Prerequisites.have("curl") else { return }
         let proxy = try ProxyHarness(yaml: Fixtures.config(
             routes: "- match: {prefix: /}\n  direct_response: {status: 200, body: \"hi\\n\"}",

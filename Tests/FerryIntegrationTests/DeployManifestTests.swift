@@ -29,7 +29,7 @@ import Yams
         return try Yams.load_all(yaml: r.stdout).compactMap { $0 as? [String: Any] }
     }
 
-    @Test func everyBaseAndOverlayRenders() async throws {
+    @Test(.requires("kubectl")) func everyBaseAndOverlayRenders() async throws {
         guard Prerequisites.have("kubectl") else { return }
         let dirs = try Self.kustomizations()
         #expect(Set(dirs).isSuperset(of: ["ingress/base", "ingress/overlays/production", "ingress/overlays/single-node", "service-proxy/base",
@@ -60,7 +60,7 @@ import Yams
 
     /// Every base and overlay, and `ferry deploy render` with its options, validate strictly (no unknown
     /// field, every type right) against the Kubernetes OpenAPI schemas (kubernetes-validate, which carries them).
-    @Test func everyRenderingValidatesAgainstTheKubernetesSchemas() async throws {
+    @Test(.requires("kubectl")) func everyRenderingValidatesAgainstTheKubernetesSchemas() async throws {
         guard Prerequisites.have("kubectl"), let kubectl = Prerequisites.path(of: "kubectl"), let binary = Prerequisites.ferryBinary(),
               let python = Prerequisites.python(with: "kubernetes_validate", install: "python3 -m pip install kubernetes-validate") else { return }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-schema-\(UUID().uuidString)")
@@ -104,7 +104,7 @@ import Yams
         return (spec, spec["containers"] as? [[String: Any]] ?? [])
     }
 
-    @Test func workloadsPassTheLint() async throws {
+    @Test(.requires("kubectl")) func workloadsPassTheLint() async throws {
         guard Prerequisites.have("kubectl") else { return }
         var workloads = 0
         for dir in try Self.kustomizations() {
@@ -155,7 +155,7 @@ import Yams
         return result
     }
 
-    @Test func theIngressControllersPermissionsAreWhatItUses() async throws {
+    @Test(.requires("kubectl")) func theIngressControllersPermissionsAreWhatItUses() async throws {
         guard Prerequisites.have("kubectl") else { return }
         let objects = try await Self.render("ingress/base")
         // docs/kubernetes.md, "What is read and written": the watches, the publish Service, Ingress status

@@ -9,7 +9,7 @@ import Testing
 struct EnvDoctorRealClientTests {
     static let noProxyValues = ["", "127.0.0.5", "127.0.0.0/8", "127.0.0.5:1", "*", ".0.0.5", "10.0.0.0/8"]
 
-    @Test(arguments: noProxyValues)
+    @Test(.requires("curl"), arguments: noProxyValues)
     func curlDoesWhatTheDoctorSays(noProxy: String) async throws {
         guard Prerequisites.have("curl") else { return }
         // The "proxy" is an origin that answers anything, so a proxied request gets 200; a direct one goes to
@@ -25,7 +25,7 @@ struct EnvDoctorRealClientTests {
         #expect((real.stdout == "200") == (verdict.proxy != nil), "doctor: \(verdict.reason); curl: \(real.stdout) \(real.stderr)")
     }
 
-    @Test func pythonUrllibDoesWhatTheDoctorSays() async throws {
+    @Test(.requires("python3")) func pythonUrllibDoesWhatTheDoctorSays() async throws {
         guard Prerequisites.have("python3") else { return }
         let hosts = ["api.example.com", "example.com", "10.1.2.3", "a.b.svc", "localhost"]
         let values = ["example.com", ".example.com", "10.0.0.0/8", "*.svc", ".svc", "*", "localhost:80", "api.example.com:443"]

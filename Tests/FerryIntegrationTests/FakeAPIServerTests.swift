@@ -6,7 +6,7 @@ import Testing
 /// whose events arrive as they are produced.
 @Suite(.serialized)
 struct FakeAPIServerTests {
-    @Test func servesTheAPIShapesOverTLSWithAToken() async throws {
+    @Test(.requires("curl", "openssl")) func servesTheAPIShapesOverTLSWithAToken() async throws {
         guard Prerequisites.have("curl", "openssl") else { return }
         let dir = try TLSFixtures.folder("fakeapi")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -42,7 +42,7 @@ struct FakeAPIServerTests {
         #expect(!watch.stdout.contains("elsewhere"), "a watch sees its own namespace only (web-3 came after it)")
     }
 
-    @Test func aWatchFromAResourceVersionSeesOnlyLaterChanges() async throws {
+    @Test(.requires("curl", "openssl")) func aWatchFromAResourceVersionSeesOnlyLaterChanges() async throws {
         guard Prerequisites.have("curl", "openssl") else { return }
         let dir = try TLSFixtures.folder("fakeapi-rv")
         defer { try? FileManager.default.removeItem(atPath: dir) }

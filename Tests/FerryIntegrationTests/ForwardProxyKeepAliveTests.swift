@@ -91,7 +91,7 @@ import Testing
 
     /// A CONNECT tunnel passes a half-close on: the client shuts down its sending side, the destination
     /// sees the end, answers, and the answer still reaches the client.
-    @Test func aTunnelPassesAHalfCloseOn() async throws {
+    @Test(.requires("python3")) func aTunnelPassesAHalfCloseOn() async throws {
         guard Prerequisites.have("python3") else { return }
         let (origin, port) = try await Fixtures.halfCloseServer()
         defer { origin.signal(SIGKILL) }

@@ -6,7 +6,7 @@ import Testing
 /// apply, get, delete — the writes the cluster tests drive Ferry with.
 @Suite(.serialized)
 struct KubectlWritesTests {
-    @Test func applyChangeAndDelete() async throws {
+    @Test(.requires("kubectl")) func applyChangeAndDelete() async throws {
         guard Prerequisites.have("kubectl") else { return }
         try await APIProxyProcessTests.withAPIServer { dir, api in
             api.serve(["v1/services", "discovery.k8s.io/v1/endpointslices", "networking.k8s.io/v1/ingresses"])

@@ -41,7 +41,7 @@ struct ProcessTests {
         await ferry.stop()
     }
 
-    @Test func largeBodiesStreamThroughWithFlatMemory() async throws {
+    @Test(.requires("curl")) func largeBodiesStreamThroughWithFlatMemory() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         let origin = try TestOrigin(name: "big", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -69,7 +69,7 @@ struct ProcessTests {
         #expect(await ferry.waitForExit() == 0)
     }
 
-    @Test func aReloadLeavesALongResponseAndAWebSocketUntouched() async throws {
+    @Test(.requires("curl", "python3")) func aReloadLeavesALongResponseAndAWebSocketUntouched() async throws {
         guard Prerequisites.have("curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withForwardingFerry(binary: binary) { origin, ferry in
             let port = ferry.port("web")!
@@ -103,7 +103,7 @@ struct ProcessTests {
         }
     }
 
-    @Test func aReloadBindsNewListenersFirstAndStopsRemovedOnes() async throws {
+    @Test(.requires("curl")) func aReloadBindsNewListenersFirstAndStopsRemovedOnes() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withForwardingFerry(binary: binary) { origin, ferry in
             let one = Self.forwardAll(origin)
@@ -139,7 +139,7 @@ struct ProcessTests {
         }
     }
 
-    @Test func anInvalidReloadIsRefusedAndTheOldConfigurationStays() async throws {
+    @Test(.requires("curl")) func anInvalidReloadIsRefusedAndTheOldConfigurationStays() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withForwardingFerry(binary: binary) { origin, ferry in
             try ferry.rewriteConfig(Self.forwardAll(origin).replacingOccurrences(of: "prefix: /", with: "prefix: nope"))
@@ -156,7 +156,7 @@ struct ProcessTests {
         }
     }
 
-    @Test func sigtermFailsReadinessStopsAcceptingAndDrainsInFlightRequests() async throws {
+    @Test(.requires("curl")) func sigtermFailsReadinessStopsAcceptingAndDrainsInFlightRequests() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withForwardingFerry(binary: binary) { origin, ferry in
             let admin = "http://127.0.0.1:\(ferry.adminPort!)"
@@ -194,7 +194,7 @@ struct ProcessTests {
         #expect(result.stderr.contains("\(bad):2:5: listeners[0]: missing field \"address\""))
     }
 
-    @Test func theDemoServesItsRoutesAndStopsCleanly() async throws {
+    @Test(.requires("curl")) func theDemoServesItsRoutesAndStopsCleanly() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         let port = unusedPort()
         let adminPort = unusedPort()
@@ -214,7 +214,7 @@ struct ProcessTests {
         #expect(await demo.waitForExit() == 0)
     }
 
-    @Test func theAccessLogFormatFlagRendersEnvoyLines() async throws {
+    @Test(.requires("curl")) func theAccessLogFormatFlagRendersEnvoyLines() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withForwardingFerry(binary: binary, arguments: ["--access-log-format", "envoy"]) { origin, ferry in
             _ = try await Curl.request(ferry.url("/x?y=1"), ["-A", "ferry-test", "-H", "X-Request-Id: rid-7"])

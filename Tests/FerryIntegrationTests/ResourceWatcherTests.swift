@@ -122,7 +122,7 @@ struct ResourceWatcherTests {
 /// A token read from a file (the service account's projected token, which the kubelet rotates) is read
 /// again after the refresh interval: requests start working once the file holds the valid token.
 @Suite struct RotatedTokenTests {
-    @Test func aRotatedTokenFileIsReadAgain() async throws {
+    @Test(.requires("openssl")) func aRotatedTokenFileIsReadAgain() async throws {
         guard Prerequisites.have("openssl") else { return }
         let dir = try TLSFixtures.folder("token")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -5,7 +5,7 @@ import Testing
 /// The HTTP/1.1 proxy path end to end: curl → Ferry (in process) → real origins on loopback.
 @Suite(.serialized)
 struct ReverseProxyTests {
-    @Test func forwardsAndAddsForwardingHeaders() async throws {
+    @Test(.requires("curl")) func forwardsAndAddsForwardingHeaders() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -27,7 +27,7 @@ struct ReverseProxyTests {
         #expect(response.header("via") == nil, "Via is added to requests only, as nginx and Envoy do by default")
     }
 
-    @Test func keepAliveIsReusedOnBothSides() async throws {
+    @Test(.requires("curl")) func keepAliveIsReusedOnBothSides() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -41,7 +41,7 @@ struct ReverseProxyTests {
         #expect(origin.connectionsAccepted == 1, "one upstream connection for five requests")
     }
 
-    @Test func chunkedBodiesStreamBothWays() async throws {
+    @Test(.requires("curl")) func chunkedBodiesStreamBothWays() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -60,7 +60,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func expectContinueIsAnsweredByFerryAndNotForwarded() async throws {
+    @Test(.requires("curl")) func expectContinueIsAnsweredByFerryAndNotForwarded() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -75,7 +75,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func headResponsesCarryNoBodyAndTheConnectionIsReused() async throws {
+    @Test(.requires("curl")) func headResponsesCarryNoBodyAndTheConnectionIsReused() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -93,7 +93,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func aDeadOriginIs502AndAnEmptyClusterIs503() async throws {
+    @Test(.requires("curl")) func aDeadOriginIs502AndAnEmptyClusterIs503() async throws {
         guard Prerequisites.have("curl") else { return }
         let dead = unusedPort()
         let proxy = try ProxyHarness(yaml: Fixtures.config(
@@ -112,7 +112,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func anUpstreamThatClosesBeforeRespondingIs502AndMidResponseCutsTheDownstream() async throws {
+    @Test(.requires("curl")) func anUpstreamThatClosesBeforeRespondingIs502AndMidResponseCutsTheDownstream() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "a", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -131,7 +131,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func aSlowOriginIs504() async throws {
+    @Test(.requires("curl")) func aSlowOriginIs504() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "slow", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -148,7 +148,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func aRefusedConnectionIsRetriedOnAnotherEndpoint() async throws {
+    @Test(.requires("curl")) func aRefusedConnectionIsRetriedOnAnotherEndpoint() async throws {
         guard Prerequisites.have("curl") else { return }
         let origin = try TestOrigin(name: "live", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -169,7 +169,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func a503IsRetriedWhenTheRouteSaysSo() async throws {
+    @Test(.requires("curl")) func a503IsRetriedWhenTheRouteSaysSo() async throws {
         guard Prerequisites.have("curl") else { return }
         let failing = try TestOrigin(name: "failing", group: Fixtures.originGroup)
         let healthy = try TestOrigin(name: "healthy", group: Fixtures.originGroup)
@@ -222,7 +222,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func aWebSocketEchoesThroughFerry() async throws {
+    @Test(.requires("python3")) func aWebSocketEchoesThroughFerry() async throws {
         guard Prerequisites.have("python3") else { return }
         let origin = try TestOrigin(name: "ws", group: Fixtures.originGroup)
         defer { origin.close() }
@@ -235,7 +235,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func closedTunnelsGiveBackTheirPlaceUnderTheConnectionLimit() async throws {
+    @Test(.requires("python3")) func closedTunnelsGiveBackTheirPlaceUnderTheConnectionLimit() async throws {
         // Regression: a connection that became a tunnel stayed counted after it closed, so a listener
         // refused everything (503) once max_connections tunnels had ever existed.
         guard Prerequisites.have("python3") else { return }
@@ -252,7 +252,7 @@ struct ReverseProxyTests {
         await proxy.stop()
     }
 
-    @Test func hostAndHeaderRoutesWeightsAndStickySessionsPickTheRightOrigins() async throws {
+    @Test(.requires("curl")) func hostAndHeaderRoutesWeightsAndStickySessionsPickTheRightOrigins() async throws {
         guard Prerequisites.have("curl") else { return }
         let a = try TestOrigin(name: "a", group: Fixtures.originGroup)
         let b = try TestOrigin(name: "b", group: Fixtures.originGroup)

@@ -28,7 +28,7 @@ struct ServiceProxyAPINamespaceTests {
                 "status": ["addresses": [["type": "InternalIP", "address": "10.244.1.1"], ["type": "Hostname", "address": "node"]]]]
     }
 
-    @Test func iptablesRulesFollowTheClusterAndTheNodeLeaving() async throws {
+    @Test(.requiresRoot, .requires("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3", "openssl", "kubectl")) func iptablesRulesFollowTheClusterAndTheNodeLeaving() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3", "openssl", "kubectl"),
               let binary = Prerequisites.ferryBinary(), let kubectl = Prerequisites.path(of: "kubectl") else { return }
         try await ServiceProxyNamespaceTests.withNamespaces("service-proxy-api") { net, dir, processes in
@@ -103,7 +103,7 @@ struct ServiceProxyAPINamespaceTests {
 /// A partial nftables sync leaves the kernel's table exactly as a full sync of the same Services does
 /// (checked in scratch network namespaces with the real nft).
 @Suite struct NFTablesPartialSyncKernelTests {
-    @Test func partialThenStaleDeletionEqualsAFullSync() async throws {
+    @Test(.requiresRoot, .requires("nft", "unshare")) func partialThenStaleDeletionEqualsAFullSync() async throws {
         guard Prerequisites.root(), Prerequisites.have("nft", "unshare") else { return }
         let dir = try TLSFixtures.folder("nft-partial")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -141,7 +141,7 @@ struct ServiceProxyAPINamespaceTests {
 /// ones deleted) leaves the kernel's rules as a full sync of the same Services does, checked in a scratch
 /// network namespace with the real iptables-restore and iptables-save.
 @Suite struct IPTablesPartialSyncKernelTests {
-    @Test func partialEqualsAFullSync() async throws {
+    @Test(.requiresRoot, .requires("iptables-restore", "iptables-save", "unshare")) func partialEqualsAFullSync() async throws {
         guard Prerequisites.root(), Prerequisites.have("iptables-restore", "iptables-save", "unshare") else { return }
         let dir = try TLSFixtures.folder("ipt-partial")
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -84,7 +84,7 @@ struct ServiceProxyNamespaceTests {
     }
 
 
-    @Test func aClusterIPReachesEveryEndpointAndARemovedOneGetsNoNewConnections() async throws {
+    @Test(.requiresRoot, .requires("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3")) func aClusterIPReachesEveryEndpointAndARemovedOneGetsNoNewConnections() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy") { net, dir, processes in
@@ -153,7 +153,7 @@ struct ServiceProxyNamespaceTests {
     /// endpoints, a Service without endpoints refuses at once, a removed endpoint gets no new connections
     /// and its chain is deleted a second or more after the sync that left it unused, `rules diff` reads
     /// the kernel's table, and --cleanup removes the table.
-    @Test func theNFTablesModeServesAndExplainsItsTable() async throws {
+    @Test(.requiresRoot, .requires("ip", "nft", "unshare", "curl", "python3")) func theNFTablesModeServesAndExplainsItsTable() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "nft", "unshare", "curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-nft") { net, dir, processes in
             try await Self.startOrigins(["10.244.1.5", "10.244.2.7"], in: net, dir: dir, processes: processes)
@@ -223,7 +223,7 @@ struct ServiceProxyNamespaceTests {
 
     /// A dual-stack Service: its IPv6 cluster IP reaches both IPv6 endpoints through the ip6 nftables table,
     /// then through ip6tables rules (the iptables mode removes the nftables mode's tables when it starts).
-    @Test func aDualStackServiceIsReachableOverIPv6InBothKernelModes() async throws {
+    @Test(.requiresRoot, .requires("ip", "nft", "ip6tables", "ip6tables-restore", "ip6tables-save", "curl", "python3")) func aDualStackServiceIsReachableOverIPv6InBothKernelModes() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "nft", "ip6tables", "ip6tables-restore", "ip6tables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-ipv6") { net, dir, processes in
@@ -321,7 +321,7 @@ struct ServiceProxyNamespaceTests {
     }
 
     /// Users' most repeated kube-proxy complaint: a UDP client keeps being sent to an endpoint that is gone.
-    @Test func aUDPClientMovesToALiveEndpointWhenItsEndpointGoesAway() async throws {
+    @Test(.requiresRoot, .requires("ip", "iptables", "iptables-restore", "iptables-save", "conntrack", "python3")) func aUDPClientMovesToALiveEndpointWhenItsEndpointGoesAway() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "conntrack", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-udp") { net, dir, processes in
@@ -367,7 +367,7 @@ struct ServiceProxyNamespaceTests {
 
     /// The userspace mode: Ferry's own TCP proxy per Service port, reached through redirect rules (and the
     /// NodePort directly); an endpoint removed from the slice gets no new connections after the reload.
-    @Test func theUserspaceModeCarriesTCPThroughFerrysOwnListeners() async throws {
+    @Test(.requiresRoot, .requires("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3")) func theUserspaceModeCarriesTCPThroughFerrysOwnListeners() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "curl", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-userspace") { net, dir, processes in
@@ -413,7 +413,7 @@ struct ServiceProxyNamespaceTests {
     }
 
     /// UDP in the userspace mode: datagrams to the cluster IP reach an endpoint through Ferry's UDP listener.
-    @Test func theUserspaceModeCarriesUDP() async throws {
+    @Test(.requiresRoot, .requires("ip", "iptables", "iptables-restore", "iptables-save", "python3")) func theUserspaceModeCarriesUDP() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "iptables-restore", "iptables-save", "python3"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await Self.withNamespaces("service-proxy-userspace-udp") { net, dir, processes in

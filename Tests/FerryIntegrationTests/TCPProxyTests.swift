@@ -37,7 +37,7 @@ import Testing
         await proxy.stop()
     }
 
-    @Test func aHalfCloseIsPassedThrough() async throws {
+    @Test(.requires("python3")) func aHalfCloseIsPassedThrough() async throws {
         guard Prerequisites.have("python3") else { return }
         let (origin, port) = try await Fixtures.halfCloseServer()
         defer { origin.signal(SIGKILL) }

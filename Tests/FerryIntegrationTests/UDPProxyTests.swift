@@ -33,7 +33,7 @@ import Testing
         print(ask(s, b"again"))
     """
 
-    @Test func sessionsStickAndNewClientsAreBalanced() async throws {
+    @Test(.requires("python3")) func sessionsStickAndNewClientsAreBalanced() async throws {
         guard Prerequisites.have("python3") else { return }
         let originScript = try Fixtures.writeTemp(Self.origin, name: "udp-origin.py")
         let a = try Subprocess(Prerequisites.path(of: "python3")!, [originScript, "a"])

@@ -5,7 +5,7 @@ import Testing
 /// Clusters with `tls:`: Ferry verifies the upstream's certificate against the configured CA and name.
 @Suite(.serialized)
 struct UpstreamTLSTests {
-    @Test func aClusterOverTLSIsVerifiedByCAAndName() async throws {
+    @Test(.requires("curl", "openssl", "python3")) func aClusterOverTLSIsVerifiedByCAAndName() async throws {
         guard Prerequisites.have("curl", "openssl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
         let dir = try TLSFixtures.folder("utls")
         defer { try? FileManager.default.removeItem(atPath: dir) }
