@@ -49,16 +49,8 @@ exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
 })
 #else
 let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 60 : 60
-/// A seeded generator, so a failing run can be repeated with its seed.
-struct Generator {
-    var state: UInt64
-    mutating func next() -> Int {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Int(truncatingIfNeeded: state >> 33)
-    }
-}
 let seed: UInt64 = CommandLine.arguments.count > 2 ? UInt64(CommandLine.arguments[2]) ?? 1 : UInt64(Date().timeIntervalSince1970)
-var generator = Generator(state: seed)
+var generator = HTTP1Mutator(seed: seed)
 print("ferry-fuzz: random mutation for \(Int(seconds)) s, seed \(seed)")
 let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}\u{80}\u{ff}GETPOSTHTTP/1.0-chunkedContent-LengthTransfer-EncodingUpgradeConnection".utf8)
 let pool = (fuzzResponses ? responseCorpus : corpus).map { Array($0.utf8) }
@@ -68,16 +60,7 @@ while Date() < deadline {
     for _ in 0..<1000 {
         var bytes = pool[generator.next() % pool.count]
         if generator.next() % 4 == 0 { bytes += pool[generator.next() % pool.count] }
-        for _ in 0..<(1 + generator.next() % 8) {
-            let at = generator.next() % (bytes.count + 1)
-            switch generator.next() % 5 {
-            case 0 where at < bytes.count: bytes.remove(at: at)
-            case 1: bytes.insert(alphabet[generator.next() % alphabet.count], at: at)
-            case 2 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
-            case 3 where at < bytes.count: bytes[at] = alphabet[generator.next() % alphabet.count]
-            default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + generator.next() % 40)], at: at)
-            }
-        }
+        generator.mutate(&bytes, alphabet: alphabet, edits: 8, keep: fuzzResponses ? 1 : 0)
         check(bytes)
         inputs += 1
     }

@@ -20,9 +20,6 @@ struct HTTP1RequestParserTests {
     static func read(_ text: String, piece: Int = 1 << 20, limits: HTTP1RequestParser.Limits = limits) -> Outcome {
         var parser = HTTP1RequestParser(limits: limits)
         var outcome = Outcome()
-        let bytes = Array(text.utf8)
-        var kept: ByteBuffer?
-        var start = 0
         func record(_ part: HTTPServerRequestPart) {
             switch part {
             case .head(let h):
@@ -37,24 +34,9 @@ struct HTTP1RequestParserTests {
                 outcome.parts.append((["end"] + (t?.map { "\($0.name)=\($0.value)" } ?? [])).joined(separator: " "))
             }
         }
-        while start < bytes.count {
-            let end = min(bytes.count, start + piece)
-            var buffer = ByteBuffer(bytes: bytes[start..<end])
-            if var k = kept { k.writeBuffer(&buffer); buffer = k }
-            kept = nil
-            start = end
-            if parser.state == .stopped { kept = buffer; continue }
-            do {
-                try parser.parse(&buffer, emit: record)
-            } catch let e as HTTP1ParseError {
-                outcome.error = e.kind
-                return outcome
-            } catch {
-                Issue.record("unexpected \(error)")
-            }
-            if buffer.readableBytes > 0 { kept = buffer }
-        }
-        outcome.unread = kept.map { String(buffer: $0) } ?? ""
+        let (error, kept) = HTTP1ParserCheck.feed(&parser, Array(text.utf8), piece: piece, emit: record)
+        outcome.error = error?.kind
+        if error == nil { outcome.unread = kept.map { String(buffer: $0) } ?? "" }
         return outcome
     }
 
@@ -226,23 +208,11 @@ struct HTTP1RequestParserTests {
             "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframes",
         ]
         let alphabet = Array("\r\n :;,0123456789abcdefABCDEF\t\u{0}\u{7f}GETPOSTHTTP/1.0-chunkedContent-LengthTransfer-Encoding".utf8)
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int(truncatingIfNeeded: state >> 33)
-        }
+        var mutator = HTTP1Mutator(seed: 0x9E37_79B9_7F4A_7C15)
         var read = 0, refused = 0
         for round in 0..<1500 {
             var bytes = Array(seeds[round % seeds.count].utf8)
-            for _ in 0..<(1 + next() % 4) {
-                let at = next() % (bytes.count + 1)
-                switch next() % 4 {
-                case 0 where at < bytes.count: bytes.remove(at: at)
-                case 1: bytes.insert(alphabet[next() % alphabet.count], at: at)
-                case 2 where at < bytes.count: bytes[at] = alphabet[next() % alphabet.count]
-                default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + next() % 12)], at: at)
-                }
-            }
+            mutator.mutate(&bytes, alphabet: alphabet, edits: 4)
             let problem = HTTP1ParserCheck.violation(in: bytes)
             #expect(problem == nil, "round \(round): \(String(decoding: bytes, as: UTF8.self).debugDescription): \(problem ?? "")")
             if HTTP1ParserCheck.outcome(of: bytes, piece: 1 << 20).contains("refused") { refused += 1 } else { read += 1 }

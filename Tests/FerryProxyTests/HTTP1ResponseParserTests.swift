@@ -22,19 +22,8 @@ struct HTTP1ResponseParserTests {
             case .end(let t): parts.append((["end"] + (t?.map { "\($0.name)=\($0.value)" } ?? [])).joined(separator: " "))
             }
         }
-        let bytes = Array(text.utf8)
-        var kept: ByteBuffer?
-        var start = 0
-        while start < bytes.count {
-            let end = min(bytes.count, start + piece)
-            var buffer = ByteBuffer(bytes: bytes[start..<end])
-            if var k = kept { k.writeBuffer(&buffer); buffer = k }
-            kept = nil
-            start = end
-            if parser.state == .stopped { kept = buffer; continue }
-            do { try parser.parse(&buffer, emit: record) } catch let e as HTTP1ParseError { return (parts, e.kind, "") } catch { return (parts, .malformed, "") }
-            if buffer.readableBytes > 0 { kept = buffer }
-        }
+        let (error, kept) = HTTP1ParserCheck.feed(&parser, Array(text.utf8), piece: piece, emit: record)
+        if let error { return (parts, error.kind, "") }
         if close {
             switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
             case .success(let part)?: record(part)
@@ -131,22 +120,11 @@ struct HTTP1ResponseParserTests {
             "\u{3}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes",
         ]
         let alphabet = Array("\r\n :;,0123456789abcdefHTTP/1.0 chunkedContent-LengthTransfer-Encoding\u{0}".utf8)
-        var state: UInt64 = 0x2545_F491_4F6C_DD1D
-        func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int(truncatingIfNeeded: state >> 33)
-        }
+        var mutator = HTTP1Mutator(seed: 0x2545_F491_4F6C_DD1D)
         var refused = 0
         for round in 0..<1000 {
             var bytes = Array(seeds[round % seeds.count].utf8)
-            for _ in 0..<(1 + next() % 4) {
-                let at = 1 + next() % bytes.count
-                switch next() % 3 {
-                case 0 where at < bytes.count: bytes.remove(at: at)
-                case 1: bytes.insert(alphabet[next() % alphabet.count], at: at)
-                default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + next() % 12)], at: at)
-                }
-            }
+            mutator.mutate(&bytes, alphabet: alphabet, edits: 4, keep: 1)
             let problem = HTTP1ParserCheck.responseViolation(in: bytes)
             #expect(problem == nil, "round \(round): \(String(decoding: bytes, as: UTF8.self).debugDescription): \(problem ?? "")")
             if HTTP1ParserCheck.responseOutcome(of: Array(bytes.dropFirst()), methods: ["GET"], piece: 1 << 20).contains("refused") { refused += 1 }

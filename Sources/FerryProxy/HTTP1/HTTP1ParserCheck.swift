@@ -9,89 +9,89 @@ public enum HTTP1ParserCheck {
     /// Small limits, so the fuzzer reaches them.
     static let limits = HTTP1RequestParser.Limits(maxRequestLineBytes: 256, maxHeadBytes: 512, maxFieldCount: 8, maxChunkLineBytes: 32)
 
+    /// Feeds `bytes` to `parser` in reads of `piece` bytes, as `HTTP1Decoder` does (unread bytes kept and
+    /// extended, nothing parsed after a stop): the error that ended the reading, if any, and the bytes left.
+    static func feed<P: HTTP1DirectionParser>(_ parser: inout P, _ bytes: [UInt8], piece: Int, emit: (P.Part) -> Void) -> (error: HTTP1ParseError?, unread: ByteBuffer?) {
+        var kept: ByteBuffer?
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + piece)
+            var buffer = ByteBuffer(bytes: bytes[start..<end])
+            if var k = kept { k.writeBuffer(&buffer); buffer = k }
+            kept = nil
+            start = end
+            if parser.state == .stopped { kept = buffer; continue }
+            do {
+                try parser.parse(&buffer, emit: emit)
+            } catch {
+                return (error as? HTTP1ParseError ?? .malformed("\(error)"), nil)
+            }
+            if buffer.readableBytes > 0 { kept = buffer }
+        }
+        return (nil, kept)
+    }
+
+    /// The parts read, as lines of text (body bytes counted, not shown), and the verdict.
+    struct Transcript {
+        private(set) var lines: [String] = []
+        private var pendingBody = 0
+
+        mutating func head(_ text: String) { lines.append("head " + text) }
+        mutating func body(_ bytes: ByteBuffer) { pendingBody += bytes.readableBytes }
+        mutating func end(_ trailers: HTTPHeaders?) {
+            flushBody()
+            lines.append("end " + (trailers?.map { "\($0.name)=\($0.value)" }.joined(separator: "|") ?? ""))
+        }
+        mutating func note(_ text: String) {
+            flushBody()
+            lines.append(text)
+        }
+        private mutating func flushBody() {
+            if pendingBody > 0 { lines.append("body \(pendingBody)") }
+            pendingBody = 0
+        }
+        static func fields(_ headers: HTTPHeaders) -> String { headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|") }
+    }
+
     /// What reading `bytes` in reads of `piece` bytes gives, as text (parts, then the verdict).
     public static func outcome(of bytes: [UInt8], piece: Int) -> String {
         var parser = HTTP1RequestParser(limits: limits)
-        var lines: [String] = []
-        var pendingBody = 0
-        func record(_ part: HTTPServerRequestPart) {
+        var t = Transcript()
+        let (error, kept) = feed(&parser, bytes, piece: piece) { part in
             switch part {
-            case .head(let h):
-                lines.append("head \(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor) " + h.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|"))
-            case .body(let b):
-                pendingBody += b.readableBytes
-            case .end(let t):
-                if pendingBody > 0 { lines.append("body \(pendingBody)") }
-                pendingBody = 0
-                lines.append("end " + (t?.map { "\($0.name)=\($0.value)" }.joined(separator: "|") ?? ""))
+            case .head(let h): t.head("\(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor) " + Transcript.fields(h.headers))
+            case .body(let b): t.body(b)
+            case .end(let trailers): t.end(trailers)
             }
         }
-        var kept: ByteBuffer?
-        var start = 0
-        while start < bytes.count {
-            let end = min(bytes.count, start + piece)
-            var buffer = ByteBuffer(bytes: bytes[start..<end])
-            if var k = kept { k.writeBuffer(&buffer); buffer = k }
-            kept = nil
-            start = end
-            if parser.state == .stopped { kept = buffer; continue }
-            do {
-                try parser.parse(&buffer, emit: record)
-            } catch {
-                if pendingBody > 0 { lines.append("body \(pendingBody)") }
-                lines.append("refused \((error as? HTTP1ParseError)?.kind ?? .malformed)")
-                return lines.joined(separator: "\n")
-            }
-            if buffer.readableBytes > 0 { kept = buffer }
-        }
-        if pendingBody > 0 { lines.append("body \(pendingBody)") }
-        lines.append("unread \(kept?.readableBytes ?? 0) \(parser.state == .stopped ? "stopped" : "")")
-        return lines.joined(separator: "\n")
+        t.note(error.map { "refused \($0.kind)" } ?? "unread \(kept?.readableBytes ?? 0) \(parser.state == .stopped ? "stopped" : "")")
+        return t.lines.joined(separator: "\n")
     }
 
-    /// What reading `bytes` as the responses to `methods` in reads of `piece` bytes gives, as text.
+    /// What reading `bytes` as the responses to `methods` in reads of `piece` bytes, then the end of the
+    /// input, gives, as text.
     public static func responseOutcome(of bytes: [UInt8], methods: [String], piece: Int) -> String {
         var parser = HTTP1ResponseParser(limits: limits)
         for m in methods { parser.methods.append(HTTPMethod(rawValue: m)) }
-        var lines: [String] = []
-        var pendingBody = 0
+        var t = Transcript()
         func record(_ part: HTTP1ResponsePart) {
             switch part {
-            case .head(let view):
-                lines.append("head \(view.status.code) 1.\(view.version.minor) keep-alive \(view.isKeepAlive) " + view.head.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|"))
-            case .body(let b):
-                pendingBody += b.readableBytes
-            case .end(let t):
-                if pendingBody > 0 { lines.append("body \(pendingBody)") }
-                pendingBody = 0
-                lines.append("end " + (t?.map { "\($0.name)=\($0.value)" }.joined(separator: "|") ?? ""))
+            case .head(let view): t.head("\(view.status.code) 1.\(view.version.minor) keep-alive \(view.isKeepAlive) " + Transcript.fields(view.head.headers))
+            case .body(let b): t.body(b)
+            case .end(let trailers): t.end(trailers)
             }
         }
-        var kept: ByteBuffer?
-        var start = 0
-        while start < bytes.count {
-            let end = min(bytes.count, start + piece)
-            var buffer = ByteBuffer(bytes: bytes[start..<end])
-            if var k = kept { k.writeBuffer(&buffer); buffer = k }
-            kept = nil
-            start = end
-            if parser.state == .stopped { kept = buffer; continue }
-            do {
-                try parser.parse(&buffer, emit: record)
-            } catch {
-                if pendingBody > 0 { lines.append("body \(pendingBody)") }
-                lines.append("refused \((error as? HTTP1ParseError)?.kind ?? .malformed)")
-                return lines.joined(separator: "\n")
+        let (error, kept) = feed(&parser, bytes, piece: piece, emit: record)
+        if let error {
+            t.note("refused \(error.kind)")
+        } else {
+            switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
+            case .success(let part)?: record(part)
+            case .failure(let error)?: t.note("ended \(error.kind)")
+            case nil: t.note("open")
             }
-            if buffer.readableBytes > 0 { kept = buffer }
         }
-        switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
-        case .success(let part)?: record(part)
-        case .failure(let error)?: lines.append("ended \(error.kind)")
-        case nil: break
-        }
-        if pendingBody > 0 { lines.append("body \(pendingBody)") }
-        return lines.joined(separator: "\n")
+        return t.lines.joined(separator: "\n")
     }
 
     /// Responses: the first byte of `bytes` picks the methods of the requests they answer (GET, HEAD,
@@ -128,5 +128,35 @@ public enum HTTP1ParserCheck {
             if h.uri.isEmpty || h.uri.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) { problem = "a target with a blank or control character: \(h.uri.debugDescription)" }
         }
         return problem
+    }
+}
+
+/// Seeded edits of byte strings, for the fuzzer's random mode and the tests' fixed corpora (the same seed
+/// gives the same inputs).
+public struct HTTP1Mutator {
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        state = seed
+    }
+
+    public mutating func next() -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int(truncatingIfNeeded: state >> 33)
+    }
+
+    /// Up to `edits` edits (delete, insert from `alphabet`, overwrite, repeat a run), leaving the first
+    /// `keep` bytes alone.
+    public mutating func mutate(_ bytes: inout [UInt8], alphabet: [UInt8], edits: Int, keep: Int = 0) {
+        for _ in 0..<(1 + next() % edits) {
+            let at = keep + next() % (bytes.count - keep + 1)
+            switch next() % 5 {
+            case 0 where at < bytes.count: bytes.remove(at: at)
+            case 1: bytes.insert(alphabet[next() % alphabet.count], at: at)
+            case 2 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: next())
+            case 3 where at < bytes.count: bytes[at] = alphabet[next() % alphabet.count]
+            default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + next() % 40)], at: at)
+            }
+        }
     }
 }
