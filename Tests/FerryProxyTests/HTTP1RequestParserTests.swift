@@ -252,3 +252,16 @@ struct HTTP1RequestDecoderPipelineTests {
         #expect(!f.isOpen)
     }
 }
+
+/// The character classes against their definitions in RFC 9110 §5.6.2 and RFC 9112.
+struct HTTP1GrammarTests {
+    @Test func classesMatchTheRFCs() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for b in 0...255 {
+            let c = UInt8(b)
+            #expect(HTTP1Grammar.isToken(c) == tchar.contains(c), "token \(b)")
+            #expect(HTTP1Grammar.isFieldValue(c) == (c == 9 || c == 32 || (33...126).contains(c) || c >= 128), "field value \(b)")
+            #expect(HTTP1Grammar.isTarget(c) == ((33...126).contains(c) || c >= 128), "target \(b)")
+        }
+    }
+}

@@ -1,36 +1,22 @@
-/// The character classes of HTTP/1.1 (RFC 9110 §5.6.2, RFC 9112 §3, §5), as one lookup table.
+/// The character classes of HTTP/1.1 (RFC 9110 §5.6.2, RFC 9112 §3, §5), as comparisons and a bitmap
+/// held in constants (no lazily built table: a global array would cost a `swift_once` check per byte).
 enum HTTP1Grammar {
-    static let tokenBit: UInt8 = 1
+    /// tchar (`!#$%&'*+-.^_` and backtick, `|~`, digits, letters): bits 0–63 and 64–127 of ASCII.
+    private static let tokenLow: UInt64 = 0x03FF_6CFA_0000_0000
+    private static let tokenHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+
+    @inline(__always)
+    static func isToken(_ c: UInt8) -> Bool {
+        c < 64 ? (tokenLow >> UInt64(c)) & 1 != 0 : c < 128 ? (tokenHigh >> UInt64(c - 64)) & 1 != 0 : false
+    }
+
     /// field-vchar, SP and HTAB: what a field value may hold (obs-text included).
-    static let fieldValueBit: UInt8 = 2
+    @inline(__always)
+    static func isFieldValue(_ c: UInt8) -> Bool { c == 0x09 || (c >= 0x20 && c != 0x7F) }
+
     /// What a request-target may hold: visible ASCII and bytes above 0x7F (as llhttp and nginx accept them).
-    static let targetBit: UInt8 = 4
-    static let hexBit: UInt8 = 8
-
-    static let table: [UInt8] = {
-        var t = [UInt8](repeating: 0, count: 256)
-        for b in 0..<256 {
-            var bits: UInt8 = 0
-            let c = UInt8(b)
-            let isDigit = c >= 0x30 && c <= 0x39
-            let isAlpha = (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            if isDigit || isAlpha || "!#$%&'*+-.^_`|~".utf8.contains(c) { bits |= tokenBit }
-            if c == 0x09 || c == 0x20 || (c >= 0x21 && c <= 0x7E) || c >= 0x80 { bits |= fieldValueBit }
-            if (c >= 0x21 && c <= 0x7E) || c >= 0x80 { bits |= targetBit }
-            if isDigit || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66) { bits |= hexBit }
-            t[b] = bits
-        }
-        return t
-    }()
-
     @inline(__always)
-    static func isToken(_ c: UInt8) -> Bool { table.withUnsafeBufferPointer { $0[Int(c)] & tokenBit != 0 } }
-
-    @inline(__always)
-    static func isFieldValue(_ c: UInt8) -> Bool { table.withUnsafeBufferPointer { $0[Int(c)] & fieldValueBit != 0 } }
-
-    @inline(__always)
-    static func isTarget(_ c: UInt8) -> Bool { table.withUnsafeBufferPointer { $0[Int(c)] & targetBit != 0 } }
+    static func isTarget(_ c: UInt8) -> Bool { c > 0x20 && c != 0x7F }
 
     @inline(__always)
     static func hexValue(_ c: UInt8) -> Int? {
