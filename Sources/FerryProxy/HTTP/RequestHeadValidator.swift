@@ -33,8 +33,9 @@ struct RequestSummary {
     var connectionListed: [String] = []
 }
 
-/// Checks a decoded request head against Ferry's limits and the framing rules of RFC 9112 that the
-/// decoder leaves to us, and summarises it. Pure: the handler turns a rejection into a local reply and a close.
+/// Checks a decoded request head against Ferry's limits and the rules of RFC 9112 and RFC 9110 beyond the
+/// syntax (which `HTTP1Parser` has checked: token names, values without control characters), and
+/// summarises it. Pure: the handler turns a rejection into a local reply and a close.
 enum RequestHeadValidator {
     struct Rejection: Error, Equatable {
         var status: HTTPResponseStatus
@@ -55,9 +56,6 @@ enum RequestHeadValidator {
         for (name, value) in head.headers {
             count += 1
             bytes += name.utf8.count + value.utf8.count + 4
-            if let problem = fieldProblem(name: name, value: value) {
-                return .failure(Rejection(status: .badRequest, reason: problem))
-            }
             switch FieldName(name) {
             case .host:
                 hostCount += 1
@@ -171,32 +169,6 @@ enum RequestHeadValidator {
             return .failure(Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener"))
         }
         return .success(summary)
-    }
-
-    /// Field names are tokens; values carry no CR, LF, NUL or other control characters (RFC 9110 §5.5).
-    static func fieldProblem(name: String, value: String) -> String? {
-        if name.isEmpty { return "empty header field name" }
-        for b in name.utf8 where !isTokenByte(b) {
-            return "invalid character in header field name"
-        }
-        for b in value.utf8 where (b < 32 && b != 9) || b == 127 {
-            return "invalid character in header field value"
-        }
-        return nil
-    }
-
-    @inline(__always)
-    static func isTokenByte(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
     }
 }
 
