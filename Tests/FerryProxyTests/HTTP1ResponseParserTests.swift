@@ -111,6 +111,20 @@ struct HTTP1ResponseParserTests {
         #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nServer:  origin \r\nX-Odd:\tspaced\r\nContent-Length: 0\r\n\r\n")
     }
 
+    /// The view carries the framing the parser reads the body with, which the proxy forwards by: a
+    /// Transfer-Encoding that does not end in chunked is read until the close, whatever else it lists.
+    @Test func theViewCarriesTheParsersFraming() throws {
+        var parser = HTTP1ResponseParser(limits: Self.limits)
+        for m: HTTPMethod in [.HEAD, .GET, .GET, .GET] { parser.methods.append(m) }
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+            + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nrest")
+        var framings: [HeaderRewriter.Framing] = []
+        try parser.parse(&buffer) { if case .head(let v) = $0 { framings.append(v.bodyFraming) } }
+        #expect(framings == [.none, .contentLength, .chunked, .untilClose])
+    }
+
     /// A fixed corpus of mutated responses (seeded): reads of any size give the same parts and verdict.
     @Test func aFixedMutationCorpusReadsTheSameWhateverTheReads() {
         let seeds = [

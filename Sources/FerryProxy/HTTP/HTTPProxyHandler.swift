@@ -266,19 +266,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Decoder errors (malformed or ambiguous framing) and over-long chunk-size lines: 400, one connection
-        // is closed, nothing else.
-        guard error is HTTPParserError || error is HTTP1ParseError else {
+        // Decoder errors (malformed or ambiguous framing, limits): 400 (414, 431), one connection is closed,
+        // nothing else.
+        guard let error = error as? HTTP1ParseError else {
             context.close(promise: nil)
             return
         }
         // Already answered and closing: what the decoder says of the bytes it still holds changes nothing.
         if state == .closing { return }
         let status: HTTPResponseStatus
-        switch (error as? HTTP1ParseError)?.kind {
+        switch error.kind {
         case .headTooLarge: status = .requestHeaderFieldsTooLarge
         case .requestLineTooLong: status = .uriTooLong
-        default: status = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        default: status = .badRequest
         }
         if let ex = exchange, ex.requestComplete, !ex.responseComplete {
             // The bytes after a whole request are malformed: that request (and whole ones pipelined behind it)
@@ -309,7 +309,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         exchange!.requestComplete = true
-        let detail = (error as? HTTP1ParseError)?.kind == .chunkLineTooLong ? "\(error)" : "malformed request (\(error))"
+        let detail = error.kind == .chunkLineTooLong ? "\(error)" : "malformed request (\(error))"
         sendLocalReply(.error(status, detail, flags: .downstreamProtocolError, close: true), context: context)
     }
 
@@ -882,7 +882,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             // Inspected as bytes; written from the received field lines unless the head must change (below).
             var inspector = HeaderRewriter.ResponseInspector()
             head.forEachField { inspector.visit(name: $0, value: $1) }
-            let fields = inspector.fields(status: head.status, requestMethod: exchange!.method)
+            // Framed as the decoder reads the body: one decision, not a second guess from the fields.
+            let fields = inspector.fields(framing: head.bodyFraming)
             let framing = fields.framing
             exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
             if fields.declaresBody, head.status == .noContent || head.status == .notModified {

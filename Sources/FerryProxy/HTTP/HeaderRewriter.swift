@@ -184,6 +184,8 @@ enum HeaderRewriter {
     /// Reads a response's fields one by one (so that they can be serialized in the same pass).
     struct ResponseInspector {
         private var chunked = false
+        /// Transfer-Encoding seen in a head read as bytes (whose framing the decoder decided).
+        private var transferCoded = false
         private var length = false
         private var hasHopByHop = false
         private var hasConnectionKeepAlive = false
@@ -194,12 +196,16 @@ enum HeaderRewriter {
             visit(FieldName(name), value)
         }
 
-        /// A field of a received head, as bytes: a `String` is made only of Transfer-Encoding and Connection values.
+        /// A field of a received head, as bytes (its framing is the decoder's: `fields(framing:)`): a `String`
+        /// is made only of a Connection value.
         @inline(__always)
         mutating func visit(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
             let kind = FieldName(bytes: name)
             switch kind {
-            case .transferEncoding, .connection: visit(kind, String(decoding: value, as: UTF8.self))
+            case .transferEncoding:
+                transferCoded = true
+                hasHopByHop = true
+            case .connection: visit(kind, String(decoding: value, as: UTF8.self))
             case .contentLength: length = true
             default: if kind.isHopByHop { hasHopByHop = true }
             }
@@ -225,6 +231,12 @@ enum HeaderRewriter {
             default:
                 if kind.isHopByHop { hasHopByHop = true }
             }
+        }
+
+        /// What the fields visited say, for a response the decoder framed as `framing`.
+        func fields(framing: Framing) -> ResponseFields {
+            ResponseFields(framing: framing, hasHopByHop: hasHopByHop, hasConnectionKeepAlive: hasConnectionKeepAlive,
+                           declaresBody: chunked || transferCoded || length, connectionListed: connectionListed)
         }
 
         /// What the fields visited say, for a response with `status` to a `requestMethod` request.

@@ -7,15 +7,8 @@ import NIOHTTP1
 enum ResponseSerializer {
     /// `HTTP/1.1 200 OK\r\n`, the fields, and the empty line.
     static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator) -> ByteBuffer {
-        self.head(head, allocator: allocator) { _, _ in }
-    }
-
-    /// The same, handing each field to `visit` as it is written: a response passed on unchanged is
-    /// inspected and serialized in one pass.
-    @inline(__always)
-    static func head(_ head: HTTPResponseHead, allocator: ByteBufferAllocator, visiting visit: (String, String) -> Void) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256)
-        write(head, into: &buffer, visiting: visit)
+        write(head, into: &buffer)
         return buffer
     }
 
@@ -43,12 +36,11 @@ enum ResponseSerializer {
         buffer.writeStaticString("\r\n")
     }
 
-    /// Appends the head to `buffer` (cleared by the caller to write a head again in the same storage).
+    /// Appends the head to `buffer`.
     @inline(__always)
-    static func write(_ head: HTTPResponseHead, into buffer: inout ByteBuffer, visiting visit: (String, String) -> Void = { _, _ in }) {
+    static func write(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
         statusLine(version: head.version, status: head.status, into: &buffer)
         for (name, value) in head.headers {
-            visit(name, value)
             WireFormat.field(name, value, into: &buffer)
         }
         buffer.writeStaticString("\r\n")

@@ -330,8 +330,12 @@ struct HTTP1Parser {
         }
         methods.removeFirst()
         let keepAlive = minor >= 1 ? !framing.connectionClose : framing.connectionKeepAlive && !framing.connectionClose
+        let bodyFraming: HeaderRewriter.Framing =
+            code == 101 || method == .HEAD || code == 204 || code == 304 ? .none
+            : framing.hasTransferEncoding ? (framing.chunkedLast ? .chunked : .untilClose)
+            : framing.contentLength != nil ? .contentLength : .untilClose
         let head = HTTP1ResponseHeadView(fieldsStart: lineEnd + 2, version: HTTPVersion(major: 1, minor: minor), status: HTTPResponseStatus(statusCode: code),
-                                         fields: fields, isKeepAlive: keepAlive)
+                                         fields: fields, isKeepAlive: keepAlive, bodyFraming: bodyFraming)
         if code == 101 {
             bodiless = true
             stopsAfterMessage = true
@@ -456,7 +460,6 @@ struct HTTP1Parser {
                 k += 1
             }
             try endToken()
-            if sawChunkedBefore && !lastIsChunked { throw fail(.malformed("a Transfer-Encoding that does not end in chunked")) }
             framing.chunkedLast = lastIsChunked
         case 10 where HTTP1Grammar.equalsLowercased(name, "connection"):
             // Does the list name the upgrade token?

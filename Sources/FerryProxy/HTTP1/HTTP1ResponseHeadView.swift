@@ -22,6 +22,8 @@ struct HTTP1ResponseHeadView {
     /// As NIO's `HTTPResponseHead.isKeepAlive`: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
     /// `Connection: keep-alive`.
     let isKeepAlive: Bool
+    /// How the body is framed, as the parser reads it (by the request's method and the status, RFC 9112 §6.3).
+    let bodyFraming: HeaderRewriter.Framing
 
     /// Each field's name and value bytes, in order.
     @inline(__always)

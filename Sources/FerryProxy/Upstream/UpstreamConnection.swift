@@ -5,8 +5,8 @@ import NIOHTTP1
 /// to its owner (the downstream `HTTPProxyHandler`); while idle in the pool it only watches for a close.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, HTTP1PartSink {
     typealias InboundIn = HTTP1ResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let address: SocketAddress
     /// Where this connection goes back in the pool: its address and the TLS context it was made with.
