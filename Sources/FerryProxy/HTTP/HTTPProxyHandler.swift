@@ -376,11 +376,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
         }
         ex.trustedPeer = listener.forwardedTrust.trusts(peer: clientIPAddress)
-        if summary.maxForwards == 0 {
-            // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
-            sendLocalReply(LocalReply.lastHop(head), context: context)
-            return
-        }
         // The forward proxy sends no request ID to the outside: it makes one only for its access log.
         let requestID = summary.requestID ?? (listener.forwardProxy != nil && !logged ? "" : RequestID.make(using: &local.random))
         ex.event.requestID = requestID
@@ -390,118 +385,47 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.event.referer = summary.referer ?? ""
             ex.event.forwardedFor = summary.forwardedFor ?? ""
         }
-        let framing = HeaderRewriter.requestFraming(summary)
-        ex.framing = framing
+        ex.framing = HeaderRewriter.requestFraming(summary)
         ex.isUpgrade = summary.isUpgrade
-        if let forward = listener.forwardProxy {
-            startForwardRequest(head, summary: summary, forward: forward, snapshotVersion: snapshot.config.version, context: context)
-            return
-        }
-        if head.method == .CONNECT {
-            ex.requestComplete = true
-            sendLocalReply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true), context: context)
-            return
-        }
+        let client = RequestDecision.Client(address: clientIPAddress, addressText: clientIP, trustedPeer: ex.trustedPeer, overTLS: overTLS)
+        let decision = RequestDecision.decide(
+            head, summary: summary, requestID: requestID, listener: listener, snapshot: snapshot, client: client,
+            certificateName: { self.clientCertificateName }, random: &local.random, allocator: context.channel.allocator)
+        perform(decision, head: head, summary: summary, snapshotVersion: snapshot.config.version, context: context)
+    }
 
-        // One canonical path, before routing, filters, rewrites and the upstream request.
-        var uri = head.uri
-        let canonical = RequestPath.canonicalize(head.uri, listener.pathNormalization)
-        switch canonical.outcome {
-        case .unchanged:
-            break
-        case .normalized(let canonical):
-            uri = canonical
-        case .rejected(let problem):
-            ex.requestComplete = true
-            sendLocalReply(.error(.badRequest, "the request path is not canonical: \(problem)", flags: .downstreamProtocolError, close: true), context: context)
-            return
-        }
-        let authority = Substring(ex.event.authority)
-        // Path parameters (`;x=y`) do not make a path escape a route written without them.
-        let matchPath = canonical.hasParameters ? RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri) : Substring(uri)
-        let match = listener.routes.match(authority: authority, path: matchPath, method: head.method.rawValue, header: { head.headers.first(name: $0) })
-        let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
-        // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
-        if let routeMax = compiledRoute?.route.maxRequestBodyBytes { ex.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
-        if let max = ex.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-            ex.requestComplete = true
-            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-            return
-        }
-        guard let compiledRoute else {
-            sendLocalReply(.error(.notFound, "no route for \(ex.event.authority)\(RouteTable.pathWithoutQuery(Substring(uri)))", flags: .noRoute), context: context)
-            return
-        }
-        let route = compiledRoute.route
-        ex.route = compiledRoute
-        ex.event.route = route.name
-        if let idle = route.streamIdleTimeout {
-            ex.idleLimit = .milliseconds(idle.milliseconds)
-            ex.lastProgress = .now()
-        }
-        if !route.allowedSources.isEmpty {
-            // Behind trusted proxies the client is the one their X-Forwarded-For names.
-            let client = ex.trustedPeer ? listener.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: clientIPAddress) : clientIPAddress
-            if !route.allowsSource(client) {
-                sendLocalReply(.error(.forbidden, "client address \(client?.description ?? clientIP) is not allowed by route \(route.name)", flags: .sourceDenied), context: context)
-                return
+    /// Carries out what `RequestDecision` decided for the current exchange.
+    private func perform(_ decision: RequestDecision, head: HTTPRequestHead, summary: RequestSummary, snapshotVersion: Int, context: ChannelHandlerContext) {
+        let ex = exchange!
+        ex.maxRequestBodyBytes = decision.maxRequestBodyBytes
+        if let verdict = decision.verdict { ex.event.verdict = verdict }
+        if let user = decision.user { ex.event.user = user }
+        if let kubernetes = decision.kubernetes { ex.event.kubernetes = kubernetes }
+        if let route = decision.route {
+            ex.route = route
+            ex.event.route = route.route.name
+            if let idle = route.route.streamIdleTimeout {
+                ex.idleLimit = .milliseconds(idle.milliseconds)
+                ex.lastProgress = .now()
             }
         }
-
-        // The path this route forwards (rewritten), which is also what a request filter judges.
-        var forwardedURI = uri
-        if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(uri)) { forwardedURI = target }
-        if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
-            filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
-            head: head, host: summary.host ?? "", isUpgrade: summary.isUpgrade) {
-            ex.event.verdict = refusal.verdict
-            sendLocalReply(refusal.reply, context: context)
-            return
-        }
-        if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil,
-           let refusal = checkClientAccess(route, head: head, forwardedURI: forwardedURI) {
-            sendLocalReply(refusal, context: context)
-            return
-        }
-
-        switch route.action {
-        case .directResponse(let status, let body):
-            sendLocalReply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false), context: context)
-        case .redirect(let redirect):
-            let location = redirect.location(requestHost: ex.event.authority, requestPathAndQuery: uri)
-            var reply = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
-            reply.extraHeaders = [("location", location)]
-            sendLocalReply(reply, context: context)
-        case .staticFiles(let files):
-            serveStaticFile(files, path: RouteTable.pathWithoutQuery(Substring(uri)), context: context)
-        case .forward(let targets):
-            guard let targetIndex = WeightedPick.pickIndex(targets, using: &local.random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
-                sendLocalReply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream), context: context)
-                return
-            }
+        if let cluster = decision.cluster {
             ex.cluster = cluster
-            ex.targetIndex = targetIndex
-            ex.snapshotVersion = snapshot.config.version
+            ex.snapshotVersion = snapshotVersion
             ex.event.cluster = cluster.cluster.name
-            guard !cluster.addresses.isEmpty else {
-                sendLocalReply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream), context: context)
-                return
-            }
-            ex.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: clientIP, requestURI: uri)
-            let info = HeaderRewriter.ForwardingInfo(clientAddress: clientIP, requestID: requestID, scheme: overTLS ? "https" : "http", trusted: ex.trustedPeer)
-            let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
-            if route.requestHeaders.isEmpty && route.hostRewrite == nil {
-                // The common case: the head's bytes are written in one pass, no header list built.
-                var bytes = context.channel.allocator.buffer(capacity: 512 + target.utf8.count)
-                RequestSerializer.requestLine(method: head.method, target: target, into: &bytes)
-                HeaderRewriter.upstreamRequestFields(head, summary: summary, info: info) { WireFormat.field($0, $1, into: &bytes) }
-                RequestSerializer.endOfHead(into: &bytes)
-                ex.upstreamHeadBytes = bytes
-            } else {
-                ex.upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: info)
-                ex.upstreamHead!.uri = target
-                HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &ex.upstreamHead!.headers)
-            }
+        }
+        switch decision.outcome {
+        case .reply(let reply):
+            sendLocalReply(reply, context: context)
+        case .serveFiles(let files, let path):
+            serveStaticFile(files, path: path, context: context)
+        case .forwardProxy(let forward):
+            startForwardRequest(head, summary: summary, forward: forward, snapshotVersion: snapshotVersion, context: context)
+        case .forward(let plan):
+            ex.targetIndex = plan.targetIndex
+            ex.hashKey = plan.hashKey
+            ex.upstreamHeadBytes = plan.headBytes
+            ex.upstreamHead = plan.head
             if summary.expectsContinue {
                 context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 markDirty(downstream: true)

@@ -1,0 +1,171 @@
+import FerryModel
+import NIOCore
+import NIOHTTP1
+
+/// What Ferry does with a request whose head is valid: a pure function of the head, the listener, the
+/// snapshot and the client (Pingora's `upstream_peer` phase is the model). No I/O, no connection state:
+/// the handler performs the outcome. The forward proxy's own phases (authentication off the loop, DNS,
+/// the policy on the resolved address) start from `.forwardProxy`.
+struct RequestDecision {
+    enum Outcome {
+        /// Ferry answers itself: errors, direct responses, redirects, refusals, the last hop of Max-Forwards.
+        case reply(LocalReply)
+        /// A route that serves files; `path` is the canonical path without its query.
+        case serveFiles(StaticFiles, path: Substring)
+        /// To a cluster's endpoint.
+        case forward(UpstreamPlan)
+        /// A forward-proxy listener: absolute-form requests and CONNECT, decided by its access policy.
+        case forwardProxy(CompiledForwardProxy)
+    }
+
+    /// Where and what a routed request sends upstream.
+    struct UpstreamPlan {
+        var cluster: CompiledCluster
+        /// The weighted target of the route the cluster was picked from.
+        var targetIndex: Int
+        /// The balancer's hash of the request (for hash policies), or nil.
+        var hashKey: UInt64?
+        /// The upstream head as bytes (the common case: no header changes), or as a head to be changed
+        /// and serialized when the route rewrites fields.
+        var headBytes: ByteBuffer?
+        var head: HTTPRequestHead?
+    }
+
+    /// The client as the decision sees it.
+    struct Client {
+        var address: IPAddress?
+        /// The address as text, for messages, forwarding fields and source hashing.
+        var addressText: String
+        /// The peer is a trusted proxy: its forwarding fields are kept and name the client.
+        var trustedPeer: Bool
+        var overTLS: Bool
+    }
+
+    var outcome: Outcome
+    /// The route the request matched (nil: none, or decided before routing).
+    var route: CompiledRoute?
+    /// The body limit in force: the route's when it sets one, else the listener's (nil: none).
+    var maxRequestBodyBytes: Int?
+    /// For the access log: the verdict of a filter or policy, the authenticated user, the Kubernetes request.
+    var verdict: Verdict?
+    var user: String?
+    /// The cluster picked, also when it cannot serve (for the access log).
+    var cluster: CompiledCluster?
+    var kubernetes: KubernetesRequest?
+
+    /// Decides `head` (validated into `summary`) on `listener` of `snapshot`. `requestID` is what the upstream
+    /// head carries; `certificateName` is asked only when a route authenticates clients by certificate;
+    /// `random` picks among weighted clusters.
+    static func decide(
+        _ head: HTTPRequestHead, summary: RequestSummary, requestID: String, listener: CompiledListener, snapshot: CompiledSnapshot,
+        client: Client, certificateName: () -> String?, random: inout FastRandom, allocator: ByteBufferAllocator
+    ) -> RequestDecision {
+        var decision = RequestDecision(outcome: .reply(.error(.notFound, "", flags: .noRoute)), maxRequestBodyBytes: listener.listener.http.limits.maxRequestBodyBytes)
+        func reply(_ reply: LocalReply) -> RequestDecision {
+            decision.outcome = .reply(reply)
+            return decision
+        }
+        if summary.maxForwards == 0 {
+            // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
+            return reply(LocalReply.lastHop(head))
+        }
+        if let forward = listener.forwardProxy {
+            decision.outcome = .forwardProxy(forward)
+            return decision
+        }
+        if head.method == .CONNECT {
+            return reply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true))
+        }
+
+        // One canonical path, before routing, filters, rewrites and the upstream request.
+        var uri = head.uri
+        let canonical = RequestPath.canonicalize(head.uri, listener.pathNormalization)
+        switch canonical.outcome {
+        case .unchanged:
+            break
+        case .normalized(let canonical):
+            uri = canonical
+        case .rejected(let problem):
+            return reply(.error(.badRequest, "the request path is not canonical: \(problem)", flags: .downstreamProtocolError, close: true))
+        }
+        let host = summary.host ?? ""
+        // Path parameters (`;x=y`) do not make a path escape a route written without them.
+        let matchPath = canonical.hasParameters ? RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri) : Substring(uri)
+        let match = listener.routes.match(authority: Substring(host), path: matchPath, method: head.method.rawValue, header: { head.headers.first(name: $0) })
+        let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
+        // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
+        if let routeMax = compiledRoute?.route.maxRequestBodyBytes { decision.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
+        if let max = decision.maxRequestBodyBytes, let length = summary.contentLength, length > max {
+            return reply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true))
+        }
+        guard let compiledRoute else {
+            return reply(.error(.notFound, "no route for \(host)\(RouteTable.pathWithoutQuery(Substring(uri)))", flags: .noRoute))
+        }
+        let route = compiledRoute.route
+        decision.route = compiledRoute
+        if !route.allowedSources.isEmpty {
+            // Behind trusted proxies the client is the one their X-Forwarded-For names.
+            let source = client.trustedPeer ? listener.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: client.address) : client.address
+            if !route.allowsSource(source) {
+                return reply(.error(.forbidden, "client address \(source?.description ?? client.addressText) is not allowed by route \(route.name)", flags: .sourceDenied))
+            }
+        }
+
+        // The path this route forwards (rewritten), which is also what a request filter judges.
+        var forwardedURI = uri
+        if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(uri)) { forwardedURI = target }
+        if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
+            filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
+            head: head, host: host, isUpgrade: summary.isUpgrade) {
+            decision.verdict = refusal.verdict
+            return reply(refusal.reply)
+        }
+        if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil {
+            let access = ClientAccessGate.check(route, head: head, forwardedURI: forwardedURI, certificateName: certificateName)
+            decision.verdict = access.verdict ?? decision.verdict
+            decision.user = access.user
+            decision.kubernetes = access.kubernetes
+            if let refusal = access.refusal { return reply(refusal) }
+        }
+
+        switch route.action {
+        case .directResponse(let status, let body):
+            return reply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false))
+        case .redirect(let redirect):
+            let location = redirect.location(requestHost: host, requestPathAndQuery: uri)
+            var answer = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
+            answer.extraHeaders = [("location", location)]
+            return reply(answer)
+        case .staticFiles(let files):
+            decision.outcome = .serveFiles(files, path: RouteTable.pathWithoutQuery(Substring(uri)))
+            return decision
+        case .forward(let targets):
+            guard let targetIndex = WeightedPick.pickIndex(targets, using: &random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
+                return reply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream))
+            }
+            decision.cluster = cluster
+            guard !cluster.addresses.isEmpty else {
+                return reply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream))
+            }
+            var plan = UpstreamPlan(cluster: cluster, targetIndex: targetIndex)
+            plan.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: client.addressText, requestURI: uri)
+            let info = HeaderRewriter.ForwardingInfo(clientAddress: client.addressText, requestID: requestID, scheme: client.overTLS ? "https" : "http", trusted: client.trustedPeer)
+            let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
+            if route.requestHeaders.isEmpty && route.hostRewrite == nil {
+                // The common case: the head's bytes are written in one pass, no header list built.
+                var bytes = allocator.buffer(capacity: 512 + target.utf8.count)
+                RequestSerializer.requestLine(method: head.method, target: target, into: &bytes)
+                HeaderRewriter.upstreamRequestFields(head, summary: summary, info: info) { WireFormat.field($0, $1, into: &bytes) }
+                RequestSerializer.endOfHead(into: &bytes)
+                plan.headBytes = bytes
+            } else {
+                var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: info)
+                upstreamHead.uri = target
+                HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &upstreamHead.headers)
+                plan.head = upstreamHead
+            }
+            decision.outcome = .forward(plan)
+            return decision
+        }
+    }
+}
