@@ -90,6 +90,20 @@ struct EdgeHardeningProxyTests {
         }
     }
 
+    /// A server that speaks first after its 101 (in the same write as the 101): the client gets those bytes
+    /// at once, without having to send anything.
+    @Test func bytesRightBehindA101ReachTheClientAtOnce() async throws {
+        try await Self.withProxy { proxy, _ in
+            let client = try RawClient(port: proxy.port("web"), receiveTimeout: .seconds(3))
+            client.send("GET /greeting-101 HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            let greeting = client.read(until: "server greeting")
+            #expect(greeting.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"), "\(greeting)")
+            #expect(greeting.hasSuffix("\r\n\r\nserver greeting"), "\(greeting)")
+            client.send("ping")
+            #expect(client.read(until: "ping") == "ping")
+        }
+    }
+
     @Test func a204WithBodyBytesIsDeliveredWithoutThemAndItsConnectionIsNotReused() async throws {
         try await Self.withProxy { proxy, origin in
             let client = try RawClient(port: proxy.port("web"))

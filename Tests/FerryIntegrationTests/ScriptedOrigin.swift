@@ -7,6 +7,7 @@ import Foundation
 /// - `/unasked-101`: `101 Switching Protocols` to a request that asked for nothing;
 /// - `/204-with-body`: a 204 with `Content-Length: 38` followed by bytes that look like a whole response;
 /// - `/connection-listed`: a 200 whose Connection names `X-Internal`;
+/// - `/greeting-101`: `101` to a WebSocket upgrade with the server's first bytes in the same write, then an echo;
 /// - anything else: 200 with the request head as received as its body.
 final class ScriptedOrigin {
     let process: Subprocess
@@ -52,6 +53,13 @@ final class ScriptedOrigin {
             path = req.split(b" ")[1]
             if path == b"/unasked-101":
                 c.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nConnection: upgrade\\r\\nUpgrade: h2c\\r\\n\\r\\nraw bytes of another protocol")
+            elif path == b"/greeting-101":
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nConnection: upgrade\\r\\nUpgrade: websocket\\r\\n\\r\\nserver greeting")
+                while True:
+                    d = c.recv(65536)
+                    if not d: break
+                    c.sendall(d)
+                break
             elif path == b"/204-with-body":
                 c.sendall(b"HTTP/1.1 204 No Content\\r\\nContent-Length: 38\\r\\n\\r\\nHTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\n\\r\\nevil")
             elif path == b"/connection-listed":

@@ -49,6 +49,9 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
     /// the input is then dealt with once the parser is done.
     private var isParsing = false
     private var inactiveWhileParsing = false
+    /// Removed (to make a tunnel) by a handler the parts were handed to: the removal completes once the
+    /// parser is done, so the bytes behind the part that ended HTTP go on to the glue.
+    private var removalWhileParsing: ChannelHandlerContext.RemovalToken?
 
     init(_ parser: Parser) {
         self.parser = parser
@@ -87,6 +90,11 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
             if buffer.readerIndex > 4096, buffer.readableBytes < buffer.readerIndex / 4 { buffer.discardReadBytes() }
             unread = buffer
         }
+        if let token = removalWhileParsing {
+            removalWhileParsing = nil
+            leavePipeline(context: context, removalToken: token)
+            return
+        }
         if inactiveWhileParsing {
             inactiveWhileParsing = false
             inputEnded(context: context)
@@ -112,12 +120,29 @@ final class HTTP1Decoder<Parser: HTTP1DirectionParser>: ChannelInboundHandler, R
     }
 
     /// Taken off the pipeline to make a tunnel: the bytes that followed the upgrade belong to the new
-    /// protocol, and go on to the glue. (A channel that closes does not come here.)
+    /// protocol, and go on to the glue. (A channel that closes does not come here.) Removed by a handler it
+    /// is handing a part to — a 101 or a CONNECT answered in the same read — it leaves once the parser is done.
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
         sink = nil
+        if isParsing {
+            removalWhileParsing = removalToken
+        } else {
+            leavePipeline(context: context, removalToken: removalToken)
+        }
+    }
+
+    /// Passes the unread bytes on, followed by a read-complete so the glue flushes them at once (a
+    /// ClientHello sent right behind a CONNECT waits for no further read), then leaves.
+    private func leavePipeline(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
         if let unread, unread.readableBytes > 0, parser.state == .stopped {
             self.unread = nil
             context.fireChannelRead(NIOAny(unread))
+            context.fireChannelReadComplete()
+        }
+        if inactiveWhileParsing {
+            // The channel closed while the parts were handed on: the glue still learns of it.
+            inactiveWhileParsing = false
+            context.fireChannelInactive()
         }
         context.leavePipeline(removalToken: removalToken)
     }
