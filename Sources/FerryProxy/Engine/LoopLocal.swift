@@ -48,7 +48,7 @@ final class LoopLocal {
         if restart { sweep?.cancel() }
         sweep = loop.assumeIsolated().scheduleTask(in: sweepInterval) { [self] in
             sweep = nil
-            let now = NIODeadline.now()
+            let now = loop.now
             for connection in tracked(nil) { connection.checkDeadlines(now: now) }
             if trackedCount > 0 {
                 scheduleSweep(on: loop, restart: false)

@@ -54,7 +54,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private var countedConnection = false
     /// Set when the connection arrived over the listener's limit: it is answered 503 and closed, nothing is read.
     private var overLimit = false
-    private var idleSince: NIODeadline = .now()
+    private var idleSince: NIODeadline = .uptimeNanoseconds(0)
     /// When the first bytes of a request head that has not fully arrived were read: the request-header
     /// deadline runs from here, while a connection without such bytes runs on the idle timeout.
     private var firstByteAt: NIODeadline?
@@ -88,6 +88,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
+    /// The time on this connection's event loop (a test's loop advances it by hand).
+    var now: NIODeadline { context?.eventLoop.now ?? .now() }
+
     private func uncountConnection() {
         if countedConnection {
             countedConnection = false
@@ -113,7 +116,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         guard !countedConnection else { return }
         environment.metrics.activeDownstreamConnections.increment()
         countedConnection = true
-        idleSince = .now()
+        idleSince = now
         let (_, listener) = currentListener()
         local.track(self, id: ObjectIdentifier(self), listener: ObjectIdentifier(environment), sweepEvery: listener.watchdogTick, on: context.eventLoop)
         let open = environment.openConnections.wrappingAdd(1, ordering: .relaxed).newValue
@@ -188,7 +191,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func channelReadComplete(context: ChannelHandlerContext) {
         // Bytes were read but no head was decoded while waiting for one: a head is arriving.
         if !sawHeadThisCycle, state == .idle, exchange == nil, pipelined.isEmpty, firstByteAt == nil {
-            firstByteAt = .now()
+            firstByteAt = now
         }
         sawHeadThisCycle = false
         context.fireChannelReadComplete()
@@ -299,7 +302,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             complete()
         }
         if exchange == nil {
-            exchange = makeBareExchange(startedAt: .now())
+            exchange = makeBareExchange(startedAt: now)
         }
         if exchange!.responseHeadSent {
             exchange!.event.flags.insert(.downstreamProtocolError)
@@ -316,7 +319,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// 400 (or 431) and close, for malformed bytes that followed requests already answered.
     private func replyToDeferredError(_ status: HTTPResponseStatus, context: ChannelHandlerContext) {
         deferredError = nil
-        exchange = makeBareExchange(startedAt: .now())
+        exchange = makeBareExchange(startedAt: now)
         exchange!.requestComplete = true
         sendLocalReply(.error(status, "malformed request after the previous one", flags: .downstreamProtocolError, close: true), context: context)
     }
@@ -344,7 +347,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let (snapshot, listener) = currentListener()
         let logged = snapshot.config.accessLog.format != .none
         // The event is built inside the exchange: a copy of it costs a retain per field.
-        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: .now())
+        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: now)
         ex.event.method = head.method.rawValue
         ex.event.path = head.uri
         ex.event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
@@ -406,7 +409,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.event.route = route.route.name
             if let idle = route.route.streamIdleTimeout {
                 ex.idleLimit = .milliseconds(idle.milliseconds)
-                ex.lastProgress = .now()
+                ex.lastProgress = now
             }
         }
         if let cluster = decision.cluster {
@@ -450,7 +453,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard exchange != nil else { return }
         exchange!.event.bytesReceived += buffer.readableBytes
-        if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
+        if exchange!.idleLimit != nil { exchange!.lastProgress = now }
         if let max = exchange!.maxRequestBodyBytes, exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
             if let upstream {
                 self.upstream = nil
@@ -499,7 +502,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         if !exchange!.responseHeadReceived, let route = exchange!.route {
             // A request without a body ended when its head arrived (Envoy counts the route timeout from
             // the end of the request): no clock read needed.
-            let ended = exchange!.framing == .none ? exchange!.startedAt : .now()
+            let ended = exchange!.framing == .none ? exchange!.startedAt : now
             exchange!.responseDeadline = ended + route.timeout
         }
     }
@@ -576,7 +579,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                     self.attach(connection, reused: false, context: context)
                 } else if pooled || tunnelTo == nil {
                     // The downstream went away meanwhile: keep the connection for the next request.
-                    self.local.pool.release(connection, now: .now())
+                    self.local.pool.release(connection, now: self.now)
                 } else {
                     // A forward-proxy tunnel through a parent leads to one client's destination: never pooled.
                     connection.close()
@@ -590,10 +593,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// An idle pooled connection; the bucket of this connection's last upstream is tried without a lookup
     /// when the destination is the same (the keep-alive path).
     private func acquirePooled(_ address: SocketAddress, tls: ObjectIdentifier?, via: String?) -> UpstreamConnection? {
-        let now = firstAttemptStart ?? .now()
+        let at = firstAttemptStart ?? now
         let key = UpstreamPool.Key(address: address, tls: tls, via: via)
-        if let bucket = lastPoolBucket, bucket.key == key { return local.pool.acquire(from: bucket, now: now) }
-        return local.pool.acquire(key, now: now)
+        if let bucket = lastPoolBucket, bucket.key == key { return local.pool.acquire(from: bucket, now: at) }
+        return local.pool.acquire(key, now: at)
     }
 
     /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
@@ -622,41 +625,30 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         _ address: SocketAddress, timeout: Duration, parent: String?, context: ChannelHandlerContext,
         handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
     ) -> EventLoopFuture<Channel> {
-        var bootstrap = ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(TimeAmount.milliseconds(timeout.milliseconds))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-        if let keepalive = exchange?.cluster?.cluster.tcpKeepalive {
-            let seconds = Int(max(1, keepalive.components.seconds))
-            bootstrap = bootstrap
-                .channelOption(.socketOption(.so_keepalive), value: 1)
-                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPIDLE)), value: seconds)
-                .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPINTVL)), value: seconds)
+        let options = UpstreamDialOptions(connectTimeout: timeout, tcpKeepalive: exchange?.cluster?.cluster.tcpKeepalive)
+        return environment.connector.connect(to: address, options: options, on: context.eventLoop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                if let parent {
+                    try sync.addHandler(ParentProxyHandshake(authority: parent, done: channel.eventLoop.makePromise()))
+                } else {
+                    try handlers(sync)
+                }
+            }
         }
-        return bootstrap
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let parent {
-                        try sync.addHandler(ParentProxyHandshake(authority: parent, done: channel.eventLoop.makePromise()))
-                    } else {
-                        try handlers(sync)
-                    }
-                }
+        .flatMap { channel in
+            guard parent != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
+                return channel.eventLoop.makeSucceededFuture(channel)
             }
-            .connect(to: address)
-            .flatMap { channel in
-                guard parent != nil, let handshake = try? channel.pipeline.syncOperations.handler(type: ParentProxyHandshake.self) else {
-                    return channel.eventLoop.makeSucceededFuture(channel)
-                }
-                // Through a parent, the handlers (TLS first) start only once the tunnel is open.
-                return handshake.done.futureResult.flatMapThrowing {
-                    try handlers(channel.pipeline.syncOperations)
-                    return channel
-                }.flatMapError { error in
-                    channel.close(promise: nil)
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
+            // Through a parent, the handlers (TLS first) start only once the tunnel is open.
+            return handshake.done.futureResult.flatMapThrowing {
+                try handlers(channel.pipeline.syncOperations)
+                return channel
+            }.flatMapError { error in
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(error)
             }
+        }
     }
 
     /// This connection's context while connection attempt `attempt` is still the one the exchange waits for.
@@ -696,7 +688,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         state = .forwarding
         exchange!.reusedConnection = reused
         // Attached from the pool on the first attempt: that is the moment the request started.
-        exchange!.sentUpstreamAt = reused ? firstAttemptStart ?? .now() : .now()
+        exchange!.sentUpstreamAt = reused ? firstAttemptStart ?? now : now
         startedOnEndpoint()
         if exchange!.upstreamHeadBytes == nil {
             // Kept serialized: a retry on another endpoint sends the same bytes.
@@ -792,9 +784,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             exchange!.responseHeadReceived = true
             exchange!.responseDeadline = nil
-            if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
+            if exchange!.idleLimit != nil { exchange!.lastProgress = now }
             if let sent = exchange!.sentUpstreamAt {
-                exchange!.event.upstreamNanos = (NIODeadline.now() - sent).nanoseconds
+                exchange!.event.upstreamNanos = (now - sent).nanoseconds
             }
             if head.status == .switchingProtocols, !exchange!.isUpgrade || !upgradeAllowed(head.value(of: "upgrade")) {
                 // A protocol switch the client did not ask for (or to a protocol it did not offer) opens no tunnel.
@@ -847,7 +839,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             markDirty(downstream: true)
         case .body(let buffer):
             exchange!.event.bytesSent += buffer.readableBytes
-            if exchange!.idleLimit != nil { exchange!.lastProgress = .now() }
+            if exchange!.idleLimit != nil { exchange!.lastProgress = now }
             writeBody(buffer, context: context)
             markDirty(downstream: true)
         case .end(let trailers):
@@ -859,7 +851,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             writeResponseEnd(exchange!.downstreamChunked ? trailers : nil, context: context)
             upstream = nil
             connection.owner = nil
-            let now = NIODeadline.now()
+            let now = self.now
             // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
             if exchange!.upstreamKeepAlive && exchange!.requestComplete && exchange!.parentProxy == nil {
                 local.pool.release(connection, now: now)
@@ -943,11 +935,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             let writer = environment.accessLog
             var event = ex.event
             let startedAt = ex.startedAt
+            let loop = context.eventLoop
             // Strong captures: the cycle through `onClose` ends when it runs (the glue clears it).
             onClose.append {
                 event.bytesReceived += downstreamGlue.bytesRead
                 event.bytesSent += upstreamGlue.bytesRead
-                event.durationNanos = (NIODeadline.now() - startedAt).nanoseconds
+                event.durationNanos = (loop.now - startedAt).nanoseconds
                 writer.record(event, format: ex.accessLogFormat)
             }
         }
@@ -1037,7 +1030,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func finishExchange(context: ChannelHandlerContext, now: NIODeadline? = nil) {
         guard let ex = exchange, ex.requestComplete, ex.responseComplete else { return }
         let keepAlive = ex.keepAlive && !draining
-        let now = now ?? .now()
+        let now = now ?? self.now
         complete(now: now)
         if keepAlive {
             state = .idle
@@ -1138,8 +1131,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Records the exchange in the access log and metrics and forgets it.
     /// The exchange is over: count it and (unless a tunnel logs it when it closes) write its access-log line.
-    private func complete(logging: Bool = true, now: NIODeadline = .now()) {
+    private func complete(logging: Bool = true, now: NIODeadline? = nil) {
         guard let ex = exchange else { return }
+        let now = now ?? self.now
         finishedOnEndpoint()
         ex.event.durationNanos = (now - ex.startedAt).nanoseconds
         if logging && ex.accessLogFormat != .none { environment.accessLog.record(ex.event, format: ex.accessLogFormat) }

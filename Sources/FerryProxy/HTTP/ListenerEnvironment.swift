@@ -13,8 +13,12 @@ final class ListenerEnvironment: Sendable {
     let boundSnapshot: CompiledSnapshot
     /// Open downstream connections of this listener, across event loops.
     let openConnections = Atomic<Int>(0)
+    /// How upstream connections are made (sockets, or a test's own channels).
+    let connector: any UpstreamConnector
 
-    init(listenerName: String, store: SnapshotStore, metrics: ProxyMetrics, accessLog: AccessLogWriter, loops: LoopLocals, boundSnapshot: CompiledSnapshot) {
+    init(listenerName: String, store: SnapshotStore, metrics: ProxyMetrics, accessLog: AccessLogWriter, loops: LoopLocals, boundSnapshot: CompiledSnapshot,
+         connector: any UpstreamConnector = SocketConnector()) {
+        self.connector = connector
         self.listenerName = listenerName
         self.store = store
         self.metrics = metrics
