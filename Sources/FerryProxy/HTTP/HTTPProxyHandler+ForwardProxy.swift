@@ -14,8 +14,7 @@ import Darwin
 extension HTTPProxyHandler {
     func startForwardRequest(_ head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, snapshotVersion: Int, context: ChannelHandlerContext) {
         guard let ex = exchange else { return }
-        ex.route = forward.route
-        ex.event.route = forward.route.route.name
+        use(forward.route)
         let isConnect = head.method == .CONNECT
         if !isConnect, let memo = forwardMemo, let path = memo.pathAndQuery(of: head, snapshotVersion: snapshotVersion) {
             // Same destination as this connection's previous request: its decision and address still hold.
@@ -23,10 +22,8 @@ extension HTTPProxyHandler {
             ex.event.authority = memo.authority
             ex.event.verdict = memo.verdict
             ex.destination = memo.destination
-            ex.cluster = forward.cluster
-            ex.event.cluster = forward.cluster.cluster.name
+            use(forward.cluster, snapshotVersion: snapshotVersion)
             ex.event.upstream = memo.upstreamName
-            state = .waitingForUpstream
             prepareUpstreamHead(target: .absolute(host: memo.host, port: memo.port, authority: memo.authority, pathAndQuery: path), head: head, summary: summary, context: context)
             connectUpstream(context: context)
             return
@@ -34,7 +31,7 @@ extension HTTPProxyHandler {
         let target: ForwardTarget
         switch ForwardTarget.parse(method: head.method.rawValue, target: head.uri) {
         case .failure(let problem):
-            if isConnect { ex.requestComplete = true }
+            if isConnect { ex.machine.requestEndsHere() }
             sendLocalReply(.error(.badRequest, problem.message, flags: .downstreamProtocolError, close: isConnect), context: context)
             return
         case .success(let t):
@@ -60,7 +57,6 @@ extension HTTPProxyHandler {
             return
         }
         // The password hash is slow on purpose: it is checked off the event loop.
-        state = .waitingForUpstream
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         authenticator.verify(credential, on: context.eventLoop).assumeIsolated().whenSuccess { user in
             let handler = bound.value
@@ -79,7 +75,7 @@ extension HTTPProxyHandler {
     /// 407 asking for Basic credentials; a CONNECT closes (the client asks again on a new connection).
     private func requireAuthentication(context: ChannelHandlerContext) {
         let isConnect = exchange?.isConnect ?? false
-        if isConnect { exchange?.requestComplete = true }
+        if isConnect { exchange?.machine.requestEndsHere() }
         var reply = LocalReply.error(.proxyAuthenticationRequired, "this proxy needs a user name and password (Basic)", flags: .sourceDenied, close: isConnect)
         reply.extraHeaders = [("proxy-authenticate", "Basic realm=\"ferry\"")]
         sendLocalReply(reply, context: context)
@@ -98,7 +94,6 @@ extension HTTPProxyHandler {
             }
         }
         // Parts of the request that arrive meanwhile are held, as while an upstream connection is made.
-        state = .waitingForUpstream
         if let parent = forward.settings.upstreamProxy(for: target.host), let parentAddress = forward.parentAddresses[parent] {
             // Behind a parent proxy the name is not resolved here: the parent resolves it, so only rules
             // on names (and on IP literals) can decide.
@@ -110,8 +105,7 @@ extension HTTPProxyHandler {
             }
             ex.parentProxy = (parentAddress, ForwardTarget.authorityText(target, forConnect: true))
             ex.destination = parentAddress
-            ex.cluster = forward.cluster
-            ex.event.cluster = forward.cluster.cluster.name
+            use(forward.cluster, snapshotVersion: ex.snapshotVersion)
             ex.event.upstream = "\(parent) (parent proxy)"
             prepareUpstreamHead(target: target, head: head, summary: summary, context: context)
             connectUpstream(context: context)
@@ -132,7 +126,7 @@ extension HTTPProxyHandler {
                 try ForwardResolver.resolve(name, port: port)
             }.assumeIsolated().whenComplete { result in
                 let handler = bound.value
-                guard handler.exchange === ex, handler.state == .waitingForUpstream, let context = handler.context else { return }
+                guard handler.exchange === ex, handler.isWaiting, let context = handler.context else { return }
                 switch result {
                 case .success(let address):
                     handler.proceed(to: address, request: request, target: target, head: head, summary: summary, forward: forward, context: context)
@@ -159,8 +153,7 @@ extension HTTPProxyHandler {
             return
         }
         ex.destination = socketAddress
-        ex.cluster = forward.cluster
-        ex.event.cluster = forward.cluster.cluster.name
+        use(forward.cluster, snapshotVersion: ex.snapshotVersion)
         ex.event.upstream = HTTPProxyHandler.describe(socketAddress)
         if case .absolute(let host, let port, let authority, _) = target, forward.authenticator == nil, let prefix = ForwardMemo.prefix(of: head.uri) {
             forwardMemo = ForwardMemo(snapshotVersion: ex.snapshotVersion, prefix: prefix, method: head.method, host: host, port: port,
@@ -190,7 +183,7 @@ extension HTTPProxyHandler {
     /// 403 naming the deciding rule; a denied CONNECT closes at once, without reading what follows it.
     private func deny(_ verdict: Verdict, policy: String, context: ChannelHandlerContext) {
         let isConnect = exchange?.isConnect ?? false
-        if isConnect { exchange?.requestComplete = true }
+        if isConnect { exchange?.machine.requestEndsHere() }
         let decided = verdict.rule.map { "rule \($0) (\(verdict.text))" } ?? verdict.text
         sendLocalReply(.error(.forbidden, "denied by \(decided) of policy \(policy): \(verdict.reason)", flags: .sourceDenied, close: isConnect), context: context)
     }
@@ -198,7 +191,7 @@ extension HTTPProxyHandler {
     /// The upstream connection of a CONNECT is up: answer 200, then glue the two connections.
     func establishTunnel(to upstreamChannel: Channel, context: ChannelHandlerContext) {
         exchange!.event.status = 200
-        exchange!.responseHeadSent = true
+        exchange!.machine.responseHeadSent(keepAlive: false)
         context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
         glue(to: upstreamChannel, upstreamHTTP: nil, context: context)
     }

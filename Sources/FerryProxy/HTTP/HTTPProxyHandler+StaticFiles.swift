@@ -30,12 +30,11 @@ extension HTTPProxyHandler {
             (file, isFolderPath) = (p, folder)
         }
         let ex = exchange!
-        state = .waitingForUpstream
         let requestPath = String(path)
         NIOThreadPool.singleton.runIfActive(eventLoop: context.eventLoop) {
             StaticFileReader.read(file, isFolderPath: isFolderPath)
         }.assumeIsolated().whenComplete { result in
-            guard let context = self.context, self.exchange === ex, self.state == .waitingForUpstream else { return }
+            guard let context = self.context, self.exchange === ex, self.isWaiting else { return }
             switch result {
             case .success(.file(let bytes)):
                 var reply = LocalReply(status: .ok, body: "", flags: .localResponse, closeConnection: false)

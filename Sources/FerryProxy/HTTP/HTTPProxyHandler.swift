@@ -13,15 +13,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// The connection's state; the exchange under way has its own (`ExchangeStateMachine.Phase`).
     enum State {
         /// Waiting for a request head.
         case idle
-        /// A request was routed; an upstream connection is being made or taken from the pool.
-        case waitingForUpstream
-        /// Request and response flow between downstream and `upstream`.
-        case forwarding
-        /// Ferry answered itself; the rest of the request body is read and dropped.
-        case localReply
+        /// An exchange is under way (`exchange`).
+        case exchange
         /// The response is written and the connection closes once it is flushed.
         case closing
     }
@@ -138,7 +135,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func channelInactive(context: ChannelHandlerContext) {
         uncountConnection()
         heldResponseHead = nil
-        if let exchange, !(exchange.requestComplete && exchange.responseComplete) {
+        if let exchange, exchange.machine.clientLeft() {
             exchange.event.flags.insert(.downstreamConnectionTermination)
             if let upstream {
                 self.upstream = nil
@@ -229,12 +226,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func read(context: ChannelHandlerContext) {
         let mayRead: Bool
         switch state {
-        case .idle, .localReply, .closing:
+        case .idle, .closing:
             mayRead = pipelined.isEmpty
-        case .waitingForUpstream:
-            mayRead = false
-        case .forwarding:
-            mayRead = pipelined.isEmpty && (upstream?.isWritable ?? true)
+        case .exchange:
+            switch exchange?.machine.phase {
+            case .waiting: mayRead = false
+            case .forwarding: mayRead = pipelined.isEmpty && (upstream?.isWritable ?? true)
+            case .answered, nil: mayRead = pipelined.isEmpty
+            }
         }
         if mayRead {
             context.read()
@@ -283,7 +282,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .requestLineTooLong: status = .uriTooLong
         default: status = .badRequest
         }
-        if let ex = exchange, ex.requestComplete, !ex.responseComplete {
+        if let ex = exchange, ex.machine.requestComplete, !ex.machine.responseComplete {
             // The bytes after a whole request are malformed: that request (and whole ones pipelined behind it)
             // is answered first, then the 400 and the close (see `finishExchange`). The incomplete request the
             // error belongs to is dropped.
@@ -295,7 +294,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             self.upstream = nil
             upstream.close()
         }
-        if let ex = exchange, state == .localReply, ex.responseComplete {
+        if let ex = exchange, ex.machine.phase == .answered, ex.machine.responseComplete {
             // Ferry answered this request itself and was discarding its body: the framing error still gets
             // its 400 after that answer.
             ex.event.flags.insert(.downstreamProtocolError)
@@ -304,14 +303,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         if exchange == nil {
             exchange = makeBareExchange(startedAt: now)
         }
-        if exchange!.responseHeadSent {
+        if exchange!.machine.responseHeadSent {
             exchange!.event.flags.insert(.downstreamProtocolError)
             complete()
             state = .closing
             context.close(promise: nil)
             return
         }
-        exchange!.requestComplete = true
+        exchange!.machine.requestEndsHere()
         let detail = error.kind == .chunkLineTooLong ? "\(error)" : "malformed request (\(error))"
         sendLocalReply(.error(status, detail, flags: .downstreamProtocolError, close: true), context: context)
     }
@@ -320,7 +319,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func replyToDeferredError(_ status: HTTPResponseStatus, context: ChannelHandlerContext) {
         deferredError = nil
         exchange = makeBareExchange(startedAt: now)
-        exchange!.requestComplete = true
+        exchange!.machine.requestEndsHere()
         sendLocalReply(.error(status, "malformed request after the previous one", flags: .downstreamProtocolError, close: true), context: context)
     }
 
@@ -333,7 +332,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func makeBareExchange(startedAt: NIODeadline) -> Exchange {
         let (snapshot, listener) = currentListener()
         let logged = snapshot.config.accessLog.format != .none
-        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: startedAt)
+        let ex = Exchange(
+            event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""),
+            machine: ExchangeStateMachine(method: .GET, keepAlive: false, startedAt: startedAt))
         ex.accessLogFormat = snapshot.config.accessLog.format
         ex.listenerStats = listener.listenerStats
         return ex
@@ -347,24 +348,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let (snapshot, listener) = currentListener()
         let logged = snapshot.config.accessLog.format != .none
         // The event is built inside the exchange: a copy of it costs a retain per field.
-        let ex = Exchange(event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""), startedAt: now)
+        let keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
+        let ex = Exchange(
+            event: AccessLogEvent(startTime: logged ? WallClock.now() : .zero, listener: environment.listenerName, downstream: logged ? clientAddress : ""),
+            machine: ExchangeStateMachine(method: head.method, keepAlive: keepAlive, startedAt: now))
         ex.event.method = head.method.rawValue
         ex.event.path = head.uri
         ex.event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
-        ex.method = head.method
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
         ex.accessLogFormat = snapshot.config.accessLog.format
-        ex.maxRequestBodyBytes = listener.listener.http.limits.maxRequestBodyBytes
-        ex.keepAlive = head.isKeepAlive && requestsServed < listener.listener.http.limits.maxRequestsPerConnection && !draining
+        ex.machine.maxRequestBodyBytes = listener.listener.http.limits.maxRequestBodyBytes
         exchange = ex
+        state = .exchange
 
         var summary: RequestSummary
         switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits, forwardProxy: listener.forwardProxy != nil) {
         case .success(let s):
             summary = s
         case .failure(let rejection):
-            ex.requestComplete = true
+            ex.machine.requestEndsHere()
             sendLocalReply(.error(rejection.status, rejection.reason, flags: .downstreamProtocolError, close: true), context: context)
             return
         }
@@ -375,7 +378,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 summary.hasUpgrade = false
                 // The decoder reads no further after a head asking for an upgrade: the connection ends with
                 // this exchange.
-                if summary.connectionUpgrade { ex.keepAlive = false }
+                if summary.connectionUpgrade { ex.machine.closeAfterExchange() }
             }
         }
         ex.trustedPeer = listener.forwardedTrust.trusts(peer: clientIPAddress)
@@ -388,8 +391,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.event.referer = summary.referer ?? ""
             ex.event.forwardedFor = summary.forwardedFor ?? ""
         }
-        ex.framing = HeaderRewriter.requestFraming(summary)
-        ex.isUpgrade = summary.isUpgrade
+        ex.machine.framing = HeaderRewriter.requestFraming(summary)
+        ex.machine.isUpgrade = summary.isUpgrade
         let client = RequestDecision.Client(address: clientIPAddress, addressText: clientIP, trustedPeer: ex.trustedPeer, overTLS: overTLS)
         let decision = RequestDecision.decide(
             head, summary: summary, requestID: requestID, listener: listener, snapshot: snapshot, client: client,
@@ -400,23 +403,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Carries out what `RequestDecision` decided for the current exchange.
     private func perform(_ decision: RequestDecision, head: HTTPRequestHead, summary: RequestSummary, snapshotVersion: Int, context: ChannelHandlerContext) {
         let ex = exchange!
-        ex.maxRequestBodyBytes = decision.maxRequestBodyBytes
+        ex.machine.maxRequestBodyBytes = decision.maxRequestBodyBytes
         if let verdict = decision.verdict { ex.event.verdict = verdict }
         if let user = decision.user { ex.event.user = user }
         if let kubernetes = decision.kubernetes { ex.event.kubernetes = kubernetes }
-        if let route = decision.route {
-            ex.route = route
-            ex.event.route = route.route.name
-            if let idle = route.route.streamIdleTimeout {
-                ex.idleLimit = .milliseconds(idle.milliseconds)
-                ex.lastProgress = now
-            }
-        }
-        if let cluster = decision.cluster {
-            ex.cluster = cluster
-            ex.snapshotVersion = snapshotVersion
-            ex.event.cluster = cluster.cluster.name
-        }
+        if let route = decision.route { use(route) }
+        if let cluster = decision.cluster { use(cluster, snapshotVersion: snapshotVersion) }
         switch decision.outcome {
         case .reply(let reply):
             sendLocalReply(reply, context: context)
@@ -433,10 +425,32 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 context.write(wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 markDirty(downstream: true)
             }
-            state = .waitingForUpstream
             connectUpstream(context: context)
         }
     }
+
+    /// The exchange runs under `route`: its name for the log, its deadlines and retries for the machine.
+    func use(_ route: CompiledRoute) {
+        let ex = exchange!
+        ex.route = route
+        ex.event.route = route.route.name
+        ex.machine.policy.responseTimeout = route.timeout
+        ex.machine.policy.retries = route.route.retries
+        ex.machine.policy.retriesOnStatus = route.retriesOnStatus
+        if let idle = route.route.streamIdleTimeout { ex.machine.policy.idleLimit = .milliseconds(idle.milliseconds) }
+    }
+
+    /// The exchange goes to `cluster` (as decided in snapshot `snapshotVersion`).
+    func use(_ cluster: CompiledCluster, snapshotVersion: Int) {
+        let ex = exchange!
+        ex.cluster = cluster
+        ex.snapshotVersion = snapshotVersion
+        ex.event.cluster = cluster.cluster.name
+        ex.machine.policy.endpointCount = cluster.addresses.count
+    }
+
+    /// Whether the exchange under way waits for its way to an answer (an upstream, a check, a file).
+    var isWaiting: Bool { state == .exchange && exchange?.machine.phase == .waiting }
 
     /// The snapshot in force and this listener's compiled form in it.
     private func currentListener() -> (CompiledSnapshot, CompiledListener) {
@@ -451,59 +465,44 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: request body
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        guard exchange != nil else { return }
-        exchange!.event.bytesReceived += buffer.readableBytes
-        if exchange!.idleLimit != nil { exchange!.lastProgress = now }
-        if let max = exchange!.maxRequestBodyBytes, exchange!.event.bytesReceived > max, state != .localReply, state != .closing {
-            if let upstream {
-                self.upstream = nil
-                upstream.close()
-            }
-            if exchange!.responseHeadSent {
-                closeAfterFailure(flags: .requestTooLarge, context: context)
-            } else {
-                exchange!.requestComplete = true
-                sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
-            }
-            return
-        }
-        switch state {
-        case .waitingForUpstream:
-            exchange!.buffered.append(.body(buffer))
-        case .forwarding:
+        guard state == .exchange, let ex = exchange else { return }
+        ex.event.bytesReceived += buffer.readableBytes
+        switch ex.machine.requestBodyReceived(buffer, now: ex.machine.policy.idleLimit == nil ? ex.startedAt : now) {
+        case .forward:
             if let upstream { writeRequestBody(buffer, to: upstream) }
             markDirty(upstream: true)
-        case .idle, .localReply, .closing:
+        case .held, .drop:
             break
+        case .refuseTooLarge(let max):
+            dropUpstream()
+            sendLocalReply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true), context: context)
+        case .abortTooLarge:
+            dropUpstream()
+            closeAfterFailure(flags: .requestTooLarge, context: context)
         }
     }
 
     private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
-        guard exchange != nil else { return }
-        exchange!.requestComplete = true
-        switch state {
-        case .waitingForUpstream:
-            exchange!.buffered.append(.end(exchange!.framing == .chunked ? trailers : nil))
-        case .forwarding:
-            if exchange!.framing == .chunked, let upstream {
+        guard state == .exchange, let ex = exchange else { return }
+        switch ex.machine.requestEnded(trailers, now: ex.machine.framing == .none ? ex.startedAt : now) {
+        case .held:
+            break
+        case .forwardEnd(let lastChunk, let finish):
+            if lastChunk, let upstream {
                 writeRequestEnd(trailers, to: upstream)
                 markDirty(upstream: true)
             }
-            requestForwarded()
-            if exchange!.responseComplete { finishExchange(context: context) }
-        case .localReply:
+            if finish { finishExchange(context: context) }
+        case .finish:
             finishExchange(context: context)
-        case .idle, .closing:
-            break
         }
     }
 
-    private func requestForwarded() {
-        if !exchange!.responseHeadReceived, let route = exchange!.route {
-            // A request without a body ended when its head arrived (Envoy counts the route timeout from
-            // the end of the request): no clock read needed.
-            let ended = exchange!.framing == .none ? exchange!.startedAt : now
-            exchange!.responseDeadline = ended + route.timeout
+    /// Closes the upstream connection of the exchange, if one is attached.
+    private func dropUpstream() {
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
         }
     }
 
@@ -512,8 +511,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func connectUpstream(context: ChannelHandlerContext) {
         guard let cluster = exchange!.cluster else { return }
         if let destination = exchange!.destination {
-            exchange!.attempts += 1
-            exchange!.event.attempts = exchange!.attempts
+            exchange!.machine.attemptStarted(endpoint: nil)
+            exchange!.event.attempts = exchange!.machine.attempts
             if exchange!.isConnect {
                 dialTunnel(exchange!.parentProxy?.address ?? destination, connectTimeout: cluster.cluster.connectTimeout, via: exchange!.parentProxy?.authority, context: context)
             } else if let parent = exchange!.parentProxy {
@@ -524,25 +523,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         let hashKey = exchange!.hashKey
-        let excluded = exchange!.excluded
+        let excluded = exchange!.machine.excluded
         let picked = local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, random in
             cluster.balancer.pick(state: &state, hashKey: hashKey, excluding: excluded, using: &random)
         }
         guard let index = picked else {
             var flags: ResponseFlags = [.upstreamConnectionFailure]
-            if exchange!.attempts > 1 { flags.insert(.upstreamRetryLimitExceeded) }
+            if exchange!.machine.attempts > 1 { flags.insert(.upstreamRetryLimitExceeded) }
             sendLocalReply(.error(.badGateway, "no endpoint of cluster \(cluster.cluster.name) could be reached", flags: flags), context: context)
             return
         }
-        exchange!.endpointIndex = index
-        exchange!.attempts += 1
-        exchange!.event.attempts = exchange!.attempts
+        exchange!.machine.attemptStarted(endpoint: index)
+        exchange!.event.attempts = exchange!.machine.attempts
         exchange!.event.upstream = cluster.endpointNames[index]
         // An upgrade takes its connection over for good, and servers accept an upgrade only as a
         // connection's first request (SwiftNIO's upgrader among them): it gets a fresh connection.
         let tls = cluster.tls.map { ($0, $0.serverName(for: cluster.cluster.endpoints[index])) }
         let viaParent = cluster.cluster.parentProxy != nil ? cluster.endpointNames[index] : nil
-        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.isUpgrade, tunnelTo: viaParent, tls: tls, context: context)
+        dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.machine.isUpgrade, tunnelTo: viaParent, tls: tls, context: context)
     }
 
     /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop;
@@ -554,7 +552,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             return
         }
         let pool = NIOLoopBound(local.pool, eventLoop: context.eventLoop)
-        let attempt = exchange!.attempts
+        let attempt = exchange!.machine.attempts
         connectChannel(address, timeout: connectTimeout, parent: tunnelTo, context: context) { sync in
             if let (tlsContext, serverName) = tls {
                 try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
@@ -602,7 +600,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// A connection for a CONNECT tunnel: no HTTP handlers, only (through a parent) its CONNECT handshake;
     /// once up, the tunnel is answered and glued.
     private func dialTunnel(_ address: SocketAddress, connectTimeout: Duration, via parentAuthority: String?, context: ChannelHandlerContext) {
-        let attempt = exchange!.attempts
+        let attempt = exchange!.machine.attempts
         connectChannel(address, timeout: connectTimeout, parent: parentAuthority, context: context) { _ in }
             .assumeIsolated()
             .whenComplete { result in
@@ -653,7 +651,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// This connection's context while connection attempt `attempt` is still the one the exchange waits for.
     private func contextIfStill(attempt: Int) -> ChannelHandlerContext? {
-        guard state == .waitingForUpstream, exchange?.attempts == attempt else { return nil }
+        guard isWaiting, exchange?.machine.attempts == attempt else { return nil }
         return context
     }
 
@@ -664,46 +662,41 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func connectFailed(context: ChannelHandlerContext) {
-        if exchange!.destination != nil {
-            sendLocalReply(.error(.badGateway, "could not connect to \(exchange!.event.upstream)", flags: .upstreamConnectionFailure, close: exchange!.isConnect), context: context)
+        let ex = exchange!
+        if ex.destination != nil {
+            sendLocalReply(.error(.badGateway, "could not connect to \(ex.event.upstream)", flags: .upstreamConnectionFailure, close: ex.isConnect), context: context)
             return
         }
-        guard let route = exchange!.route?.route, let index = exchange!.endpointIndex else { return }
-        exchange!.excluded.append(index)
-        let untried = (exchange!.cluster?.addresses.count ?? 0) - exchange!.excluded.count
-        if route.retries.retries(.connectFailure), exchange!.attempts <= route.retries.attempts, untried > 0 {
+        switch ex.machine.connectFailed() {
+        case .retry:
             environment.metrics.upstreamRetries.increment()
-            exchange!.cluster?.stats.retries.increment()
+            ex.cluster?.stats.retries.increment()
             connectUpstream(context: context)
-            return
+        case .giveUp(let retryLimitExceeded):
+            var flags: ResponseFlags = [.upstreamConnectionFailure]
+            if retryLimitExceeded { flags.insert(.upstreamRetryLimitExceeded) }
+            sendLocalReply(.error(.badGateway, "could not connect to \(ex.event.upstream) (cluster \(ex.event.cluster))", flags: flags), context: context)
         }
-        var flags: ResponseFlags = [.upstreamConnectionFailure]
-        if exchange!.attempts > 1 { flags.insert(.upstreamRetryLimitExceeded) }
-        sendLocalReply(.error(.badGateway, "could not connect to \(exchange!.event.upstream) (cluster \(exchange!.event.cluster))", flags: flags), context: context)
     }
 
     private func attach(_ connection: UpstreamConnection, reused: Bool, context: ChannelHandlerContext) {
+        let ex = exchange!
         connection.owner = self
         upstream = connection
-        state = .forwarding
-        exchange!.reusedConnection = reused
+        let now = reused ? firstAttemptStart ?? self.now : self.now
+        let held = ex.machine.upstreamAttached(reused: reused, now: ex.machine.framing == .none ? now : self.now)
         // Attached from the pool on the first attempt: that is the moment the request started.
-        exchange!.sentUpstreamAt = reused ? firstAttemptStart ?? now : now
+        ex.sentUpstreamAt = now
         startedOnEndpoint()
-        if exchange!.upstreamHeadBytes == nil {
+        if ex.upstreamHeadBytes == nil {
             // Kept serialized: a retry on another endpoint sends the same bytes.
-            exchange!.upstreamHeadBytes = RequestSerializer.head(exchange!.upstreamHead!, allocator: context.channel.allocator)
+            ex.upstreamHeadBytes = RequestSerializer.head(ex.upstreamHead!, allocator: context.channel.allocator)
         }
-        connection.writeHead(exchange!.upstreamHeadBytes!, method: exchange!.method)
-        let buffered = exchange!.buffered
-        exchange!.buffered = []
-        for part in buffered {
+        connection.writeHead(ex.upstreamHeadBytes!, method: ex.method)
+        for part in held {
             switch part {
             case .body(let buffer): writeRequestBody(buffer, to: connection)
-            case .end(let trailers):
-                if exchange!.framing == .chunked { writeRequestEnd(trailers, to: connection) }
-                requestForwarded()
-            case .head: break
+            case .end(let trailers): if ex.machine.framing == .chunked { writeRequestEnd(trailers, to: connection) }
             }
         }
         markDirty(upstream: true)
@@ -713,7 +706,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// A request body part to the upstream, chunk-framed when the request is chunked.
     private func writeRequestBody(_ buffer: ByteBuffer, to connection: UpstreamConnection) {
         guard buffer.readableBytes > 0 else { return }
-        if exchange!.framing == .chunked {
+        if exchange!.machine.framing == .chunked {
             connection.writeBytes(WireFormat.chunkHeader(length: buffer.readableBytes, allocator: connection.allocator))
             connection.writeBytes(buffer)
             connection.writeBytes(WireFormat.crlf)
@@ -728,7 +721,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func startedOnEndpoint() {
-        guard let cluster = exchange!.cluster, cluster.countsActiveRequests, let index = exchange!.endpointIndex, !exchange!.countedActive else { return }
+        guard let cluster = exchange!.cluster, cluster.countsActiveRequests, let index = exchange!.machine.endpoint, !exchange!.countedActive else { return }
         exchange!.countedActive = true
         local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: exchange!.snapshotVersion, endpoints: cluster.addresses.count) { state, _ in
             state.requestStarted(index)
@@ -736,132 +729,89 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     private func finishedOnEndpoint() {
-        guard let ex = exchange, ex.countedActive, let cluster = ex.cluster, let index = ex.endpointIndex else { return }
+        guard let ex = exchange, ex.countedActive, let cluster = ex.cluster, let index = ex.machine.endpoint else { return }
         exchange!.countedActive = false
         local.withBalancerState(cluster: cluster.cluster.name, snapshotVersion: ex.snapshotVersion, endpoints: cluster.addresses.count) { state, _ in
             state.requestFinished(index)
         }
     }
 
-    /// Drops the current upstream attempt and tries another endpoint when the policy allows it.
-    /// Returns false when no retry happens.
-    private func retryIfAllowed(_ condition: ExchangeRules.RetryReason, context: ChannelHandlerContext) -> Bool {
-        guard let ex = exchange, let route = ex.route?.route, let index = ex.endpointIndex else { return false }
-        guard ExchangeRules.mayRetry(
-            condition, policy: route.retries, attempts: ex.attempts, method: ex.method,
-            framing: ex.framing, requestComplete: ex.requestComplete, reusedConnection: ex.reusedConnection,
-            isUpgrade: ex.isUpgrade)
-        else { return false }
-        if let upstream {
-            self.upstream = nil
-            upstream.close()
-        }
+    /// The machine decided to try again: the attempt's connection is dropped and a new one made.
+    private func retryAttempt(context: ChannelHandlerContext) {
+        dropUpstream()
         finishedOnEndpoint()
-        // A stale pooled connection may be retried on the same endpoint; a failing endpoint is avoided.
-        if !(condition == .reset && ex.reusedConnection) {
-            exchange!.excluded.append(index)
-        }
-        if exchange!.excluded.count >= (ex.cluster?.addresses.count ?? 0) { exchange!.excluded.removeAll() }
         environment.metrics.upstreamRetries.increment()
-        ex.cluster?.stats.retries.increment()
-        exchange!.responseDeadline = nil
-        exchange!.buffered.removeAll()
-        exchange!.buffered.append(.end(nil))
-        state = .waitingForUpstream
+        exchange!.cluster?.stats.retries.increment()
         connectUpstream(context: context)
-        return true
     }
 
     // MARK: upstream events (called by UpstreamConnection)
 
     func upstreamReceived(_ part: HTTP1ResponsePart, from connection: UpstreamConnection) {
-        guard let context, connection === upstream, exchange != nil else { return }
+        guard let context, connection === upstream, let ex = exchange else { return }
         switch part {
         case .head(let head):
-            if exchange!.route?.retriesOnStatus == true, exchange!.route!.route.retries.retries(status: Int(head.status.code)), !exchange!.isUpgrade,
-               retryIfAllowed(.status, context: context) {
-                return
-            }
-            exchange!.responseHeadReceived = true
-            exchange!.responseDeadline = nil
-            if exchange!.idleLimit != nil { exchange!.lastProgress = now }
-            if let sent = exchange!.sentUpstreamAt {
-                exchange!.event.upstreamNanos = (now - sent).nanoseconds
-            }
-            if head.status == .switchingProtocols, !exchange!.isUpgrade || !upgradeAllowed(head.value(of: "upgrade")) {
-                // A protocol switch the client did not ask for (or to a protocol it did not offer) opens no tunnel.
-                self.upstream = nil
-                connection.close()
-                sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) switched protocols without being asked to", flags: .upstreamProtocolError, close: true), context: context)
-                return
-            }
             // Inspected as bytes; written from the received field lines unless the head must change (below).
             var inspector = HeaderRewriter.ResponseInspector()
             head.forEachField { inspector.visit(name: $0, value: $1) }
             // Framed as the decoder reads the body: one decision, not a second guess from the fields.
             let fields = inspector.fields(framing: head.bodyFraming)
             let framing = fields.framing
-            exchange!.upstreamKeepAlive = head.isKeepAlive && framing != .untilClose
-            if fields.declaresBody, head.status == .noContent || head.status == .notModified {
-                // Delivered without a body; body bytes the upstream may still send must never be read as the
-                // next response, so this connection is not reused.
-                exchange!.upstreamKeepAlive = false
+            let now = self.now
+            switch ex.machine.responseHeadReceived(
+                status: head.status, upgradeAllowed: head.status == .switchingProtocols && upgradeAllowed(head.value(of: "upgrade")),
+                upstreamKeepAlive: head.isKeepAlive && framing != .untilClose, declaresBody: fields.declaresBody, now: now) {
+            case .retry:
+                retryAttempt(context: context)
+                return
+            case .refuseSwitch:
+                // A protocol switch the client did not ask for (or to a protocol it did not offer) opens no tunnel.
+                dropUpstream()
+                sendLocalReply(.error(.badGateway, "upstream \(ex.event.upstream) switched protocols without being asked to", flags: .upstreamProtocolError, close: true), context: context)
+                return
+            case .forward:
+                break
             }
-            if exchange!.isUpgrade {
-                if head.status == .switchingProtocols {
-                    exchange!.upgradeAccepted = true
-                } else {
-                    // The decoder stops parsing after an upgrade request: this connection cannot carry another.
-                    exchange!.keepAlive = false
-                }
-            }
-            if !exchange!.requestComplete {
-                // An early response (for example 413 before the whole body): the rest of the body is not read.
-                exchange!.keepAlive = false
-                exchange!.upstreamKeepAlive = false
-            }
-            var keepAlive = exchange!.keepAlive && !draining
+            if let sent = ex.sentUpstreamAt { ex.event.upstreamNanos = (now - sent).nanoseconds }
+            var keepAlive = ex.machine.keepAlive && !draining
             var bytes: ByteBuffer
             if let rewritten = HeaderRewriter.rewrittenResponse(
-                status: head.status, version: head.version, head.head, fields: fields, requestVersion: exchange!.version, keepAlive: &keepAlive,
-                isUpgrade: exchange!.upgradeAccepted) {
+                status: head.status, version: head.version, head.head, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive,
+                isUpgrade: ex.machine.upgradeAccepted) {
                 bytes = ResponseSerializer.head(rewritten, allocator: context.channel.allocator)
             } else {
                 bytes = ResponseSerializer.head(statusLineOf: head, allocator: context.channel.allocator)
             }
-            exchange!.keepAlive = keepAlive
-            exchange!.downstreamChunked = !exchange!.upgradeAccepted
-                && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: exchange!.version)
-            exchange!.event.status = Int(head.status.code)
-            exchange!.responseHeadSent = true
+            ex.machine.responseHeadSent(keepAlive: keepAlive)
+            ex.downstreamChunked = !ex.machine.upgradeAccepted
+                && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: ex.version)
+            ex.event.status = Int(head.status.code)
             // Held until the body's first bytes (usually in the same read) so both go out in one write.
             heldResponseHead = bytes
             markDirty(downstream: true)
         case .body(let buffer):
-            exchange!.event.bytesSent += buffer.readableBytes
-            if exchange!.idleLimit != nil { exchange!.lastProgress = now }
+            ex.event.bytesSent += buffer.readableBytes
+            if ex.machine.policy.idleLimit != nil { ex.machine.responseBodyReceived(now: now) }
             writeBody(buffer, context: context)
             markDirty(downstream: true)
         case .end(let trailers):
-            if exchange!.upgradeAccepted {
+            switch ex.machine.responseEnded() {
+            case .tunnel:
                 switchToTunnel(connection, context: context)
-                return
+            case .complete(let reuseUpstream):
+                writeResponseEnd(ex.downstreamChunked ? trailers : nil, context: context)
+                upstream = nil
+                connection.owner = nil
+                let now = self.now
+                // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
+                if reuseUpstream && ex.parentProxy == nil {
+                    local.pool.release(connection, now: now)
+                    lastPoolBucket = connection.poolBucket
+                } else {
+                    connection.close()
+                }
+                finishExchange(context: context, now: now)
             }
-            exchange!.responseComplete = true
-            writeResponseEnd(exchange!.downstreamChunked ? trailers : nil, context: context)
-            upstream = nil
-            connection.owner = nil
-            let now = self.now
-            // A connection tunnelled through a parent proxy leads to one destination only: never pooled.
-            if exchange!.upstreamKeepAlive && exchange!.requestComplete && exchange!.parentProxy == nil {
-                local.pool.release(connection, now: now)
-                lastPoolBucket = connection.poolBucket
-            } else {
-                connection.close()
-            }
-            // Answered before the request body ended: nothing more is read (keepAlive was cleared at the head).
-            exchange!.requestComplete = true
-            finishExchange(context: context, now: now)
         }
     }
 
@@ -877,27 +827,33 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     func upstreamClosed(_ connection: UpstreamConnection) {
-        guard let context, connection === upstream, exchange != nil else { return }
+        guard let context, connection === upstream, let ex = exchange else { return }
         upstream = nil
-        if exchange!.responseComplete { return }
-        if !exchange!.responseHeadSent {
-            if retryIfAllowed(.reset, context: context) { return }
-            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) closed the connection before responding", flags: .upstreamConnectionTermination, close: !exchange!.requestComplete), context: context)
-        } else {
+        switch ex.machine.upstreamLost(retryable: true) {
+        case .none:
+            break
+        case .retry:
+            retryAttempt(context: context)
+        case .reply(let close):
+            sendLocalReply(.error(.badGateway, "upstream \(ex.event.upstream) closed the connection before responding", flags: .upstreamConnectionTermination, close: close), context: context)
+        case .abort:
             closeAfterFailure(flags: .upstreamConnectionTermination, context: context)
         }
     }
 
     func upstreamFailed(_ connection: UpstreamConnection, error: Error) {
-        guard let context, connection === upstream, exchange != nil else { return }
+        guard let context, connection === upstream, let ex = exchange else { return }
         upstream = nil
         // The decoder reports a connection that ended inside a message as an EOF error: that is a termination.
         let cutShort = (error as? HTTP1ParseError)?.kind == .endedEarly
         let flags: ResponseFlags = cutShort ? .upstreamConnectionTermination : .upstreamProtocolError
-        if !exchange!.responseHeadSent {
+        switch ex.machine.upstreamLost(retryable: false) {
+        case .none, .retry:
+            break
+        case .reply(let close):
             let reason = cutShort ? "closed the connection before responding" : "sent an invalid response"
-            sendLocalReply(.error(.badGateway, "upstream \(exchange!.event.upstream) \(reason)", flags: flags, close: !exchange!.requestComplete), context: context)
-        } else {
+            sendLocalReply(.error(.badGateway, "upstream \(ex.event.upstream) \(reason)", flags: flags, close: close), context: context)
+        case .abort:
             closeAfterFailure(flags: flags, context: context)
         }
     }
@@ -986,31 +942,27 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     // MARK: replies and completion
 
     func sendLocalReply(_ reply: LocalReply, context: ChannelHandlerContext) {
-        if let upstream {
-            self.upstream = nil
-            upstream.close()
-        }
-        exchange!.event.flags.formUnion(reply.flags)
-        exchange!.event.status = Int(reply.status.code)
-        exchange!.event.bytesSent = reply.bodyLength
-        if reply.closeConnection || exchange!.isUpgrade { exchange!.keepAlive = false }
-        let keepAlive = exchange!.keepAlive && !draining
-        exchange!.keepAlive = keepAlive
-        let head = reply.head(version: exchange!.version, keepAlive: keepAlive, requestID: exchange!.event.requestID.isEmpty ? nil : exchange!.event.requestID)
+        let ex = exchange!
+        dropUpstream()
+        if state == .idle { state = .exchange }
+        ex.event.flags.formUnion(reply.flags)
+        ex.event.status = Int(reply.status.code)
+        ex.event.bytesSent = reply.bodyLength
+        let next = ex.machine.answeredLocally(close: reply.closeConnection)
+        let keepAlive = ex.machine.keepAlive && !draining
+        if !keepAlive { ex.machine.closeAfterExchange() }
+        let head = reply.head(version: ex.version, keepAlive: keepAlive, requestID: ex.event.requestID.isEmpty ? nil : ex.event.requestID)
         var bytes = ResponseSerializer.head(head, allocator: context.channel.allocator)
-        if exchange!.method != .HEAD {
+        if ex.method != .HEAD {
             if var buffer = reply.bodyBuffer { bytes.writeBuffer(&buffer) } else { bytes.writeString(reply.body) }
         }
         context.write(wrapOutboundOut(bytes), promise: nil)
-        exchange!.downstreamChunked = false
+        ex.downstreamChunked = false
         writeResponseEnd(nil, context: context)
-        exchange!.responseHeadSent = true
-        exchange!.responseComplete = true
-        state = .localReply
-        if reply.closeConnection { exchange!.requestComplete = true }
-        if exchange!.requestComplete {
+        switch next {
+        case .finish:
             finishExchange(context: context)
-        } else {
+        case .readRestOfRequest:
             markDirty(downstream: true)
             resumeReadingIfHeld()
         }
@@ -1028,8 +980,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Both directions of the exchange are done: log it, then wait for the next request or close.
     private func finishExchange(context: ChannelHandlerContext, now: NIODeadline? = nil) {
-        guard let ex = exchange, ex.requestComplete, ex.responseComplete else { return }
-        let keepAlive = ex.keepAlive && !draining
+        guard let ex = exchange, ex.machine.isComplete else { return }
+        let keepAlive = ex.machine.keepAlive && !draining
         let now = now ?? self.now
         complete(now: now)
         if keepAlive {
@@ -1066,11 +1018,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     private func writeResponseEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         writeHeldHead(context: context)
         let last = exchange!.downstreamChunked ? WireFormat.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
-        if exchange!.keepAlive && !draining {
+        if exchange!.machine.keepAlive && !draining {
             if let last { context.write(wrapOutboundOut(last), promise: nil) }
             markDirty(downstream: true)
         } else {
-            exchange!.keepAlive = false
+            exchange!.machine.closeAfterExchange()
             let promise = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(last ?? context.channel.allocator.buffer(capacity: 0)), promise: promise)
             // Closed on a later tick, so the caller's bookkeeping of this exchange finishes first.
@@ -1120,16 +1072,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// When the current request started, while its first upstream attempt is under way: a clock read
     /// saved on the keep-alive path (a later attempt reads the clock).
     private var firstAttemptStart: NIODeadline? {
-        guard let ex = exchange, ex.attempts <= 1 else { return nil }
+        guard let ex = exchange, ex.machine.attempts <= 1 else { return nil }
         return ex.startedAt
     }
 
-    private func isHeadNext() -> Bool {
-        guard let first = pipelined.first else { return false }
-        return isHead(first)
-    }
-
-    /// Records the exchange in the access log and metrics and forgets it.
     /// The exchange is over: count it and (unless a tunnel logs it when it closes) write its access-log line.
     private func complete(logging: Bool = true, now: NIODeadline? = nil) {
         guard let ex = exchange else { return }
@@ -1167,7 +1113,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             if let first = firstByteAt {
                 if now - first >= TimeAmount.nanoseconds(Int64(timeouts.requestHeaders.milliseconds) * 1_000_000) {
                     exchange = makeBareExchange(startedAt: first)
-                    exchange!.requestComplete = true
+                    exchange!.machine.requestEndsHere()
                     sendLocalReply(.error(.requestTimeout, "the request head did not arrive within \(DurationText(timeouts.requestHeaders))", flags: .requestHeadersTimeout, close: true), context: context)
                     return
                 }
@@ -1176,17 +1122,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
                 context.close(promise: nil)
                 return
             }
-        case .forwarding, .waitingForUpstream:
-            if let deadline = exchange?.responseDeadline, now >= deadline, exchange?.responseHeadSent == false {
-                let seconds = exchange?.route.map { DurationText($0.route.timeout).description } ?? ""
-                sendLocalReply(.error(.gatewayTimeout, "upstream \(exchange!.event.upstream) did not respond within \(seconds)", flags: .upstreamRequestTimeout, close: !(exchange?.requestComplete ?? true)), context: context)
-            } else if let ex = exchange, let limit = ex.idleLimit, now - ex.lastProgress >= limit {
+        case .exchange:
+            guard let ex = exchange, ex.machine.phase != .answered else { return }
+            switch ex.machine.deadline(now: now) {
+            case .none:
+                break
+            case .responseTimeout(let close):
+                let seconds = ex.route.map { DurationText($0.route.timeout).description } ?? ""
+                sendLocalReply(.error(.gatewayTimeout, "upstream \(ex.event.upstream) did not respond within \(seconds)", flags: .upstreamRequestTimeout, close: close), context: context)
+            case .idleTimeout(let responseStarted):
                 // Nothing moved either way for the route's stream idle timeout.
-                if let upstream {
-                    self.upstream = nil
-                    upstream.close()
-                }
-                if ex.responseHeadSent {
+                dropUpstream()
+                if responseStarted {
                     closeAfterFailure(flags: .upstreamRequestTimeout, context: context)
                 } else {
                     let seconds = ex.route.flatMap { $0.route.streamIdleTimeout.map { DurationText($0).description } } ?? ""
@@ -1211,26 +1158,23 @@ final class TunnelConnection: TrackedConnection {
 @available(*, unavailable)
 extension HTTPProxyHandler: Sendable {}
 
-/// Per-request state of `HTTPProxyHandler`: a class, so the handler updates it in place.
+/// Per-request state of `HTTPProxyHandler`: what the exchange is about (route, cluster, the upstream head, the
+/// log event) around its state machine. A class, so the handler updates it in place.
 final class Exchange {
     var event: AccessLogEvent
-    let startedAt: NIODeadline
-    var method: HTTPMethod = .GET
+    var machine: ExchangeStateMachine
+    var startedAt: NIODeadline { machine.startedAt }
+    var method: HTTPMethod { machine.method }
     var version: HTTPVersion = .http1_1
-    var keepAlive = true
     var listenerStats: ListenerStats?
     var route: CompiledRoute?
     var targetIndex: Int?
     var accessLogFormat: AccessLogSettings.Format = .json
-    var maxRequestBodyBytes: Int?
     /// Forward proxy: the address this request goes to (instead of a cluster's endpoints), and whether it is a CONNECT.
     var destination: SocketAddress?
     var isConnect = false
     /// Forward proxy behind a parent proxy: its address and the `host:port` to ask it for.
     var parentProxy: (address: SocketAddress, authority: String)?
-    /// The route's stream idle timeout and when bytes last moved (only kept when the route sets one).
-    var idleLimit: TimeAmount?
-    var lastProgress: NIODeadline = .uptimeNanoseconds(0)
     var cluster: CompiledCluster?
     var snapshotVersion = 0
     var hashKey: UInt64?
@@ -1238,30 +1182,16 @@ final class Exchange {
     /// writes the bytes directly).
     var upstreamHead: HTTPRequestHead?
     var upstreamHeadBytes: ByteBuffer?
-    var framing: HeaderRewriter.Framing = .none
     /// The peer is a trusted proxy: its forwarding fields are kept (`ForwardedTrust`).
     var trustedPeer = false
-    var isUpgrade = false
-    var upgradeAccepted = false
-    var endpointIndex: Int?
-    var excluded: [Int] = []
-    var attempts = 0
     var countedActive = false
-    var reusedConnection = false
-    /// Request parts that arrived before an upstream connection was attached.
-    var buffered: [HTTPServerRequestPart] = []
-    var requestComplete = false
-    var responseHeadReceived = false
-    var responseHeadSent = false
-    var responseComplete = false
-    var upstreamKeepAlive = false
+    /// The response to the client is chunk-framed by Ferry (HTTP/1.1 wire format).
     var downstreamChunked = false
     var sentUpstreamAt: NIODeadline?
-    var responseDeadline: NIODeadline?
 
-    init(event: AccessLogEvent, startedAt: NIODeadline) {
+    init(event: AccessLogEvent, machine: ExchangeStateMachine) {
         self.event = event
-        self.startedAt = startedAt
+        self.machine = machine
     }
 }
 
