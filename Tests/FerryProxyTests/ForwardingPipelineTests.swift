@@ -13,6 +13,9 @@ final class FakeUpstreams: UpstreamConnector, @unchecked Sendable {
     private(set) var dialled: [SocketAddress] = []
     /// How many of the next dials fail as if the endpoint refused.
     var refuseNext = 0
+    /// When set, dials wait until `completeHeldConnects` (the upstream is slow to accept).
+    var holdConnects = false
+    private var held: [(EmbeddedChannel, SocketAddress, @Sendable (Channel) -> EventLoopFuture<Void>, EventLoopPromise<Channel>)] = []
 
     init(loop: EmbeddedEventLoop) { self.loop = loop }
 
@@ -27,7 +30,22 @@ final class FakeUpstreams: UpstreamConnector, @unchecked Sendable {
         }
         let channel = EmbeddedChannel(handlers: [], loop: loop)
         channels.append(channel)
+        if holdConnects {
+            let promise = loop.makePromise(of: Channel.self)
+            held.append((channel, address, initializer, promise))
+            return promise.futureResult
+        }
         return initializer(channel).flatMap { channel.connect(to: address) }.map { channel }
+    }
+
+    /// Lets the dials held so far connect.
+    func completeHeldConnects() {
+        let waiting = held
+        held = []
+        for (channel, address, initializer, promise) in waiting {
+            initializer(channel).flatMap { channel.connect(to: address) }.map { channel as Channel }.cascade(to: promise)
+        }
+        loop.run()
     }
 }
 
@@ -328,5 +346,62 @@ struct ForwardingPipelineTests {
         #expect(received.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(received)")
         f.loop.run()
         #expect(!f.downstream.isActive)
+    }
+}
+
+/// A TCP listener on one EmbeddedEventLoop: the same tunnel path as CONNECT and 101.
+struct TCPTunnelPipelineTests {
+    static func fixture(endpoints: Int = 1) throws -> (EmbeddedChannel, FakeUpstreams, AccessLogWriter) {
+        let loop = EmbeddedEventLoop()
+        let downstream = EmbeddedChannel(handlers: [], loop: loop)
+        let upstreams = FakeUpstreams(loop: loop)
+        let accessLog = AccessLogWriter(fd: -1)
+        var listener = Listener(name: "db", address: HostPort(host: "127.0.0.1", port: 0), http: HTTPConnectionManager(virtualHosts: []))
+        listener.tcpProxy = TCPProxySettings(cluster: "db")
+        let config = ConfigSnapshot(
+            listeners: [listener],
+            clusters: [Cluster(name: "db", endpoints: (0..<endpoints).map { HostPort(host: "127.0.0.1", port: 5432 + $0) })])
+        let metrics = ProxyMetrics()
+        let compiled = try CompiledSnapshot(config, metrics: metrics)
+        let environment = ListenerEnvironment(
+            listenerName: "db", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
+            loops: try LoopLocals(group: loop), boundSnapshot: compiled, connector: upstreams)
+        downstream.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
+        try downstream.pipeline.syncOperations.addHandler(TCPProxyHandler(environment: environment, local: environment.loops.local(for: loop), remoteAddress: downstream.remoteAddress))
+        return (downstream, upstreams, accessLog)
+    }
+
+    /// Bytes the client sends while the upstream is still accepting reach it first, in order. (A half-close
+    /// before the connect is passed on too; EmbeddedChannel has no half-close, so `TCPProxyTests` shows that
+    /// with real sockets.)
+    @Test func earlyBytesAreReplayedOnceConnected() throws {
+        let (downstream, upstreams, accessLog) = try Self.fixture()
+        upstreams.holdConnects = true
+        try downstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 5000)).wait()
+        try downstream.writeInbound(ByteBuffer(string: "hello "))
+        try downstream.writeInbound(ByteBuffer(string: "world"))
+        #expect(upstreams.channels.count == 1)
+        upstreams.completeHeldConnects()
+        let upstream = upstreams.channels[0]
+        #expect(try ForwardingFixture.drain(upstream) == "hello world")
+        try upstream.writeInbound(ByteBuffer(string: "answer"))
+        #expect(try ForwardingFixture.drain(downstream) == "answer")
+        try upstream.close().wait()
+        downstream.embeddedEventLoop.run()
+        #expect(!downstream.isActive)
+        let line = accessLog.bufferedText()
+        #expect(line.contains("\"method\":\"TCP\""), "\(line)")
+        #expect(line.contains("\"bytes_received\":11") && line.contains("\"bytes_sent\":6"), "\(line)")
+    }
+
+    @Test func aRefusedEndpointIsSkippedForTheNext() throws {
+        let (downstream, upstreams, _) = try Self.fixture(endpoints: 2)
+        upstreams.refuseNext = 1
+        try downstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 5000)).wait()
+        #expect(upstreams.dialled.count == 2)
+        #expect(upstreams.dialled[0] != upstreams.dialled[1])
+        try downstream.writeInbound(ByteBuffer(string: "ping"))
+        downstream.embeddedEventLoop.run()
+        #expect(try ForwardingFixture.drain(upstreams.channels[0]) == "ping")
     }
 }

@@ -876,29 +876,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         complete(logging: false)
         writeHeldHead(context: context)
         context.flush()
-        // A read held back while the upstream was being reached is owed to the glue, which reads from now on.
-        let downstreamChannel = context.channel
-        let heldRead = pendingRead
+        var session = TunnelSession(downstream: context.channel, upstream: upstreamChannel)
+        session.owesRead = pendingRead
         pendingRead = false
-        defer { if heldRead { downstreamChannel.read() } }
-        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
-        // A tunnel passes a half-close on (the glue shuts the other side's output): each channel must
-        // report the end of its input instead of closing at once.
-        try? downstreamChannel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-        try? upstreamChannel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-        var onClose: [() -> Void] = []
         if ex.accessLogFormat != .none {
-            let writer = environment.accessLog
-            var event = ex.event
-            let startedAt = ex.startedAt
-            let loop = context.eventLoop
-            // Strong captures: the cycle through `onClose` ends when it runs (the glue clears it).
-            onClose.append {
-                event.bytesReceived += downstreamGlue.bytesRead
-                event.bytesSent += upstreamGlue.bytesRead
-                event.durationNanos = (loop.now - startedAt).nanoseconds
-                writer.record(event, format: ex.accessLogFormat)
-            }
+            session.log = .init(event: ex.event, format: ex.accessLogFormat, writer: environment.accessLog, startedAt: ex.startedAt)
         }
         if countedConnection {
             // The tunnel stays counted and tracked (it holds a drain open) until it closes.
@@ -910,21 +892,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             let tunnel = TunnelConnection(channel: context.channel)
             local.untrack(id: ObjectIdentifier(self), listener: listener)
             local.track(tunnel, id: ObjectIdentifier(tunnel), listener: listener, sweepEvery: .seconds(5), on: context.eventLoop)
-            onClose.append {
+            session.onClose.append {
                 // The tunnel still counts against the listener's connection limit until it closes.
                 environment.openConnections.wrappingSubtract(1, ordering: .relaxed)
                 gauge.decrement()
                 local.untrack(id: ObjectIdentifier(tunnel), listener: listener)
             }
         }
-        if !onClose.isEmpty {
-            downstreamGlue.onClose = { for action in onClose { action() } }
-        }
-        do {
-            let down = context.pipeline.syncOperations
-            let up = upstreamChannel.pipeline.syncOperations
-            try down.addHandler(downstreamGlue)
-            try up.addHandler(upstreamGlue)
+        session.start { down, up in
             // Decoders go last so the bytes they still hold flow on into the glue.
             if let connection {
                 up.removeHandler(context: try up.context(handler: connection), promise: nil)
@@ -933,9 +908,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             down.removeHandler(context: context, promise: nil)
             down.removeHandler(context: try down.context(handlerType: HTTP1RequestDecoder.self), promise: nil)
-        } catch {
-            upstreamChannel.close(promise: nil)
-            context.close(promise: nil)
         }
     }
 

@@ -74,11 +74,11 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(.milliseconds(cluster.cluster.connectTimeout.milliseconds))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .connect(to: cluster.addresses[index])
+        let options = UpstreamDialOptions(connectTimeout: cluster.cluster.connectTimeout, tcpKeepalive: cluster.cluster.tcpKeepalive)
+        environment.connector.connect(to: cluster.addresses[index], options: options, on: context.eventLoop) { channel in
+            // Set before the connection exists, so a peer that half-closes at once is not read as a close.
+            channel.setOption(.allowRemoteHalfClosure, value: true)
+        }
             .assumeIsolated()
             .whenComplete { result in
                 guard let context = self.context, context.channel.isActive else {
@@ -98,47 +98,26 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func glue(to upstream: Channel, endpoint index: Int, cluster: CompiledCluster, snapshotVersion: Int, context: ChannelHandlerContext) {
-        let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
-        let (snapshot, _) = environment.resolve(environment.store.current)
-        let format = snapshot.config.accessLog.format
-        var onClose: [() -> Void] = []
+        var session = TunnelSession(downstream: context.channel, upstream: upstream, early: early, clientEnded: clientEnded)
+        early = []
+        // Reads were held until now: one is owed to the glue (a second one, if NIO asked too, is ignored).
+        session.owesRead = true
         if cluster.countsActiveRequests {
             // least_request: the connection counts against its endpoint until it closes.
             let local = self.local
             let name = cluster.cluster.name, count = cluster.addresses.count
             local.withBalancerState(cluster: name, snapshotVersion: snapshotVersion, endpoints: count) { state, _ in state.requestStarted(index) }
-            onClose.append { local.withBalancerState(cluster: name, snapshotVersion: snapshotVersion, endpoints: count) { state, _ in state.requestFinished(index) } }
+            session.onClose.append { local.withBalancerState(cluster: name, snapshotVersion: snapshotVersion, endpoints: count) { state, _ in state.requestFinished(index) } }
         }
+        let format = environment.resolve(environment.store.current).0.config.accessLog.format
         if format != .none {
-            let writer = environment.accessLog
-            let startedAt = self.startedAt
             var event = AccessLogEvent(startTime: WallClock.now(), listener: environment.listenerName, downstream: clientAddress)
             event.method = "TCP"
             event.cluster = cluster.cluster.name
             event.upstream = cluster.endpointNames[index]
-            onClose.append {
-                event.bytesReceived = downstreamGlue.bytesRead
-                event.bytesSent = upstreamGlue.bytesRead
-                event.durationNanos = (NIODeadline.now() - startedAt).nanoseconds
-                writer.record(event, format: format)
-            }
+            session.log = .init(event: event, format: format, writer: environment.accessLog, startedAt: startedAt)
         }
-        if !onClose.isEmpty { downstreamGlue.onClose = { for action in onClose { action() } } }
-        do {
-            try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
-            try context.pipeline.syncOperations.addHandler(downstreamGlue)
-            for buffer in early { upstream.write(buffer, promise: nil) }
-            early = []
-            upstream.flush()
-            if clientEnded { upstream.close(mode: .output, promise: nil) }
-            let channel = context.channel
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            // Reads were held until now: one is owed to the glue (a second one, if NIO asked too, is ignored).
-            channel.read()
-        } catch {
-            upstream.close(promise: nil)
-            context.close(promise: nil)
-        }
+        session.start { down, _ in down.removeHandler(context: context, promise: nil) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
