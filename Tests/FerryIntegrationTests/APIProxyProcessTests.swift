@@ -471,7 +471,7 @@ struct APIProxyProcessTests {
     @Test func aKubeconfigProxyURLIsReachedWithCONNECT() async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
         // The corporate proxy: Ferry's own egress role, logging each tunnel.
-        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
+        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
         defer { Task { await parent.stop() } }
         let parentURL = "http://127.0.0.1:\(parent.port("egress") ?? 0)"
         var apiPort = 0

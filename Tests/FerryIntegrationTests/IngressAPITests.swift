@@ -86,7 +86,7 @@ struct IngressAPITests {
     /// CONNECT tunnel of the parent proxy (Ferry's own egress role, which logs each tunnel).
     @Test func theClusterIsReadThroughTheKubeconfigsProxyURL() async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
-        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
+        let parent = try await FerryProcess(binary: binary, arguments: ["egress", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1", "--allow", "127.0.0.1/32:1-65535"])
         defer { Task { await parent.stop() } }
         let parentURL = "http://127.0.0.1:\(parent.port("egress") ?? 0)"
         try await APIProxyProcessTests.withAPIServer(proxyURL: parentURL) { dir, api in

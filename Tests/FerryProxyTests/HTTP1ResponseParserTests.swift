@@ -54,6 +54,17 @@ struct HTTP1ResponseParserTests {
         ], "\(piece)")
     }
 
+    /// RFC 9112 §6.3 rule 2: a 2xx to a CONNECT opens the tunnel right after its head, whatever length it
+    /// declares; any other answer is an ordinary response with its body.
+    @Test(arguments: [1, 1 << 20])
+    func aSuccessfulConnectOpensATunnelAndARefusalIsAResponse(piece: Int) {
+        let opened = Self.read("HTTP/1.1 200 Connection established\r\nContent-Length: 99\r\n\r\nTLS bytes", methods: [.CONNECT], piece: piece)
+        #expect(opened.parts == ["head 200 1.1 Content-Length=99", "end"] && opened.error == nil, "\(opened)")
+        #expect(opened.unread == "TLS bytes")
+        let refused = Self.read("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 4\r\n\r\ndeny", methods: [.CONNECT], piece: piece)
+        #expect(refused.parts == ["head 407 1.1 Content-Length=4", "body deny", "end"] && refused.error == nil, "\(refused)")
+    }
+
     @Test func aTransferCodingOtherThanChunkedLastIsReadUntilTheClose() {
         let r = Self.read("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped", methods: [.GET], close: true)
         #expect(r.parts == ["head 200 1.1 Transfer-Encoding=gzip", "body zipped", "end"] && r.error == nil)

@@ -38,7 +38,7 @@ struct HTTP1ParseError: Error, Equatable, CustomStringConvertible {
 /// Transfer-Encoding with Content-Length, a request Transfer-Encoding that does not end in chunked or
 /// comes with HTTP/1.0, differing Content-Lengths, bare CR or LF, obs-fold, a blank before a field's
 /// colon. Limits are enforced while scanning, before anything is kept. Bodies are slices of the received
-/// buffers (no copy). After a CONNECT, an Upgrade request or a 101 response it stops: what follows belongs
+/// buffers (no copy). After a CONNECT, an Upgrade request, a 101 or a 2xx to a CONNECT it stops: what follows belongs
 /// to the tunnel.
 ///
 /// Pure: `parse` consumes what it can from `buffer`, hands parts to `emit`, and leaves an incomplete
@@ -330,13 +330,16 @@ struct HTTP1Parser {
         }
         methods.removeFirst()
         let keepAlive = minor >= 1 ? !framing.connectionClose : framing.connectionKeepAlive && !framing.connectionClose
+        // A 2xx to a CONNECT makes the connection a tunnel right after the head; its Content-Length or
+        // Transfer-Encoding is ignored (RFC 9112 §6.3 rule 2).
+        let opensTunnel = code == 101 || (method == .CONNECT && code / 100 == 2)
         let bodyFraming: HeaderRewriter.Framing =
-            code == 101 || method == .HEAD || code == 204 || code == 304 ? .none
+            opensTunnel || method == .HEAD || code == 204 || code == 304 ? .none
             : framing.hasTransferEncoding ? (framing.chunkedLast ? .chunked : .untilClose)
             : framing.contentLength != nil ? .contentLength : .untilClose
         let head = HTTP1ResponseHeadView(fieldsStart: lineEnd + 2, version: HTTPVersion(major: 1, minor: minor), status: HTTPResponseStatus(statusCode: code),
                                          fields: fields, isKeepAlive: keepAlive, bodyFraming: bodyFraming)
-        if code == 101 {
+        if opensTunnel {
             bodiless = true
             stopsAfterMessage = true
         } else if method == .HEAD || code == 204 || code == 304 {

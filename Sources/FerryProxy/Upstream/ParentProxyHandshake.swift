@@ -1,8 +1,11 @@
 import NIOCore
+import NIOHTTP1
 
 /// Opens a tunnel through a parent (corporate) proxy: first in the upstream pipeline, it sends
-/// `CONNECT authority`, waits for the parent's `2xx`, then removes itself, so that what follows talks
-/// to the destination as if connected directly. `done` fails with the parent's status line otherwise.
+/// `CONNECT authority`, reads the parent's answer with Ferry's own response parser (a 2xx to a CONNECT opens
+/// the tunnel right after its head, RFC 9112 §6.3), then removes itself, so that what follows talks to the
+/// destination as if connected directly; bytes the parent sent behind its head go on. `done` fails with
+/// the parent's status otherwise.
 final class ParentProxyHandshake: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -14,10 +17,12 @@ final class ParentProxyHandshake: ChannelInboundHandler, RemovableChannelHandler
 
     let authority: String
     let done: EventLoopPromise<Void>
+    private var parser = HTTP1ResponseParser(limits: ParentProxyHandshake.limits)
+    /// Bytes of the answer head that arrived in pieces.
     private var received: ByteBuffer?
     private var finished = false
-    /// A parent's answer head larger than this is refused.
-    static let maxHead = 16 * 1024
+    /// A parent's answer head larger than 16 KiB is refused.
+    static let limits = HTTP1Parser.Limits(maxRequestLineBytes: 16 * 1024, maxHeadBytes: 16 * 1024, maxFieldCount: 100, maxChunkLineBytes: 4096)
 
     init(authority: String, done: EventLoopPromise<Void>) {
         self.authority = authority
@@ -25,6 +30,7 @@ final class ParentProxyHandshake: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        parser.methods.append(.CONNECT)
         let request = "CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\r\n"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
         context.fireChannelActive()
@@ -36,25 +42,31 @@ final class ParentProxyHandshake: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         var buffer = unwrapInboundIn(data)
-        if received == nil { received = buffer } else { received!.writeBuffer(&buffer) }
-        let view = received!.readableBytesView
-        guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
-            if view.count > Self.maxHead { fail(context, "the parent proxy's answer head is too long") }
+        if var kept = received {
+            received = nil
+            kept.writeBuffer(&buffer)
+            buffer = kept
+        }
+        var status: HTTPResponseStatus?
+        do {
+            try parser.parse(&buffer) { part in
+                if case .head(let head) = part, status == nil { status = head.status }
+            }
+        } catch {
+            fail(context, "the parent proxy's answer is not HTTP/1.1 (\(error))")
             return
         }
-        let head = String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self)
-        let statusLine = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
-        let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]), (200...299).contains(status) else {
-            fail(context, "the parent proxy answered \"\(statusLine)\"")
+        guard let status else {
+            received = buffer
+            return
+        }
+        guard parser.state == .stopped else {
+            fail(context, "the parent proxy answered \(status.code) \(status.reasonPhrase)")
             return
         }
         finished = true
-        received!.moveReaderIndex(forwardBy: end.upperBound - view.startIndex)
-        let rest = received!
-        received = nil
         done.succeed(())
-        if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
+        if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
