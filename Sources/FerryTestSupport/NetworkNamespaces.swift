@@ -2,7 +2,8 @@ import Foundation
 
 /// Network namespaces a test creates and connects only to each other: a "node" namespace and "pod"
 /// namespaces, each pod linked to the node by a veth pair (`10.244.N.1` on the node side, the pod's
-/// address on the other, the node as the pod's default route). Removed by `remove()`.
+/// address on the other, the node as the pod's default route). Removed by `remove()`; their names carry the
+/// test process's PID, so namespaces a crashed test run left behind are removed by the next run.
 public final class NetworkNamespaces: Sendable {
     public let node: String
     public let pods: [String]
@@ -14,7 +15,8 @@ public final class NetworkNamespaces: Sendable {
 
     /// `podAddresses[i]` is pod i's address in `10.244.(i+1).0/24`, such as `10.244.1.5`.
     public init(podAddresses: [String]) async throws {
-        let suffix = String(UUID().uuidString.prefix(8)).lowercased()
+        await Self.removeOrphans()
+        let suffix = "\(getpid())-" + String(UUID().uuidString.prefix(8)).lowercased()
         self.suffix = suffix
         node = "ferry-node-\(suffix)"
         pods = podAddresses.indices.map { "ferry-pod\($0 + 1)-\(suffix)" }
@@ -40,6 +42,17 @@ public final class NetworkNamespaces: Sendable {
             try await Self.ip(["-n", pod, "addr", "add", "\(address)/24", "dev", "vp\(i + 1)"])
             try await Self.ip(["-n", pod, "link", "set", "vp\(i + 1)", "up"])
             try await Self.ip(["-n", pod, "route", "add", "default", "via", "\(subnet).1"])
+        }
+    }
+
+    /// Deletes the `ferry-…-PID-…` namespaces of test processes that no longer run.
+    static func removeOrphans() async {
+        guard let listing = try? await ip(["netns", "list"]) else { return }
+        for line in listing.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, parts[0] == "ferry", let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = try? await ip(["netns", "del", name])
         }
     }
 

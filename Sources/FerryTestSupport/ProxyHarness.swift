@@ -4,13 +4,17 @@ import FerryProxy
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A Ferry data plane running in the test process, from YAML, on port 0, with its access log in a file.
+/// Scoped: `stop()` drains it; a harness dropped without being stopped (a test that threw half-way) shuts
+/// its event loops down when it goes out of scope, so no listener or thread outlives the test.
 public final class ProxyHarness: Sendable {
     public let server: ProxyServer
     public let group: MultiThreadedEventLoopGroup
     public let accessLogPath: String
     private let accessLogFD: Int32
+    private let stopped = Atomic<Bool>(false)
 
     /// `yaml` may use `{{name}}` placeholders, replaced from `values` (origin addresses, ...).
     public convenience init(yaml: String, values: [String: String] = [:], threads: Int = 1) throws {
@@ -50,8 +54,16 @@ public final class ProxyHarness: Sendable {
     }
 
     public func stop() async {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
         try? await server.drain()
         try? await group.shutdownGracefully()
         close(accessLogFD)
+    }
+
+    deinit {
+        if !stopped.exchange(true, ordering: .relaxed) {
+            try? group.syncShutdownGracefully()
+            close(accessLogFD)
+        }
     }
 }
