@@ -28,7 +28,7 @@ final class PipelineFixture {
         let compiled = try CompiledSnapshot(config, metrics: metrics)
         let environment = ListenerEnvironment(
             listenerName: "web", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
-            loops: try LoopLocals(group: channel.embeddedEventLoop), boundSnapshot: compiled)
+            loops: try LoopLocals(group: channel.embeddedEventLoop, clockFromLoop: true), boundSnapshot: compiled)
         try DownstreamPipeline.configure(channel, environment: environment, limits: compiled.listeners["web"]!.decoderLimits)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
     }

@@ -81,7 +81,7 @@ final class ForwardingFixture {
         let compiled = try CompiledSnapshot(config, metrics: metrics)
         let environment = ListenerEnvironment(
             listenerName: "web", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
-            loops: try LoopLocals(group: loop), boundSnapshot: compiled, connector: upstreams)
+            loops: try LoopLocals(group: loop, clockFromLoop: true), boundSnapshot: compiled, connector: upstreams)
         downstream.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
         try downstream.pipeline.syncOperations.addHandler(reads)
         try DownstreamPipeline.configure(downstream, environment: environment, limits: compiled.listeners["web"]!.decoderLimits)
@@ -365,7 +365,7 @@ struct TCPTunnelPipelineTests {
         let compiled = try CompiledSnapshot(config, metrics: metrics)
         let environment = ListenerEnvironment(
             listenerName: "db", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
-            loops: try LoopLocals(group: loop), boundSnapshot: compiled, connector: upstreams)
+            loops: try LoopLocals(group: loop, clockFromLoop: true), boundSnapshot: compiled, connector: upstreams)
         downstream.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
         try downstream.pipeline.syncOperations.addHandler(TCPProxyHandler(environment: environment, local: environment.loops.local(for: loop), remoteAddress: downstream.remoteAddress))
         return (downstream, upstreams, accessLog)

@@ -130,8 +130,8 @@ struct RequestDecisionTests {
         #expect(reply.flags == .sourceDenied)
 
         let filtered = try Self.decide("GET /api/v1/pods", [("Host", "evil.test")])
-        #expect(filtered.verdict?.allowed == false)
-        #expect(filtered.verdict?.text.hasPrefix("request filter:") == true)
+        #expect(filtered.audit?.verdict?.allowed == false)
+        #expect(filtered.audit?.verdict?.text.hasPrefix("request filter:") == true)
 
         let empty = try Self.decide("GET /empty")
         #expect(empty.cluster?.cluster.name == "nobody")

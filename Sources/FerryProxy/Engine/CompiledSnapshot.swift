@@ -127,12 +127,19 @@ final class CompiledRoute: Sendable {
     /// Whether some response status makes the route retry: checked on every response head without
     /// copying the route.
     let retriesOnStatus: Bool
+    /// What every exchange on the route reads, kept apart so reading them never copies the route.
+    let name: String
+    let retries: RetryPolicy
+    let idleLimit: TimeAmount?
 
     init(route: Route, stats: RouteStats) {
         self.route = route
         self.stats = stats
         self.timeout = .milliseconds(route.timeout.milliseconds)
         self.retriesOnStatus = route.retries.retriesOnSomeStatus
+        self.name = route.name
+        self.retries = route.retries
+        self.idleLimit = route.streamIdleTimeout.map { .milliseconds($0.milliseconds) }
     }
 }
 

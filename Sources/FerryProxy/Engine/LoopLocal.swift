@@ -6,6 +6,20 @@ import NIOCore
 final class LoopLocal {
     let pool = UpstreamPool()
     var random = FastRandom()
+    /// The loop whose clock this loop's connections read, when it is a test's hand-advanced clock
+    /// (`EmbeddedEventLoop`); nil: the system's monotonic clock, which is what a real loop's `now` reads,
+    /// without the call through the loop's existential on every read.
+    private let manualClock: (any EventLoop)?
+
+    init(manualClock: (any EventLoop)? = nil) {
+        self.manualClock = manualClock
+    }
+
+    /// The time on this loop.
+    var now: NIODeadline {
+        if let manualClock { return manualClock.now }
+        return .now()
+    }
     /// Open downstream connections by listener: tracked here, on the loop, without locks, for draining
     /// and for the deadline sweep.
     private var connections: [ObjectIdentifier: [ObjectIdentifier: TrackedConnection]] = [:]
@@ -48,7 +62,7 @@ final class LoopLocal {
         if restart { sweep?.cancel() }
         sweep = loop.assumeIsolated().scheduleTask(in: sweepInterval) { [self] in
             sweep = nil
-            let now = loop.now
+            let now = self.now
             for connection in tracked(nil) { connection.checkDeadlines(now: now) }
             if trackedCount > 0 {
                 scheduleSweep(on: loop, restart: false)
@@ -97,14 +111,16 @@ final class LoopLocal {
 final class LoopLocals: Sendable {
     private let byLoop: [ObjectIdentifier: NIOLoopBound<LoopLocal>]
 
-    init(group: EventLoopGroup) throws {
+    /// `clockFromLoop`: connections read the time from their loop (tests that advance an `EmbeddedEventLoop`'s
+    /// clock by hand); otherwise from the system's monotonic clock, as a real loop does.
+    init(group: EventLoopGroup, clockFromLoop: Bool = false) throws {
         var byLoop: [ObjectIdentifier: NIOLoopBound<LoopLocal>] = [:]
         for loop in group.makeIterator() {
             if loop.inEventLoop {
-                byLoop[ObjectIdentifier(loop)] = NIOLoopBound(LoopLocal(), eventLoop: loop)
+                byLoop[ObjectIdentifier(loop)] = NIOLoopBound(LoopLocal(manualClock: clockFromLoop ? loop : nil), eventLoop: loop)
             } else {
                 // Built once when the server is made, on the caller's thread (never an event loop).
-                byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(), eventLoop: loop) }.wait()
+                byLoop[ObjectIdentifier(loop)] = try loop.submit { NIOLoopBound(LoopLocal(manualClock: clockFromLoop ? loop : nil), eventLoop: loop) }.wait()
             }
         }
         self.byLoop = byLoop

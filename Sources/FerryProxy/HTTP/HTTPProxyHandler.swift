@@ -85,8 +85,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
-    /// The time on this connection's event loop (a test's loop advances it by hand).
-    var now: NIODeadline { context?.eventLoop.now ?? .now() }
+    /// The time on this connection's event loop (a test's loop advances it by hand: `LoopLocal.now`).
+    var now: NIODeadline { local.now }
 
     private func uncountConnection() {
         if countedConnection {
@@ -401,12 +401,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     /// Carries out what `RequestDecision` decided for the current exchange.
+    @inline(__always)
     private func perform(_ decision: RequestDecision, head: HTTPRequestHead, summary: RequestSummary, snapshotVersion: Int, context: ChannelHandlerContext) {
         let ex = exchange!
         ex.machine.maxRequestBodyBytes = decision.maxRequestBodyBytes
-        if let verdict = decision.verdict { ex.event.verdict = verdict }
-        if let user = decision.user { ex.event.user = user }
-        if let kubernetes = decision.kubernetes { ex.event.kubernetes = kubernetes }
+        if let audit = decision.audit {
+            if let verdict = audit.verdict { ex.event.verdict = verdict }
+            if let user = audit.user { ex.event.user = user }
+            if let kubernetes = audit.kubernetes { ex.event.kubernetes = kubernetes }
+        }
         if let route = decision.route { use(route) }
         if let cluster = decision.cluster { use(cluster, snapshotVersion: snapshotVersion) }
         switch decision.outcome {
@@ -433,11 +436,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     func use(_ route: CompiledRoute) {
         let ex = exchange!
         ex.route = route
-        ex.event.route = route.route.name
+        ex.event.route = route.name
         ex.machine.policy.responseTimeout = route.timeout
-        ex.machine.policy.retries = route.route.retries
+        ex.machine.policy.retries = route.retries
         ex.machine.policy.retriesOnStatus = route.retriesOnStatus
-        if let idle = route.route.streamIdleTimeout { ex.machine.policy.idleLimit = .milliseconds(idle.milliseconds) }
+        ex.machine.policy.idleLimit = route.idleLimit
     }
 
     /// The exchange goes to `cluster` (as decided in snapshot `snapshotVersion`).

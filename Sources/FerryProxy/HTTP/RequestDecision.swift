@@ -9,7 +9,8 @@ import NIOHTTP1
 struct RequestDecision {
     enum Outcome {
         /// Ferry answers itself: errors, direct responses, redirects, refusals, the last hop of Max-Forwards.
-        case reply(LocalReply)
+        /// (Boxed: a reply is large and rare on the forwarding path, which then copies a small enum.)
+        indirect case reply(LocalReply)
         /// A route that serves files; `path` is the canonical path without its query.
         case serveFiles(StaticFiles, path: Substring)
         /// To a cluster's endpoint.
@@ -46,35 +47,45 @@ struct RequestDecision {
     var route: CompiledRoute?
     /// The body limit in force: the route's when it sets one, else the listener's (nil: none).
     var maxRequestBodyBytes: Int?
-    /// For the access log: the verdict of a filter or policy, the authenticated user, the Kubernetes request.
-    var verdict: Verdict?
-    var user: String?
     /// The cluster picked, also when it cannot serve (for the access log).
     var cluster: CompiledCluster?
-    var kubernetes: KubernetesRequest?
+    /// For the access log: the verdict of a filter or policy, the authenticated user, the Kubernetes request
+    /// (only routes with a filter or client access have one; a class, so the common decision stays small).
+    final class Audit {
+        var verdict: Verdict?
+        var user: String?
+        var kubernetes: KubernetesRequest?
+    }
+
+    var audit: Audit?
+
+    /// The outcome a decision starts from; every path replaces it.
+    private static let undecided = Outcome.reply(LocalReply(status: .notFound, body: "", flags: .noRoute, closeConnection: false))
 
     /// Decides `head` (validated into `summary`) on `listener` of `snapshot`. `requestID` is what the upstream
     /// head carries; `certificateName` is asked only when a route authenticates clients by certificate;
-    /// `random` picks among weighted clusters.
+    /// `random` picks among weighted clusters. (Inlined into its one caller: the decision is then taken apart
+    /// in place rather than copied out field by field.)
+    @inline(__always)
     static func decide(
         _ head: HTTPRequestHead, summary: RequestSummary, requestID: String, listener: CompiledListener, snapshot: CompiledSnapshot,
         client: Client, certificateName: () -> String?, random: inout FastRandom, allocator: ByteBufferAllocator
     ) -> RequestDecision {
-        var decision = RequestDecision(outcome: .reply(.error(.notFound, "", flags: .noRoute)), maxRequestBodyBytes: listener.listener.http.limits.maxRequestBodyBytes)
-        func reply(_ reply: LocalReply) -> RequestDecision {
-            decision.outcome = .reply(reply)
-            return decision
-        }
+        // Built in place and returned from each branch (no closure captures it: that would box it). It starts
+        // from a shared placeholder, so a forwarded request builds no reply it will not send.
+        var decision = RequestDecision(outcome: undecided, maxRequestBodyBytes: listener.listener.http.limits.maxRequestBodyBytes)
         if summary.maxForwards == 0 {
             // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
-            return reply(LocalReply.lastHop(head))
+            decision.outcome = .reply(LocalReply.lastHop(head))
+            return decision
         }
         if let forward = listener.forwardProxy {
             decision.outcome = .forwardProxy(forward)
             return decision
         }
         if head.method == .CONNECT {
-            return reply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true))
+            decision.outcome = .reply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true))
+            return decision
         }
 
         // One canonical path, before routing, filters, rewrites and the upstream request.
@@ -86,7 +97,8 @@ struct RequestDecision {
         case .normalized(let canonical):
             uri = canonical
         case .rejected(let problem):
-            return reply(.error(.badRequest, "the request path is not canonical: \(problem)", flags: .downstreamProtocolError, close: true))
+            decision.outcome = .reply(.error(.badRequest, "the request path is not canonical: \(problem)", flags: .downstreamProtocolError, close: true))
+            return decision
         }
         let host = summary.host ?? ""
         // Path parameters (`;x=y`) do not make a path escape a route written without them.
@@ -96,10 +108,12 @@ struct RequestDecision {
         // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
         if let routeMax = compiledRoute?.route.maxRequestBodyBytes { decision.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
         if let max = decision.maxRequestBodyBytes, let length = summary.contentLength, length > max {
-            return reply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true))
+            decision.outcome = .reply(.error(.payloadTooLarge, "request body larger than \(max) bytes", flags: .requestTooLarge, close: true))
+            return decision
         }
         guard let compiledRoute else {
-            return reply(.error(.notFound, "no route for \(host)\(RouteTable.pathWithoutQuery(Substring(uri)))", flags: .noRoute))
+            decision.outcome = .reply(.error(.notFound, "no route for \(host)\(RouteTable.pathWithoutQuery(Substring(uri)))", flags: .noRoute))
+            return decision
         }
         let route = compiledRoute.route
         decision.route = compiledRoute
@@ -107,7 +121,8 @@ struct RequestDecision {
             // Behind trusted proxies the client is the one their X-Forwarded-For names.
             let source = client.trustedPeer ? listener.forwardedTrust.clientAddress(forwardedFor: summary.forwardedFor, peer: client.address) : client.address
             if !route.allowsSource(source) {
-                return reply(.error(.forbidden, "client address \(source?.description ?? client.addressText) is not allowed by route \(route.name)", flags: .sourceDenied))
+                decision.outcome = .reply(.error(.forbidden, "client address \(source?.description ?? client.addressText) is not allowed by route \(route.name)", flags: .sourceDenied))
+                return decision
             }
         }
 
@@ -117,35 +132,46 @@ struct RequestDecision {
         if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
             filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
             head: head, host: host, isUpgrade: summary.isUpgrade) {
-            decision.verdict = refusal.verdict
-            return reply(refusal.reply)
+            decision.audit = Audit()
+            decision.audit!.verdict = refusal.verdict
+            decision.outcome = .reply(refusal.reply)
+            return decision
         }
         if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil {
             let access = ClientAccessGate.check(route, head: head, forwardedURI: forwardedURI, certificateName: certificateName)
-            decision.verdict = access.verdict ?? decision.verdict
-            decision.user = access.user
-            decision.kubernetes = access.kubernetes
-            if let refusal = access.refusal { return reply(refusal) }
+            let audit = Audit()
+            audit.verdict = access.verdict
+            audit.user = access.user
+            audit.kubernetes = access.kubernetes
+            decision.audit = audit
+            if let refusal = access.refusal {
+                decision.outcome = .reply(refusal)
+                return decision
+            }
         }
 
         switch route.action {
         case .directResponse(let status, let body):
-            return reply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false))
+            decision.outcome = .reply(LocalReply(status: HTTPResponseStatus(statusCode: status), body: body, flags: .localResponse, closeConnection: false))
+            return decision
         case .redirect(let redirect):
             let location = redirect.location(requestHost: host, requestPathAndQuery: uri)
             var answer = LocalReply(status: HTTPResponseStatus(statusCode: redirect.status), body: "", flags: .localResponse, closeConnection: false)
             answer.extraHeaders = [("location", location)]
-            return reply(answer)
+            decision.outcome = .reply(answer)
+            return decision
         case .staticFiles(let files):
             decision.outcome = .serveFiles(files, path: RouteTable.pathWithoutQuery(Substring(uri)))
             return decision
         case .forward(let targets):
             guard let targetIndex = WeightedPick.pickIndex(targets, using: &random), let cluster = snapshot.clusters[targets[targetIndex].name] else {
-                return reply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream))
+                decision.outcome = .reply(.error(.serviceUnavailable, "no cluster", flags: .noHealthyUpstream))
+                return decision
             }
             decision.cluster = cluster
             guard !cluster.addresses.isEmpty else {
-                return reply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream))
+                decision.outcome = .reply(.error(.serviceUnavailable, "cluster \(cluster.cluster.name) has no endpoints", flags: .noHealthyUpstream))
+                return decision
             }
             var plan = UpstreamPlan(cluster: cluster, targetIndex: targetIndex)
             plan.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: client.addressText, requestURI: uri)
