@@ -1,5 +1,6 @@
 @testable import FerryProxy
 import FerryModel
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -199,5 +200,40 @@ extension HeaderRewriterTests {
         #expect(HeaderRewriter.rewrittenResponse(keepAlive, fields: HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET), requestVersion: .http1_1, keepAlive: &alive, isUpgrade: false) == nil)
         var closed = false
         #expect(HeaderRewriter.rewrittenResponse(keepAlive, fields: HeaderRewriter.inspectResponse(keepAlive, requestMethod: .GET), requestVersion: .http1_1, keepAlive: &closed, isUpgrade: false)?.headers["connection"] == ["close"])
+    }
+
+    /// A changed response head is written from the received bytes exactly as the String path would write it:
+    /// the same fields kept, in the same order, the same fields added.
+    @Test(arguments: [
+        "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 6\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nX-B: two words\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-C: c\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: X-Internal, keep-alive\r\nX-Internal: secret\r\nx-internal: again\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\n",
+    ])
+    func theByteRewriteMatchesTheFieldRewrite(_ text: String) throws {
+        var parser = HTTP1ResponseParser(limits: HTTP1ResponseParserTests.limits)
+        parser.methods.append(.GET)
+        var buffer = ByteBuffer(string: text)
+        var view: HTTP1ResponseHeadView?
+        try parser.parse(&buffer) { if case .head(let h) = $0 { view = h } }
+        let head = try #require(view)
+        var inspector = HeaderRewriter.ResponseInspector()
+        head.forEachField { inspector.visit(name: $0, value: $1) }
+        let fields = inspector.fields(framing: head.bodyFraming)
+        for (version, clientKeepAlive) in [(HTTPVersion.http1_1, true), (.http1_1, false), (.http1_0, true), (.http1_0, false)] {
+            var a = clientKeepAlive, b = clientKeepAlive
+            let change = HeaderRewriter.responseChange(status: head.status, version: head.version, fields: fields, requestVersion: version, keepAlive: &a, isUpgrade: false)
+            let viaFields = HeaderRewriter.rewrittenResponse(status: head.status, version: head.version, head.head, fields: fields, requestVersion: version, keepAlive: &b, isUpgrade: false)
+            #expect(a == b)
+            guard case .rewrite(let chunked, let dropsLength, let connection) = change else {
+                #expect(viaFields == nil, "\(text) \(version) \(clientKeepAlive)")
+                continue
+            }
+            let expected = ResponseSerializer.head(try #require(viaFields), allocator: ByteBufferAllocator())
+            let bytes = HeaderRewriter.rewrittenResponseBytes(head, requestVersion: version, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields, allocator: ByteBufferAllocator())
+            #expect(String(buffer: bytes) == String(buffer: expected), "\(text) \(version) \(clientKeepAlive)")
+            #expect(!String(buffer: bytes).lowercased().contains("x-internal"), "fields the Connection field named never pass")
+        }
     }
 }

@@ -74,12 +74,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         self.environment = environment
         self.local = local
         self.overTLS = overTLS
-        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
+        self.clientIP = remoteAddress?.ipText ?? "unknown"
         self.clientPort = remoteAddress?.port
     }
 
     static func describe(_ address: SocketAddress) -> String {
-        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        guard let ip = address.ipText, let port = address.port else { return "\(address)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
@@ -777,13 +777,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             }
             if let sent = ex.sentUpstreamAt { ex.event.upstreamNanos = (now - sent).nanoseconds }
             var keepAlive = ex.machine.keepAlive && !draining
-            var bytes: ByteBuffer
-            if let rewritten = HeaderRewriter.rewrittenResponse(
-                status: head.status, version: head.version, head.head, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive,
+            let bytes: ByteBuffer
+            switch HeaderRewriter.responseChange(
+                status: head.status, version: head.version, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive,
                 isUpgrade: ex.machine.upgradeAccepted) {
-                bytes = ResponseSerializer.head(rewritten, allocator: context.channel.allocator)
-            } else {
+            case .none:
                 bytes = ResponseSerializer.head(statusLineOf: head, allocator: context.channel.allocator)
+            case .rewrite(let chunked, let dropsLength, let connection):
+                bytes = HeaderRewriter.rewrittenResponseBytes(
+                    head, requestVersion: ex.version, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields,
+                    allocator: context.channel.allocator)
+            case .upgrade:
+                var unchanged = keepAlive
+                let rewritten = HeaderRewriter.rewrittenResponse(
+                    status: head.status, version: head.version, head.head, fields: fields, requestVersion: ex.version, keepAlive: &unchanged, isUpgrade: true)!
+                bytes = ResponseSerializer.head(rewritten, allocator: context.channel.allocator)
             }
             ex.machine.responseHeadSent(keepAlive: keepAlive)
             ex.downstreamChunked = !ex.machine.upgradeAccepted

@@ -1,4 +1,5 @@
 import FerryModel
+import NIOCore
 import NIOHTTP1
 
 /// Turns a downstream request head into the head sent upstream, and an upstream response head into the
@@ -300,26 +301,30 @@ enum HeaderRewriter {
         rewrittenResponse(status: head.status, version: head.version, head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade)
     }
 
-    /// The same, for a head received as bytes: `head` is made only when the head must change.
-    static func rewrittenResponse(
-        status: HTTPResponseStatus,
-        version upstreamVersion: HTTPVersion,
-        _ head: @autoclosure () -> HTTPResponseHead,
-        fields: ResponseFields,
-        requestVersion: HTTPVersion,
-        keepAlive: inout Bool,
-        isUpgrade: Bool
-    ) -> HTTPResponseHead? {
+    /// What a response head needs changed on its way downstream (decided from its fields alone).
+    enum ResponseChange: Equatable {
+        /// It goes on as received.
+        case none
+        /// A `101` the client asked for: the end-to-end fields and `Upgrade`, then `Connection: upgrade`.
+        case upgrade
+        /// Hop-by-hop fields and those the Connection field lists are dropped (and Content-Length when
+        /// `dropsLength`); Ferry adds `Transfer-Encoding: chunked` when `chunked`, and its own Connection field.
+        case rewrite(chunked: Bool, dropsLength: Bool, connection: ConnectionField)
+    }
+
+    enum ConnectionField: Equatable {
+        case none, close, keepAlive
+    }
+
+    /// What must change in a response head with these fields; `keepAlive` turns false when the body can only
+    /// end with the connection (an HTTP/1.0 client of a chunked or close-delimited body).
+    static func responseChange(
+        status: HTTPResponseStatus, version upstreamVersion: HTTPVersion, fields: ResponseFields, requestVersion: HTTPVersion,
+        keepAlive: inout Bool, isUpgrade: Bool
+    ) -> ResponseChange {
         let upstreamFraming = fields.framing
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
-        if isUpgrade && status == .switchingProtocols {
-            var headers = HTTPHeaders()
-            for (name, value) in head().headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
-                headers.add(name: name, value: value)
-            }
-            headers.add(name: "connection", value: "upgrade")
-            return HTTPResponseHead(version: version, status: status, headers: headers)
-        }
+        if isUpgrade && status == .switchingProtocols { return .upgrade }
         let chunkedDownstream = chunksDownstream(upstreamFraming: upstreamFraming, requestVersion: requestVersion)
         if (upstreamFraming == .chunked || upstreamFraming == .untilClose) && !chunkedDownstream {
             // An HTTP/1.0 client gets a body without length: it ends when the connection closes.
@@ -332,21 +337,75 @@ enum HeaderRewriter {
         // "Connection: keep-alive" is as true of Ferry's hop as of the upstream's: it may stay.
         let hasHopByHop = fields.hasHopByHop || (fields.hasConnectionKeepAlive && !(keepAlive && requestVersion.minor >= 1))
         if !hasHopByHop && !chunkedDownstream && !needsConnectionField && !dropsLength && upstreamVersion == version {
+            return .none
+        }
+        let connection: ConnectionField = !keepAlive ? .close : requestVersion.minor == 0 ? .keepAlive : .none
+        return .rewrite(chunked: chunkedDownstream, dropsLength: dropsLength, connection: connection)
+    }
+
+    /// The same, for a head received as bytes: `head` is made only when the head must change.
+    static func rewrittenResponse(
+        status: HTTPResponseStatus,
+        version upstreamVersion: HTTPVersion,
+        _ head: @autoclosure () -> HTTPResponseHead,
+        fields: ResponseFields,
+        requestVersion: HTTPVersion,
+        keepAlive: inout Bool,
+        isUpgrade: Bool
+    ) -> HTTPResponseHead? {
+        let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
+        switch responseChange(status: status, version: upstreamVersion, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) {
+        case .none:
             return nil
+        case .upgrade:
+            var headers = HTTPHeaders()
+            for (name, value) in head().headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
+                headers.add(name: name, value: value)
+            }
+            headers.add(name: "connection", value: "upgrade")
+            return HTTPResponseHead(version: version, status: status, headers: headers)
+        case .rewrite(let chunked, let dropsLength, let connection):
+            let original = head()
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(original.headers.count + 2)
+            for (name, value) in original.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
+                if dropsLength && FieldName(name) == .contentLength { continue }
+                headers.add(name: name, value: value)
+            }
+            if chunked { headers.add(name: "transfer-encoding", value: "chunked") }
+            switch connection {
+            case .close: headers.add(name: "connection", value: "close")
+            case .keepAlive: headers.add(name: "connection", value: "keep-alive")
+            case .none: break
+            }
+            return HTTPResponseHead(version: version, status: status, headers: headers)
         }
-        let original = head()
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(original.headers.count + 2)
-        for (name, value) in original.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
-            if dropsLength && FieldName(name) == .contentLength { continue }
-            headers.add(name: name, value: value)
+    }
+
+    /// The bytes of a received head after `change` (not `.upgrade`, which goes through `rewrittenResponse`):
+    /// Ferry's status line, the received field lines it keeps, copied as bytes (no `String` per field), then
+    /// the fields it adds. The same fields `rewrittenResponse` keeps, in the same order.
+    static func rewrittenResponseBytes(_ view: HTTP1ResponseHeadView, requestVersion: HTTPVersion, chunked: Bool, dropsLength: Bool,
+                                       connection: ConnectionField, fields: ResponseFields, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 64 + view.bytes.readableBytes)
+        ResponseSerializer.statusLine(version: requestVersion.minor == 0 ? .http1_0 : .http1_1, status: view.status, into: &buffer)
+        view.forEachField { name, value in
+            let kind = FieldName(bytes: name)
+            if kind.isHopByHop || (dropsLength && kind == .contentLength) { return }
+            if !fields.connectionListed.isEmpty, kind != .contentLength, kind != .transferEncoding,
+               fields.connectionListed.contains(where: { HTTP1Grammar.equalsLowercased(name, $0) }) { return }
+            buffer.writeBytes(name)
+            buffer.writeStaticString(": ")
+            buffer.writeBytes(value)
+            buffer.writeStaticString("\r\n")
         }
-        if chunkedDownstream { headers.add(name: "transfer-encoding", value: "chunked") }
-        if !keepAlive {
-            headers.add(name: "connection", value: "close")
-        } else if requestVersion.minor == 0 {
-            headers.add(name: "connection", value: "keep-alive")
+        if chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        switch connection {
+        case .close: buffer.writeStaticString("connection: close\r\n")
+        case .keepAlive: buffer.writeStaticString("connection: keep-alive\r\n")
+        case .none: break
         }
-        return HTTPResponseHead(version: version, status: status, headers: headers)
+        buffer.writeStaticString("\r\n")
+        return buffer
     }
 }

@@ -30,6 +30,19 @@ enum HTTP1Grammar {
 
     /// ASCII case-insensitive comparison of `bytes` with a lower-case literal.
     @inline(__always)
+    /// Whether `bytes` spell `lower` (a lower-case `String`) in any case.
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: String) -> Bool {
+        var lower = lower
+        return lower.withUTF8 { l in
+            guard bytes.count == l.count else { return false }
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                if (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) != l[i] { return false }
+            }
+            return true
+        }
+    }
+
     static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
         guard bytes.count == lower.utf8CodeUnitCount else { return false }
         let l = lower.utf8Start

@@ -22,7 +22,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.environment = environment
         self.local = local
         self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
-        self.clientIP = remoteAddress?.ipAddress ?? "unknown"
+        self.clientIP = remoteAddress?.ipText ?? "unknown"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -70,7 +70,7 @@ final class UDPProxyHandler: ChannelInboundHandler {
             return
         }
         guard let (udp, cluster, version) = settings, !cluster.addresses.isEmpty, sessions.count < udp.maxSessions else { return }
-        guard let index = cluster.pickL4Endpoint(for: envelope.remoteAddress.ipAddress ?? "", snapshotVersion: version, local: local) else { return }
+        guard let index = cluster.pickL4Endpoint(for: envelope.remoteAddress.ipText ?? "", snapshotVersion: version, local: local) else { return }
         let session = Session(client: envelope.remoteAddress, endpoint: cluster.addresses[index], now: now)
         session.pending.append(envelope.data)
         sessions[envelope.remoteAddress] = session
