@@ -115,7 +115,7 @@ struct ServiceProxyNamespaceTests {
             let metrics = try await Subprocess.run(metricsTool, metricsArgs).stdout
             #expect(metrics.contains("ferry_service_proxy_syncs_total{result=\"success\"} 1") && metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count 1"), "\(metrics)")
             let natRules = metrics.split(separator: "\n").first { $0.hasPrefix("kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} ") }
-                .flatMap { Int($0.split(separator: " ").last ?? "") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
             #expect((natRules ?? 0) > 10, "the nat rules written: \(String(describing: natRules))")
 
             // pod2 leaves the EndpointSlice: after the next sync no new connection goes to it.

@@ -1,19 +1,17 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOHTTP1
+import Prometheus
 
 /// What kube-proxy reports about its syncs, kept by the syncer and served on the health port (`/healthz`,
-/// `/livez`) and the metrics port (`/metrics`, Prometheus text with kube-proxy's metric names).
+/// `/livez`) and the metrics port (`/metrics`: kube-proxy's metric names, kept and written in the
+/// Prometheus text format by swift-prometheus).
 public final class ServiceProxyStatus: Sendable {
     struct State {
         var lastSuccess: Date?
-        var successes = 0
-        var failures = 0
-        /// Counts per bucket of `bucketBounds`, plus the total and sum.
-        var buckets = [Int](repeating: 0, count: ServiceProxyStatus.bucketBounds.count)
-        var count = 0
-        var sum = 0.0
-        var rules = RuleCount.iptables(filter: 0, nat: 0)
+        /// The rule-count gauges of the kind of rules synced (made at the first sync).
+        var iptablesRules: (filter: Gauge, nat: Gauge)?
+        var nftablesRules: Gauge?
     }
 
     /// The rules the last sync wrote, per kind of kernel rules.
@@ -42,6 +40,11 @@ public final class ServiceProxyStatus: Sendable {
     static let bucketBounds: [Double] = (0..<15).map { 0.001 * pow(2, Double($0)) }
 
     private let state = NIOLockedValueBox(State())
+    private let registry = PrometheusCollectorRegistry()
+    private let syncDuration: ValueHistogram
+    private let lastSyncTimestamp: Gauge
+    private let successes: Counter
+    private let failures: Counter
     let healthTimeout: Duration
     private let eligibility = NIOLockedValueBox<(@Sendable () -> Bool?)?>(nil)
 
@@ -53,22 +56,44 @@ public final class ServiceProxyStatus: Sendable {
 
     public init(healthTimeout: Duration) {
         self.healthTimeout = healthTimeout
+        syncDuration = registry.makeValueHistogram(
+            name: "kubeproxy_sync_proxy_rules_duration_seconds", buckets: Self.bucketBounds, help: "SyncProxyRules latency in seconds")
+        lastSyncTimestamp = registry.makeGauge(
+            name: "kubeproxy_sync_proxy_rules_last_timestamp_seconds", help: "The last time proxy rules were successfully synced")
+        let syncsHelp = "Syncs of the rules, by result"
+        successes = registry.makeCounter(name: "ferry_service_proxy_syncs_total", labels: [("result", "success")], help: syncsHelp)
+        failures = registry.makeCounter(name: "ferry_service_proxy_syncs_total", labels: [("result", "failure")], help: syncsHelp)
     }
 
     func recordSuccess(took: Duration, rules: RuleCount) {
         let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+        let now = Date()
+        syncDuration.record(seconds)
+        successes.increment()
+        lastSyncTimestamp.set(now.timeIntervalSince1970)
         state.withLockedValue { s in
-            s.lastSuccess = Date()
-            s.successes += 1
-            s.count += 1
-            s.sum += seconds
-            for (i, bound) in Self.bucketBounds.enumerated() where seconds <= bound { s.buckets[i] += 1 }
-            s.rules = rules
+            s.lastSuccess = now
+            switch rules {
+            case .iptables(let filter, let nat):
+                if s.iptablesRules == nil {
+                    let help = "Total number of iptables rules owned by the proxy"
+                    s.iptablesRules = (registry.makeGauge(name: "kubeproxy_sync_proxy_rules_iptables_total", labels: [("table", "filter")], help: help),
+                                       registry.makeGauge(name: "kubeproxy_sync_proxy_rules_iptables_total", labels: [("table", "nat")], help: help))
+                }
+                s.iptablesRules!.filter.set(Double(filter))
+                s.iptablesRules!.nat.set(Double(nat))
+            case .nftables(let count):
+                if s.nftablesRules == nil {
+                    s.nftablesRules = registry.makeGauge(
+                        name: "ferry_service_proxy_nftables_rules", help: "Rules in the kube-proxy nftables tables (ip and ip6) written by the last sync")
+                }
+                s.nftablesRules!.set(Double(count))
+            }
         }
     }
 
     func recordFailure() {
-        state.withLockedValue { $0.failures += 1 }
+        failures.increment()
     }
 
     /// `/healthz`: 200 while the last successful sync is recent and the node is eligible (its Node is not
@@ -89,44 +114,7 @@ public final class ServiceProxyStatus: Sendable {
 
     /// `/metrics` in the Prometheus text format.
     public func metrics() -> String {
-        let s = state.withLockedValue { $0 }
-        var lines = [
-            "# HELP kubeproxy_sync_proxy_rules_duration_seconds SyncProxyRules latency in seconds",
-            "# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram",
-        ]
-        for (i, bound) in Self.bucketBounds.enumerated() {
-            lines.append("kubeproxy_sync_proxy_rules_duration_seconds_bucket{le=\"\(bound)\"} \(s.buckets[i])")
-        }
-        lines.append("kubeproxy_sync_proxy_rules_duration_seconds_bucket{le=\"+Inf\"} \(s.count)")
-        lines.append("kubeproxy_sync_proxy_rules_duration_seconds_sum \(s.sum)")
-        lines.append("kubeproxy_sync_proxy_rules_duration_seconds_count \(s.count)")
-        lines += [
-            "# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds The last time proxy rules were successfully synced",
-            "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
-            "kubeproxy_sync_proxy_rules_last_timestamp_seconds \(s.lastSuccess.map { $0.timeIntervalSince1970 } ?? 0)",
-        ]
-        switch s.rules {
-        case .iptables(let filter, let nat):
-            lines += [
-                "# HELP kubeproxy_sync_proxy_rules_iptables_total Total number of iptables rules owned by the proxy",
-                "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge",
-                "kubeproxy_sync_proxy_rules_iptables_total{table=\"filter\"} \(filter)",
-                "kubeproxy_sync_proxy_rules_iptables_total{table=\"nat\"} \(nat)",
-            ]
-        case .nftables(let count):
-            lines += [
-                "# HELP ferry_service_proxy_nftables_rules Rules in the kube-proxy nftables tables (ip and ip6) written by the last sync",
-                "# TYPE ferry_service_proxy_nftables_rules gauge",
-                "ferry_service_proxy_nftables_rules \(count)",
-            ]
-        }
-        lines += [
-            "# HELP ferry_service_proxy_syncs_total Syncs of the rules, by result",
-            "# TYPE ferry_service_proxy_syncs_total counter",
-            "ferry_service_proxy_syncs_total{result=\"success\"} \(s.successes)",
-            "ferry_service_proxy_syncs_total{result=\"failure\"} \(s.failures)",
-        ]
-        return lines.joined(separator: "\n") + "\n"
+        registry.emitToString()
     }
 
     /// The health port's answers.
