@@ -29,6 +29,7 @@ if [ "${FERRY_FUZZ_RESPONSES:-}" = 1 ]; then
   printf '\001HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' > "$corpus/chunked"
   printf '\002HTTP/1.0 200 OK\r\n\r\nuntil the close' > "$corpus/close"
   printf '\003HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes' > "$corpus/upgrade"
+  printf '\007HTTP/1.1 200 Connection established\r\nContent-Length: 9\r\n\r\ntunnelled' > "$corpus/connect"
   exec .build/fuzz/release/ferry-fuzz -max_total_time="$seconds" -max_len=2048 -artifact_prefix=.build/fuzz-crash- -print_final_stats=1 "$corpus"
 fi
 corpus=.build/fuzz-corpus

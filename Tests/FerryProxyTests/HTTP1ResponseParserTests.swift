@@ -143,6 +143,8 @@ struct HTTP1ResponseParserTests {
             "\u{1}HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n",
             "\u{2}HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nuntil the close",
             "\u{3}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframes",
+            // To a CONNECT (the selector's low bits), whose 2xx opens a tunnel whatever length it declares.
+            "\u{7}HTTP/1.1 200 Connection established\r\nContent-Length: 9\r\n\r\ntunnelled",
         ]
         let alphabet = Array("\r\n :;,0123456789abcdefHTTP/1.0 chunkedContent-LengthTransfer-Encoding\u{0}".utf8)
         var mutator = HTTP1Mutator(seed: 0x2545_F491_4F6C_DD1D)

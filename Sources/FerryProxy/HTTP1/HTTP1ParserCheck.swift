@@ -88,17 +88,17 @@ public enum HTTP1ParserCheck {
             switch parser.endOfInput(unread: kept?.readableBytes ?? 0) {
             case .success(let part)?: record(part)
             case .failure(let error)?: t.note("ended \(error.kind)")
-            case nil: t.note("open")
+            case nil: t.note(parser.state == .stopped ? "tunnel, unread \(kept?.readableBytes ?? 0)" : "open")
             }
         }
         return t.lines.joined(separator: "\n")
     }
 
     /// Responses: the first byte of `bytes` picks the methods of the requests they answer (GET, HEAD,
-    /// POST, in a pattern), the rest are the responses. A broken invariant, described, or nil.
+    /// POST, CONNECT, in a pattern), the rest are the responses. A broken invariant, described, or nil.
     public static func responseViolation(in bytes: [UInt8]) -> String? {
         guard let selector = bytes.first else { return nil }
-        let methods = (0..<6).map { ["GET", "HEAD", "POST"][Int(selector >> UInt8($0)) % 3] }
+        let methods = (0..<6).map { ["GET", "HEAD", "POST", "CONNECT"][Int(selector >> UInt8($0)) % 4] }
         let rest = Array(bytes.dropFirst())
         let whole = responseOutcome(of: rest, methods: methods, piece: Int.max / 2)
         for piece in [1, 3] {
