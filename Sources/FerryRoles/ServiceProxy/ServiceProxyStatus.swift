@@ -57,12 +57,12 @@ public final class ServiceProxyStatus: Sendable {
     public init(healthTimeout: Duration) {
         self.healthTimeout = healthTimeout
         syncDuration = registry.makeValueHistogram(
-            name: "kubeproxy_sync_proxy_rules_duration_seconds", buckets: Self.bucketBounds, help: "SyncProxyRules latency in seconds")
+            descriptor: Self.name("kubeproxy_sync_proxy_rules_duration", "seconds", "SyncProxyRules latency in seconds"), buckets: Self.bucketBounds)
         lastSyncTimestamp = registry.makeGauge(
-            name: "kubeproxy_sync_proxy_rules_last_timestamp_seconds", help: "The last time proxy rules were successfully synced")
-        let syncsHelp = "Syncs of the rules, by result"
-        successes = registry.makeCounter(name: "ferry_service_proxy_syncs_total", labels: [("result", "success")], help: syncsHelp)
-        failures = registry.makeCounter(name: "ferry_service_proxy_syncs_total", labels: [("result", "failure")], help: syncsHelp)
+            descriptor: Self.name("kubeproxy_sync_proxy_rules_last_timestamp", "seconds", "The last time proxy rules were successfully synced"))
+        let syncs = Self.name("ferry_service_proxy_syncs", "total", "Syncs of the rules, by result")
+        successes = registry.makeCounter(descriptor: syncs, labels: [("result", "success")])
+        failures = registry.makeCounter(descriptor: syncs, labels: [("result", "failure")])
     }
 
     func recordSuccess(took: Duration, rules: RuleCount) {
@@ -76,20 +76,25 @@ public final class ServiceProxyStatus: Sendable {
             switch rules {
             case .iptables(let filter, let nat):
                 if s.iptablesRules == nil {
-                    let help = "Total number of iptables rules owned by the proxy"
-                    s.iptablesRules = (registry.makeGauge(name: "kubeproxy_sync_proxy_rules_iptables_total", labels: [("table", "filter")], help: help),
-                                       registry.makeGauge(name: "kubeproxy_sync_proxy_rules_iptables_total", labels: [("table", "nat")], help: help))
+                    let rules = Self.name("kubeproxy_sync_proxy_rules_iptables", "total", "Total number of iptables rules owned by the proxy")
+                    s.iptablesRules = (registry.makeGauge(descriptor: rules, labels: [("table", "filter")]),
+                                       registry.makeGauge(descriptor: rules, labels: [("table", "nat")]))
                 }
                 s.iptablesRules!.filter.set(Double(filter))
                 s.iptablesRules!.nat.set(Double(nat))
             case .nftables(let count):
                 if s.nftablesRules == nil {
                     s.nftablesRules = registry.makeGauge(
-                        name: "ferry_service_proxy_nftables_rules", help: "Rules in the kube-proxy nftables tables (ip and ip6) written by the last sync")
+                        descriptor: Self.name("ferry_service_proxy_nftables", "rules", "Rules in the kube-proxy nftables tables (ip and ip6) written by the last sync"))
                 }
                 s.nftablesRules!.set(Double(count))
             }
         }
+    }
+
+    /// A metric's name as `NAME_UNIT`, with its help text.
+    private static func name(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
     }
 
     func recordFailure() {
