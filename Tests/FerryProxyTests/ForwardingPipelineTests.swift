@@ -151,6 +151,26 @@ struct ForwardingPipelineTests {
         #expect(f.logLines.count == 3)
     }
 
+    /// Pipelined requests go upstream one at a time, in order, on the one pooled connection — the next is
+    /// written from inside the upstream decoder's hand-off of the previous response's end.
+    @Test func pipelinedRequestsAreForwardedOneAtATimeInOrder() throws {
+        let f = try ForwardingFixture()
+        try f.client("GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try f.upstreamReceived(0).hasPrefix("GET /a HTTP/1.1\r\n"))
+        try f.upstream(0, sends: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA")
+        let second = try f.upstreamReceived(0)
+        #expect(second.hasPrefix("POST /b HTTP/1.1\r\n") && second.hasSuffix("\r\n\r\nabc"), "\(second)")
+        // The response to /b and nothing else in one read: /c follows it, still on the same connection.
+        try f.upstream(0, sends: "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nB")
+        #expect(try f.upstreamReceived(0).hasPrefix("GET /c HTTP/1.1\r\n"))
+        try f.upstream(0, sends: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nC")
+        let received = try f.clientReceived()
+        #expect(received == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA" + "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nB"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nC", "\(received)")
+        #expect(f.upstreams.channels.count == 1)
+        #expect(f.logLines.count == 3)
+    }
+
     @Test func aRefusedConnectionIsRetriedOnTheOtherEndpoint() throws {
         let f = try ForwardingFixture(endpoints: 2) { $0.retries = RetryPolicy(attempts: 2, on: [.connectFailure]) }
         f.upstreams.refuseNext = 1
