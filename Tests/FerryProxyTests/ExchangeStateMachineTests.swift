@@ -22,6 +22,13 @@ struct ExchangeStateMachineTests {
     }
 
     static func bytes(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    /// A body-less request that ended with its head, sent on a connection to `endpoint` attached at the start.
+    static func sendWholeRequest(_ m: inout ExchangeStateMachine, endpoint: Int, reused: Bool) {
+        m.attemptStarted(endpoint: endpoint)
+        _ = m.requestEnded(nil, now: start)
+        _ = m.upstreamAttached(reused: reused, now: start)
+    }
     static func at(_ seconds: Int64) -> NIODeadline { start + .seconds(seconds) }
 
     @Test func aBodilessRequestHeldThenForwardedAndAnsweredKeepsBothConnections() {
@@ -97,9 +104,7 @@ struct ExchangeStateMachineTests {
 
     @Test func aPooledConnectionThatClosesIsRetriedOnTheSameEndpointOnce() {
         var m = Self.machine()
-        m.attemptStarted(endpoint: 1)
-        _ = m.requestEnded(nil, now: Self.start)
-        _ = m.upstreamAttached(reused: true, now: Self.start)
+        Self.sendWholeRequest(&m, endpoint: 1, reused: true)
         #expect(m.upstreamLost(retryable: true) == .retry)
         #expect(m.excluded.isEmpty, "a stale pooled connection says nothing about the endpoint")
         #expect(m.phase == .waiting)
@@ -112,9 +117,7 @@ struct ExchangeStateMachineTests {
     @Test func requestsWithBodiesAndNonIdempotentMethodsAreNotReplayed() {
         for (method, framing) in [(HTTPMethod.POST, HeaderRewriter.Framing.none), (.PUT, .contentLength)] {
             var m = Self.machine(method, framing: framing, retries: RetryPolicy(attempts: 3, on: [.reset]))
-            m.attemptStarted(endpoint: 0)
-            _ = m.requestEnded(nil, now: Self.start)
-            _ = m.upstreamAttached(reused: true, now: Self.start)
+            Self.sendWholeRequest(&m, endpoint: 0, reused: true)
             #expect(m.upstreamLost(retryable: true) == .reply(close: false), "\(method)")
         }
     }
@@ -137,9 +140,7 @@ struct ExchangeStateMachineTests {
 
     @Test func theUpstreamClosingMidBodyLeavesOnlyAClose() {
         var m = Self.machine()
-        m.attemptStarted(endpoint: 0)
-        _ = m.requestEnded(nil, now: Self.start)
-        _ = m.upstreamAttached(reused: false, now: Self.start)
+        Self.sendWholeRequest(&m, endpoint: 0, reused: false)
         _ = m.responseHeadReceived(status: .ok, upgradeAllowed: false, upstreamKeepAlive: true, declaresBody: true, now: Self.start)
         m.responseHeadSent(keepAlive: true)
         #expect(m.upstreamLost(retryable: true) == .abort)
@@ -161,17 +162,13 @@ struct ExchangeStateMachineTests {
     @Test func upgrades() {
         // Accepted: the end of the 101 makes a tunnel.
         var accepted = Self.machine(upgrade: true)
-        accepted.attemptStarted(endpoint: 0)
-        _ = accepted.requestEnded(nil, now: Self.start)
-        _ = accepted.upstreamAttached(reused: false, now: Self.start)
+        Self.sendWholeRequest(&accepted, endpoint: 0, reused: false)
         #expect(accepted.responseHeadReceived(status: .switchingProtocols, upgradeAllowed: true, upstreamKeepAlive: true, declaresBody: false, now: Self.start) == .forward)
         #expect(accepted.responseEnded() == .tunnel)
 
         // Refused by the upstream: an ordinary response, and the client connection closes after it.
         var refused = Self.machine(upgrade: true)
-        refused.attemptStarted(endpoint: 0)
-        _ = refused.requestEnded(nil, now: Self.start)
-        _ = refused.upstreamAttached(reused: false, now: Self.start)
+        Self.sendWholeRequest(&refused, endpoint: 0, reused: false)
         #expect(refused.responseHeadReceived(status: .forbidden, upgradeAllowed: false, upstreamKeepAlive: true, declaresBody: true, now: Self.start) == .forward)
         #expect(!refused.keepAlive)
         #expect(refused.responseEnded() == .complete(reuseUpstream: true))
@@ -187,17 +184,13 @@ struct ExchangeStateMachineTests {
         #expect(otherProtocol.responseHeadReceived(status: .switchingProtocols, upgradeAllowed: false, upstreamKeepAlive: true, declaresBody: false, now: Self.start) == .refuseSwitch)
         // An upgrade is never retried: the upstream may have switched already.
         var reset = Self.machine(retries: RetryPolicy(attempts: 2, on: [.reset]), upgrade: true)
-        reset.attemptStarted(endpoint: 0)
-        _ = reset.requestEnded(nil, now: Self.start)
-        _ = reset.upstreamAttached(reused: true, now: Self.start)
+        Self.sendWholeRequest(&reset, endpoint: 0, reused: true)
         #expect(reset.upstreamLost(retryable: true) == .reply(close: false))
     }
 
     @Test func a204ThatDeclaresABodyDoesNotGoBackToThePool() {
         var m = Self.machine()
-        m.attemptStarted(endpoint: 0)
-        _ = m.requestEnded(nil, now: Self.start)
-        _ = m.upstreamAttached(reused: false, now: Self.start)
+        Self.sendWholeRequest(&m, endpoint: 0, reused: false)
         _ = m.responseHeadReceived(status: .noContent, upgradeAllowed: false, upstreamKeepAlive: true, declaresBody: true, now: Self.start)
         m.responseHeadSent(keepAlive: true)
         #expect(m.responseEnded() == .complete(reuseUpstream: false))
@@ -205,9 +198,7 @@ struct ExchangeStateMachineTests {
 
     @Test func aStatusTheRouteRetriesIsTriedAgainWhileAttemptsLast() {
         var m = Self.machine(retries: RetryPolicy(attempts: 1, on: [.status(503)]), endpoints: 2)
-        m.attemptStarted(endpoint: 0)
-        _ = m.requestEnded(nil, now: Self.start)
-        _ = m.upstreamAttached(reused: false, now: Self.start)
+        Self.sendWholeRequest(&m, endpoint: 0, reused: false)
         #expect(m.responseHeadReceived(status: .serviceUnavailable, upgradeAllowed: false, upstreamKeepAlive: true, declaresBody: true, now: Self.start) == .retry)
         #expect(m.excluded == [0])
         m.attemptStarted(endpoint: 1)

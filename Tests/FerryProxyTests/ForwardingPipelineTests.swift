@@ -77,15 +77,20 @@ final class ForwardingFixture {
         let config = ConfigSnapshot(
             listeners: [Listener(name: "web", address: HostPort(host: "127.0.0.1", port: 0), http: http)],
             clusters: [Cluster(name: "app", endpoints: (0..<endpoints).map { HostPort(host: "127.0.0.1", port: 9001 + $0) })])
-        let metrics = ProxyMetrics()
-        let compiled = try CompiledSnapshot(config, metrics: metrics)
-        let environment = ListenerEnvironment(
-            listenerName: "web", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
-            loops: try LoopLocals(group: loop, clockFromLoop: true), boundSnapshot: compiled, connector: upstreams)
+        let environment = try Self.environment(config, listener: "web", loop: loop, accessLog: accessLog, connector: upstreams)
         downstream.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
         try downstream.pipeline.syncOperations.addHandler(reads)
-        try DownstreamPipeline.configure(downstream, environment: environment, limits: compiled.listeners["web"]!.decoderLimits)
+        try DownstreamPipeline.configure(downstream, environment: environment, limits: environment.boundSnapshot.listeners["web"]!.decoderLimits)
         try downstream.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+    }
+
+    /// `listener` of `config`, compiled, on `loop` (whose clock the proxy reads), dialling through `connector`.
+    static func environment(_ config: ConfigSnapshot, listener: String, loop: EmbeddedEventLoop, accessLog: AccessLogWriter, connector: FakeUpstreams) throws -> ListenerEnvironment {
+        let metrics = ProxyMetrics()
+        let compiled = try CompiledSnapshot(config, metrics: metrics)
+        return ListenerEnvironment(
+            listenerName: listener, store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
+            loops: try LoopLocals(group: loop, clockFromLoop: true), boundSnapshot: compiled, connector: connector)
     }
 
     /// Bytes from the client; runs the loop so flushes queued for the end of the tick happen.
@@ -381,11 +386,7 @@ struct TCPTunnelPipelineTests {
         let config = ConfigSnapshot(
             listeners: [listener],
             clusters: [Cluster(name: "db", endpoints: (0..<endpoints).map { HostPort(host: "127.0.0.1", port: 5432 + $0) })])
-        let metrics = ProxyMetrics()
-        let compiled = try CompiledSnapshot(config, metrics: metrics)
-        let environment = ListenerEnvironment(
-            listenerName: "db", store: SnapshotStore(compiled), metrics: metrics, accessLog: accessLog,
-            loops: try LoopLocals(group: loop, clockFromLoop: true), boundSnapshot: compiled, connector: upstreams)
+        let environment = try ForwardingFixture.environment(config, listener: "db", loop: loop, accessLog: accessLog, connector: upstreams)
         downstream.remoteAddress = try SocketAddress(ipAddress: "192.0.2.7", port: 40000)
         try downstream.pipeline.syncOperations.addHandler(TCPProxyHandler(environment: environment, local: environment.loops.local(for: loop), remoteAddress: downstream.remoteAddress))
         return (downstream, upstreams, accessLog)
