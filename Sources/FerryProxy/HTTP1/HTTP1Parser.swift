@@ -86,8 +86,9 @@ struct HTTP1Parser {
     let limits: Limits
     private(set) var state: State = .head
     /// The methods of requests sent and not yet answered (responses only). A reference, so a request
-    /// written while a response is being read (the next one of a pipeline) can be added to it then.
-    let methods = MethodQueue()
+    /// written while a response is being read (the next one of a pipeline) can be added to it then. A
+    /// request reader shares one empty queue it never touches: no allocation per accepted connection.
+    let methods: MethodQueue
     /// The request being read is a CONNECT or an Upgrade: stop when it ends.
     private var stopsAfterMessage = false
     /// How far a head (or trailer block) has been searched for its end, so a head arriving in pieces is
@@ -97,7 +98,11 @@ struct HTTP1Parser {
     init(role: Role, limits: Limits) {
         self.role = role
         self.limits = limits
+        self.methods = role == .response ? MethodQueue() : Self.noMethods
     }
+
+    /// The queue of every request reader: empty, never read or written (requests are not framed by methods).
+    nonisolated(unsafe) private static let noMethods = MethodQueue()
 
     /// The methods of the requests a connection sent and that are not yet answered, oldest first.
     final class MethodQueue {
