@@ -20,10 +20,10 @@ struct HTTP1RequestParserTests {
     static func read(_ text: String, piece: Int = 1 << 20, limits: HTTP1RequestParser.Limits = limits) -> Outcome {
         var parser = HTTP1RequestParser(limits: limits)
         var outcome = Outcome()
-        func record(_ part: HTTPServerRequestPart) {
+        func record(_ part: HTTP1RequestPart) {
             switch part {
             case .head(let h):
-                outcome.parts.append((["head \(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor)"] + h.headers.map { "\($0.name)=\($0.value)" }).joined(separator: " "))
+                outcome.parts.append((["head \(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor)"] + h.head.headers.map { "\($0.name)=\($0.value)" }).joined(separator: " "))
             case .body(let b):
                 if let last = outcome.parts.last, last.hasPrefix("body ") {
                     outcome.parts[outcome.parts.count - 1] += String(buffer: b)

@@ -44,7 +44,14 @@ struct RequestDecisionTests {
         let parts = requestLine.split(separator: " ")
         var headers = HTTPHeaders(fields)
         if !headers.contains(name: "host") { headers.add(name: "Host", value: "api.test") }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: String(parts[0])), uri: String(parts[1]), headers: headers)
+        // Read as the proxy reads it: the request's bytes through Ferry's parser, a view of them out.
+        var text = "\(parts[0]) \(parts[1]) HTTP/1.1\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        var buffer = ByteBuffer(string: text + "\r\n")
+        var parser = HTTP1RequestParser(limits: HTTP1Parser.Limits(maxRequestLineBytes: 16 * 1024, maxHeadBytes: 64 * 1024, maxFieldCount: 100, maxChunkLineBytes: 4096))
+        var view: HTTP1RequestHeadView?
+        try parser.parse(&buffer) { if case .head(let h) = $0 { view = h } }
+        let head = try #require(view)
         let summary = try RequestHeadValidator.validate(head, limits: listener.listener.http.limits, forwardProxy: forwardProxy).get()
         var random = FastRandom()
         return RequestDecision.decide(
@@ -142,5 +149,40 @@ struct RequestDecisionTests {
     @Test func aRouteBodyLimitReplacesTheListenersOne() throws {
         #expect(try Self.decide("POST /upload", [("Content-Length", "5")]).maxRequestBodyBytes == 10)
         #expect(try Self.decide("GET /").maxRequestBodyBytes == HTTPLimits().maxRequestBodyBytes)
+    }
+
+    /// A request Ferry changes nothing in travels upstream as its received field lines, byte for byte
+    /// (optional whitespace and the client's spelling of names included), followed by Ferry's own fields.
+    @Test func aRequestWithNothingToDropKeepsItsFieldLinesAsReceived() throws {
+        let decision = try Self.decide("GET /items", [("Host", "api.test"), ("X-Custom", "   kept  as sent"), ("accept", "*/*")])
+        guard case .forward(let plan) = decision.outcome else { Issue.record("not forwarded: \(Self.summary(decision))"); return }
+        let text = String(buffer: try #require(plan.headBytes))
+        #expect(text.hasPrefix("GET /items HTTP/1.1\r\nHost: api.test\r\nX-Custom:    kept  as sent\r\naccept: */*\r\nx-forwarded-for: 192.0.2.7\r\n"), "\(text)")
+    }
+
+    /// The head validator reads a head as bytes exactly as it reads the same head made of Strings.
+    @Test(arguments: [
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nVia: 1.1 edge\r\nUser-Agent: t\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\nConnection: keep-alive, X-Secret\r\nExpect: 100-continue\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Request-Id: r\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: a\r\nMax-Forwards: 3\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+    ])
+    func theValidatorReadsBytesAsItReadsStrings(_ text: String) throws {
+        var parser = HTTP1RequestParser(limits: HTTP1Parser.Limits(maxRequestLineBytes: 1024, maxHeadBytes: 4096, maxFieldCount: 100, maxChunkLineBytes: 64))
+        var buffer = ByteBuffer(string: text)
+        var view: HTTP1RequestHeadView?
+        try parser.parse(&buffer) { if case .head(let h) = $0 { view = h } }
+        let head = try #require(view)
+        let limits = HTTPLimits()
+        let fromBytes = RequestHeadValidator.validate(head, limits: limits)
+        let fromStrings = RequestHeadValidator.validate(head.head, limits: limits)
+        #expect(String(describing: fromBytes) == String(describing: fromStrings), "\(text)")
+        #expect(head.isKeepAlive == head.head.isKeepAlive, "\(text)")
     }
 }

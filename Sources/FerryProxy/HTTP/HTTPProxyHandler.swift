@@ -9,7 +9,7 @@ import NIOPosix
 /// functions (`RouteTable`, `LoadBalancer`, `RequestHeadValidator`, `HeaderRewriter`, `ExchangeRules`);
 /// this class keeps the connection's state and performs the I/O.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, TrackedConnection, HTTP1PartSink {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = HTTP1RequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -41,7 +41,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     var upstream: UpstreamConnection?
     /// Parts of pipelined requests, held until the current exchange is done. (An empty array allocates
     /// nothing; pipelining is rare.)
-    var pipelined: [HTTPServerRequestPart] = []
+    var pipelined: [HTTP1RequestPart] = []
     /// A decoder error that followed whole requests: answered (400 and close) once they are.
     var deferredError: HTTPResponseStatus?
     var pendingRead = false
@@ -154,12 +154,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     }
 
     /// A part from the decoder, handed over directly (`HTTP1PartSink`).
-    func decoded(_ part: HTTPServerRequestPart) {
+    func decoded(_ part: HTTP1RequestPart) {
         guard let context else { return }
         received(part, context: context)
     }
 
-    func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    func received(_ part: HTTP1RequestPart, context: ChannelHandlerContext) {
         if overLimit { return }
         if case .head = part { sawHeadThisCycle = true }
         if !pipelined.isEmpty || (state != .idle && isHead(part)) || (state == .idle && !isHead(part)) {
@@ -169,12 +169,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         process(part, context: context)
     }
 
-    func isHead(_ part: HTTPServerRequestPart) -> Bool {
+    func isHead(_ part: HTTP1RequestPart) -> Bool {
         if case .head = part { return true }
         return false
     }
 
-    func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    func process(_ part: HTTP1RequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
             startRequest(head, context: context)
@@ -323,7 +323,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         sendLocalReply(.error(status, "malformed request after the previous one", flags: .downstreamProtocolError, close: true), context: context)
     }
 
-    func isEnd(_ part: HTTPServerRequestPart) -> Bool {
+    func isEnd(_ part: HTTP1RequestPart) -> Bool {
         if case .end = part { return true }
         return false
     }
@@ -342,7 +342,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     // MARK: request start
 
-    func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    func startRequest(_ head: HTTP1RequestHeadView, context: ChannelHandlerContext) {
         firstByteAt = nil
         requestsServed += 1
         let (snapshot, listener) = currentListener()
@@ -397,12 +397,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let decision = RequestDecision.decide(
             head, summary: summary, requestID: requestID, listener: listener, snapshot: snapshot, client: client,
             certificateName: { self.clientCertificateName }, random: &local.random, allocator: context.channel.allocator)
-        perform(decision, head: head, summary: summary, snapshotVersion: snapshot.config.version, context: context)
+        perform(decision, view: head, summary: summary, snapshotVersion: snapshot.config.version, context: context)
     }
 
     /// Carries out what `RequestDecision` decided for the current exchange.
     @inline(__always)
-    func perform(_ decision: RequestDecision, head: HTTPRequestHead, summary: RequestSummary, snapshotVersion: Int, context: ChannelHandlerContext) {
+    func perform(_ decision: RequestDecision, view: HTTP1RequestHeadView, summary: RequestSummary, snapshotVersion: Int, context: ChannelHandlerContext) {
         let ex = exchange!
         ex.machine.maxRequestBodyBytes = decision.maxRequestBodyBytes
         if let audit = decision.audit {
@@ -418,7 +418,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         case .serveFiles(let files, let path):
             serveStaticFile(files, path: path, context: context)
         case .forwardProxy(let forward):
-            startForwardRequest(head, summary: summary, forward: forward, snapshotVersion: snapshotVersion, context: context)
+            // The forward proxy reads the request as a whole (its target, Proxy-Authorization, the memo).
+            startForwardRequest(view.head, summary: summary, forward: forward, snapshotVersion: snapshotVersion, context: context)
         case .forward(let plan):
             ex.targetIndex = plan.targetIndex
             ex.hashKey = plan.hashKey

@@ -53,6 +53,26 @@ enum HeaderRewriter {
         } else {
             for (name, value) in head.headers { emit(name, value) }
         }
+        ferryRequestFields(version: head.version, summary: summary, info: info, emit)
+    }
+
+    /// The same fields for a head read as bytes, written into `bytes`: when nothing is to be dropped the
+    /// client's field lines are copied as received, in one piece (no `String` per field); otherwise they go
+    /// through the same filter as the fields of a head.
+    @inline(__always)
+    static func upstreamRequestFields(_ view: HTTP1RequestHeadView, summary: RequestSummary, info: ForwardingInfo, into bytes: inout ByteBuffer) {
+        if summary.needsFiltering {
+            endToEndFields(view.head, summary: summary, trusted: info.trusted, writesForwardedProtoAndHost: true) { WireFormat.field($0, $1, into: &bytes) }
+        } else {
+            var lines = view.fieldLines
+            bytes.writeBuffer(&lines)
+        }
+        ferryRequestFields(version: view.version, summary: summary, info: info) { WireFormat.field($0, $1, into: &bytes) }
+    }
+
+    /// Ferry's framing and forwarding fields, after the client's.
+    @inline(__always)
+    private static func ferryRequestFields(version: HTTPVersion, summary: RequestSummary, info: ForwardingInfo, _ emit: (String, String) -> Void) {
         if summary.chunked { emit("transfer-encoding", "chunked") }
         if summary.isUpgrade { emit("connection", "upgrade") }
         emit("x-forwarded-for", forwardedFor(summary, info.clientAddress, trusted: info.trusted))
@@ -62,7 +82,7 @@ enum HeaderRewriter {
         } else if let host = summary.host {
             emit("x-forwarded-host", host)
         }
-        let via = head.version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
+        let via = version.minor == 0 ? "1.0 ferry" : "1.1 ferry"
         emit("via", summary.via.map { "\($0), \(via)" } ?? via)
         if summary.requestID == nil { emit("x-request-id", info.requestID) }
     }

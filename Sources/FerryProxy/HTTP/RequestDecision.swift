@@ -68,7 +68,7 @@ struct RequestDecision {
     /// in place rather than copied out field by field.)
     @inline(__always)
     static func decide(
-        _ head: HTTPRequestHead, summary: RequestSummary, requestID: String, listener: CompiledListener, snapshot: CompiledSnapshot,
+        _ view: HTTP1RequestHeadView, summary: RequestSummary, requestID: String, listener: CompiledListener, snapshot: CompiledSnapshot,
         client: Client, certificateName: () -> String?, random: inout FastRandom, allocator: ByteBufferAllocator
     ) -> RequestDecision {
         // Built in place and returned from each branch (no closure captures it: that would box it). It starts
@@ -76,21 +76,21 @@ struct RequestDecision {
         var decision = RequestDecision(outcome: undecided, maxRequestBodyBytes: listener.listener.http.limits.maxRequestBodyBytes)
         if summary.maxForwards == 0 {
             // The last hop an OPTIONS or TRACE may take: Ferry answers it (RFC 9110 §7.6.2).
-            decision.outcome = .reply(LocalReply.lastHop(head))
+            decision.outcome = .reply(LocalReply.lastHop(view.head))
             return decision
         }
         if let forward = listener.forwardProxy {
             decision.outcome = .forwardProxy(forward)
             return decision
         }
-        if head.method == .CONNECT {
+        if view.method == .CONNECT {
             decision.outcome = .reply(.error(.methodNotAllowed, "CONNECT is served by forward-proxy listeners, not this reverse-proxy listener", flags: .downstreamProtocolError, close: true))
             return decision
         }
 
         // One canonical path, before routing, filters, rewrites and the upstream request.
-        var uri = head.uri
-        let canonical = RequestPath.canonicalize(head.uri, listener.pathNormalization)
+        var uri = view.uri
+        let canonical = RequestPath.canonicalize(view.uri, listener.pathNormalization)
         switch canonical.outcome {
         case .unchanged:
             break
@@ -103,7 +103,7 @@ struct RequestDecision {
         let host = summary.host ?? ""
         // Path parameters (`;x=y`) do not make a path escape a route written without them.
         let matchPath = canonical.hasParameters ? RequestPath.withoutParameters(RouteTable.pathWithoutQuery(Substring(uri))).map { Substring($0) } ?? Substring(uri) : Substring(uri)
-        let match = listener.routes.match(authority: Substring(host), path: matchPath, method: head.method.rawValue, header: { head.headers.first(name: $0) })
+        let match = listener.routes.match(authority: Substring(host), path: matchPath, method: view.method.rawValue, header: { view.value(of: $0) })
         let compiledRoute = match.map { listener.compiledRoutes[$0.virtualHost][$0.route] }
         // A route may set its own body limit (`Int.max`: none); an over-long body is refused before anything else.
         if let routeMax = compiledRoute?.route.maxRequestBodyBytes { decision.maxRequestBodyBytes = routeMax == Int.max ? nil : routeMax }
@@ -130,15 +130,15 @@ struct RequestDecision {
         var forwardedURI = uri
         if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(uri)) { forwardedURI = target }
         if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
-            filter, receivedPath: RouteTable.pathWithoutQuery(Substring(head.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
-            head: head, host: host, isUpgrade: summary.isUpgrade) {
+            filter, receivedPath: RouteTable.pathWithoutQuery(Substring(view.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
+            head: view.head, host: host, isUpgrade: summary.isUpgrade) {
             decision.audit = Audit()
             decision.audit!.verdict = refusal.verdict
             decision.outcome = .reply(refusal.reply)
             return decision
         }
         if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil {
-            let access = ClientAccessGate.check(route, head: head, forwardedURI: forwardedURI, certificateName: certificateName)
+            let access = ClientAccessGate.check(route, head: view.head, forwardedURI: forwardedURI, certificateName: certificateName)
             let audit = Audit()
             audit.verdict = access.verdict
             audit.user = access.user
@@ -174,18 +174,18 @@ struct RequestDecision {
                 return decision
             }
             var plan = UpstreamPlan(cluster: cluster, targetIndex: targetIndex)
-            plan.hashKey = cluster.balancer.hashKey(header: { head.headers.first(name: $0) }, sourceAddress: client.addressText, requestURI: uri)
+            plan.hashKey = cluster.balancer.hashKey(header: { view.value(of: $0) }, sourceAddress: client.addressText, requestURI: uri)
             let info = HeaderRewriter.ForwardingInfo(clientAddress: client.addressText, requestID: requestID, scheme: client.overTLS ? "https" : "http", trusted: client.trustedPeer)
             let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
             if route.requestHeaders.isEmpty && route.hostRewrite == nil {
                 // The common case: the head's bytes are written in one pass, no header list built.
                 var bytes = allocator.buffer(capacity: 512 + target.utf8.count)
-                RequestSerializer.requestLine(method: head.method, target: target, into: &bytes)
-                HeaderRewriter.upstreamRequestFields(head, summary: summary, info: info) { WireFormat.field($0, $1, into: &bytes) }
+                RequestSerializer.requestLine(method: view.method, target: target, into: &bytes)
+                HeaderRewriter.upstreamRequestFields(view, summary: summary, info: info, into: &bytes)
                 RequestSerializer.endOfHead(into: &bytes)
                 plan.headBytes = bytes
             } else {
-                var upstreamHead = HeaderRewriter.upstreamRequest(head, summary: summary, info: info)
+                var upstreamHead = HeaderRewriter.upstreamRequest(view.head, summary: summary, info: info)
                 upstreamHead.uri = target
                 HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &upstreamHead.headers)
                 plan.head = upstreamHead

@@ -43,35 +43,72 @@ enum RequestHeadValidator {
     }
 
     static func validate(_ head: HTTPRequestHead, limits: HTTPLimits, forwardProxy: Bool = false) -> Result<RequestSummary, Rejection> {
-        let requestLineLength = head.method.rawValue.utf8.count + head.uri.utf8.count + 11
-        if requestLineLength > limits.maxRequestLineBytes {
-            return .failure(Rejection(status: .uriTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes"))
+        if let rejection = requestLineProblem(method: head.method, uri: head.uri, limits: limits) { return .failure(rejection) }
+        var fields = Fields(method: head.method)
+        for (name, value) in head.headers {
+            if let rejection = fields.visit(FieldName(name), nameLength: name.utf8.count, valueLength: value.utf8.count, value) {
+                return .failure(rejection)
+            }
         }
+        return fields.finish(method: head.method, uri: head.uri, version: head.version, limits: limits, forwardProxy: forwardProxy)
+    }
+
+    /// The same for a head read as bytes: a `String` is made only of the values the summary keeps or checks
+    /// (Host, Content-Length, the forwarding fields, ...), none of the others.
+    static func validate(_ view: HTTP1RequestHeadView, limits: HTTPLimits, forwardProxy: Bool = false) -> Result<RequestSummary, Rejection> {
+        if let rejection = requestLineProblem(method: view.method, uri: view.uri, limits: limits) { return .failure(rejection) }
+        var fields = Fields(method: view.method)
+        var rejection: Rejection?
+        view.forEachField { name, value in
+            guard rejection == nil else { return }
+            let kind = FieldName(bytes: name)
+            rejection = fields.visit(kind, nameLength: name.count, valueLength: value.count, kind == .other ? "" : String(decoding: value, as: UTF8.self))
+        }
+        if let rejection { return .failure(rejection) }
+        return fields.finish(method: view.method, uri: view.uri, version: view.version, limits: limits, forwardProxy: forwardProxy)
+    }
+
+    /// 414 for a request line over `max_request_line`, checked before anything else.
+    static func requestLineProblem(method: HTTPMethod, uri: String, limits: HTTPLimits) -> Rejection? {
+        guard method.rawValue.utf8.count + uri.utf8.count + 11 > limits.maxRequestLineBytes else { return nil }
+        return Rejection(status: .uriTooLong, reason: "request line longer than \(limits.maxRequestLineBytes) bytes")
+    }
+
+    /// The summary gathered field by field, then checked as a whole.
+    struct Fields {
+        let method: HTTPMethod
         var summary = RequestSummary()
         var count = 0
         var bytes = 0
         var contentLength: Substring?
         var transferEncodings: [Substring] = []
         var hostCount = 0
-        for (name, value) in head.headers {
+
+        init(method: HTTPMethod) { self.method = method }
+
+        /// One field (`value` is read only for the kinds the summary keeps); a rejection ends the head.
+        @inline(__always)
+        mutating func visit(_ kind: FieldName, nameLength: Int, valueLength: Int, _ value: @autoclosure () -> String) -> Rejection? {
             count += 1
-            bytes += name.utf8.count + value.utf8.count + 4
-            switch FieldName(name) {
+            bytes += nameLength + valueLength + 4
+            if kind == .other { return nil }
+            let value = value()
+            switch kind {
             case .host:
                 hostCount += 1
                 summary.host = value
                 if let problem = HostHeader.problem(Substring(value)) {
-                    return .failure(Rejection(status: .badRequest, reason: problem))
+                    return Rejection(status: .badRequest, reason: problem)
                 }
             case .contentLength:
                 for part in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let trimmed = part.trimmingSpaces
                     guard !trimmed.isEmpty, trimmed.utf8.count <= 18, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
-                        return .failure(Rejection(status: .badRequest, reason: "invalid Content-Length"))
+                        return Rejection(status: .badRequest, reason: "invalid Content-Length")
                     }
                     if let existing = contentLength {
                         guard Int(existing) == Int(trimmed) else {
-                            return .failure(Rejection(status: .badRequest, reason: "conflicting Content-Length values"))
+                            return Rejection(status: .badRequest, reason: "conflicting Content-Length values")
                         }
                         summary.rewritesContentLength = true
                     }
@@ -118,10 +155,10 @@ enum RequestHeadValidator {
             case .requestID:
                 if summary.requestID == nil { summary.requestID = value }
             case .maxForwards:
-                guard head.method == .OPTIONS || head.method == .TRACE else { break }
+                guard method == .OPTIONS || method == .TRACE else { break }
                 let text = Substring(value).trimmingSpaces
                 guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(text) else {
-                    return .failure(Rejection(status: .badRequest, reason: "invalid Max-Forwards (a number of hops)"))
+                    return Rejection(status: .badRequest, reason: "invalid Max-Forwards (a number of hops)")
                 }
                 summary.maxForwards = min(summary.maxForwards ?? n, n)
                 summary.needsFiltering = true
@@ -135,40 +172,46 @@ enum RequestHeadValidator {
                 if FieldName.equalsIgnoringCase(Substring(value).trimmingSpaces, "100-continue") {
                     summary.expectsContinue = true
                 } else {
-                    return .failure(Rejection(status: .expectationFailed, reason: "only \"Expect: 100-continue\" is supported"))
+                    return Rejection(status: .expectationFailed, reason: "only \"Expect: 100-continue\" is supported")
                 }
             case .other:
                 break
             }
+            return nil
         }
-        if count > limits.maxHeaderCount {
-            return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaderCount) header fields"))
-        }
-        if bytes > limits.maxHeaderBytes {
-            return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "header block larger than \(limits.maxHeaderBytes) bytes"))
-        }
-        if !transferEncodings.isEmpty {
-            if contentLength != nil {
-                return .failure(Rejection(status: .badRequest, reason: "both Content-Length and Transfer-Encoding"))
+
+        /// The checks on the head as a whole, once every field is read.
+        func finish(method: HTTPMethod, uri: String, version: HTTPVersion, limits: HTTPLimits, forwardProxy: Bool) -> Result<RequestSummary, Rejection> {
+            var summary = summary
+            if count > limits.maxHeaderCount {
+                return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "more than \(limits.maxHeaderCount) header fields"))
             }
-            if head.version.major == 1 && head.version.minor == 0 {
-                return .failure(Rejection(status: .badRequest, reason: "Transfer-Encoding in an HTTP/1.0 request"))
+            if bytes > limits.maxHeaderBytes {
+                return .failure(Rejection(status: .requestHeaderFieldsTooLarge, reason: "header block larger than \(limits.maxHeaderBytes) bytes"))
             }
-            if transferEncodings.count != 1 || !FieldName.equalsIgnoringCase(transferEncodings[0], "chunked") {
-                return .failure(Rejection(status: .badRequest, reason: "unsupported Transfer-Encoding; only a single \"chunked\" is accepted"))
+            if !transferEncodings.isEmpty {
+                if contentLength != nil {
+                    return .failure(Rejection(status: .badRequest, reason: "both Content-Length and Transfer-Encoding"))
+                }
+                if version.major == 1 && version.minor == 0 {
+                    return .failure(Rejection(status: .badRequest, reason: "Transfer-Encoding in an HTTP/1.0 request"))
+                }
+                if transferEncodings.count != 1 || !FieldName.equalsIgnoringCase(transferEncodings[0], "chunked") {
+                    return .failure(Rejection(status: .badRequest, reason: "unsupported Transfer-Encoding; only a single \"chunked\" is accepted"))
+                }
+                summary.chunked = true
             }
-            summary.chunked = true
+            summary.contentLength = contentLength.flatMap { Int($0) }
+            // RFC 9112 §3.2: every HTTP/1.1 request carries exactly one Host (a forward proxy's too, though it
+            // takes the destination from the target).
+            if hostCount > 1 || (version.major == 1 && version.minor >= 1 && hostCount == 0) {
+                return .failure(Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host"))
+            }
+            if !forwardProxy, !uri.hasPrefix("/") && method != .OPTIONS {
+                return .failure(Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener"))
+            }
+            return .success(summary)
         }
-        summary.contentLength = contentLength.flatMap { Int($0) }
-        // RFC 9112 §3.2: every HTTP/1.1 request carries exactly one Host (a forward proxy's too, though it
-        // takes the destination from the target).
-        if hostCount > 1 || (head.version.major == 1 && head.version.minor >= 1 && hostCount == 0) {
-            return .failure(Rejection(status: .badRequest, reason: hostCount == 0 ? "missing Host" : "more than one Host"))
-        }
-        if !forwardProxy, !head.uri.hasPrefix("/") && head.method != .OPTIONS {
-            return .failure(Rejection(status: .badRequest, reason: "request target must be a path (origin-form) on a reverse-proxy listener"))
-        }
-        return .success(summary)
     }
 }
 

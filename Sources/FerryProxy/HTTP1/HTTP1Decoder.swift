@@ -12,7 +12,7 @@ protocol HTTP1DirectionParser {
 }
 
 extension HTTP1RequestParser: HTTP1DirectionParser {
-    func inputEnded(unread: Int) -> Result<HTTPServerRequestPart, HTTP1ParseError>? {
+    func inputEnded(unread: Int) -> Result<HTTP1RequestPart, HTTP1ParseError>? {
         endOfInput(unread: unread).map { .failure($0) }
     }
 }

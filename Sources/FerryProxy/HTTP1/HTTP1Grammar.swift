@@ -30,6 +30,16 @@ enum HTTP1Grammar {
 
     /// ASCII case-insensitive comparison of `bytes` with a lower-case literal.
     @inline(__always)
+    /// Whether two names are the same in any case (ASCII letters fold; other bytes must match).
+    static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count {
+            let x = a[i], y = b[i]
+            if (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) != (y >= 0x41 && y <= 0x5A ? y | 0x20 : y) { return false }
+        }
+        return true
+    }
+
     /// Whether `bytes` spell `lower` (a lower-case `String`) in any case.
     static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: String) -> Bool {
         var lower = lower

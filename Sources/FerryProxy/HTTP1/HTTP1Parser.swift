@@ -52,7 +52,7 @@ struct HTTP1Parser {
     }
 
     enum Part {
-        case requestHead(HTTPRequestHead)
+        case requestHead(HTTP1RequestHeadView)
         case responseHead(HTTP1ResponseHeadView)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
@@ -246,17 +246,20 @@ struct HTTP1Parser {
             return (role == .request ? .requestHead(try parseRequestHead(head)) : try parseResponseHead(head), end)
         }
         guard var (part, length) = result else { return nil }
+        // A head view keeps the received bytes (a slice: no copy).
         if case .responseHead(var view)? = part {
-            // The view keeps the received bytes (a slice: no copy).
             view.bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
             part = .responseHead(view)
+        } else if case .requestHead(var view)? = part {
+            view.bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
+            part = .requestHead(view)
         }
         buffer.moveReaderIndex(forwardBy: length)
         return .some(part)
     }
 
     /// A whole head, CRLF CRLF included.
-    private mutating func parseRequestHead(_ bytes: UnsafeRawBufferPointer) throws -> HTTPRequestHead {
+    private mutating func parseRequestHead(_ bytes: UnsafeRawBufferPointer) throws -> HTTP1RequestHeadView {
         let base = bytes.baseAddress!
         let lineEnd = base.distance(to: UnsafeRawPointer(memchr(base, 0x0A, bytes.count)!)) - 1  // at the CR
         // request-line = method SP request-target SP HTTP-version
@@ -281,8 +284,13 @@ struct HTTP1Parser {
         // A request line over max_request_line within the head limit is the head validator's to answer (414).
 
         var framing = Framing()
-        let fields = try parseFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false)
-        let head = HTTPRequestHead(version: HTTPVersion(major: major, minor: minor), method: method, uri: target, headers: HTTPHeaders(fields))
+        var fields: [HTTP1RequestHeadView.Field] = []
+        fields.reserveCapacity(12)
+        try scanFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false) { name, value in
+            fields.append(HTTP1RequestHeadView.Field(name: name, value: value))
+        }
+        let keepAlive = minor >= 1 ? !framing.connectionClose : framing.connectionKeepAlive && !framing.connectionClose
+        let head = HTTP1RequestHeadView(method: method, uri: target, version: HTTPVersion(major: major, minor: minor), fields: fields, isKeepAlive: keepAlive)
 
         // Message body length (RFC 9112 §6.3).
         if method == .CONNECT {
@@ -560,7 +568,7 @@ struct HTTP1RequestParser {
 
     var state: HTTP1Parser.State { parser.state }
 
-    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTPServerRequestPart) -> Void) throws {
+    mutating func parse(_ buffer: inout ByteBuffer, emit: (HTTP1RequestPart) -> Void) throws {
         try parser.parse(&buffer) { part in
             switch part {
             case .requestHead(let head): emit(.head(head))

@@ -59,7 +59,7 @@ public enum HTTP1ParserCheck {
         var t = Transcript()
         let (error, kept) = feed(&parser, bytes, piece: piece) { part in
             switch part {
-            case .head(let h): t.head("\(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor) " + Transcript.fields(h.headers))
+            case .head(let h): t.head("\(h.method.rawValue) \(h.uri) \(h.version.major).\(h.version.minor) " + Transcript.fields(h.head.headers))
             case .body(let b): t.body(b)
             case .end(let trailers): t.end(trailers)
             }
@@ -120,7 +120,7 @@ public enum HTTP1ParserCheck {
         var problem: String?
         try? parser.parse(&buffer) { part in
             guard case .head(let h) = part else { return }
-            for (name, value) in h.headers {
+            for (name, value) in h.head.headers {
                 if name.isEmpty || !name.utf8.allSatisfy(HTTP1Grammar.isToken) { problem = "a field name that is not a token: \(name.debugDescription)" }
                 if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) { problem = "CR, LF or NUL in a field value: \(value.debugDescription)" }
                 if value.first == " " || value.last == " " { problem = "blanks around a field value: \(value.debugDescription)" }
