@@ -7,6 +7,7 @@ port=$1 bulk=$2 backend=$3 sink=$4 dir=$5
 here=$(cd "$(dirname "$0")" && pwd)
 ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 cat > "$dir/ferry-l4.yaml" <<YAML
+admin: {address: "127.0.0.1:0"}
 access_log: {format: none}
 listeners:
   - {name: l4, address: "127.0.0.1:$port", tcp_proxy: {cluster: backend}}

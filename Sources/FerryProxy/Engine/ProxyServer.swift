@@ -228,6 +228,7 @@ public final class ProxyServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if isTCPProxy {
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                        try channel.syncOptions?.setOption(.recvAllocator, value: TCPProxyHandler.recvAllocator)
                         try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(
                             environment: environment, local: environment.loops.local(for: channel.eventLoop), remoteAddress: channel.remoteAddress))
                     } else {

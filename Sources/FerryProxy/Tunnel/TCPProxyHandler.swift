@@ -18,6 +18,10 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var excluded: [Int] = []
     private let startedAt = NIODeadline.now()
 
+    /// Reads of a relayed stream: sized to what arrives, from 4 KiB up to 256 KiB (NIO's default stops at
+    /// 64 KiB), so a bulk transfer moves in fewer, larger reads and writes.
+    static let recvAllocator = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 16384, maximum: 256 * 1024)
+
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
         self.environment = environment
         self.local = local
@@ -77,7 +81,10 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let options = UpstreamDialOptions(connectTimeout: cluster.cluster.connectTimeout, tcpKeepalive: cluster.cluster.tcpKeepalive)
         environment.connector.connect(to: cluster.addresses[index], options: options, on: context.eventLoop) { channel in
             // Set before the connection exists, so a peer that half-closes at once is not read as a close.
-            channel.setOption(.allowRemoteHalfClosure, value: true)
+            channel.eventLoop.makeCompletedFuture {
+                try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                try channel.syncOptions?.setOption(.recvAllocator, value: TCPProxyHandler.recvAllocator)
+            }
         }
             .assumeIsolated()
             .whenComplete { result in
