@@ -16,9 +16,9 @@ enum ClientAccessGate {
         var kubernetes: KubernetesRequest?
     }
 
-    /// `certificateName` is the common name of the client certificate the listener verified; asked only when
-    /// the route accepts certificates.
-    static func check(_ route: Route, head: HTTPRequestHead, forwardedURI: String, certificateName: () -> String?) -> Outcome {
+    /// `header` gives a field of the request by name (Authorization); `certificateName` is the common name of
+    /// the client certificate the listener verified, asked only when the route accepts certificates.
+    static func check(_ route: Route, method: HTTPMethod, header: (String) -> String?, forwardedURI: String, certificateName: () -> String?) -> Outcome {
         var outcome = Outcome()
         var request: KubernetesRequest?
         if route.kubernetesAPI || route.kubernetesPolicy != nil {
@@ -30,7 +30,7 @@ enum ClientAccessGate {
                 return outcome
             }
             let query = forwardedURI.utf8.count > path.utf8.count ? Substring(forwardedURI).dropFirst(path.count + 1) : ""
-            request = KubernetesRequest(method: head.method.rawValue, path: Substring(RequestFilter.percentDecoded(String(path))), query: query)
+            request = KubernetesRequest(method: method.rawValue, path: Substring(RequestFilter.percentDecoded(String(path))), query: query)
             outcome.kubernetes = request
         }
         var user: ClientAuthentication.User?
@@ -38,7 +38,7 @@ enum ClientAccessGate {
             if authentication.clientCertificates, let name = certificateName() {
                 user = ClientAuthentication.User(name: name)
             } else {
-                user = authentication.user(forAuthorization: head.headers.first(name: "authorization"))
+                user = authentication.user(forAuthorization: header("authorization"))
             }
             guard let user else {
                 outcome.verdict = Verdict(allowed: false, rule: nil, text: "authentication", reason: "no valid bearer token or client certificate")

@@ -277,22 +277,9 @@ extension HTTPProxyHandler {
             }
             if let sent = ex.sentUpstreamAt { ex.event.upstreamNanos = (now - sent).nanoseconds }
             var keepAlive = ex.machine.keepAlive && !draining
-            let bytes: ByteBuffer
-            switch HeaderRewriter.responseChange(
-                status: head.status, version: head.version, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive,
-                isUpgrade: ex.machine.upgradeAccepted) {
-            case .none:
-                bytes = ResponseSerializer.head(statusLineOf: head, allocator: context.channel.allocator)
-            case .rewrite(let chunked, let dropsLength, let connection):
-                bytes = HeaderRewriter.rewrittenResponseBytes(
-                    head, requestVersion: ex.version, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields,
-                    allocator: context.channel.allocator)
-            case .upgrade:
-                var unchanged = keepAlive
-                let rewritten = HeaderRewriter.rewrittenResponse(
-                    status: head.status, version: head.version, head.head, fields: fields, requestVersion: ex.version, keepAlive: &unchanged, isUpgrade: true)!
-                bytes = ResponseSerializer.head(rewritten, allocator: context.channel.allocator)
-            }
+            let bytes = HeaderRewriter.downstreamHead(
+                head, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive, isUpgrade: ex.machine.upgradeAccepted,
+                allocator: context.channel.allocator)
             ex.machine.responseHeadSent(keepAlive: keepAlive)
             ex.downstreamChunked = !ex.machine.upgradeAccepted
                 && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: ex.version)

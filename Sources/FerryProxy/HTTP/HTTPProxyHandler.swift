@@ -358,7 +358,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
         ex.accessLogFormat = snapshot.config.accessLog.format
-        ex.machine.maxRequestBodyBytes = listener.listener.http.limits.maxRequestBodyBytes
         exchange = ex
         state = .exchange
 

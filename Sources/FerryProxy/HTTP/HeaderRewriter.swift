@@ -286,20 +286,6 @@ enum HeaderRewriter {
         (upstreamFraming == .chunked || upstreamFraming == .untilClose) && requestVersion.minor >= 1
     }
 
-    /// The head to send downstream; `keepAlive` says whether the downstream connection stays open after
-    /// it (cleared when an HTTP/1.0 client gets a body without length).
-    static func downstreamResponse(
-        _ head: HTTPResponseHead,
-        upstreamFraming: Framing,
-        requestVersion: HTTPVersion,
-        keepAlive: inout Bool,
-        isUpgrade: Bool
-    ) -> HTTPResponseHead {
-        var fields = inspectResponse(head, requestMethod: .GET)
-        fields.framing = upstreamFraming
-        return rewrittenResponse(head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) ?? head
-    }
-
     /// Whether the response's Connection field names this field (never the framing fields Ferry relies on).
     @inline(__always)
     private static func listedInConnection(_ name: String, _ fields: ResponseFields) -> Bool {
@@ -307,18 +293,6 @@ enum HeaderRewriter {
         let kind = FieldName(name)
         if kind == .contentLength || kind == .transferEncoding { return false }
         return fields.connectionListed.contains(name.lowercased())
-    }
-
-    /// The head to send downstream when it differs from the upstream's, or nil when the upstream's head
-    /// goes on as it is (then the bytes written while inspecting it stand).
-    static func rewrittenResponse(
-        _ head: HTTPResponseHead,
-        fields: ResponseFields,
-        requestVersion: HTTPVersion,
-        keepAlive: inout Bool,
-        isUpgrade: Bool
-    ) -> HTTPResponseHead? {
-        rewrittenResponse(status: head.status, version: head.version, head, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade)
     }
 
     /// What a response head needs changed on its way downstream (decided from its fields alone).
@@ -363,49 +337,38 @@ enum HeaderRewriter {
         return .rewrite(chunked: chunkedDownstream, dropsLength: dropsLength, connection: connection)
     }
 
-    /// The same, for a head received as bytes: `head` is made only when the head must change.
-    static func rewrittenResponse(
-        status: HTTPResponseStatus,
-        version upstreamVersion: HTTPVersion,
-        _ head: @autoclosure () -> HTTPResponseHead,
-        fields: ResponseFields,
-        requestVersion: HTTPVersion,
-        keepAlive: inout Bool,
-        isUpgrade: Bool
-    ) -> HTTPResponseHead? {
-        let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
-        switch responseChange(status: status, version: upstreamVersion, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) {
+    /// The bytes of the response head to send downstream for `view` (inspected into `fields`): the received
+    /// head as it is when nothing is to change, else written from the received field lines it keeps, or (an
+    /// accepted upgrade) its end-to-end fields and `Connection: upgrade`. `keepAlive` says whether the client's
+    /// connection stays open after the response (cleared when the body can only end with the connection).
+    static func downstreamHead(
+        _ view: HTTP1ResponseHeadView, fields: ResponseFields, requestVersion: HTTPVersion, keepAlive: inout Bool, isUpgrade: Bool,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        switch responseChange(status: view.status, version: view.version, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) {
         case .none:
-            return nil
-        case .upgrade:
-            var headers = HTTPHeaders()
-            for (name, value) in head().headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
-                headers.add(name: name, value: value)
-            }
-            headers.add(name: "connection", value: "upgrade")
-            return HTTPResponseHead(version: version, status: status, headers: headers)
+            return ResponseSerializer.head(statusLineOf: view, allocator: allocator)
         case .rewrite(let chunked, let dropsLength, let connection):
-            let original = head()
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(original.headers.count + 2)
-            for (name, value) in original.headers where !FieldName(name).isHopByHop && !listedInConnection(name, fields) {
-                if dropsLength && FieldName(name) == .contentLength { continue }
-                headers.add(name: name, value: value)
-            }
-            if chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-            switch connection {
-            case .close: headers.add(name: "connection", value: "close")
-            case .keepAlive: headers.add(name: "connection", value: "keep-alive")
-            case .none: break
-            }
-            return HTTPResponseHead(version: version, status: status, headers: headers)
+            return rewrittenResponseBytes(view, requestVersion: requestVersion, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields, allocator: allocator)
+        case .upgrade:
+            return ResponseSerializer.head(upgradedResponse(view.head, fields: fields, requestVersion: requestVersion), allocator: allocator)
         }
     }
 
-    /// The bytes of a received head after `change` (not `.upgrade`, which goes through `rewrittenResponse`):
-    /// Ferry's status line, the received field lines it keeps, copied as bytes (no `String` per field), then
-    /// the fields it adds. The same fields `rewrittenResponse` keeps, in the same order.
-    static func rewrittenResponseBytes(_ view: HTTP1ResponseHeadView, requestVersion: HTTPVersion, chunked: Bool, dropsLength: Bool,
+    /// A `101` the client asked for, as sent downstream: its end-to-end fields and `Upgrade`, then
+    /// `Connection: upgrade`.
+    static func upgradedResponse(_ head: HTTPResponseHead, fields: ResponseFields, requestVersion: HTTPVersion) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        for (name, value) in head.headers where (!FieldName(name).isHopByHop || FieldName(name) == .upgrade) && !listedInConnection(name, fields) {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "connection", value: "upgrade")
+        return HTTPResponseHead(version: requestVersion.minor == 0 ? .http1_0 : .http1_1, status: head.status, headers: headers)
+    }
+
+    /// A received head after a `.rewrite` change: Ferry's status line, the received field lines it keeps,
+    /// copied as bytes (no `String` per field), then the fields it adds.
+    private static func rewrittenResponseBytes(_ view: HTTP1ResponseHeadView, requestVersion: HTTPVersion, chunked: Bool, dropsLength: Bool,
                                        connection: ConnectionField, fields: ResponseFields, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 64 + view.bytes.readableBytes)
         ResponseSerializer.statusLine(version: requestVersion.minor == 0 ? .http1_0 : .http1_1, status: view.status, into: &buffer)
@@ -413,7 +376,7 @@ enum HeaderRewriter {
             let kind = FieldName(bytes: name)
             if kind.isHopByHop || (dropsLength && kind == .contentLength) { return }
             if !fields.connectionListed.isEmpty, kind != .contentLength, kind != .transferEncoding,
-               fields.connectionListed.contains(where: { HTTP1Grammar.equalsLowercased(name, $0) }) { return }
+               fields.connectionListed.contains(where: { HTTP1Grammar.equalsIgnoringCase(name, $0) }) { return }
             buffer.writeBytes(name)
             buffer.writeStaticString(": ")
             buffer.writeBytes(value)

@@ -131,14 +131,14 @@ struct RequestDecision {
         if let rewrite = route.rewrite, let target = rewrite.apply(to: Substring(uri)) { forwardedURI = target }
         if let filter = route.requestFilter, let refusal = RequestFilterGate.check(
             filter, receivedPath: RouteTable.pathWithoutQuery(Substring(view.uri)), forwardedPath: RouteTable.pathWithoutQuery(Substring(forwardedURI)),
-            head: view.head, host: host, isUpgrade: summary.isUpgrade) {
+            method: view.method, header: { view.value(of: $0) }, host: host, isUpgrade: summary.isUpgrade) {
             decision.audit = Audit()
             decision.audit!.verdict = refusal.verdict
             decision.outcome = .reply(refusal.reply)
             return decision
         }
         if route.kubernetesAPI || route.clientAuthentication != nil || route.kubernetesPolicy != nil {
-            let access = ClientAccessGate.check(route, head: view.head, forwardedURI: forwardedURI, certificateName: certificateName)
+            let access = ClientAccessGate.check(route, method: view.method, header: { view.value(of: $0) }, forwardedURI: forwardedURI, certificateName: certificateName)
             let audit = Audit()
             audit.verdict = access.verdict
             audit.user = access.user

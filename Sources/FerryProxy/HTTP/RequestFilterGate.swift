@@ -10,16 +10,18 @@ enum RequestFilterGate {
         var verdict: Verdict
     }
 
-    static func check(_ filter: RequestFilter, receivedPath: Substring, forwardedPath: Substring, head: HTTPRequestHead, host: String, isUpgrade: Bool) -> Refusal? {
+    /// `header` gives a field of the request by name (the Origin of an upgrade).
+    static func check(_ filter: RequestFilter, receivedPath: Substring, forwardedPath: Substring, method: HTTPMethod, header: (String) -> String?, host: String, isUpgrade: Bool) -> Refusal? {
         if filter.canonicalPathsOnly, let problem = CanonicalPath.problem(receivedPath) {
             let reply = LocalReply.error(.badRequest, "the request path is not canonical: \(problem)", flags: .accessDenied)
             return Refusal(reply: reply, verdict: Verdict(allowed: false, rule: nil, text: "canonical path: \(problem)", reason: problem))
         }
-        if case .reject(let reason) = filter.decide(path: String(forwardedPath), method: head.method.rawValue, host: host) {
+        if case .reject(let reason) = filter.decide(path: String(forwardedPath), method: method.rawValue, host: host) {
             return forbidden(reason)
         }
-        if isUpgrade, !filter.allowsUpgrade(origin: head.headers.first(name: "origin")) {
-            return forbidden("upgrade from Origin \(head.headers.first(name: "origin") ?? "") is not a loopback origin")
+        if isUpgrade {
+            let origin = header("origin")
+            if !filter.allowsUpgrade(origin: origin) { return forbidden("upgrade from Origin \(origin ?? "") is not a loopback origin") }
         }
         return nil
     }

@@ -61,8 +61,8 @@ enum RequestHeadValidator {
         var rejection: Rejection?
         view.forEachField { name, value in
             guard rejection == nil else { return }
-            let kind = FieldName(bytes: name)
-            rejection = fields.visit(kind, nameLength: name.count, valueLength: value.count, kind == .other ? "" : String(decoding: value, as: UTF8.self))
+            // The value becomes a String only when its kind is one the summary reads (`visit` asks lazily).
+            rejection = fields.visit(FieldName(bytes: name), nameLength: name.count, valueLength: value.count, String(decoding: value, as: UTF8.self))
         }
         if let rejection { return .failure(rejection) }
         return fields.finish(method: view.method, uri: view.uri, version: view.version, limits: limits, forwardProxy: forwardProxy)

@@ -28,31 +28,21 @@ enum HTTP1Grammar {
         }
     }
 
-    /// ASCII case-insensitive comparison of `bytes` with a lower-case literal.
-    @inline(__always)
-    /// Whether two names are the same in any case (ASCII letters fold; other bytes must match).
-    static func equalsIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in 0..<a.count {
-            let x = a[i], y = b[i]
-            if (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) != (y >= 0x41 && y <= 0x5A ? y | 0x20 : y) { return false }
-        }
-        return true
-    }
-
-    /// Whether `bytes` spell `lower` (a lower-case `String`) in any case.
-    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: String) -> Bool {
-        var lower = lower
-        return lower.withUTF8 { l in
-            guard bytes.count == l.count else { return false }
+    /// Whether `bytes` spell `name` in any case (ASCII letters fold; other bytes must match).
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { n in
+            guard bytes.count == n.count else { return false }
             for i in 0..<bytes.count {
-                let b = bytes[i]
-                if (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) != l[i] { return false }
+                let x = bytes[i], y = n[i]
+                if (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) != (y >= 0x41 && y <= 0x5A ? y | 0x20 : y) { return false }
             }
             return true
         }
     }
 
+    /// ASCII case-insensitive comparison of `bytes` with a lower-case literal.
+    @inline(__always)
     static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
         guard bytes.count == lower.utf8CodeUnitCount else { return false }
         let l = lower.utf8Start

@@ -245,7 +245,8 @@ struct HTTP1Parser {
             let head = UnsafeRawBufferPointer(rebasing: bytes[..<end])
             return (role == .request ? .requestHead(try parseRequestHead(head)) : try parseResponseHead(head), end)
         }
-        guard var (part, length) = result else { return nil }
+        guard let (parsed, length) = result else { return nil }
+        var part = parsed
         // A head view keeps the received bytes (a slice: no copy).
         if case .responseHead(var view)? = part {
             view.bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
@@ -284,10 +285,10 @@ struct HTTP1Parser {
         // A request line over max_request_line within the head limit is the head validator's to answer (414).
 
         var framing = Framing()
-        var fields: [HTTP1RequestHeadView.Field] = []
+        var fields: [HTTP1Field] = []
         fields.reserveCapacity(12)
         try scanFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false) { name, value in
-            fields.append(HTTP1RequestHeadView.Field(name: name, value: value))
+            fields.append(HTTP1Field(name: name, value: value))
         }
         let keepAlive = minor >= 1 ? !framing.connectionClose : framing.connectionKeepAlive && !framing.connectionClose
         let head = HTTP1RequestHeadView(method: method, uri: target, version: HTTPVersion(major: major, minor: minor), fields: fields, isKeepAlive: keepAlive)
@@ -332,10 +333,10 @@ struct HTTP1Parser {
         let minor = Int(bytes[7] - 0x30)
         let code = Int(bytes[9] - 0x30) * 100 + Int(bytes[10] - 0x30) * 10 + Int(bytes[11] - 0x30)
         var framing = Framing()
-        var fields: [HTTP1ResponseHeadView.Field] = []
+        var fields: [HTTP1Field] = []
         fields.reserveCapacity(12)
         try scanFields(bytes, from: lineEnd + 2, framing: &framing, trailers: false) { name, value in
-            fields.append(HTTP1ResponseHeadView.Field(name: name, value: value))
+            fields.append(HTTP1Field(name: name, value: value))
         }
         let method = methods.first
         if code < 200 && code != 101 {
