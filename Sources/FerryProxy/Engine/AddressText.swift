@@ -1,3 +1,4 @@
+import FerryModel
 import NIOCore
 
 extension SocketAddress {
@@ -17,6 +18,25 @@ extension SocketAddress {
                 if shift > 0 { out[n] = UInt8(ascii: "."); n += 1 }
             }
             return n
+        }
+    }
+
+    /// The IP address as a number, read from the socket address itself (no text to parse): what access
+    /// lists, policies and trusted-proxy checks compare. Nil for a Unix socket.
+    var ipValue: IPAddress? {
+        switch self {
+        case .v4(let v4):
+            return .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6):
+            var bytes = v6.address.sin6_addr
+            return withUnsafeBytes(of: &bytes) { raw in
+                var high: UInt64 = 0, low: UInt64 = 0
+                for i in 0..<8 { high = high << 8 | UInt64(raw[i]) }
+                for i in 8..<16 { low = low << 8 | UInt64(raw[i]) }
+                return .v6(high: high, low: low)
+            }
+        case .unixDomainSocket:
+            return nil
         }
     }
 }

@@ -32,8 +32,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         return clientIP.utf8.contains(UInt8(ascii: ":")) ? "[\(clientIP)]:\(clientPort)" : "\(clientIP):\(clientPort)"
     }()
     let clientIP: String
-    /// The client's address as a number, for allowlists and policies; parsed once per connection.
-    lazy var clientIPAddress: IPAddress? = IPAddress(parsing: clientIP)
+    /// The client's address as a number, for allowlists and policies, taken from the socket address.
+    let clientIPAddress: IPAddress?
     var context: ChannelHandlerContext?
 
     var state: State = .idle
@@ -75,6 +75,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         self.local = local
         self.overTLS = overTLS
         self.clientIP = remoteAddress?.ipText ?? "unknown"
+        self.clientIPAddress = remoteAddress?.ipValue
         self.clientPort = remoteAddress?.port
     }
 
