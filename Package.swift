@@ -16,8 +16,12 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
         // PBKDF2 for proxy users' password hashes (CryptoExtras).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
-        // TLS to upstreams (clusters with tls:, the Kubernetes API server).
+        // TLS to upstreams (clusters with tls:, the Kubernetes API server) and on listeners.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        // Reading certificates where configuration is checked (names, validity, key match); already in the
+        // build through AsyncHTTPClient.
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
         // The Kubernetes API client (list + watch): streaming bodies, the kubeconfig's TLS.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Lock-free, created-once metric handles on the data path (already in the build through SwiftNIO).
@@ -34,7 +38,12 @@ let package = Package(
         // YAML decoding and validation with precise diagnostics.
         .target(
             name: "FerryConfig",
-            dependencies: ["FerryModel", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "FerryModel", .product(name: "Yams", package: "Yams"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // Kubernetes objects, manifest decoding and the translators to Ferry configuration; no sockets.
         .target(
@@ -75,6 +84,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: [
                 // The data plane is single-threaded per event loop and its handlers are not shared;

@@ -59,7 +59,7 @@ func serveWatched(_ source: any ConfigSource, options: ProxyRunner.Options, comm
         throw ExitCode(1)
     }
     do {
-        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: stamp), extraServices: extraServices, onStart: onStart)
+        try await ProxyRunner.run(config: snapshot, options: options, watch: .init(source: source, loadedStamp: source.stampAfterLoad(stamp)), extraServices: extraServices, onStart: onStart)
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -94,26 +94,9 @@ struct SnapshotDecoder {
         return listener
     }
 
-    /// `tls: {certificate_file, key_file, client_ca_file, require_client_certificate}` on a listener; files are
-    /// relative to the configuration file and must be readable.
+    /// `tls:` on a listener (see `SnapshotDecoder+TLS.swift`).
     func downstreamTLS(_ node: ConfigNode) -> DownstreamTLS? {
-        guard let f = node.fields(allowed: ["certificate_file", "key_file", "client_ca_file", "require_client_certificate"]) else { return nil }
-        func file(_ key: String, _ hint: String, required: Bool) -> String? {
-            guard let n = required ? f.required(key, hint) : f[key], let path = n.string() else { return nil }
-            let resolved = relativeToConfig(path)
-            guard FileReading.readText(resolved) != nil else {
-                n.error("cannot read \(path)")
-                return nil
-            }
-            return resolved
-        }
-        let certificate = file("certificate_file", "the PEM certificate (chain) the listener presents", required: true)
-        let key = file("key_file", "the PEM private key of that certificate", required: true)
-        let ca = file("client_ca_file", "", required: false)
-        let require = f["require_client_certificate"]?.bool() ?? false
-        if require && f["client_ca_file"] == nil { f["require_client_certificate"]!.error("require_client_certificate needs client_ca_file, the CA that signs client certificates") }
-        guard let certificate, let key else { return nil }
-        return DownstreamTLS(certificateFile: certificate, keyFile: key, clientCAFile: ca, requireClientCertificate: require)
+        DownstreamTLSDecoding(decoder: self).decode(node)
     }
 
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {

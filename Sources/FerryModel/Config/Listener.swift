@@ -224,29 +224,6 @@ public struct UpstreamProxyRule: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// TLS that Ferry terminates on a listener: its certificate and key (PEM files, read again on each reload so a
-/// renewed certificate takes over for new connections) and, optionally, the CA whose client certificates it
-/// accepts.
-public struct DownstreamTLS: Sendable, Hashable, Encodable {
-    public var certificateFile: String
-    public var keyFile: String
-    /// Client certificates signed by these CAs are verified and identify the client (its common name).
-    public var clientCAFile: String?
-    /// Refuse the handshake without a client certificate (otherwise one is optional).
-    public var requireClientCertificate: Bool
-
-    public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil, requireClientCertificate: Bool = false) {
-        self.certificateFile = certificateFile
-        self.keyFile = keyFile
-        self.clientCAFile = clientCAFile
-        self.requireClientCertificate = requireClientCertificate
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case certificateFile = "certificate_file", keyFile = "key_file", clientCAFile = "client_ca_file", requireClientCertificate = "require_client_certificate"
-    }
-}
-
 /// The TCP proxy terminal action of a listener (Envoy `tcp_proxy`, nginx `stream`).
 public struct TCPProxySettings: Sendable, Hashable, Encodable {
     public var cluster: String

@@ -49,7 +49,7 @@ final class CompiledListener: Sendable {
     /// Set on forward-proxy listeners.
     let forwardProxy: CompiledForwardProxy?
     /// TLS for connections accepted while this snapshot is in force.
-    let tls: NIOSSLContext?
+    let tls: CompiledTLS?
     /// The listener's edge rules, read per request without copying its whole configuration.
     let pathNormalization: PathNormalization
     let forwardedTrust: ForwardedTrust
@@ -65,26 +65,10 @@ final class CompiledListener: Sendable {
         self.decoderLimits = DecoderLimits(listener.http.limits)
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
         self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
-        self.tls = try listener.tls.map { try CompiledListener.serverContext($0, listener: listener.name) }
+        self.tls = try listener.tls.map { try CompiledTLS($0, listener: listener.name) }
         self.pathNormalization = listener.http.pathNormalization
         self.forwardedTrust = listener.http.forwardedTrust
         self.upgradeProtocols = listener.http.upgradeProtocols
-    }
-
-    static func serverContext(_ tls: DownstreamTLS, listener: String) throws -> NIOSSLContext {
-        do {
-            var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.keyFile, format: .pem)))
-            configuration.applicationProtocols = ["http/1.1"]
-            if let ca = tls.clientCAFile {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
-                configuration.certificateVerification = tls.requireClientCertificate ? .noHostnameVerification : .optionalVerification
-            }
-            return try NIOSSLContext(configuration: configuration)
-        } catch {
-            throw TLSSettingsError(description: "listeners \"\(listener)\": tls: \(error)")
-        }
     }
 }
 

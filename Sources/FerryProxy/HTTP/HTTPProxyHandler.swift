@@ -69,6 +69,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
 
     /// Whether the client connected over TLS (the listener's TLS when it was accepted).
     let overTLS: Bool
+    /// Whether the certificate the client's TLS selected verifies client certificates against a CA, so the
+    /// common name of one identifies the client.
+    var clientCertificatesVerified = false
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, overTLS: Bool = false) {
         self.environment = environment

@@ -59,7 +59,7 @@ public enum APIProxyRole {
 
         /// Local files whose edits reload the proxy (besides the kubeconfig): tokens, policy, TLS files.
         var localFiles: [String] {
-            [tokenAuthFile, policyFile, tls?.certificateFile, tls?.keyFile, tls?.clientCAFile].compactMap { $0 }
+            [tokenAuthFile, policyFile].compactMap { $0 } + (tls?.files ?? [])
         }
     }
 
@@ -76,7 +76,7 @@ public enum APIProxyRole {
     /// The whole configuration: listener `api-proxy`, cluster `kubernetes-api`, and notes (warnings kubectl prints).
     public static func snapshot(server: APIServer, settings: Settings, version: Int) throws -> ConfigSnapshot {
         var notes: [String] = []
-        if settings.passClientAuthorization && (settings.tokenAuthFile != nil || settings.tls?.clientCAFile != nil) {
+        if settings.passClientAuthorization && (settings.tokenAuthFile != nil || settings.tls?.verifiesClients == true) {
             throw APIProxyError(description: "--pass-client-authorization cannot be combined with --token-auth-file or --client-ca-file: the local credentials would reach the API server")
         }
         var filter: RequestFilter?
@@ -126,8 +126,8 @@ public enum APIProxyRole {
             requestFilter: filter,
             upstreamPathPrefix: settings.appendServerPath && !server.path.isEmpty ? server.path : nil)
         route.kubernetesAPI = true
-        if settings.tokenAuthFile != nil || settings.tls?.clientCAFile != nil {
-            var authentication = ClientAuthentication(clientCertificates: settings.tls?.clientCAFile != nil)
+        if settings.tokenAuthFile != nil || settings.tls?.verifiesClients == true {
+            var authentication = ClientAuthentication(clientCertificates: settings.tls?.verifiesClients == true)
             if let file = settings.tokenAuthFile {
                 authentication.tokens = try ConfigLoader.clientTokens(path: file)
                 authentication.tokensFile = file

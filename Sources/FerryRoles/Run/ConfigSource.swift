@@ -1,5 +1,6 @@
 import FerryConfig
 import FerryModel
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -19,10 +20,14 @@ public protocol ConfigSource: Sendable {
     /// How often the stamp is compared (files: every second; a source whose stamp is a counter in memory
     /// can be asked far more often).
     var pollInterval: Duration { get }
+    /// The stamp of what a load that started at stamp `before` read: `before`, unless the load found more
+    /// files to watch (certificates a configuration names), whose stamps it then adds.
+    func stampAfterLoad(_ before: SourceStamp?) -> SourceStamp?
 }
 
 extension ConfigSource {
     public var pollInterval: Duration { .seconds(1) }
+    public func stampAfterLoad(_ before: SourceStamp?) -> SourceStamp? { before }
 }
 
 /// What identifies one version of a source on disk.
@@ -33,23 +38,49 @@ public struct SourceStamp: Hashable, Sendable {
     }
 }
 
-/// Ferry's YAML configuration file.
+/// Ferry's YAML configuration file, and the certificate and key files the last version it loaded names: a
+/// renewed certificate reloads the configuration as an edit of the file does.
 public struct ConfigFileSource: ConfigSource {
     public let path: String
+    /// The TLS files of the configuration loaded last, and their stamps when it was loaded.
+    private let dependencies = NIOLockedValueBox<(files: [String], stamps: [String])>(([], []))
+
     public init(path: String) {
         self.path = path
     }
 
     public var name: String { path }
 
-    /// Modification time, size and inode of the file, to notice edits (also an atomic replace).
+    /// Modification time, size and inode of the file and of the TLS files it names, to notice edits (also an
+    /// atomic replace, or a Kubernetes volume's symbolic link swap).
     public func stamp() -> SourceStamp? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return SourceStamp([Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)].map(String.init))
+        guard let own = Self.fileStamp(path) else { return nil }
+        return SourceStamp(own + Self.stamps(dependencies.withLockedValue { $0.files }))
     }
 
     public func load(version: Int) throws -> ConfigSnapshot {
-        try ConfigLoader.load(path: path, version: version)
+        let snapshot = try ConfigLoader.load(path: path, version: version)
+        let files = snapshot.listeners.flatMap { $0.tls?.files ?? [] }
+            + snapshot.clusters.flatMap { [$0.tls?.caFile, $0.tls?.clientCertificateFile, $0.tls?.clientKeyFile].compactMap { $0 } }
+        // Taken after the files were checked and before the proxy reads them to serve (when the snapshot is
+        // applied): a renewal after this point is noticed by the next comparison.
+        dependencies.withLockedValue { $0 = (files, Self.stamps(files)) }
+        return snapshot
+    }
+
+    /// The file's own part of `before` followed by the TLS files' stamps of the last load.
+    public func stampAfterLoad(_ before: SourceStamp?) -> SourceStamp? {
+        guard let before else { return nil }
+        return SourceStamp(Array(before.values.prefix(4)) + dependencies.withLockedValue { $0.stamps })
+    }
+
+    static func stamps(_ files: [String]) -> [String] {
+        files.flatMap { fileStamp($0) ?? ["missing"] }
+    }
+
+    static func fileStamp(_ path: String) -> [String]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)].map(String.init)
     }
 }

@@ -69,6 +69,8 @@ public final class ConfigWatcher: Service, Sendable {
         loadedStamp.withLockedValue { $0 = stamp }
         do {
             var config = try source.load(version: server.snapshot.version + 1)
+            let after = source.stampAfterLoad(stamp)
+            loadedStamp.withLockedValue { $0 = after }
             overrides(&config)
             let previous = Set(server.snapshot.notes)
             try server.apply(config)

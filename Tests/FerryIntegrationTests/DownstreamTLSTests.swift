@@ -1,0 +1,197 @@
+import FerryConfig
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// TLS that Ferry terminates: the certificate chosen by SNI, client certificates, protocol profiles, and a
+/// certificate renewed under load without a failed handshake. Clients are curl and Python's `ssl`.
+@Suite(.serialized)
+struct DownstreamTLSTests {
+    /// A test CA and certificates it signs, written into a fresh folder: `NAME.pem` and `NAME.key`.
+    struct Certificates {
+        let dir: String
+        let ca: SelfSignedCertificate
+
+        init(_ names: [String: [String]]) throws {
+            dir = try TLSFixtures.folder("dtls")
+            ca = try SelfSignedCertificate(commonName: "Ferry Test CA", isCA: true)
+            try ca.certificatePEM.write(toFile: "\(dir)/ca.pem", atomically: true, encoding: .utf8)
+            for (name, dnsNames) in names { try write(name, dnsNames: dnsNames) }
+        }
+
+        /// (Re)writes `NAME.pem`/`NAME.key` with a fresh key, atomically (a renewal).
+        func write(_ name: String, dnsNames: [String], commonName: String? = nil) throws {
+            let made = try SelfSignedCertificate(commonName: commonName ?? name, dnsNames: dnsNames, issuer: ca)
+            try made.keyPEM.write(toFile: "\(dir)/\(name).key", atomically: true, encoding: .utf8)
+            try made.certificatePEM.write(toFile: "\(dir)/\(name).pem", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Python `ssl` handshakes: for each server name (`-` for none) prints the presented certificate's common
+    /// name, the protocol and the cipher, or `error: ...`. `rounds` is `N` or `N:CN` (stop early once the
+    /// certificate CN was presented 20 times).
+    static let handshakeScript = """
+    import socket, ssl, sys
+    port, ca = int(sys.argv[1]), sys.argv[2]
+    rounds, _, until = sys.argv[3].partition(":")
+    rounds, seen = int(rounds), 0
+    cert = sys.argv[4] if sys.argv[4] != "-" else None
+    key = sys.argv[5] if sys.argv[5] != "-" else None
+    version = sys.argv[6]
+    names = sys.argv[7:]
+    for _ in range(rounds):
+        for name in names:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(ca)
+            ctx.check_hostname = False
+            if version == "1.2":
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            elif version.startswith("1.2:"):
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(version[4:])
+            if cert:
+                ctx.load_cert_chain(cert, key)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                    with ctx.wrap_socket(raw, server_hostname=None if name == "-" else name) as s:
+                        cn = dict(x[0] for x in s.getpeercert()["subject"]).get("commonName")
+                        s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+                        reply = b""
+                        while True:
+                            d = s.recv(65536)
+                            if not d:
+                                break
+                            reply += d
+                        status = reply.split(b" ")[1].decode() if reply else "none"
+                        print(name, cn, s.version(), s.cipher()[0], status, flush=True)
+                        seen += cn == until
+            except Exception as e:
+                print(name, "error:", type(e).__name__, str(e).replace("\\n", " "), flush=True)
+        if seen >= 20:
+            break
+    """
+
+    static func handshakes(port: Int, dir: String, names: [String], rounds: String = "1", clientCertificate: String? = nil, version: String = "any") async throws -> [String] {
+        try handshakeScript.write(toFile: dir + "/handshake.py", atomically: true, encoding: .utf8)
+        let args = [dir + "/handshake.py", "\(port)", dir + "/ca.pem", "\(rounds)",
+                    clientCertificate.map { "\(dir)/\($0).pem" } ?? "-", clientCertificate.map { "\(dir)/\($0).key" } ?? "-", version] + names
+        let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, args, timeout: .seconds(300))
+        #expect(result.status == 0, "\(result.stderr)")
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    static func config(_ tls: String) -> String {
+        """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: web
+            address: "127.0.0.1:0"
+            tls:
+        \(tls.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+            http:
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes: [{match: {prefix: /}, direct_response: {status: 200, body: "ok\\n"}}]
+        clusters: []
+        """
+    }
+
+    @Test(.requires("python3", "curl")) func sniSelectsExactThenWildcardThenDefault() async throws {
+        guard Prerequisites.have("python3", "curl"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["default": ["default.test"], "shop": ["shop.example.com"], "wild": ["*.example.org"], "apex": ["example.org"]])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        try Self.config("""
+        certificate_file: default.pem
+        key_file: default.key
+        certificates:
+          - {certificate_file: shop.pem, key_file: shop.key}
+          - {certificate_file: wild.pem, key_file: wild.key}
+          - {certificate_file: apex.pem, key_file: apex.key}
+        """).write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let port = try #require(ferry.port("web"))
+        let lines = try await Self.handshakes(port: port, dir: certs.dir, names: [
+            "shop.example.com", "SHOP.EXAMPLE.COM", "a.example.org", "example.org", "b.a.example.org", "unknown.test", "-",
+        ])
+        let presented = lines.map { $0.split(separator: " ").prefix(2).joined(separator: " ") }
+        #expect(presented == [
+            "shop.example.com shop", "SHOP.EXAMPLE.COM shop", "a.example.org wild", "example.org apex",
+            "b.a.example.org default", "unknown.test default", "- default",
+        ], "\(lines)")
+        #expect(lines.allSatisfy { $0.hasSuffix(" 200") }, "\(lines)")
+        // curl checks the name against the certificate it is given: only the right one verifies.
+        let ok = try await Curl.request("https://shop.example.com:\(port)/", ["--cacert", certs.dir + "/ca.pem", "--resolve", "shop.example.com:\(port):127.0.0.1"])
+        #expect(ok.status == 200 && ok.body == "ok\n", "\(ok.status) \(ok.stderr)")
+        let wildcard = try await Curl.request("https://www.example.org:\(port)/", ["--cacert", certs.dir + "/ca.pem", "--resolve", "www.example.org:\(port):127.0.0.1"])
+        #expect(wildcard.status == 200, "\(wildcard.status) \(wildcard.stderr)")
+    }
+
+    @Test(.requires("python3")) func profilesLimitVersionsAndCiphers() async throws {
+        guard Prerequisites.have("python3"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["default": ["default.test"]])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        for (profile, expectations) in [
+            ("modern", [("any", "TLSv1.3"), ("1.2", "TLSv1.2"), ("1.2:ECDHE-ECDSA-AES128-SHA", "error")]),
+            ("intermediate", [("1.2:ECDHE-ECDSA-AES128-SHA", "TLSv1.2")]),
+            ("tls13", [("any", "TLSv1.3"), ("1.2", "error")]),
+        ] {
+            try Self.config("{certificate_file: default.pem, key_file: default.key, profile: \(profile)}")
+                .write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+            let port = try #require(ferry.port("web"))
+            for (version, expected) in expectations {
+                let line = try await Self.handshakes(port: port, dir: certs.dir, names: ["-"], version: version).first ?? ""
+                #expect(line.split(separator: " ")[expected == "error" ? 1 : 2].hasPrefix(expected), "\(profile) \(version): \(line)")
+            }
+            await ferry.stop()
+        }
+    }
+
+    @Test(.requires("python3")) func clientCertificatesPerServerName() async throws {
+        guard Prerequisites.have("python3"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["default": ["default.test"], "partners": ["partners.test"], "client": []])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        // Only partners.test asks for client certificates signed by the test CA.
+        try Self.config("""
+        certificate_file: default.pem
+        key_file: default.key
+        certificates:
+          - {certificate_file: partners.pem, key_file: partners.key, client_ca_file: ca.pem, verify_client: on}
+        """).write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let port = try #require(ferry.port("web"))
+        let without = try await Self.handshakes(port: port, dir: certs.dir, names: ["partners.test", "default.test"])
+        #expect(without[0].contains("error") || without[0].hasSuffix(" none"), "\(without)")
+        #expect(without[1].hasSuffix(" 200"), "\(without)")
+        let with = try await Self.handshakes(port: port, dir: certs.dir, names: ["partners.test"], clientCertificate: "client")
+        #expect(with.first?.hasSuffix(" 200") == true, "\(with)")
+    }
+
+    @Test(.requires("python3")) func aRenewedCertificateServesNewConnectionsWithoutAFailedHandshake() async throws {
+        guard Prerequisites.have("python3"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["default": ["default.test"], "shop": ["shop.example.com"]])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        try Self.config("""
+        {certificate_file: default.pem, key_file: default.key, certificates: [{certificate_file: shop.pem, key_file: shop.key}]}
+        """).write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let port = try #require(ferry.port("web"))
+        // Handshakes run while the certificate is renewed (a new key and common name, the same names).
+        async let load = Self.handshakes(port: port, dir: certs.dir, names: ["shop.example.com"], rounds: "3000:shop-renewed")
+        try await Task.sleep(for: .milliseconds(300))
+        try certs.write("shop", dnsNames: ["shop.example.com"], commonName: "shop-renewed")
+        #expect(await Waiting.until { ferry.appliedReloads >= 1 }, "the renewal was not noticed")
+        let lines = try await load
+        #expect(lines.count < 3000, "the renewal did not reach new connections")
+        #expect(!lines.contains { $0.contains("error") }, "\(lines.filter { $0.contains("error") })")
+        // Both certificates served during the run: the renewal happened under load.
+        #expect(lines.contains { $0.hasPrefix("shop.example.com shop ") } && lines.contains { $0.hasPrefix("shop.example.com shop-renewed ") })
+        let after = try await Self.handshakes(port: port, dir: certs.dir, names: ["shop.example.com"])
+        #expect(after.first?.hasPrefix("shop.example.com shop-renewed ") == true, "\(after)")
+        #expect(ferry.appliedReloads == 1)
+    }
+}
