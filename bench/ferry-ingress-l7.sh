@@ -7,5 +7,5 @@ port=$1 backend=$2 dir=$3 ingresses=$4 paths=$5
 here=$(cd "$(dirname "$0")" && pwd)
 ferry=${FERRY_BIN:-$here/../.build/optimized/release/ferry}  # scripts/build-release.sh
 python3 "$here/ingress-manifests.py" "$dir/manifests" "$backend" "$ingresses" "$paths"
-exec "$ferry" ingress --manifests "$dir/manifests" --listen "127.0.0.1:$port" --admin 127.0.0.1:0 \
+exec "$ferry" ingress --manifests "$dir/manifests" --listen "127.0.0.1:$port" --listen-tls none --admin 127.0.0.1:0 \
   --threads 1 --access-log-format none

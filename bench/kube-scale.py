@@ -163,7 +163,7 @@ def ingress_parts(args, ferry, work, config, objects, procs, path):
         # 1. ferry ingress: start → /ready, peak RSS.
         listen, admin = free_port(), free_port()
         start = time.monotonic()
-        ing = subprocess.Popen([ferry, "ingress", "--kubeconfig", config, "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
+        ing = subprocess.Popen([ferry, "ingress", "--kubeconfig", config, "--listen", f"127.0.0.1:{listen}", "--listen-tls", "127.0.0.1:0", "--admin", f"127.0.0.1:{admin}",
                                 "--threads", "1", "--update-status", "false", "--access-log-format", "none"],
                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "ingress.log"), "w"))
         procs.append(ing)

@@ -19,14 +19,47 @@ struct IngressSelectionOptions: ParsableArguments {
     @Option(help: "NAMESPACE/SERVICE:PORT answering requests no Ingress rule matches (default: Ferry's 404).")
     var defaultBackend: String?
 
+    @Option(help: "NAMESPACE/NAME of the kubernetes.io/tls Secret served to names no Ingress has a certificate for (default: a self-signed certificate made at start).")
+    var defaultSSLCertificate: String?
+
+    @Option(help: "Redirect plain HTTP to HTTPS for hosts with a certificate (an Ingress's ssl-redirect annotation overrides it).")
+    var sslRedirect: Bool = true
+
+    @Option(help: "The status of the HTTPS redirect: 301, 302, 307 or 308.")
+    var httpRedirectCode: Int = 308
+
+    @Option(help: "Send Strict-Transport-Security on HTTPS responses of hosts with a certificate.")
+    var hsts: Bool = true
+
+    @Option(help: "Strict-Transport-Security max-age, in seconds.")
+    var hstsMaxAge: Int = 31_536_000
+
+    @Option(help: "Strict-Transport-Security includeSubDomains.")
+    var hstsIncludeSubdomains: Bool = true
+
+    @Option(help: "Strict-Transport-Security preload.")
+    var hstsPreload: Bool = false
+
     func validate() throws {
         if let d = defaultBackend, DefaultBackendReference(parsing: d) == nil {
             throw ValidationError("--default-backend expects NAMESPACE/SERVICE:PORT (port by number or name), not \"\(d)\"")
         }
+        if let s = defaultSSLCertificate, SecretReference(parsing: s) == nil {
+            throw ValidationError("--default-ssl-certificate expects NAMESPACE/NAME of a kubernetes.io/tls Secret, not \"\(s)\"")
+        }
+        if ![301, 302, 307, 308].contains(httpRedirectCode) {
+            throw ValidationError("--http-redirect-code must be 301, 302, 307 or 308, not \(httpRedirectCode)")
+        }
+        if hstsMaxAge < 0 { throw ValidationError("--hsts-max-age must be 0 or more seconds") }
     }
 
     var options: IngressOptions {
-        IngressOptions(ingressClass: ingressClass, watchIngressWithoutClass: watchIngressWithoutClass, defaultBackend: defaultBackend.flatMap(DefaultBackendReference.init(parsing:)))
+        var options = IngressOptions(ingressClass: ingressClass, watchIngressWithoutClass: watchIngressWithoutClass, defaultBackend: defaultBackend.flatMap(DefaultBackendReference.init(parsing:)))
+        options.defaultSSLCertificate = defaultSSLCertificate.flatMap(SecretReference.init(parsing:))
+        options.sslRedirect = sslRedirect
+        options.httpRedirectCode = httpRedirectCode
+        options.hsts = hsts ? IngressOptions.HSTS(maxAge: hstsMaxAge, includeSubdomains: hstsIncludeSubdomains, preload: hstsPreload) : nil
+        return options
     }
 }
 
@@ -40,6 +73,9 @@ struct IngressCommand: AsyncParsableCommand {
 
     @Option(help: "Where the HTTP listener listens.")
     var listen: String = IngressRole.defaultListen.description
+
+    @Option(help: "Where the HTTPS listener listens (certificates from the Ingresses' spec.tls Secrets, chosen by SNI); \"none\" for no HTTPS listener.")
+    var listenTLS: String = IngressRole.defaultListenTLS.description
 
     @Option(help: "Where the admin listener (/ready /healthz /metrics /config_dump /clusters) listens.")
     var admin: String = IngressRole.defaultAdmin.description
@@ -128,7 +164,9 @@ struct IngressCommand: AsyncParsableCommand {
     func run() async throws {
         guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }
         guard let adminAddress = HostPort(parsing: admin) else { throw ValidationError("--admin expects host:port") }
-        let settings = IngressRole.Settings(manifests: selection.manifests, listen: listenAddress, admin: adminAddress, options: selection.options)
+        let tlsAddress = listenTLS == "none" ? nil : HostPort(parsing: listenTLS)
+        if listenTLS != "none", tlsAddress == nil { throw ValidationError("--listen-tls expects host:port or none") }
+        let settings = IngressRole.Settings(manifests: selection.manifests, listen: listenAddress, listenTLS: tlsAddress, admin: adminAddress, options: selection.options)
         if !selection.manifests.isEmpty {
             try await serveWatched(IngressRole.source(settings: settings), options: serving.runnerOptions, command: "ferry ingress", refused: "the manifests were refused")
             return

@@ -384,7 +384,7 @@ struct DeployRBACTests {
             // Its backend Service is missing: a Warning Event is written too.
             api.put(IngressClusterTests.ingresses, namespace: "demo", name: "shop", object: IngressAPITests.ingress(host: "shop.example"))
             api.enforce(grants, user: "system:serviceaccount:ferry-ingress:ferry-ingress")
-            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                                                                            "--threads", "1", "--publish-service", "ferry-ingress/ferry-ingress", "--election-namespace", "ferry-ingress",
                                                                            "--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms"],
                                                environment: ["POD_NAME": "ferry-ingress-0"])

@@ -30,7 +30,7 @@ struct IngressAPITests {
             api.put("v1/services", namespace: "demo", name: "web", object: Self.service)
             api.put("discovery.k8s.io/v1/endpointslices", namespace: "demo", name: "web-1", object: Self.slice(port: blue.port))
             api.put("networking.k8s.io/v1/ingresses", namespace: "demo", name: "shop", object: Self.ingress(host: "shop.example"))
-            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
             do {
                 let port = try #require(ferry.port("ingress-http"), "\(ferry.stderr)")
                 func fetch(_ host: String = "shop.example") async throws -> (Int, String) {

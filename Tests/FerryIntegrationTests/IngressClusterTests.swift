@@ -24,7 +24,7 @@ struct IngressClusterTests {
 
     static func replica(_ binary: String, _ dir: String, _ name: String, extra: [String] = []) async throws -> FerryProcess {
         // Quick election timing so that the takeover fits a test: lease 3 s, renew 2 s, retry 0.5 s.
-        try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1",
+        try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1",
                                                            "--election-namespace", "ferry", "--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
                                                            "--leader-elect-retry-period", "500ms"] + extra, environment: ["POD_NAME": name])
     }
@@ -191,7 +191,7 @@ struct IngressKubectlTests {
                 #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             }
             try await apply(host: "shop.example", port: blue.port)
-            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--kubeconfig", dir + "/config", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0",
                                                                            "--threads", "1", "--update-status", "false"])
             do {
                 let port = try #require(ferry.port("ingress-http"))

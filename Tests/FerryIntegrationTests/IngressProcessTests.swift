@@ -107,7 +107,7 @@ struct IngressProcessTests {
         try services(origins).write(toFile: dir + "/services.yaml", atomically: true, encoding: .utf8)
         try ingress().write(toFile: dir + "/apps/shop.yml", atomically: true, encoding: .utf8)
         try "not a manifest".write(toFile: dir + "/README.md", atomically: true, encoding: .utf8)
-        let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--manifests", dir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
+        let ferry = try await FerryProcess(binary: binary, arguments: ["ingress", "--manifests", dir, "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
         do {
             try await body(origins, dir, ferry)
         } catch {

@@ -4,7 +4,7 @@ import Yams
 /// Route fields that change what is sent upstream or refuse requests: `request_headers`, `host_rewrite`,
 /// `upstream_path_prefix` and `request_filter` (kubectl proxy's filter).
 extension SnapshotDecoder {
-    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter", "kubernetes_api", "client_authentication", "kubernetes_policy"]
+    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter", "kubernetes_api", "client_authentication", "kubernetes_policy", "response_headers"]
 
     func applyRoutePolicy(_ f: Fields, to route: inout Route) {
         if let h = f["request_headers"], let hf = h.fields(allowed: ["remove", "set"]) {
@@ -32,6 +32,22 @@ extension SnapshotDecoder {
         if let b = f["kubernetes_api"]?.bool() { route.kubernetesAPI = b }
         if let node = f["client_authentication"] { route.clientAuthentication = clientAuthentication(node) }
         if let node = f["kubernetes_policy"] { route.kubernetesPolicy = kubernetesPolicy(node) }
+        if let node = f["response_headers"] {
+            if case .mapping(let mapping) = node.node {
+                for (keyNode, valueNode) in mapping {
+                    guard let name = keyNode.scalar?.string, let value = node.child(name, valueNode).string() else { continue }
+                    if !HeaderChanges.isFieldName(name) || ["connection", "transfer-encoding", "content-length", "upgrade", "keep-alive"].contains(name.lowercased()) {
+                        node.error("\"\(name)\" cannot be set on responses: a field name that is not hop-by-hop or framing is expected")
+                    } else if value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) {
+                        node.error("the value of \(name) holds a control character")
+                    } else {
+                        route.responseHeaders.append(ResponseHeader(name: name, value: value))
+                    }
+                }
+            } else {
+                node.error("expected a mapping of field name to value, e.g. {strict-transport-security: \"max-age=31536000\"}")
+            }
+        }
         if f["forward"] == nil {
             for key in SnapshotDecoder.routePolicyFields where f[key] != nil { f[key]!.error("\(key) only applies to forward routes") }
         }

@@ -3,7 +3,18 @@ import FerryModel
 /// The result of translating Ingress objects: Ferry routes and clusters, what each route came from,
 /// and every problem found (each reported once).
 public struct IngressTranslation: Sendable {
+    /// The routes as HTTPS serves them (and plain HTTP for hosts without a certificate).
     public var virtualHosts: [VirtualHost] = []
+    /// The routes as plain HTTP serves them: those of hosts with a certificate redirect to HTTPS.
+    public var httpVirtualHosts: [VirtualHost] = []
+    /// The certificates `spec.tls` asks for, oldest Ingress first.
+    public var certificates: [IngressCertificate] = []
+    /// Every host a `spec.tls` entry lists (lower-cased; `*.` wildcards as written).
+    public var tlsHosts: Set<String> = []
+    /// `--default-ssl-certificate`'s Secret, read like the others.
+    public var defaultCertificate: IngressCertificate?
+    /// The HTTPS listener's TLS, once the role has checked the certificates (`IngressRole.certify`).
+    public var listenerTLS: DownstreamTLS?
     public var clusters: [Cluster] = []
     /// Problems and ignored settings, one line each, in a stable order.
     public var notes: [String] = []

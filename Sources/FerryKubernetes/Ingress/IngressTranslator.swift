@@ -124,6 +124,8 @@ struct TranslationState {
         for host in hosts.filter({ !$0.isEmpty }) + hosts.filter(\.isEmpty) {
             result.virtualHosts.append(virtualHost(host, entries[host]!, defaultFrom: hostDefaults[host], annotations: annotations))
         }
+        translateTLS(main)
+        plainHTTPVirtualHosts(annotations: annotations)
     }
 
     // MARK: class selection

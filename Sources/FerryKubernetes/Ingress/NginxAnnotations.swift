@@ -24,6 +24,12 @@ public struct NginxAnnotations: Sendable {
     /// Nil: no allowlist. Empty after a refused value: nobody is allowed (fail closed).
     public var allowSources: [IPRange]?
     public var canary: Canary?
+    /// `ssl-redirect`: nil follows the controller's `--ssl-redirect` (default true).
+    public var sslRedirect: Bool?
+    /// `force-ssl-redirect`: redirect plain HTTP to HTTPS even for hosts without a certificate.
+    public var forceSSLRedirect = false
+    /// `preserve-trailing-slash`: keep a trailing `/` in the HTTPS redirect's URI.
+    public var preserveTrailingSlash = false
     /// `(annotation, why it was not applied)`.
     public var ignored: [(key: String, reason: String)] = []
 
@@ -69,6 +75,13 @@ public struct NginxAnnotations: Sendable {
         case "use-regex":
             guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
             useRegex = b
+        case "ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash":
+            guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
+            switch name {
+            case "ssl-redirect": sslRedirect = b
+            case "force-ssl-redirect": forceSSLRedirect = b
+            default: preserveTrailingSlash = b
+            }
         case "app-root":
             guard value.hasPrefix("/"), !value.contains("://"), NginxAnnotations.isPlainURLText(value) else { return "must be a path starting with \"/\"" }
             appRoot = value

@@ -1,4 +1,5 @@
 import FerryModel
+import Foundation
 import Yams
 
 /// Reads Kubernetes manifests (multi-document YAML or JSON, `kind: List` included) into typed objects.
@@ -63,8 +64,20 @@ public enum ManifestDecoder {
             decoded = true
         case ("Secret", "v1"):
             guard let meta = metadata(root, kind: kind) else { return }
-            let keys = Array(root["data"].stringMap.keys).sorted() + Array(root["stringData"].stringMap.keys).sorted()
-            set.secrets.append(Secret(metadata: meta, origin: origin, type: root["type"].string ?? "Opaque", keys: keys))
+            let data = root["data"].stringMap, stringData = root["stringData"].stringMap
+            var secret = Secret(metadata: meta, origin: origin, type: root["type"].string ?? "Opaque", keys: Array(data.keys).sorted() + Array(stringData.keys).sorted())
+            for key in Secret.tlsKeys {
+                if let text = stringData[key] {
+                    secret.tlsValues[key] = text
+                } else if let encoded = data[key] {
+                    if let bytes = Data(base64Encoded: encoded.filter { !$0.isWhitespace }), let text = String(data: bytes, encoding: .utf8) {
+                        secret.tlsValues[key] = text
+                    } else {
+                        secret.undecodable.append(key)
+                    }
+                }
+            }
+            set.secrets.append(secret)
             decoded = true
         case ("Node", "v1"):
             guard let meta = metadata(root, kind: kind, namespaced: false) else { return }

@@ -106,12 +106,28 @@ public struct EndpointPort: Sendable, Hashable {
     }
 }
 
-/// v1 Secret: only its type and key names are kept (values are read when TLS serving needs them).
+/// v1 Secret: its type and key names, and the values of the keys TLS serving reads (`tls.crt`, `tls.key`,
+/// `ca.crt`), decoded from base64; other values are never kept.
 public struct Secret: Sendable {
     public var metadata: ObjectMeta
     public var origin: ManifestOrigin?
     public var type: String
     public var keys: [String]
+    /// `tls.crt`, `tls.key`, `ca.crt` → their text; a value that is not base64 of UTF-8 text is absent here
+    /// (and named in `undecodable`).
+    public var tlsValues: [String: String] = [:]
+    public var undecodable: [String] = []
+
+    /// The keys whose values are kept.
+    public static let tlsKeys: Set<String> = ["tls.crt", "tls.key", "ca.crt"]
+
+    public init(metadata: ObjectMeta, origin: ManifestOrigin? = nil, type: String, keys: [String], tlsValues: [String: String] = [:]) {
+        self.metadata = metadata
+        self.origin = origin
+        self.type = type
+        self.keys = keys
+        self.tlsValues = tlsValues
+    }
 }
 
 /// `networking.k8s.io/v1` ServiceCIDR: ranges ClusterIPs are allocated from. kube-proxy drops traffic to an

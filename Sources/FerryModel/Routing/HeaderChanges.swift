@@ -27,6 +27,13 @@ public struct HeaderChanges: Sendable, Hashable, Encodable {
 
     public var isEmpty: Bool { remove.isEmpty && set.isEmpty }
 
+    /// Whether `name` is an HTTP field name (an RFC 9110 token).
+    public static func isFieldName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7a) || "!#$%&'*+-.^_`|~".utf8.contains(c)
+        }
+    }
+
     /// Whether a received field called `name` is dropped (it is removed or replaced).
     public func drops(_ name: String) -> Bool {
         let lower = name.lowercased()

@@ -31,6 +31,9 @@ public struct Route: Sendable, Encodable {
     public var clientAuthentication: ClientAuthentication?
     /// What each client may do through the route (403 otherwise); nil: everything the filter lets through.
     public var kubernetesPolicy: KubernetesPolicy?
+    /// Fields set on responses to this route (a received field of the same name is replaced), as Envoy's
+    /// `response_headers_to_add`; ingress-nginx's `Strict-Transport-Security`.
+    public var responseHeaders: [ResponseHeader] = []
 
     public init(
         name: String,
@@ -77,6 +80,7 @@ public struct Route: Sendable, Encodable {
             case requestHeaders = "request_headers", hostRewrite = "host_rewrite", requestFilter = "request_filter"
             case upstreamPathPrefix = "upstream_path_prefix"
             case kubernetesAPI = "kubernetes_api", clientAuthentication = "client_authentication", kubernetesPolicy = "kubernetes_policy"
+            case responseHeaders = "response_headers"
         }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
@@ -95,6 +99,19 @@ public struct Route: Sendable, Encodable {
         if kubernetesAPI { try c.encode(true, forKey: .kubernetesAPI) }
         try c.encodeIfPresent(clientAuthentication, forKey: .clientAuthentication)
         try c.encodeIfPresent(kubernetesPolicy?.rules, forKey: .kubernetesPolicy)
+        if !responseHeaders.isEmpty { try c.encode(responseHeaders, forKey: .responseHeaders) }
+    }
+}
+
+/// A field Ferry sets on a route's responses.
+public struct ResponseHeader: Sendable, Hashable, Encodable {
+    /// Lower-case.
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name.lowercased()
+        self.value = value
     }
 }
 
@@ -278,14 +295,39 @@ public struct Redirect: Sendable, Encodable, Hashable {
     public var port: Int?
     public var path: String?
     public var status: Int
+    /// Drop a trailing `/` of the request's URI (path and query) when it is kept (ingress-nginx's HTTPS
+    /// redirect, unless `preserve-trailing-slash`).
+    public var stripTrailingSlash: Bool
 
-    public init(url: String? = nil, scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil, status: Int = 301) {
+    public init(url: String? = nil, scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil, status: Int = 301, stripTrailingSlash: Bool = false) {
         self.url = url
         self.scheme = scheme
         self.host = host
         self.port = port
         self.path = path
         self.status = status
+        self.stripTrailingSlash = stripTrailingSlash
+    }
+
+    /// ingress-nginx's redirect of plain HTTP to HTTPS: the same host without its port, the request's URI
+    /// without a trailing `/` unless `preserveTrailingSlash`.
+    public static func toHTTPS(status: Int = 308, preserveTrailingSlash: Bool = false) -> Redirect {
+        Redirect(scheme: "https", port: 443, status: status, stripTrailingSlash: !preserveTrailingSlash)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, scheme, host, port, path, status, stripTrailingSlash = "strip_trailing_slash"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(url, forKey: .url)
+        try c.encodeIfPresent(scheme, forKey: .scheme)
+        try c.encodeIfPresent(host, forKey: .host)
+        try c.encodeIfPresent(port, forKey: .port)
+        try c.encodeIfPresent(path, forKey: .path)
+        try c.encode(status, forKey: .status)
+        if stripTrailingSlash { try c.encode(true, forKey: .stripTrailingSlash) }
     }
 
     /// The Location for a request to `host` (as received, maybe with port) and `pathAndQuery`.
@@ -305,7 +347,9 @@ public struct Redirect: Sendable, Encodable, Hashable {
             let isDefault = (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
             if !isDefault { hostPart += ":\(port)" }
         }
-        return "\(scheme)://\(hostPart)\(path ?? requestPathAndQuery)"
+        var uri = path ?? requestPathAndQuery
+        if path == nil, stripTrailingSlash, uri.hasSuffix("/") { uri.removeLast() }
+        return "\(scheme)://\(hostPart)\(uri)"
     }
 }
 

@@ -115,6 +115,8 @@ final class CompiledRoute: Sendable {
     let name: String
     let retries: RetryPolicy
     let idleLimit: TimeAmount?
+    /// Fields set on every response (empty: responses pass unchanged).
+    let responseHeaders: [ResponseHeader]
 
     init(route: Route, stats: RouteStats) {
         self.route = route
@@ -124,6 +126,7 @@ final class CompiledRoute: Sendable {
         self.name = route.name
         self.retries = route.retries
         self.idleLimit = route.streamIdleTimeout.map { .milliseconds($0.milliseconds) }
+        self.responseHeaders = route.responseHeaders
     }
 }
 

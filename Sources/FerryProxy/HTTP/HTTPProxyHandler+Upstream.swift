@@ -279,7 +279,7 @@ extension HTTPProxyHandler {
             var keepAlive = ex.machine.keepAlive && !draining
             let bytes = HeaderRewriter.downstreamHead(
                 head, fields: fields, requestVersion: ex.version, keepAlive: &keepAlive, isUpgrade: ex.machine.upgradeAccepted,
-                allocator: context.channel.allocator)
+                setting: ex.route?.responseHeaders ?? [], allocator: context.channel.allocator)
             ex.machine.responseHeadSent(keepAlive: keepAlive)
             ex.downstreamChunked = !ex.machine.upgradeAccepted
                 && HeaderRewriter.chunksDownstream(upstreamFraming: framing, requestVersion: ex.version)

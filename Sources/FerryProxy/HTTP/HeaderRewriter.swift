@@ -341,15 +341,18 @@ enum HeaderRewriter {
     /// head as it is when nothing is to change, else written from the received field lines it keeps, or (an
     /// accepted upgrade) its end-to-end fields and `Connection: upgrade`. `keepAlive` says whether the client's
     /// connection stays open after the response (cleared when the body can only end with the connection).
+    /// `setting` are the route's response fields: each replaces received fields of its name (not on a `101`).
     static func downstreamHead(
         _ view: HTTP1ResponseHeadView, fields: ResponseFields, requestVersion: HTTPVersion, keepAlive: inout Bool, isUpgrade: Bool,
-        allocator: ByteBufferAllocator
+        setting: [ResponseHeader] = [], allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         switch responseChange(status: view.status, version: view.version, fields: fields, requestVersion: requestVersion, keepAlive: &keepAlive, isUpgrade: isUpgrade) {
-        case .none:
+        case .none where setting.isEmpty:
             return ResponseSerializer.head(statusLineOf: view, allocator: allocator)
+        case .none:
+            return rewrittenResponseBytes(view, requestVersion: view.version, chunked: false, dropsLength: false, connection: .none, fields: fields, setting: setting, allocator: allocator)
         case .rewrite(let chunked, let dropsLength, let connection):
-            return rewrittenResponseBytes(view, requestVersion: requestVersion, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields, allocator: allocator)
+            return rewrittenResponseBytes(view, requestVersion: requestVersion, chunked: chunked, dropsLength: dropsLength, connection: connection, fields: fields, setting: setting, allocator: allocator)
         case .upgrade:
             return ResponseSerializer.head(upgradedResponse(view.head, fields: fields, requestVersion: requestVersion), allocator: allocator)
         }
@@ -369,7 +372,7 @@ enum HeaderRewriter {
     /// A received head after a `.rewrite` change: Ferry's status line, the received field lines it keeps,
     /// copied as bytes (no `String` per field), then the fields it adds.
     private static func rewrittenResponseBytes(_ view: HTTP1ResponseHeadView, requestVersion: HTTPVersion, chunked: Bool, dropsLength: Bool,
-                                       connection: ConnectionField, fields: ResponseFields, allocator: ByteBufferAllocator) -> ByteBuffer {
+                                       connection: ConnectionField, fields: ResponseFields, setting: [ResponseHeader], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 64 + view.bytes.readableBytes)
         ResponseSerializer.statusLine(version: requestVersion.minor == 0 ? .http1_0 : .http1_1, status: view.status, into: &buffer)
         view.forEachField { name, value in
@@ -377,9 +380,16 @@ enum HeaderRewriter {
             if kind.isHopByHop || (dropsLength && kind == .contentLength) { return }
             if !fields.connectionListed.isEmpty, kind != .contentLength, kind != .transferEncoding,
                fields.connectionListed.contains(where: { HTTP1Grammar.equalsIgnoringCase(name, $0) }) { return }
+            if !setting.isEmpty, setting.contains(where: { HTTP1Grammar.equalsIgnoringCase(name, $0.name) }) { return }
             buffer.writeBytes(name)
             buffer.writeStaticString(": ")
             buffer.writeBytes(value)
+            buffer.writeStaticString("\r\n")
+        }
+        for field in setting {
+            buffer.writeString(field.name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(field.value)
             buffer.writeStaticString("\r\n")
         }
         if chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }

@@ -15,7 +15,7 @@ public enum IngressAPISource {
 
     public static func source(settings: IngressRole.Settings, caches: KubernetesCaches, server: String, translations: IngressTranslations) -> KubernetesObjectSource {
         KubernetesObjectSource(.cluster(caches, server: server)) { objects, version in
-            var translation = IngressTranslator.translate(objects, options: settings.options)
+            var translation = IngressRole.translate(objects, settings: settings)
             translation.notes += caches.refused.map { "\($0.kind) \($0.key) cannot be read (\($0.problem)); its last readable version is served, if any" }
             translations.set(translation, ingresses: objects.ingresses)
             var config = IngressRole.snapshot(translation, settings: settings, version: version)

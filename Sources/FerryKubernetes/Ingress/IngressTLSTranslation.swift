@@ -1,0 +1,98 @@
+import FerryModel
+
+/// One certificate an Ingress asks for: its `spec.tls[]` entry's hosts and Secret, with the Secret's PEM text
+/// when it could be read (the role checks the certificate itself and falls back to the default one).
+public struct IngressCertificate: Sendable, Hashable {
+    /// `namespace/name` of the Ingress.
+    public var ingress: String
+    /// Nil: the entry names no Secret, and its hosts get the default certificate.
+    public var secret: SecretReference?
+    /// Lower-cased; hosts an older Ingress already has a certificate for are left out.
+    public var hosts: [String]
+    public var certificatePEM: String?
+    public var keyPEM: String?
+    /// Why the Secret cannot serve (missing, not TLS, no `tls.crt`/`tls.key`).
+    public var problem: String?
+}
+
+extension TranslationState {
+    /// The certificates of `spec.tls`, oldest Ingress first; a host belongs to the first Ingress listing it.
+    /// An entry without hosts covers its Ingress's rule hosts.
+    mutating func translateTLS(_ ingresses: [Ingress]) {
+        var taken: [String: String] = [:]
+        var secrets: [String: Secret] = [:]
+        for secret in set.secrets where secrets[secret.metadata.key] == nil { secrets[secret.metadata.key] = secret }
+        for ingress in ingresses {
+            let key = ingress.metadata.key
+            for (index, entry) in ingress.tls.enumerated() {
+                var hosts: [String] = []
+                let listed = entry.hosts.isEmpty ? ingress.rules.compactMap(\.host) : entry.hosts
+                for host in listed.map({ $0.lowercased() }) {
+                    if let owner = taken[host], owner != key {
+                        note("Ingress \(key): spec.tls[\(index)] host \(host) already has a certificate from Ingress \(owner), which is older", reason: "Conflict", about: key)
+                        continue
+                    }
+                    if !hosts.contains(host) { hosts.append(host) }
+                    taken[host] = key
+                }
+                guard !hosts.isEmpty else { continue }
+                var certificate = IngressCertificate(ingress: key, hosts: hosts)
+                if let name = entry.secretName, !name.isEmpty {
+                    let reference = SecretReference(namespace: ingress.metadata.namespace, name: name)
+                    certificate.secret = reference
+                    (certificate.certificatePEM, certificate.keyPEM, certificate.problem) = Self.pem(of: secrets[reference.description], reference)
+                }
+                result.certificates.append(certificate)
+            }
+        }
+        result.tlsHosts = Set(taken.keys)
+        if let reference = options.defaultSSLCertificate {
+            var certificate = IngressCertificate(ingress: "", secret: reference, hosts: [])
+            (certificate.certificatePEM, certificate.keyPEM, certificate.problem) = Self.pem(of: secrets[reference.description], reference)
+            result.defaultCertificate = certificate
+        }
+    }
+
+    /// The chain and key of a `kubernetes.io/tls` Secret, or why there are none.
+    static func pem(of secret: Secret?, _ reference: SecretReference) -> (String?, String?, String?) {
+        guard let secret else { return (nil, nil, "Secret \(reference) not found") }
+        if !secret.undecodable.isEmpty {
+            return (nil, nil, "Secret \(reference): \(secret.undecodable.sorted().joined(separator: ", ")) is not base64 of PEM text")
+        }
+        guard let chain = secret.tlsValues["tls.crt"], let key = secret.tlsValues["tls.key"] else {
+            return (nil, nil, "Secret \(reference) (type \(secret.type)) has no tls.crt and tls.key")
+        }
+        return (chain, key, nil)
+    }
+
+    /// Whether `host` is one a `spec.tls` entry lists, exactly or by a wildcard covering it.
+    func hasCertificate(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if result.tlsHosts.contains(host) { return true }
+        guard let dot = host.firstIndex(of: "."), dot != host.startIndex else { return false }
+        return result.tlsHosts.contains("*" + host[dot...])
+    }
+
+    /// The plain-HTTP listener's virtual hosts: the HTTPS ones, with the routes that redirect to HTTPS as
+    /// ingress-nginx decides it per location — `force-ssl-redirect`, else `ssl-redirect` (the annotation, else
+    /// `--ssl-redirect`) when the host has a certificate; never under `/.well-known/acme-challenge`.
+    mutating func plainHTTPVirtualHosts(annotations: [String: NginxAnnotations]) {
+        result.httpVirtualHosts = result.virtualHosts.map { vhost in
+            var vhost = vhost
+            let host = vhost.name == "*" ? nil : vhost.name
+            vhost.routes = vhost.routes.map { route in
+                let origin = result.origins[route.name]
+                let a = origin?.ingress.flatMap { annotations[$0] }
+                let path = origin?.path ?? ""
+                if path.hasPrefix("/.well-known/acme-challenge") { return route }
+                let redirects = (a?.forceSSLRedirect ?? false)
+                    || ((a?.sslRedirect ?? options.sslRedirect) && host.map(hasCertificate) == true)
+                guard redirects else { return route }
+                var redirected = route
+                redirected.action = .redirect(.toHTTPS(status: options.httpRedirectCode, preserveTrailingSlash: a?.preserveTrailingSlash ?? false))
+                return redirected
+            }
+            return vhost
+        }
+    }
+}
