@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(name: "FerryKubernetesTests", dependencies: ["FerryKubernetes", "FerryModel"]),
         .testTarget(name: "FerryDataplaneTests", dependencies: ["FerryDataplane", "FerryModel"]),
         // The roles' pure parts (no sockets, no processes).
-        .testTarget(name: "FerryRolesTests", dependencies: ["FerryRoles", "FerryModel"]),
+        .testTarget(name: "FerryRolesTests", dependencies: ["FerryRoles", "FerryModel", "FerryKubernetes", "FerryConfig"]),
         .testTarget(
             name: "FerryProxyTests",
             dependencies: [

@@ -39,10 +39,15 @@ struct DownstreamTLSTests {
     key = sys.argv[5] if sys.argv[5] != "-" else None
     version = sys.argv[6]
     names = sys.argv[7:]
+    # TRUST_DEFAULT=1: also trust the certificate served without SNI (a generated default certificate).
+    import os
+    trust_default = ssl.get_server_certificate(("127.0.0.1", port)) if os.environ.get("TRUST_DEFAULT") else None
     for _ in range(rounds):
         for name in names:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.load_verify_locations(ca)
+            if trust_default:
+                ctx.load_verify_locations(cadata=trust_default)
             ctx.check_hostname = False
             if version == "1.2":
                 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -71,11 +76,11 @@ struct DownstreamTLSTests {
             break
     """
 
-    static func handshakes(port: Int, dir: String, names: [String], rounds: String = "1", clientCertificate: String? = nil, version: String = "any") async throws -> [String] {
+    static func handshakes(port: Int, dir: String, names: [String], rounds: String = "1", clientCertificate: String? = nil, version: String = "any", trustDefault: Bool = false) async throws -> [String] {
         try handshakeScript.write(toFile: dir + "/handshake.py", atomically: true, encoding: .utf8)
         let args = [dir + "/handshake.py", "\(port)", dir + "/ca.pem", "\(rounds)",
                     clientCertificate.map { "\(dir)/\($0).pem" } ?? "-", clientCertificate.map { "\(dir)/\($0).key" } ?? "-", version] + names
-        let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, args, timeout: .seconds(300))
+        let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, args, environment: trustDefault ? ProcessInfo.processInfo.environment.merging(["TRUST_DEFAULT": "1"]) { $1 } : nil, timeout: .seconds(300))
         #expect(result.status == 0, "\(result.stderr)")
         return result.stdout.split(separator: "\n").map(String.init)
     }

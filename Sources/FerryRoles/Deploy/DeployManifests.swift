@@ -152,6 +152,10 @@ spec:
     port: 80
     protocol: TCP
     targetPort: http
+  - name: https
+    port: 443
+    protocol: TCP
+    targetPort: https
   selector:
     app.kubernetes.io/name: ferry-ingress
   type: LoadBalancer
@@ -196,6 +200,7 @@ spec:
       - args:
         - ingress
         - --listen=0.0.0.0:8080
+        - --listen-tls=0.0.0.0:8443
         - --admin=0.0.0.0:10254
         - --ingress-class=ferry
         - --publish-service=$(POD_NAMESPACE)/ferry-ingress
@@ -221,6 +226,9 @@ spec:
         ports:
         - containerPort: 8080
           name: http
+          protocol: TCP
+        - containerPort: 8443
+          name: https
           protocol: TCP
         - containerPort: 10254
           name: metrics
@@ -431,6 +439,10 @@ spec:
     port: 80
     protocol: TCP
     targetPort: http
+  - name: https
+    port: 443
+    protocol: TCP
+    targetPort: https
   selector:
     app.kubernetes.io/name: ferry-ingress
   type: NodePort
@@ -475,6 +487,7 @@ spec:
       - args:
         - ingress
         - --listen=0.0.0.0:8080
+        - --listen-tls=0.0.0.0:8443
         - --admin=0.0.0.0:10254
         - --ingress-class=ferry
         - --publish-service=$(POD_NAMESPACE)/ferry-ingress
@@ -500,6 +513,9 @@ spec:
         ports:
         - containerPort: 8080
           name: http
+          protocol: TCP
+        - containerPort: 8443
+          name: https
           protocol: TCP
         - containerPort: 10254
           name: metrics
