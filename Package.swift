@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.0"),
         // TLS to upstreams (clusters with tls:, the Kubernetes API server) and on listeners.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        // HTTP/2 to clients (ALPN h2, h2c with prior knowledge).
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         // Reading certificates where configuration is checked (names, validity, key match); already in the
         // build through AsyncHTTPClient.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
@@ -85,6 +87,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ],
             swiftSettings: [
                 // The data plane is single-threaded per event loop and its handlers are not shared;

@@ -444,6 +444,9 @@ struct APIProxyProcessTests {
                 #expect(bobNodes.status == 200, "bob is in group admins")
                 let carolNodes = try await Curl.request(base + "/api/v1/nodes", trust + ["--cert", carol.cert, "--key", carol.key])
                 #expect(carolNodes.status == 200, "carol by her client certificate: \(carolNodes.body)")
+                // The same over HTTP/1.1 (curl chose HTTP/2 above, by ALPN): the certificate is the connection's either way.
+                let carolOverHTTP1 = try await Curl.request(base + "/api/v1/nodes", trust + ["--http1.1", "--cert", carol.cert, "--key", carol.key])
+                #expect(carolOverHTTP1.status == 200, "carol by her client certificate over HTTP/1.1: \(carolOverHTTP1.body)")
 
                 // The audit line: local user, verb, resource, namespace, decision, status.
                 #expect(await Waiting.until {

@@ -100,7 +100,7 @@ struct SnapshotDecoder {
     }
 
     func connectionManager(_ node: ConfigNode, forwardProxy: Bool = false) -> HTTPConnectionManager? {
-        guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts", "normalize_path", "forwarded", "upgrade_protocols"]) else { return nil }
+        guard let f = node.fields(allowed: ["limits", "timeouts", "virtual_hosts", "normalize_path", "forwarded", "upgrade_protocols", "http2"]) else { return nil }
         var limits = HTTPLimits()
         if let lf = f["limits"]?.fields(allowed: ["max_request_line", "max_header_bytes", "max_headers", "max_requests_per_connection", "max_request_body", "max_connections", "max_chunk_line"]) {
             if let v = lf["max_request_line"]?.byteSize() { limits.maxRequestLineBytes = v }
@@ -138,7 +138,26 @@ struct SnapshotDecoder {
             }
             http.upgradeProtocols = UpgradeProtocols(tokens)
         }
+        if let node = f["http2"] { http.http2 = http2(node) }
         return http
+    }
+
+    /// `http2: false`, or `{enabled, prior_knowledge, max_concurrent_streams, max_header_list_size, max_resets_per_30s}`.
+    func http2(_ node: ConfigNode) -> DownstreamHTTP2 {
+        var settings = DownstreamHTTP2()
+        if case .scalar = node.node {
+            settings.enabled = node.bool() ?? true
+            return settings
+        }
+        guard let f = node.fields(allowed: ["enabled", "prior_knowledge", "max_concurrent_streams", "max_header_list_size", "max_resets_per_30s"]) else { return settings }
+        if let v = f["enabled"]?.bool() { settings.enabled = v }
+        if let v = f["prior_knowledge"]?.bool() { settings.priorKnowledge = v }
+        if let v = f["max_concurrent_streams"]?.int(in: 1...10_000) { settings.maxConcurrentStreams = v }
+        if let n = f["max_header_list_size"], let v = n.byteSize() {
+            if (1024...(1 << 24)).contains(v) { settings.maxHeaderListSize = v } else { n.error("max_header_list_size must be from 1KiB to 16MiB") }
+        }
+        if let v = f["max_resets_per_30s"]?.int(in: 1...100_000) { settings.maxResetsPer30s = v }
+        return settings
     }
 
     /// `normalize_path: {merge_slashes: true, escaped_slashes: reject|keep}` (dot segments are always removed).

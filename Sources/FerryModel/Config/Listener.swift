@@ -55,6 +55,8 @@ public struct HTTPConnectionManager: Sendable, Encodable {
     public var forwardedTrust = ForwardedTrust()
     /// The protocols a request may upgrade to (default: `websocket`).
     public var upgradeProtocols = UpgradeProtocols()
+    /// HTTP/2 to clients: offered by ALPN on TLS listeners, by prior knowledge on cleartext ones when asked.
+    public var http2 = DownstreamHTTP2()
 
     public init(limits: HTTPLimits = HTTPLimits(), timeouts: HTTPTimeouts = HTTPTimeouts(), virtualHosts: [VirtualHost], forwardProxy: ForwardProxySettings? = nil) {
         self.limits = limits
@@ -66,6 +68,7 @@ public struct HTTPConnectionManager: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case limits, timeouts, virtualHosts = "virtual_hosts", forwardProxy = "forward_proxy"
         case pathNormalization = "normalize_path", forwardedTrust = "forwarded", upgradeProtocols = "upgrade_protocols"
+        case http2
     }
 }
 
@@ -254,5 +257,29 @@ public struct UDPProxySettings: Sendable, Hashable, Encodable {
         try c.encode(cluster, forKey: .cluster)
         try c.encode(DurationText(idleTimeout), forKey: .idleTimeout)
         try c.encode(maxSessions, forKey: .maxSessions)
+    }
+}
+
+/// HTTP/2 to clients (RFC 9113) and its limits. Each stream is one exchange, served by the same routing and
+/// proxying as an HTTP/1.1 request.
+public struct DownstreamHTTP2: Sendable, Hashable, Encodable {
+    /// Offer `h2` by ALPN on TLS listeners (ingress-nginx `use-http2`, default on).
+    public var enabled = true
+    /// On a cleartext listener, accept HTTP/2 from clients that start with its connection preface (h2c with
+    /// prior knowledge). The `Upgrade: h2c` dance stays refused.
+    public var priorKnowledge = false
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128).
+    public var maxConcurrentStreams = 128
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, decoded bytes with RFC 7541's 32 per field (nginx's budget: 32 KiB).
+    public var maxHeaderListSize = 32 * 1024
+    /// RST_STREAM frames a client may send per 30 s before the connection is closed with GOAWAY
+    /// ENHANCE_YOUR_CALM (the rapid-reset defence).
+    public var maxResetsPer30s = 200
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case enabled, priorKnowledge = "prior_knowledge", maxConcurrentStreams = "max_concurrent_streams"
+        case maxHeaderListSize = "max_header_list_size", maxResetsPer30s = "max_resets_per_30s"
     }
 }

@@ -50,6 +50,7 @@ final class CompiledListener: Sendable {
     let forwardProxy: CompiledForwardProxy?
     /// TLS for connections accepted while this snapshot is in force.
     let tls: CompiledTLS?
+    let http2: DownstreamHTTP2
     /// The listener's edge rules, read per request without copying its whole configuration.
     let pathNormalization: PathNormalization
     let forwardedTrust: ForwardedTrust
@@ -65,7 +66,8 @@ final class CompiledListener: Sendable {
         self.decoderLimits = DecoderLimits(listener.http.limits)
         self.watchdogTick = ExchangeRules.watchdogTick(listener)
         self.forwardProxy = try listener.http.forwardProxy.map { try CompiledForwardProxy($0, listener: listener.name, metrics: metrics) }
-        self.tls = try listener.tls.map { try CompiledTLS($0, listener: listener.name) }
+        self.tls = try listener.tls.map { try CompiledTLS($0, listener: listener.name, http2: listener.http.http2.enabled) }
+        self.http2 = listener.http.http2
         self.pathNormalization = listener.http.pathNormalization
         self.forwardedTrust = listener.http.forwardedTrust
         self.upgradeProtocols = listener.http.upgradeProtocols

@@ -22,15 +22,20 @@ final class CompiledTLS: Sendable {
     /// Whether the ClientHello must be read to choose a certificate (more than one certificate).
     var selectsByName: Bool { !names.isEmpty }
 
-    init(_ tls: DownstreamTLS, listener: String) throws {
-        let defaultEntry = try Self.entry(tls.defaultCertificate, profile: tls.profile, what: "listeners \"\(listener)\": tls")
+    /// Whether ALPN offers `h2` (and the pipeline asks which protocol was chosen).
+    let offersHTTP2: Bool
+
+    init(_ tls: DownstreamTLS, listener: String, http2: Bool = false) throws {
+        offersHTTP2 = http2
+        let alpn = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        let defaultEntry = try Self.entry(tls.defaultCertificate, profile: tls.profile, alpn: alpn, what: "listeners \"\(listener)\": tls")
         var names = ServerNameTable(default: defaultEntry)
         for (index, certificate) in tls.certificates.enumerated() {
             let what = "listeners \"\(listener)\": tls: certificates[\(index)]"
             guard !certificate.serverNames.isEmpty else {
                 throw TLSSettingsError(description: "\(what): no server_names (\(certificate.chain))")
             }
-            let entry = try Self.entry(certificate, profile: tls.profile, what: what)
+            let entry = try Self.entry(certificate, profile: tls.profile, alpn: alpn, what: what)
             for name in certificate.serverNames { names.add(name, entry) }
         }
         self.names = names
@@ -49,12 +54,12 @@ final class CompiledTLS: Sendable {
         })
     }
 
-    private static func entry(_ certificate: ServerCertificate, profile: TLSProfile, what: String) throws -> Entry {
+    private static func entry(_ certificate: ServerCertificate, profile: TLSProfile, alpn: [String], what: String) throws -> Entry {
         do {
             var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try certificates(certificate.chain).map { .certificate($0) },
                 privateKey: .privateKey(try privateKey(certificate.key)))
-            configuration.applicationProtocols = ["http/1.1"]
+            configuration.applicationProtocols = alpn
             profile.apply(to: &configuration)
             if let verification = certificate.clientVerification {
                 configuration.trustRoots = .certificates(try certificates(verification.ca))

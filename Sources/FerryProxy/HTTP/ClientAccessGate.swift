@@ -63,7 +63,9 @@ enum ClientAccessGate {
 extension HTTPProxyHandler {
     /// The common name of the client certificate this connection's TLS verified, or nil.
     var clientCertificateName: String? {
-        guard overTLS, clientCertificatesVerified, let context, let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+        // An HTTP/2 stream's TLS is its connection's, the parent channel.
+        guard overTLS, clientCertificatesVerified, let context,
+              let tls = try? ((overHTTP2 ? context.channel.parent?.pipeline : nil) ?? context.pipeline).syncOperations.handler(type: NIOSSLServerHandler.self),
               let certificate = tls.peerCertificate
         else { return nil }
         // NIOSSL exposes the subject's common name only in the certificate's description.

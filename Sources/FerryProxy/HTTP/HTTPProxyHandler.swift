@@ -72,6 +72,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     /// Whether the certificate the client's TLS selected verifies client certificates against a CA, so the
     /// common name of one identifies the client.
     var clientCertificatesVerified = false
+    /// Whether this handler serves one HTTP/2 stream (behind an `HTTP2StreamBridge`), for the access log.
+    var overHTTP2 = false
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, overTLS: Bool = false) {
         self.environment = environment
@@ -358,7 +360,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             machine: ExchangeStateMachine(method: head.method, keepAlive: keepAlive, startedAt: now))
         ex.event.method = head.method.rawValue
         ex.event.path = head.uri
-        ex.event.httpVersion = head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
+        ex.event.httpVersion = overHTTP2 ? "HTTP/2" : head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"
         ex.version = head.version
         ex.listenerStats = listener.listenerStats
         ex.accessLogFormat = snapshot.config.accessLog.format
