@@ -89,8 +89,25 @@ final class LoopLocal {
 
     private func drainFlushQueue() {
         swap(&flushQueue, &draining)
+        isDraining = true
         for handler in draining { handler.flushQueued() }
+        isDraining = false
         draining.removeAll(keepingCapacity: true)
+        if !afterDrain.isEmpty {
+            let flushes = afterDrain
+            afterDrain.removeAll(keepingCapacity: true)
+            for flush in flushes { flush() }
+        }
+    }
+
+    /// Whether the end-of-tick flushes are running (an HTTP/2 connection then flushes once after them).
+    private(set) var isDraining = false
+    private var afterDrain: [() -> Void] = []
+
+    /// Runs `flush` once the end-of-tick flushes are done: the streams of one HTTP/2 connection, each flushed
+    /// by its own exchange, then reach the socket in one write.
+    func flushAfterDrain(_ flush: @escaping () -> Void) {
+        afterDrain.append(flush)
     }
     private var balancers: [String: (version: Int, endpoints: Int, state: LoadBalancerState)] = [:]
 

@@ -77,8 +77,8 @@ enum DownstreamPipeline {
             decoder.sink = handler
         }
 
-        /// NIOHTTP2's connection handler with Ferry's limits; each stream: NIOHTTP2's h2 ↔ HTTP/1 codec, the
-        /// bridge, and the HTTP/1.1 handlers.
+        /// NIOHTTP2's connection handler with Ferry's limits; each stream: the bridge to HTTP/1.1 and the
+        /// HTTP/1.1 handlers.
         func addHTTP2(to channel: Channel, verified: Bool) throws {
             var connection = NIOHTTP2Handler.ConnectionConfiguration()
             connection.initialSettings = [
@@ -88,16 +88,42 @@ enum DownstreamPipeline {
             var stream = NIOHTTP2Handler.StreamConfiguration()
             stream.streamResetFrameRateLimit.maximumCount = http2.maxResetsPer30s
             let setup = self
+            try channel.pipeline.syncOperations.addHandler(ConnectionFlushCoalescer(local: environment.loops.local(for: channel.eventLoop)))
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .server, connectionConfiguration: connection, streamConfiguration: stream
             ) { streamChannel in
                 streamChannel.eventLoop.makeCompletedFuture {
                     let sync = streamChannel.pipeline.syncOperations
-                    try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                     try sync.addHandler(HTTP2StreamBridge())
                     try setup.addHTTP1(to: streamChannel, verified: verified, overHTTP2: true)
                 }
             }
+        }
+    }
+}
+
+/// Sits under an HTTP/2 connection's handler: the flushes its streams' exchanges make at the end of a tick
+/// (`LoopLocal`'s batched flushes, one per stream) become one flush of the connection after them, so many
+/// responses leave in one write instead of one system call each.
+final class ConnectionFlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = Any
+    private let local: LoopLocal
+    private var pending = false
+
+    init(local: LoopLocal) {
+        self.local = local
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        guard local.isDraining else {
+            context.flush()
+            return
+        }
+        guard !pending else { return }
+        pending = true
+        local.flushAfterDrain { [self] in
+            pending = false
+            context.flush()
         }
     }
 }

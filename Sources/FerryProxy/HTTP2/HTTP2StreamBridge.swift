@@ -1,91 +1,110 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 
-/// Puts one HTTP/2 stream in front of Ferry's HTTP/1.1 exchange: the stream's request (as NIOHTTP2's codec
-/// delivers it, already checked against RFC 9113 §8: pseudo-headers, connection-specific fields, `TE`,
-/// Content-Length against DATA) is written as an HTTP/1.1 request for the same request decoder and proxy
+/// Puts one HTTP/2 stream in front of Ferry's HTTP/1.1 exchange: the stream's request frames (already checked
+/// by NIOHTTP2 against RFC 9113 §8: pseudo-headers, lower-case names, connection-specific fields, `TE`,
+/// Content-Length against DATA) are written as an HTTP/1.1 request for the same request decoder and proxy
 /// handler a TCP connection has, and the HTTP/1.1 response bytes the proxy handler writes are read back
 /// into the stream's HEADERS, DATA and trailers. So routing, filters, retries, timeouts and the access log
 /// are one code path for both versions.
 ///
-/// The h2 → h1 rules applied here (RFC 9113 §8.2.3, §8.3.1): `:authority` becomes `Host` (NIOHTTP2's codec),
-/// split `cookie` fields are joined with `"; "`, and a body without Content-Length is sent chunked.
+/// The h2 → h1 rules applied here (RFC 9113 §8.2.3, §8.3.1): `:authority` becomes `Host` when the request has
+/// none, split `cookie` fields are joined with `"; "`, and a body without Content-Length is sent chunked
+/// (with the request's trailers). Back to h2, connection-specific fields are dropped and names lower-cased.
 /// CONNECT over HTTP/2 (RFC 9113 §8.5) is answered 501: Ferry tunnels over HTTP/1.1 only.
 final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = HTTP2Frame.FramePayload
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = HTTP2Frame.FramePayload
 
-    /// A request head not yet written: whether a body follows is known from the next part.
-    private var pendingHead: HTTPRequestHead?
-    private var chunked = false
-    private var refused = false
+    private enum RequestState { case head, body(chunked: Bool), done, refused }
+    private var request = RequestState.head
     private var response = HTTP1ResponseParser(limits: HTTP1ResponseDecoder.upstreamLimits)
     private var responseEnded = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head):
-            if head.method == .CONNECT {
-                refused = true
-                refuseConnect(context: context)
-                return
-            }
-            response.methods.append(head.method)
-            pendingHead = head
-        case .body(let body):
-            guard !refused else { return }
-            writePendingHead(context: context, bodyFollows: true)
-            guard body.readableBytes > 0 else { return }
-            if chunked {
-                context.fireChannelRead(wrapInboundOut(WireFormat.chunkHeader(length: body.readableBytes, allocator: context.channel.allocator)))
-                context.fireChannelRead(wrapInboundOut(body))
-                context.fireChannelRead(wrapInboundOut(WireFormat.crlf))
-            } else {
-                context.fireChannelRead(wrapInboundOut(body))
-            }
-        case .end(let trailers):
-            guard !refused else { return }
-            writePendingHead(context: context, bodyFollows: false)
-            if chunked {
+        case .headers(let headers):
+            switch request {
+            case .head:
+                if headers.headers.first(name: ":method") == "CONNECT" {
+                    request = .refused
+                    refuseConnect(context: context)
+                    return
+                }
+                writeHead(headers.headers, endStream: headers.endStream, context: context)
+            case .body(let chunked):
+                // Trailers: they travel only in a chunked body (a Content-Length body ends without them).
+                request = .done
                 var last = context.channel.allocator.buffer(capacity: 64)
+                guard chunked else { return }
                 last.writeStaticString("0\r\n")
-                for (name, value) in trailers ?? [:] { WireFormat.field(name, value, into: &last) }
+                for (name, value, _) in headers.headers where !name.hasPrefix(":") { WireFormat.field(name, value, into: &last) }
                 last.writeStaticString("\r\n")
                 context.fireChannelRead(wrapInboundOut(last))
+            case .done, .refused:
+                return
             }
+        case .data(let data):
+            guard case .body(let chunked) = request, case .byteBuffer(let body) = data.data else { return }
+            if body.readableBytes > 0 {
+                if chunked {
+                    context.fireChannelRead(wrapInboundOut(WireFormat.chunkHeader(length: body.readableBytes, allocator: context.channel.allocator)))
+                    context.fireChannelRead(wrapInboundOut(body))
+                    context.fireChannelRead(wrapInboundOut(WireFormat.crlf))
+                } else {
+                    context.fireChannelRead(wrapInboundOut(body))
+                }
+            }
+            if data.endStream {
+                request = .done
+                if chunked { context.fireChannelRead(wrapInboundOut(ByteBuffer(staticString: "0\r\n\r\n"))) }
+            }
+        default:
+            return
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        // HEADERS without END_STREAM and no DATA yet: the body comes later.
-        writePendingHead(context: context, bodyFollows: true)
-        context.fireChannelReadComplete()
-    }
-
-    /// Writes the held head as HTTP/1.1: chunked when a body follows without Content-Length.
-    private func writePendingHead(context: ChannelHandlerContext, bodyFollows: Bool) {
-        guard let head = pendingHead else { return }
-        pendingHead = nil
-        var buffer = context.channel.allocator.buffer(capacity: 256)
-        buffer.writeString(head.method.rawValue)
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+    /// The request line and fields as HTTP/1.1; chunked when a body follows without Content-Length.
+    private func writeHead(_ fields: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
+        var method = "", path = "", authority: String?
         var cookies: [String] = []
-        var hasLength = false
-        for (name, value) in head.headers {
-            if name.utf8.count == 6, name.lowercased() == "cookie" { cookies.append(value); continue }
-            if name.utf8.count == 14, name.lowercased() == "content-length" { hasLength = true }
-            WireFormat.field(name, value, into: &buffer)
+        var hasHost = false, hasLength = false
+        var lines = context.channel.allocator.buffer(capacity: 256)
+        for (name, value, _) in fields {
+            if name.hasPrefix(":") {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority": authority = value
+                default: break
+                }
+                continue
+            }
+            switch name {
+            case "cookie": cookies.append(value); continue
+            case "host": hasHost = true
+            case "content-length": hasLength = true
+            default: break
+            }
+            WireFormat.field(name, value, into: &lines)
         }
+        var buffer = context.channel.allocator.buffer(capacity: lines.readableBytes + path.utf8.count + 64)
+        buffer.writeString(method)
+        buffer.writeStaticString(" ")
+        buffer.writeString(path)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        if !hasHost, let authority { WireFormat.field("host", authority, into: &buffer) }
+        buffer.writeBuffer(&lines)
         if !cookies.isEmpty { WireFormat.field("cookie", cookies.joined(separator: "; "), into: &buffer) }
-        if bodyFollows && !hasLength {
-            chunked = true
-            buffer.writeStaticString("transfer-encoding: chunked\r\n")
-        }
+        let chunked = !endStream && !hasLength
+        if chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
         buffer.writeStaticString("\r\n")
+        request = endStream ? .done : .body(chunked: chunked)
+        response.methods.append(HTTPMethod(rawValue: method))
         context.fireChannelRead(wrapInboundOut(buffer))
     }
 
@@ -95,23 +114,38 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.succeed()
             return
         }
+        // A head is held until the next part of the same write: with no body after it, it ends the stream.
+        var heldHead: HPACKHeaders?
+        var ended = false
         do {
-            var wrote = false
             try response.parse(&bytes) { part in
                 switch part {
                 case .head(let view):
-                    var head = view.head
-                    head.version = .http2
-                    context.write(wrapOutboundOut(.head(head)), promise: nil)
+                    heldHead = Self.responseFields(view)
                 case .body(let body):
-                    context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                    if let head = heldHead {
+                        heldHead = nil
+                        context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
+                    }
+                    context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
                 case .end(let trailers):
                     responseEnded = true
-                    wrote = true
-                    context.write(wrapOutboundOut(.end(trailers)), promise: promise)
+                    ended = true
+                    if let head = heldHead {
+                        heldHead = nil
+                        context.write(wrapOutboundOut(.headers(.init(headers: head, endStream: trailers == nil))), promise: trailers == nil ? promise : nil)
+                        if trailers == nil { return }
+                    }
+                    if let trailers {
+                        let fields = HPACKHeaders(trailers.map { ($0.name.lowercased(), $0.value) })
+                        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: true))), promise: promise)
+                    } else {
+                        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: promise)
+                    }
                 }
             }
-            if !wrote { promise?.succeed() }
+            if let head = heldHead { context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil) }
+            if !ended { promise?.succeed() }
         } catch {
             // The proxy handler writes what it parsed or made itself; a failure here is a bug, not input.
             promise?.fail(error)
@@ -119,13 +153,32 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// `:status` and the response's fields for HTTP/2: names lower-cased, connection-specific fields and
+    /// those `Connection` lists dropped (RFC 9113 §8.2.2).
+    static func responseFields(_ view: HTTP1ResponseHeadView) -> HPACKHeaders {
+        var fields = HPACKHeaders()
+        fields.reserveCapacity(view.fields.count + 1)
+        fields.add(name: ":status", value: String(view.status.code))
+        var listed: [String] = []
+        view.forEachField { name, value in
+            if HTTP1Grammar.equalsIgnoringCase(name, "connection") {
+                listed += String(decoding: value, as: UTF8.self).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            }
+        }
+        view.forEachField { name, value in
+            let kind = FieldName(bytes: name)
+            if kind.isHopByHop { return }
+            let lower = String(decoding: name, as: UTF8.self).lowercased()
+            if !listed.isEmpty, listed.contains(lower) { return }
+            fields.add(name: lower, value: String(decoding: value, as: UTF8.self))
+        }
+        return fields
+    }
+
     private func refuseConnect(context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         let body = "CONNECT over HTTP/2 is not supported; use HTTP/1.1 for tunnels\n"
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http2, status: .notImplemented, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let fields = HPACKHeaders([(":status", "501"), ("content-type", "text/plain; charset=utf-8"), ("content-length", String(body.utf8.count))])
+        context.write(wrapOutboundOut(.headers(.init(headers: fields))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true))), promise: nil)
     }
 }

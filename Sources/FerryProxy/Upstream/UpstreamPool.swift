@@ -20,8 +20,10 @@ final class UpstreamPool {
         init(key: Key) { self.key = key }
     }
 
-    /// Idle connections kept per endpoint; more are closed on release.
-    static let maxIdlePerEndpoint = 256
+    /// Idle connections kept per endpoint; more are closed on release. Enough for the requests one loop has
+    /// in flight at once when HTTP/2 clients multiplex (4 connections × 100 streams would churn through a
+    /// smaller pool, dialing a new connection for most requests); Envoy keeps every idle connection.
+    static let maxIdlePerEndpoint = 1024
     /// Idle connections older than this are closed instead of reused (upstreams close idle ones too).
     static let maxIdleTime: TimeAmount = .seconds(50)
 
