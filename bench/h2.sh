@@ -28,7 +28,7 @@ CONF
 cat > nginx/nginx.conf <<CONF
 worker_processes 1; daemon off; pid nginx.pid; error_log error.log warn;
 events { worker_connections 16384; }
-http { access_log off; keepalive_requests 10000000; keepalive_timeout 75s; http2_max_requests 10000000;
+http { access_log off; keepalive_requests 10000000; keepalive_timeout 75s;
   upstream backend { server 127.0.0.1:$backend; keepalive 128; keepalive_requests 10000000; }
   server { listen 127.0.0.1:${clear[nginx]} http2; listen 127.0.0.1:${tls[nginx]} ssl http2;
     ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;

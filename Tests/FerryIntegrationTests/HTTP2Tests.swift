@@ -215,4 +215,81 @@ struct HTTP2Tests {
             #expect(!s.origin.lastHeaders.contains { $0.0.lowercased() == "connection" && $0.1 == "keep-alive" })
         }
     }
+
+    /// An upstream that accepts connections and never reads them; prints its port.
+    static let stuckServer = """
+    import socket, time
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+    print(s.getsockname()[1], flush=True)
+    held = []
+    while True:
+        c, _ = s.accept(); held.append(c)
+    """
+
+    /// Stream A uploads to an upstream that reads nothing, stream B asks for a local answer on the same
+    /// connection: A's window closes (the client cannot send it all), B completes.
+    static let flowScript = """
+    import socket, sys, time, h2.connection, h2.config, h2.events
+    port = int(sys.argv[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=0.1)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    c.initiate_connection(); s.sendall(c.data_to_send())
+    base = [(":scheme", "http"), (":authority", "h2.test")]
+
+    def pump():
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            return []
+        events = c.receive_data(data)
+        s.sendall(c.data_to_send())
+        return events
+
+    # Phase 1: stream 1 uploads to the upstream that reads nothing, until its window stays shut for 1.5 s.
+    c.send_headers(1, base + [(":method", "POST"), (":path", "/stuck")])
+    sent, payload, last_progress, start = 0, b"x" * 16384, time.time(), time.time()
+    while time.time() - last_progress < 1.5 and sent < 64_000_000 and time.time() - start < 30:
+        window = min(c.local_flow_control_window(1), c.max_outbound_frame_size)
+        if window > 0:
+            c.send_data(1, payload[:min(window, len(payload))]); sent += min(window, len(payload)); last_progress = time.time()
+            s.sendall(c.data_to_send())
+        pump()
+    stalled = time.time() - last_progress >= 1.5
+    # Phase 2: stream 3 on the same connection is answered while stream 1 stays stalled.
+    c.send_headers(3, base + [(":method", "GET"), (":path", "/local")], end_stream=True)
+    s.sendall(c.data_to_send())
+    b_done, deadline = False, time.time() + 5
+    while time.time() < deadline and not b_done:
+        for e in pump():
+            if isinstance(e, h2.events.StreamEnded) and e.stream_id == 3:
+                b_done = True
+    print("stalled", stalled, "b_done", b_done, "a_sent", sent)
+    """
+
+    @Test(.requires("python3")) func aStalledUpstreamHoldsBackOnlyItsOwnStream() async throws {
+        guard let python = Prerequisites.python(with: "h2", install: "python3 -m pip install h2"), let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try TLSFixtures.folder("h2flow")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.stuckServer.write(toFile: dir + "/stuck.py", atomically: true, encoding: .utf8)
+        let stuck = try Subprocess(python, [dir + "/stuck.py"])
+        defer { stuck.signal(SIGKILL) }
+        #expect(await Waiting.until { !stuck.stdout.isEmpty })
+        let stuckPort = try #require(Int(stuck.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: clear
+            address: "127.0.0.1:0"
+            http:
+              http2: {prior_knowledge: true}
+              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /local}, direct_response: {status: 200, body: "local\\n"}}, {match: {prefix: /stuck}, forward: {cluster: stuck}, timeout: 60s}]}]
+        clusters:
+          - {name: stuck, endpoints: ["127.0.0.1:\(stuckPort)"]}
+        """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        try Self.flowScript.write(toFile: dir + "/flow.py", atomically: true, encoding: .utf8)
+        let r = try await Subprocess.run(python, [dir + "/flow.py", "\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
+        #expect(r.stdout.hasPrefix("stalled True b_done True"), "\(r.stdout) \(r.stderr)")
+    }
 }

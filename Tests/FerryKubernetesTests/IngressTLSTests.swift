@@ -99,6 +99,19 @@ import Testing
         #expect(Self.httpAction(t, host: "b.c.example.org", path: "/")?.isForward == true)
     }
 
+    @Test func backendProtocolHTTPSMakesATLSCluster() {
+        let https = K.ingress("s", created: "2024-01-01T00:00:00Z", annotations: ["nginx.ingress.kubernetes.io/backend-protocol": "https"],
+                              rules: [IngressRule(host: "s.test", paths: [K.path("/", to: "web")])])
+        let grpc = K.ingress("g", created: "2024-01-01T00:00:01Z", annotations: ["nginx.ingress.kubernetes.io/backend-protocol": "GRPC"],
+                             rules: [IngressRule(host: "g.test", paths: [K.path("/", to: "web")])])
+        let t = Self.translate([https, grpc], secrets: [])
+        let cluster = t.clusters.first { $0.name == K.cluster(K.route(t, host: "s.test", path: "/")) }
+        #expect(cluster?.tls?.insecureSkipVerify == true)
+        #expect(cluster?.name.hasSuffix("[https]") == true)
+        #expect(t.clusters.first { $0.name == K.cluster(K.route(t, host: "g.test", path: "/")) }?.tls == nil)
+        #expect(t.notes.contains { $0.contains("backend-protocol ignored: GRPC backends are not served yet") })
+    }
+
     @Test func theDefaultCertificateSecretIsRead() {
         var options = IngressOptions()
         options.defaultSSLCertificate = SecretReference(parsing: "ingress/default-cert")

@@ -30,6 +30,9 @@ public struct NginxAnnotations: Sendable {
     public var forceSSLRedirect = false
     /// `preserve-trailing-slash`: keep a trailing `/` in the HTTPS redirect's URI.
     public var preserveTrailingSlash = false
+    /// `backend-protocol: HTTPS`: TLS to the Service's endpoints, their certificates not verified (ingress-nginx's
+    /// `proxy_ssl_verify off` default).
+    public var backendTLS = false
     /// `(annotation, why it was not applied)`.
     public var ignored: [(key: String, reason: String)] = []
 
@@ -47,7 +50,7 @@ public struct NginxAnnotations: Sendable {
 
     /// The settings that shape a cluster (so that two Ingresses with different ones get separate clusters).
     var clusterSettings: ClusterSettings {
-        ClusterSettings(connectTimeout: connectTimeout ?? .seconds(5), loadBalancing: hashBy.map { .ringHash($0) } ?? loadBalance ?? .roundRobin)
+        ClusterSettings(connectTimeout: connectTimeout ?? .seconds(5), loadBalancing: hashBy.map { .ringHash($0) } ?? loadBalance ?? .roundRobin, tls: backendTLS)
     }
 
     public init(annotations: [String: String]) {
@@ -75,6 +78,13 @@ public struct NginxAnnotations: Sendable {
         case "use-regex":
             guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
             useRegex = b
+        case "backend-protocol":
+            switch value.uppercased() {
+            case "HTTP": backendTLS = false
+            case "HTTPS": backendTLS = true
+            case "GRPC", "GRPCS", "AUTO_HTTP", "FCGI": return "\(value.uppercased()) backends are not served yet (HTTP and HTTPS are); the backend is reached over HTTP/1.1"
+            default: return "must be HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP or FCGI"
+            }
         case "ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash":
             guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
             switch name {
@@ -202,6 +212,8 @@ public struct NginxAnnotations: Sendable {
 struct ClusterSettings: Hashable {
     var connectTimeout: Duration
     var loadBalancing: LoadBalancingPolicy
+    /// TLS to the endpoints (`backend-protocol: HTTPS`).
+    var tls = false
 
-    var isDefault: Bool { connectTimeout == .seconds(5) && loadBalancing == .roundRobin }
+    var isDefault: Bool { connectTimeout == .seconds(5) && loadBalancing == .roundRobin && !tls }
 }
