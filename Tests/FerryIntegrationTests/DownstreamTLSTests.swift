@@ -60,7 +60,8 @@ struct DownstreamTLSTests {
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
                     with ctx.wrap_socket(raw, server_hostname=None if name == "-" else name) as s:
                         cn = dict(x[0] for x in s.getpeercert()["subject"]).get("commonName")
-                        s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+                        host = "x" if name == "-" else name
+                        s.sendall(("GET / HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n" % host).encode())
                         reply = b""
                         while True:
                             d = s.recv(65536)

@@ -89,4 +89,53 @@ struct IngressTLSProcessTests {
         let stillRouted = try await Curl.request("https://shop.test:\(https)/", ["-k", "--resolve", "shop.test:\(https):127.0.0.1"])
         #expect(stillRouted.status == 200)
     }
+
+    @Test(.requires("python3")) func clientCertificatesPerHostFromAuthTLSSecret() async throws {
+        guard Prerequisites.have("python3"), let binary = Prerequisites.ferryBinary() else { return }
+        let origins = try IngressProcessTests.Origins()
+        defer { origins.close() }
+        let dir = try TLSFixtures.folder("ingress-mtls")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ca = try SelfSignedCertificate(commonName: "Ferry Test CA", isCA: true)
+        try ca.certificatePEM.write(toFile: dir + "/ca.pem", atomically: true, encoding: .utf8)
+        let client = try SelfSignedCertificate(commonName: "partner-1", issuer: ca)
+        try client.certificatePEM.write(toFile: dir + "/client.pem", atomically: true, encoding: .utf8)
+        try client.keyPEM.write(toFile: dir + "/client.key", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+        try IngressProcessTests.services(origins).write(toFile: dir + "/manifests/services.yaml", atomically: true, encoding: .utf8)
+        let shop = try SelfSignedCertificate(commonName: "shop", dnsNames: ["shop.test"], issuer: ca)
+        try (Self.secret(shop) + """
+
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: partners-ca, namespace: shop}
+        data: {ca.crt: \(Data(ca.certificatePEM.utf8).base64EncodedString())}
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata:
+          name: shop
+          namespace: shop
+          creationTimestamp: "2024-01-01T00:00:00Z"
+          annotations: {nginx.ingress.kubernetes.io/auth-tls-secret: shop/partners-ca}
+        spec:
+          ingressClassName: ferry
+          tls: [{hosts: [shop.test], secretName: shop-tls}]
+          rules:
+            - host: shop.test
+              http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+            - host: plain.test
+              http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+        """).write(toFile: dir + "/manifests/all.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: [
+            "ingress", "--manifests", dir + "/manifests", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
+        defer { Task { await ferry.stop() } }
+        let https = try #require(ferry.port("ingress-https"))
+        let with = try await DownstreamTLSTests.handshakes(port: https, dir: dir, names: ["shop.test"], clientCertificate: "client")
+        #expect(with.first?.hasSuffix(" 200") == true, "\(with)")
+        let without = try await DownstreamTLSTests.handshakes(port: https, dir: dir, names: ["shop.test", "plain.test"], trustDefault: true)
+        #expect(without.first?.contains("error") == true || without.first?.hasSuffix(" none") == true, "\(without)")
+        #expect(without.last?.hasSuffix(" 200") == true, "a host without auth-tls asks for nothing: \(without)")
+    }
 }

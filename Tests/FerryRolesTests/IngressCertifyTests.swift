@@ -56,4 +56,32 @@ struct IngressCertifyTests {
         let none = Self.translation(secrets: ["good": try SelfSignedCertificate(commonName: "good", dnsNames: ["good.test"])], options: options)
         #expect(none.virtualHosts.first { $0.name == "good.test" }?.routes.first?.responseHeaders.isEmpty == true)
     }
+
+    @Test func aMissingClientCAFailsClosed() throws {
+        var set = ManifestSet()
+        var ingress = Ingress(metadata: ObjectMeta(name: "partners", namespace: "web", annotations: ["nginx.ingress.kubernetes.io/auth-tls-secret": "web/partners-ca"],
+                                                   creationTimestamp: "2024-01-01T00:00:00Z"), ingressClassName: "ferry",
+                              rules: [IngressRule(host: "partners.test", paths: [HTTPIngressPath(path: "/", pathType: .prefix, backend: .service(ServiceBackend(name: "web", port: .number(80))))])])
+        ingress.tls = [IngressTLS(hosts: ["partners.test"], secretName: "partners")]
+        set.ingresses.append(ingress)
+        let made = try SelfSignedCertificate(commonName: "partners", dnsNames: ["partners.test"])
+        set.secrets.append(Secret(metadata: ObjectMeta(name: "partners", namespace: "web"), type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"],
+                                  tlsValues: ["tls.crt": made.certificatePEM, "tls.key": made.keyPEM]))
+        set.services.append(Service(metadata: ObjectMeta(name: "web", namespace: "web"), ports: [ServicePort(name: "http", port: 80)]))
+        let settings = IngressRole.Settings(manifests: [], listenTLS: HostPort(host: "127.0.0.1", port: 0))
+        let t = IngressRole.translate(set, settings: settings)
+        guard case .directResponse(let status, _)? = t.virtualHosts.first(where: { $0.name == "partners.test" })?.routes.first?.action else {
+            Issue.record("expected the host's HTTPS routes to refuse"); return
+        }
+        #expect(status == 403)
+        #expect(t.events.contains { $0.reason == "InvalidClientCA" && $0.message.contains("Secret web/partners-ca not found") })
+        // With the CA present, the host's certificate asks for client certificates.
+        let ca = try SelfSignedCertificate(commonName: "partners CA", isCA: true)
+        set.secrets.append(Secret(metadata: ObjectMeta(name: "partners-ca", namespace: "web"), type: "Opaque", keys: ["ca.crt"], tlsValues: ["ca.crt": ca.certificatePEM]))
+        let fixed = IngressRole.translate(set, settings: settings)
+        #expect(fixed.listenerTLS?.certificates.first?.clientVerification == ClientVerification(ca: .inline(ca.certificatePEM, origin: "Secret web/partners-ca ca.crt"), mode: .required))
+        guard case .forward? = fixed.virtualHosts.first(where: { $0.name == "partners.test" })?.routes.first?.action else {
+            Issue.record("expected forwarding once the CA is there"); return
+        }
+    }
 }

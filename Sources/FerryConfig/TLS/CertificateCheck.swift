@@ -78,7 +78,7 @@ public enum CertificateCheck {
 
     public struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
         public var description: String
-        init(_ description: String) { self.description = description }
+        public init(_ description: String) { self.description = description }
     }
 
     static func commonName(_ certificate: Certificate) -> String? {

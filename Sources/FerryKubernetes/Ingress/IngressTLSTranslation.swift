@@ -13,12 +13,24 @@ public struct IngressCertificate: Sendable, Hashable {
     public var keyPEM: String?
     /// Why the Secret cannot serve (missing, not TLS, no `tls.crt`/`tls.key`).
     public var problem: String?
+    /// Client certificates the hosts ask for (`auth-tls-secret`, `auth-tls-verify-client`).
+    public var clientAuthentication: ClientAuthentication?
+
+    /// The CA of `auth-tls-secret` and how client certificates are checked.
+    public struct ClientAuthentication: Sendable, Hashable {
+        public var secret: SecretReference
+        /// `on`, `optional` or `optional_no_ca`.
+        public var mode: String
+        public var caPEM: String?
+        /// Why the CA cannot be used (the hosts are then refused, never served without the check).
+        public var problem: String?
+    }
 }
 
 extension TranslationState {
     /// The certificates of `spec.tls`, oldest Ingress first; a host belongs to the first Ingress listing it.
     /// An entry without hosts covers its Ingress's rule hosts.
-    mutating func translateTLS(_ ingresses: [Ingress]) {
+    mutating func translateTLS(_ ingresses: [Ingress], annotations: [String: NginxAnnotations] = [:]) {
         var taken: [String: String] = [:]
         var secrets: [String: Secret] = [:]
         for secret in set.secrets where secrets[secret.metadata.key] == nil { secrets[secret.metadata.key] = secret }
@@ -41,6 +53,18 @@ extension TranslationState {
                     let reference = SecretReference(namespace: ingress.metadata.namespace, name: name)
                     certificate.secret = reference
                     (certificate.certificatePEM, certificate.keyPEM, certificate.problem) = Self.pem(of: secrets[reference.description], reference)
+                }
+                if let a = annotations[key], let ca = a.authTLSSecret, a.authTLSVerifyClient != "off" {
+                    let reference = SecretReference(parsing: ca) ?? SecretReference(namespace: ingress.metadata.namespace, name: ca)
+                    var auth = IngressCertificate.ClientAuthentication(secret: reference, mode: a.authTLSVerifyClient)
+                    if let secret = secrets[reference.description] {
+                        auth.caPEM = secret.tlsValues["ca.crt"]
+                        if auth.caPEM == nil { auth.problem = "Secret \(reference) has no ca.crt" }
+                    } else {
+                        auth.problem = "Secret \(reference) not found"
+                    }
+                    if certificate.secret == nil { auth.problem = auth.problem ?? "client certificates need the host's own certificate (spec.tls secretName)" }
+                    certificate.clientAuthentication = auth
                 }
                 result.certificates.append(certificate)
             }

@@ -124,7 +124,7 @@ struct TranslationState {
         for host in hosts.filter({ !$0.isEmpty }) + hosts.filter(\.isEmpty) {
             result.virtualHosts.append(virtualHost(host, entries[host]!, defaultFrom: hostDefaults[host], annotations: annotations))
         }
-        translateTLS(main)
+        translateTLS(main, annotations: annotations)
         plainHTTPVirtualHosts(annotations: annotations)
     }
 

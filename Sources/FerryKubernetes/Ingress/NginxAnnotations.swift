@@ -33,6 +33,11 @@ public struct NginxAnnotations: Sendable {
     /// `backend-protocol: HTTPS`: TLS to the Service's endpoints, their certificates not verified (ingress-nginx's
     /// `proxy_ssl_verify off` default).
     public var backendTLS = false
+    /// `auth-tls-secret`: `namespace/name` (or `name` in the Ingress's namespace) of a Secret whose `ca.crt`
+    /// signs the client certificates the Ingress's hosts ask for.
+    public var authTLSSecret: String?
+    /// `auth-tls-verify-client`: `on` (default), `optional`, `optional_no_ca`, `off`.
+    public var authTLSVerifyClient = "on"
     /// `(annotation, why it was not applied)`.
     public var ignored: [(key: String, reason: String)] = []
 
@@ -78,6 +83,15 @@ public struct NginxAnnotations: Sendable {
         case "use-regex":
             guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
             useRegex = b
+        case "auth-tls-secret":
+            let parts = value.split(separator: "/", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && NginxAnnotations.isToken(String($0)) }) else {
+                return "must be NAMESPACE/NAME or NAME of a Secret with ca.crt"
+            }
+            authTLSSecret = value
+        case "auth-tls-verify-client":
+            guard ["on", "off", "optional", "optional_no_ca"].contains(value) else { return "must be on, off, optional or optional_no_ca" }
+            authTLSVerifyClient = value
         case "backend-protocol":
             switch value.uppercased() {
             case "HTTP": backendTLS = false

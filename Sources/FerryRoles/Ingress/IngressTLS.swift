@@ -39,14 +39,28 @@ extension IngressRole {
         guard let defaultCertificate else { return }
         var certificates: [ServerCertificate] = []
         var served: Set<String> = []
+        // Hosts whose client-certificate check cannot be made: refused over HTTPS, never served without it.
+        var refused: [String: String] = [:]
         for certificate in translation.certificates {
-            guard let secret = certificate.secret else { continue }  // no secretName: the default certificate
             let hosts = certificate.hosts.joined(separator: ", ")
+            var verification: ClientVerification?
+            if let auth = certificate.clientAuthentication {
+                switch clientVerification(auth) {
+                case .success(let v): verification = v
+                case .failure(let problem):
+                    let text = "Ingress \(certificate.ingress): auth-tls-secret: \(problem.description); HTTPS requests for \(hosts) are refused (403) until it is fixed"
+                    translation.notes.append(text)
+                    translation.events.append(IngressEvent(ingress: certificate.ingress, reason: "InvalidClientCA", message: text))
+                    for host in certificate.hosts { refused[host] = problem.description }
+                }
+            }
+            guard let secret = certificate.secret else { continue }  // no secretName: the default certificate
             var problem = certificate.problem
             if problem == nil, let chain = certificate.certificatePEM, let key = certificate.keyPEM {
                 switch CertificateCheck.check(chainPEM: chain, keyPEM: key, now: now) {
                 case .success:
-                    certificates.append(ServerCertificate(chain: .inline(chain, origin: "Secret \(secret) tls.crt"), key: .inline(key, origin: "Secret \(secret) tls.key"), serverNames: certificate.hosts))
+                    certificates.append(ServerCertificate(chain: .inline(chain, origin: "Secret \(secret) tls.crt"), key: .inline(key, origin: "Secret \(secret) tls.key"),
+                                                          serverNames: certificate.hosts, clientVerification: verification))
                     served.formUnion(certificate.hosts)
                 case .failure(let failure):
                     problem = "Secret \(secret): \(failure)"
@@ -56,6 +70,19 @@ extension IngressRole {
                 let text = "Ingress \(certificate.ingress): \(problem); the default certificate serves \(hosts)"
                 translation.notes.append(text)
                 translation.events.append(IngressEvent(ingress: certificate.ingress, reason: "InvalidCertificate", message: text))
+                if certificate.clientAuthentication != nil {
+                    for host in certificate.hosts { refused[host] = "its certificate cannot serve, so client certificates cannot be asked for" }
+                }
+            }
+        }
+        if !refused.isEmpty {
+            translation.virtualHosts = translation.virtualHosts.map { vhost in
+                guard let reason = refused[vhost.name.lowercased()] else { return vhost }
+                var vhost = vhost
+                for index in vhost.routes.indices {
+                    vhost.routes[index].action = .directResponse(status: 403, body: "Forbidden: client certificates cannot be checked for this host (\(reason))\n")
+                }
+                return vhost
             }
         }
         translation.listenerTLS = DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates)
@@ -69,6 +96,19 @@ extension IngressRole {
                 return vhost
             }
         }
+    }
+
+    /// The client-certificate check of `auth-tls-*`, or why it cannot be made.
+    static func clientVerification(_ auth: IngressCertificate.ClientAuthentication) -> Result<ClientVerification, CertificateCheck.Problem> {
+        if let problem = auth.problem { return .failure(CertificateCheck.Problem(problem)) }
+        guard let ca = auth.caPEM else { return .failure(CertificateCheck.Problem("Secret \(auth.secret) has no ca.crt")) }
+        if let problem = CertificateCheck.checkBundle(ca) { return .failure(CertificateCheck.Problem("Secret \(auth.secret) ca.crt: \(problem)")) }
+        let mode: ClientVerification.Mode = switch auth.mode {
+        case "optional": .optional
+        case "optional_no_ca": .optionalNoCA
+        default: .required
+        }
+        return .success(ClientVerification(ca: .inline(ca, origin: "Secret \(auth.secret) ca.crt"), mode: mode))
     }
 
     static func wildcardServes(_ host: String, _ served: Set<String>) -> Bool {
