@@ -169,4 +169,28 @@ struct TLSConfigDecodingTests {
             """), file: "\(dir)/ferry.yaml")
         }
     }
+
+    @Test func passthroughNamesAndTheirClusterAreChecked() throws {
+        let dir = try Self.folder([
+            "default": try SelfSignedCertificate(commonName: "default"),
+            "shop": try SelfSignedCertificate(commonName: "shop", dnsNames: ["shop.example.com"]),
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = try ConfigLoader.decode(yaml: Self.yaml("""
+        {certificate_file: default.pem, key_file: default.key, passthrough: [{server_names: [DB.example.com, "*.db.example.com"], cluster: db}]}
+        """).replacingOccurrences(of: "clusters: []", with: "clusters: [{name: db, endpoints: [\"127.0.0.1:5432\"]}]"), file: "\(dir)/ferry.yaml")
+        #expect(good.listeners[0].tls?.passthrough == [TLSPassthrough(serverNames: ["db.example.com", "*.db.example.com"], cluster: "db")])
+        let messages: [String]
+        do {
+            _ = try ConfigLoader.decode(yaml: Self.yaml("""
+            {certificate_file: default.pem, key_file: default.key, certificates: [{certificate_file: shop.pem, key_file: shop.key}],
+             passthrough: [{server_names: [shop.example.com], cluster: dbx}]}
+            """), file: "\(dir)/ferry.yaml")
+            Issue.record("expected a refusal"); return
+        } catch let error as ConfigError {
+            messages = error.diagnostics.map(\.description)
+        }
+        #expect(messages.contains { $0.contains("tls.passthrough[0].server_names[0]: server name \"shop.example.com\" is already served by certificates[0]") })
+        #expect(messages.contains { $0.contains("listeners[0].tls.passthrough[0].cluster: unknown cluster \"dbx\"") })
+    }
 }

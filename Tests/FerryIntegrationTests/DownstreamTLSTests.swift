@@ -200,4 +200,39 @@ struct DownstreamTLSTests {
         #expect(after.first?.hasPrefix("shop.example.com shop-renewed ") == true, "\(after)")
         #expect(ferry.appliedReloads == 1)
     }
+
+    @Test(.requires("python3", "curl", "openssl")) func passthroughRelaysTheTLSStreamUntouched() async throws {
+        guard Prerequisites.have("python3", "curl", "openssl"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["default": ["default.test"]])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        // The origin's own certificate and key: Ferry never sees the key.
+        let originDir = certs.dir + "/origin"
+        try FileManager.default.createDirectory(atPath: originDir, withIntermediateDirectories: true)
+        let (originCert, originKey) = try await TLSFixtures.certificate(in: originDir, name: "secure.test")
+        let (origin, originPort) = try await TLSFixtures.startOrigin(in: originDir, cert: originCert, key: originKey)
+        defer { origin.signal(SIGKILL) }
+        try """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: web
+            address: "127.0.0.1:0"
+            tls:
+              certificate_file: default.pem
+              key_file: default.key
+              passthrough: [{server_names: [secure.test], cluster: secure}]
+            http:
+              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: "terminated\\n"}}]}]
+        clusters:
+          - {name: secure, endpoints: ["127.0.0.3:\(originPort)"]}
+        """.write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let port = try #require(ferry.port("web"))
+        // secure.test: the origin's certificate verifies end to end and the origin answers.
+        let passed = try await Curl.request("https://secure.test:\(port)/x", ["--cacert", originCert, "--resolve", "secure.test:\(port):127.0.0.1"])
+        #expect(passed.status == 200 && passed.body.hasPrefix("secure hello via secure.test"), "\(passed.status) \(passed.body) \(passed.stderr)")
+        // Other names are terminated by Ferry.
+        let terminated = try await Curl.request("https://default.test:\(port)/", ["--cacert", certs.dir + "/ca.pem", "--resolve", "default.test:\(port):127.0.0.1"])
+        #expect(terminated.status == 200 && terminated.body == "terminated\n", "\(terminated.status) \(terminated.stderr)")
+    }
 }

@@ -15,6 +15,8 @@ import FerryModel
 ///       server_names: [shop.example.com, "*.shop.example.com"]   # default: the certificate's DNS names
 ///       client_ca_file: partners.pem
 ///       verify_client: on                # on (default) | optional | optional_no_ca
+///   passthrough:                         # names whose TLS goes untouched to a cluster
+///     - {server_names: [db.example.com], cluster: db}
 /// ```
 ///
 /// Files are relative to the configuration file. Each certificate is read and checked now: a key that is
@@ -23,7 +25,7 @@ struct DownstreamTLSDecoding {
     let decoder: SnapshotDecoder
 
     func decode(_ node: ConfigNode) -> DownstreamTLS? {
-        guard let f = node.fields(allowed: ["certificate_file", "key_file", "client_ca_file", "require_client_certificate", "profile", "certificates"]) else { return nil }
+        guard let f = node.fields(allowed: ["certificate_file", "key_file", "client_ca_file", "require_client_certificate", "profile", "certificates", "passthrough"]) else { return nil }
         var listenerVerification: ClientVerification?
         if let caNode = f["client_ca_file"], let ca = caFile(caNode) {
             let required = f["require_client_certificate"]?.bool() ?? false
@@ -62,8 +64,24 @@ struct DownstreamTLSDecoding {
             }
             certificates.append(entry)
         }
+        var passthrough: [TLSPassthrough] = []
+        for item in f["passthrough"]?.items("passthrough") ?? [] {
+            guard let pf = item.fields(allowed: ["server_names", "cluster"]),
+                  let cluster = pf.required("cluster", "the cluster the TLS connections go to, untouched")?.string(),
+                  let namesNode = pf.required("server_names", "the server names (SNI) relayed without terminating TLS") else { continue }
+            var names: [String] = []
+            for nameNode in namesNode.items("server_names") ?? [] {
+                guard let name = nameNode.string() else { continue }
+                if let problem = ServerNameTable<Int>.problem(name) { nameNode.error(problem); continue }
+                if let earlier = seen[name.lowercased()] { nameNode.error("server name \"\(name)\" is already served by certificates[\(earlier)]; it cannot also be passed through"); continue }
+                names.append(name.lowercased())
+            }
+            passthrough.append(TLSPassthrough(serverNames: names, cluster: cluster))
+        }
         guard let defaultCertificate else { return nil }
-        return DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates, profile: profile)
+        var tls = DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates, profile: profile)
+        tls.passthrough = passthrough
+        return tls
     }
 
     /// One certificate and key from `f`, checked; its server names from `server_names` or, when

@@ -542,6 +542,12 @@ struct SnapshotDecoder {
                 context.report(ConfigDiagnostic(file: context.file, line: node?.line, column: node?.column, path: "listeners[\(li)].\(kind).cluster",
                                                 message: "unknown cluster \"\(name)\"\(hint) (define it under clusters)"))
             }
+            for (pi, passthrough) in (listener.tls?.passthrough ?? []).enumerated() where !clusters.contains(passthrough.cluster) {
+                let node = locate(listenerNodes[li], ["tls", "passthrough", pi, "cluster"])
+                let hint = Suggestion.closest(to: passthrough.cluster, among: Array(clusters)).map { "; did you mean \"\($0)\"?" } ?? ""
+                context.report(ConfigDiagnostic(file: context.file, line: node?.line, column: node?.column, path: "listeners[\(li)].tls.passthrough[\(pi)].cluster",
+                                                message: "unknown cluster \"\(passthrough.cluster)\"\(hint) (define it under clusters)"))
+            }
             for (vi, vhost) in listener.http.virtualHosts.enumerated() {
                 for (ri, route) in vhost.routes.enumerated() {
                     guard case .forward(let targets) = route.action else { continue }

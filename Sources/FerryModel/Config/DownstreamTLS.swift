@@ -11,6 +11,9 @@ public struct DownstreamTLS: Sendable, Hashable, Encodable {
     public var certificates: [ServerCertificate]
     /// Protocol versions and TLS 1.2 cipher suites.
     public var profile: TLSProfile
+    /// Server names whose TLS is not terminated: the connection, its ClientHello first, goes as it is to a
+    /// cluster (ingress-nginx `ssl-passthrough`, Envoy's `tls_inspector` + `server_names` filter chains).
+    public var passthrough: [TLSPassthrough] = []
 
     public init(defaultCertificate: ServerCertificate, certificates: [ServerCertificate] = [], profile: TLSProfile = .modern) {
         self.defaultCertificate = defaultCertificate
@@ -39,8 +42,21 @@ public struct DownstreamTLS: Sendable, Hashable, Encodable {
     public var verifiesClients: Bool { allCertificates.contains { $0.clientVerification != nil } }
 
     enum CodingKeys: String, CodingKey {
-        case defaultCertificate = "default_certificate", certificates, profile
+        case defaultCertificate = "default_certificate", certificates, profile, passthrough
     }
+}
+
+/// TLS connections for `serverNames` (exact or `*.` one label) relayed untouched to `cluster`.
+public struct TLSPassthrough: Sendable, Hashable, Encodable {
+    public var serverNames: [String]
+    public var cluster: String
+
+    public init(serverNames: [String], cluster: String) {
+        self.serverNames = serverNames
+        self.cluster = cluster
+    }
+
+    enum CodingKeys: String, CodingKey { case serverNames = "server_names", cluster }
 }
 
 /// A certificate chain and its private key, and what a connection that selects it must show.

@@ -17,10 +17,13 @@ final class CompiledTLS: Sendable {
     }
 
     let names: ServerNameTable<Entry>
+    /// Server names relayed untouched: the cluster they go to (nil: terminated here).
+    let passthrough: ServerNameTable<String?>
     /// The default certificate's entry.
     var defaultEntry: Entry { names.defaultValue }
-    /// Whether the ClientHello must be read to choose a certificate (more than one certificate).
-    var selectsByName: Bool { !names.isEmpty }
+    /// Whether the ClientHello must be read first: to choose a certificate (more than one), or to pass the
+    /// connection through.
+    var selectsByName: Bool { !names.isEmpty || !passthrough.isEmpty }
 
     /// Whether ALPN offers `h2` (and the pipeline asks which protocol was chosen).
     let offersHTTP2: Bool
@@ -39,6 +42,11 @@ final class CompiledTLS: Sendable {
             for name in certificate.serverNames { names.add(name, entry) }
         }
         self.names = names
+        var passthrough = ServerNameTable<String?>(default: nil)
+        for route in tls.passthrough {
+            for name in route.serverNames { passthrough.add(name, route.cluster) }
+        }
+        self.passthrough = passthrough
     }
 
     /// The entry for a ClientHello's server name.

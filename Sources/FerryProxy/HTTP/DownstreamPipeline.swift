@@ -30,7 +30,15 @@ enum DownstreamPipeline {
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SNIHandler { result in
                 let name: String? = if case .hostname(let name) = result { name } else { nil }
                 return channel.eventLoop.makeCompletedFuture {
-                    try setup.addTLS(tls.entry(forServerName: name), offersHTTP2: tls.offersHTTP2, to: channel)
+                    if let cluster = tls.passthrough.select(name).value {
+                        // Not terminated: the ClientHello and all that follows go to the cluster as they are.
+                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                        try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(
+                            environment: setup.environment, local: setup.environment.loops.local(for: channel.eventLoop),
+                            remoteAddress: channel.remoteAddress, cluster: cluster))
+                    } else {
+                        try setup.addTLS(tls.entry(forServerName: name), offersHTTP2: tls.offersHTTP2, to: channel)
+                    }
                 }
             }))
         } else {

@@ -22,7 +22,11 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// 64 KiB), so a bulk transfer moves in fewer, larger reads and writes.
     static let recvAllocator = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 16384, maximum: 256 * 1024)
 
-    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?) {
+    /// The cluster of a TLS connection passed through by its server name; nil: the listener's `tcp_proxy`.
+    private let clusterName: String?
+
+    init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, cluster: String? = nil) {
+        self.clusterName = cluster
         self.environment = environment
         self.local = local
         self.clientAddress = remoteAddress.map(HTTPProxyHandler.describe) ?? "unknown"
@@ -69,7 +73,7 @@ final class TCPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func dialNext(context: ChannelHandlerContext) {
         let (snapshot, listener) = environment.resolve(environment.store.current)
-        guard let settings = listener.listener.tcpProxy, let cluster = snapshot.clusters[settings.cluster], !cluster.addresses.isEmpty else {
+        guard let name = clusterName ?? listener.listener.tcpProxy?.cluster, let cluster = snapshot.clusters[name], !cluster.addresses.isEmpty else {
             context.close(promise: nil)
             return
         }
