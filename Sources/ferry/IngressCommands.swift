@@ -40,6 +40,9 @@ struct IngressSelectionOptions: ParsableArguments {
     @Option(help: "Strict-Transport-Security preload.")
     var hstsPreload: Bool = false
 
+    @Flag(help: "Honour the ssl-passthrough annotation: TLS for those hosts goes untouched to their backend, chosen by SNI.")
+    var enableSSLPassthrough = false
+
     func validate() throws {
         if let d = defaultBackend, DefaultBackendReference(parsing: d) == nil {
             throw ValidationError("--default-backend expects NAMESPACE/SERVICE:PORT (port by number or name), not \"\(d)\"")
@@ -59,6 +62,7 @@ struct IngressSelectionOptions: ParsableArguments {
         options.sslRedirect = sslRedirect
         options.httpRedirectCode = httpRedirectCode
         options.hsts = hsts ? IngressOptions.HSTS(maxAge: hstsMaxAge, includeSubdomains: hstsIncludeSubdomains, preload: hstsPreload) : nil
+        options.enableSSLPassthrough = enableSSLPassthrough
         return options
     }
 }

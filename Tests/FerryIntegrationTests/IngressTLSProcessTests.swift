@@ -138,4 +138,46 @@ struct IngressTLSProcessTests {
         #expect(without.first?.contains("error") == true || without.first?.hasSuffix(" none") == true, "\(without)")
         #expect(without.last?.hasSuffix(" 200") == true, "a host without auth-tls asks for nothing: \(without)")
     }
+
+    @Test(.requires("python3", "curl", "openssl")) func sslPassthroughReachesTheOriginsOwnTLS() async throws {
+        guard Prerequisites.have("python3", "curl", "openssl"), let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try TLSFixtures.folder("ingress-passthrough")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (originCert, originKey) = try await TLSFixtures.certificate(in: dir, name: "secure.test")
+        let (origin, originPort) = try await TLSFixtures.startOrigin(in: dir, cert: originCert, key: originKey)
+        defer { origin.signal(SIGKILL) }
+        try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
+        try """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: secure, namespace: shop}
+        spec: {ports: [{name: https, port: 443}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: secure-1, namespace: shop, labels: {kubernetes.io/service-name: secure}}
+        addressType: IPv4
+        ports: [{name: https, port: \(originPort)}]
+        endpoints: [{addresses: ["127.0.0.3"], conditions: {ready: true}}]
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata:
+          name: secure
+          namespace: shop
+          annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: "true"}
+        spec:
+          ingressClassName: ferry
+          rules:
+            - host: secure.test
+              http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: secure, port: {number: 443}}}}]}
+        """.write(toFile: dir + "/manifests/all.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: [
+            "ingress", "--manifests", dir + "/manifests", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            "--threads", "1", "--enable-ssl-passthrough"])
+        defer { Task { await ferry.stop() } }
+        let https = try #require(ferry.port("ingress-https"))
+        let passed = try await Curl.request("https://secure.test:\(https)/x", ["--cacert", originCert, "--resolve", "secure.test:\(https):127.0.0.1"])
+        #expect(passed.status == 200 && passed.body.hasPrefix("secure hello via secure.test"), "\(passed.status) \(passed.body) \(passed.stderr)")
+    }
 }

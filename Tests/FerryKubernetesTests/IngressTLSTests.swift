@@ -112,6 +112,21 @@ import Testing
         #expect(t.notes.contains { $0.contains("backend-protocol ignored: GRPC backends are not served yet") })
     }
 
+    @Test func sslPassthroughNeedsTheFlagAndRelaysTheRootBackend() {
+        var db = K.ingress("db", created: "2024-01-01T00:00:00Z", annotations: ["nginx.ingress.kubernetes.io/ssl-passthrough": "true"],
+                           rules: [IngressRule(host: "DB.test", paths: [K.path("/admin", to: "admin"), K.path("/", to: "web")])])
+        db.tls = []
+        var set = K.set([db], services: ["web", "admin"])
+        set.secrets = []
+        let off = IngressTranslator.translate(set, options: IngressOptions())
+        #expect(off.passthrough.isEmpty)
+        #expect(off.notes.contains { $0.contains("ssl-passthrough ignored: start ferry ingress with --enable-ssl-passthrough") })
+        var options = IngressOptions()
+        options.enableSSLPassthrough = true
+        let on = IngressTranslator.translate(set, options: options)
+        #expect(on.passthrough == [TLSPassthrough(serverNames: ["db.test"], cluster: "default/web:80")])
+    }
+
     @Test func theDefaultCertificateSecretIsRead() {
         var options = IngressOptions()
         options.defaultSSLCertificate = SecretReference(parsing: "ingress/default-cert")

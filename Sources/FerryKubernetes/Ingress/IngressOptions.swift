@@ -16,6 +16,8 @@ public struct IngressOptions: Sendable {
     public var httpRedirectCode = 308
     /// `Strict-Transport-Security` on HTTPS responses of hosts with a certificate; nil: none.
     public var hsts: HSTS? = HSTS()
+    /// `--enable-ssl-passthrough`: honour the `ssl-passthrough` annotation.
+    public var enableSSLPassthrough = false
 
     public init(ingressClass: String = "ferry", watchIngressWithoutClass: Bool = false, defaultBackend: DefaultBackendReference? = nil) {
         self.ingressClass = ingressClass

@@ -77,6 +77,31 @@ extension TranslationState {
         }
     }
 
+    /// `ssl-passthrough`: each rule host of such an Ingress relays its TLS, untouched, to the backend of the
+    /// rule's `/` path (else its first path), as ingress-nginx does; the oldest Ingress wins a host.
+    mutating func translatePassthrough(_ ingresses: [Ingress], annotations: [String: NginxAnnotations]) {
+        var taken: Set<String> = []
+        for ingress in ingresses {
+            guard let a = annotations[ingress.metadata.key], a.sslPassthrough else { continue }
+            let key = ingress.metadata.key
+            guard options.enableSSLPassthrough else {
+                note("Ingress \(key): annotation nginx.ingress.kubernetes.io/ssl-passthrough ignored: start ferry ingress with --enable-ssl-passthrough", reason: "AnnotationIgnored", about: key)
+                continue
+            }
+            for rule in ingress.rules {
+                guard let host = rule.host?.lowercased(), let path = rule.paths.first(where: { $0.path == "/" }) ?? rule.paths.first else { continue }
+                guard taken.insert(host).inserted else {
+                    note("Ingress \(key): ssl-passthrough for \(host) is already given by an older Ingress", reason: "Conflict", about: key)
+                    continue
+                }
+                subject = key
+                guard case .forward(let targets) = forwardAction(path.backend, namespace: ingress.metadata.namespace, settings: ClusterSettings(connectTimeout: .seconds(5), loadBalancing: .roundRobin), context: "Ingress \(key) ssl-passthrough"),
+                      let cluster = targets.first?.name else { continue }
+                result.passthrough.append(TLSPassthrough(serverNames: [host], cluster: cluster))
+            }
+        }
+    }
+
     /// The chain and key of a `kubernetes.io/tls` Secret, or why there are none.
     static func pem(of secret: Secret?, _ reference: SecretReference) -> (String?, String?, String?) {
         guard let secret else { return (nil, nil, "Secret \(reference) not found") }

@@ -11,6 +11,8 @@ public struct IngressTranslation: Sendable {
     public var certificates: [IngressCertificate] = []
     /// Every host a `spec.tls` entry lists (lower-cased; `*.` wildcards as written).
     public var tlsHosts: Set<String> = []
+    /// Hosts whose TLS goes untouched to their backend (`ssl-passthrough`).
+    public var passthrough: [TLSPassthrough] = []
     /// `--default-ssl-certificate`'s Secret, read like the others.
     public var defaultCertificate: IngressCertificate?
     /// The HTTPS listener's TLS, once the role has checked the certificates (`IngressRole.certify`).

@@ -125,6 +125,7 @@ struct TranslationState {
             result.virtualHosts.append(virtualHost(host, entries[host]!, defaultFrom: hostDefaults[host], annotations: annotations))
         }
         translateTLS(main, annotations: annotations)
+        translatePassthrough(main, annotations: annotations)
         plainHTTPVirtualHosts(annotations: annotations)
     }
 

@@ -38,6 +38,9 @@ public struct NginxAnnotations: Sendable {
     public var authTLSSecret: String?
     /// `auth-tls-verify-client`: `on` (default), `optional`, `optional_no_ca`, `off`.
     public var authTLSVerifyClient = "on"
+    /// `ssl-passthrough`: TLS for the Ingress's hosts is relayed untouched to its backend (with
+    /// `--enable-ssl-passthrough`).
+    public var sslPassthrough = false
     /// `(annotation, why it was not applied)`.
     public var ignored: [(key: String, reason: String)] = []
 
@@ -99,6 +102,9 @@ public struct NginxAnnotations: Sendable {
             case "GRPC", "GRPCS", "AUTO_HTTP", "FCGI": return "\(value.uppercased()) backends are not served yet (HTTP and HTTPS are); the backend is reached over HTTP/1.1"
             default: return "must be HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP or FCGI"
             }
+        case "ssl-passthrough":
+            guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
+            sslPassthrough = b
         case "ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash":
             guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
             switch name {

@@ -85,7 +85,9 @@ extension IngressRole {
                 return vhost
             }
         }
-        translation.listenerTLS = DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates)
+        var tls = DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates)
+        tls.passthrough = translation.passthrough
+        translation.listenerTLS = tls
         if let hsts = settings.options.hsts {
             translation.virtualHosts = translation.virtualHosts.map { vhost in
                 guard served.contains(vhost.name.lowercased()) || wildcardServes(vhost.name, served) else { return vhost }
