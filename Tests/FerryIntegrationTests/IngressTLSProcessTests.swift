@@ -20,10 +20,12 @@ struct IngressTLSProcessTests {
         """
     }
 
-    static let ingress = """
+    /// The shop Ingress: shop.test with the `shop-tls` certificate, plain.test without; `annotations` as YAML.
+    static func ingress(annotations: String = "{}") -> String {
+        """
     apiVersion: networking.k8s.io/v1
     kind: Ingress
-    metadata: {name: shop, namespace: shop, creationTimestamp: "2024-01-01T00:00:00Z"}
+    metadata: {name: shop, namespace: shop, creationTimestamp: "2024-01-01T00:00:00Z", annotations: \(annotations)}
     spec:
       ingressClassName: ferry
       tls: [{hosts: [shop.test], secretName: shop-tls}]
@@ -33,6 +35,7 @@ struct IngressTLSProcessTests {
         - host: plain.test
           http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
     """
+    }
 
     @Test(.requires("curl", "python3")) func httpsBySecretRedirectsHSTSRenewalAndFallback() async throws {
         guard Prerequisites.have("curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
@@ -44,7 +47,7 @@ struct IngressTLSProcessTests {
         try ca.certificatePEM.write(toFile: dir + "/ca.pem", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: dir + "/manifests", withIntermediateDirectories: true)
         try IngressProcessTests.services(origins).write(toFile: dir + "/manifests/services.yaml", atomically: true, encoding: .utf8)
-        try Self.ingress.write(toFile: dir + "/manifests/ingress.yaml", atomically: true, encoding: .utf8)
+        try Self.ingress().write(toFile: dir + "/manifests/ingress.yaml", atomically: true, encoding: .utf8)
         let shop = try SelfSignedCertificate(commonName: "shop", dnsNames: ["shop.test"], issuer: ca)
         try Self.secret(shop).write(toFile: dir + "/manifests/secret.yaml", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: [
@@ -112,22 +115,8 @@ struct IngressTLSProcessTests {
         metadata: {name: partners-ca, namespace: shop}
         data: {ca.crt: \(Data(ca.certificatePEM.utf8).base64EncodedString())}
         ---
-        apiVersion: networking.k8s.io/v1
-        kind: Ingress
-        metadata:
-          name: shop
-          namespace: shop
-          creationTimestamp: "2024-01-01T00:00:00Z"
-          annotations: {nginx.ingress.kubernetes.io/auth-tls-secret: shop/partners-ca}
-        spec:
-          ingressClassName: ferry
-          tls: [{hosts: [shop.test], secretName: shop-tls}]
-          rules:
-            - host: shop.test
-              http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
-            - host: plain.test
-              http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
-        """).write(toFile: dir + "/manifests/all.yaml", atomically: true, encoding: .utf8)
+
+        """ + Self.ingress(annotations: "{nginx.ingress.kubernetes.io/auth-tls-secret: shop/partners-ca}")).write(toFile: dir + "/manifests/all.yaml", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: [
             "ingress", "--manifests", dir + "/manifests", "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--threads", "1"])
         defer { Task { await ferry.stop() } }
