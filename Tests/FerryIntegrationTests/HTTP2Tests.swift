@@ -24,7 +24,7 @@ struct HTTP2Tests {
         try made.keyPEM.write(toFile: dir + "/key.pem", atomically: true, encoding: .utf8)
         let origin = try TestOrigin(name: "origin", group: Fixtures.originGroup)
         defer { try? origin.channel.close().wait() }
-        let routes = "routes: [{match: {prefix: /local}, direct_response: {status: 200, body: \"local\\n\"}}, {match: {prefix: /}, forward: {cluster: origin}}]"
+        let routes = "routes: [{match: {prefix: /local}, direct_response: {status: 200, body: \"local\\n\"}}, {match: {prefix: /dead}, forward: {cluster: dead}}, {match: {prefix: /}, forward: {cluster: origin}}]"
         try """
         admin: {address: "127.0.0.1:0"}
         listeners:
@@ -41,6 +41,7 @@ struct HTTP2Tests {
               virtual_hosts: [{name: all, domains: ["*"], \(routes)}]
         clusters:
           - {name: origin, endpoints: ["\(origin.address)"]}
+          - {name: dead, endpoints: ["127.0.0.1:\(Self.closedPort())"]}
         """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
         do {
@@ -291,5 +292,64 @@ struct HTTP2Tests {
         try Self.flowScript.write(toFile: dir + "/flow.py", atomically: true, encoding: .utf8)
         let r = try await Subprocess.run(python, [dir + "/flow.py", "\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
         #expect(r.stdout.hasPrefix("stalled True b_done True"), "\(r.stdout) \(r.stderr)")
+    }
+
+    /// A loopback port nothing listens on (bound, then closed).
+    static func closedPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        close(fd)
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// gRPC requests: Ferry's errors arrive as Trailers-Only gRPC statuses; `grpc-timeout` shortens the wait.
+    static let grpcScript = """
+    import socket, sys, time, h2.connection, h2.config, h2.events
+    port = int(sys.argv[1])
+    def call(path, extra=()):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        c.initiate_connection(); s.sendall(c.data_to_send())
+        c.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":authority", "h2.test"), (":path", path),
+                           ("content-type", "application/grpc"), ("te", "trailers")] + list(extra))
+        c.send_data(1, b"\\x00\\x00\\x00\\x00\\x00", end_stream=True)
+        s.sendall(c.data_to_send())
+        start, headers, ended = time.time(), [], False
+        while not ended:
+            data = s.recv(65536)
+            if not data:
+                break
+            for e in c.receive_data(data):
+                if isinstance(e, h2.events.ResponseReceived):
+                    headers = e.headers
+                if isinstance(e, h2.events.StreamEnded):
+                    ended = True
+            s.sendall(c.data_to_send())
+        s.close()
+        h = dict(headers)
+        return f"{h.get(':status')} {h.get('content-type')} grpc-status={h.get('grpc-status')} ended={ended} took={time.time() - start:.2f}"
+    print("dead", call("/dead"))
+    print("deadline", call("/slow/3000", [("grpc-timeout", "300m")]))
+    """
+
+    @Test(.requires("python3")) func grpcClientsGetGRPCStatusesAndTheirDeadline() async throws {
+        guard let python = Prerequisites.python(with: "h2", install: "python3 -m pip install h2") else { return }
+        try await Self.withFerry { s in
+            try Self.grpcScript.write(toFile: s.dir + "/grpc.py", atomically: true, encoding: .utf8)
+            let r = try await Subprocess.run(python, [s.dir + "/grpc.py", "\(s.clear)"], timeout: .seconds(60))
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            // No endpoint reachable: UNAVAILABLE (14) in one HEADERS frame that ends the stream.
+            let dead = lines.first(where: { line in line.hasPrefix("dead ") }) ?? ""
+            #expect(dead.hasPrefix("dead 200 application/grpc grpc-status=14 ended=True"), "\(lines) \(r.stderr)")
+            // grpc-timeout 300 ms beats the route's 15 s: the slow origin is given up on after about 0.3 s.
+            let deadline = lines.first(where: { line in line.hasPrefix("deadline ") }) ?? ""
+            #expect(deadline.hasPrefix("deadline 200 application/grpc grpc-status=14 ended=True"), "\(lines)")
+            if let took = deadline.split(separator: "=").last.flatMap({ Double($0) }) { #expect(took < 2.0, "\(deadline)") }
+        }
     }
 }

@@ -41,6 +41,10 @@ final class Exchange {
     var countedActive = false
     /// The response to the client is chunk-framed by Ferry (HTTP/1.1 wire format).
     var downstreamChunked = false
+    /// A gRPC request (`content-type: application/grpc…`): Ferry's own errors are answered as gRPC statuses.
+    var isGRPC = false
+    /// Its `grpc-timeout`, read when the request is gRPC.
+    var grpcTimeout: TimeAmount?
     var sentUpstreamAt: NIODeadline?
 
     init(event: AccessLogEvent, machine: ExchangeStateMachine) {

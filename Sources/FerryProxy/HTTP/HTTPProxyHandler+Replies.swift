@@ -12,6 +12,8 @@ extension HTTPProxyHandler {
 
     func sendLocalReply(_ reply: LocalReply, context: ChannelHandlerContext) {
         let ex = exchange!
+        // A gRPC client reads a gRPC status, not an error page.
+        let reply = ex.isGRPC && reply.status.code >= 400 ? GRPC.reply(for: reply) : reply
         dropUpstream()
         if state == .idle { state = .exchange }
         ex.event.flags.formUnion(reply.flags)

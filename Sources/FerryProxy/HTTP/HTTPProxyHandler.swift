@@ -366,6 +366,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         ex.accessLogFormat = snapshot.config.accessLog.format
         exchange = ex
         state = .exchange
+        // gRPC needs HTTP/2: an HTTP/1.1 request is never looked at for it.
+        if overHTTP2, GRPC.isGRPC(contentType: head.value(of: "content-type")) {
+            ex.isGRPC = true
+            ex.grpcTimeout = head.value(of: "grpc-timeout").flatMap(GRPC.timeout)
+        }
 
         var summary: RequestSummary
         switch RequestHeadValidator.validate(head, limits: listener.listener.http.limits, forwardProxy: listener.forwardProxy != nil) {
@@ -444,6 +449,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         ex.route = route
         ex.event.route = route.name
         ex.machine.policy.responseTimeout = route.timeout
+        // gRPC's deadline, when shorter than the route's (Envoy honours it the same way).
+        if ex.isGRPC, let deadline = ex.grpcTimeout, deadline < route.timeout {
+            ex.machine.policy.responseTimeout = deadline
+            // The loop's sweep runs at a quarter of the listener's shortest timeout: a client's deadline may
+            // be shorter, so it gets its own check.
+            context?.eventLoop.assumeIsolated().scheduleTask(in: deadline + .milliseconds(1)) { [weak self] in
+                guard let self, self.exchange === ex else { return }
+                self.checkDeadlines(now: self.now)
+            }
+        }
         ex.machine.policy.retries = route.retries
         ex.machine.policy.retriesOnStatus = route.retriesOnStatus
         ex.machine.policy.idleLimit = route.idleLimit
