@@ -454,14 +454,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
             ex.machine.policy.responseTimeout = deadline
             // The loop's sweep runs at a quarter of the listener's shortest timeout: a client's deadline may
             // be shorter, so it gets its own check.
-            context?.eventLoop.assumeIsolated().scheduleTask(in: deadline + .milliseconds(1)) { [weak self] in
-                guard let self, self.exchange === ex else { return }
-                self.checkDeadlines(now: self.now)
-            }
+            scheduleDeadlineCheck(ex, in: deadline + .milliseconds(1))
         }
         ex.machine.policy.retries = route.retries
         ex.machine.policy.retriesOnStatus = route.retriesOnStatus
         ex.machine.policy.idleLimit = route.idleLimit
+    }
+
+    /// Checks `ex`'s deadlines after `delay`, and again at its response deadline while that is still ahead
+    /// (it runs from the end of the request, which may come later than the head).
+    func scheduleDeadlineCheck(_ ex: Exchange, in delay: TimeAmount) {
+        context?.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, self.exchange === ex, ex.machine.phase != .answered else { return }
+            let now = self.now
+            self.checkDeadlines(now: now)
+            guard self.exchange === ex, ex.machine.phase != .answered, !ex.machine.responseHeadSent else { return }
+            let next = ex.machine.responseDeadline.map { $0 - now } ?? ex.grpcTimeout ?? .seconds(1)
+            self.scheduleDeadlineCheck(ex, in: max(next, .milliseconds(1)) + .milliseconds(1))
+        }
     }
 
     /// The exchange goes to `cluster` (as decided in snapshot `snapshotVersion`).
