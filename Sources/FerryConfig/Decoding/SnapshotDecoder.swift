@@ -431,7 +431,7 @@ struct SnapshotDecoder {
     // MARK: clusters
 
     func cluster(_ node: ConfigNode) -> Cluster? {
-        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls", "tcp_keepalive", "parent_proxy", "session_affinity"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "endpoints", "load_balancing", "hash_on", "connect_timeout", "tls", "tcp_keepalive", "parent_proxy", "session_affinity", "protocol"]) else { return nil }
         let name = f.required("name", "a unique name that routes refer to")?.string()
         var endpoints: [HostPort] = []
         for e in f.required("endpoints", "a list of host:port addresses (may be empty)")?.items("endpoints") ?? [] {
@@ -467,6 +467,14 @@ struct SnapshotDecoder {
         cluster.tcpKeepalive = f["tcp_keepalive"]?.duration()
         cluster.parentProxy = f["parent_proxy"]?.hostPort()
         cluster.sessionAffinity = f["session_affinity"]?.duration()
+        if let node = f["protocol"], let text = node.string() {
+            if let value = UpstreamHTTPProtocol(rawValue: text) {
+                cluster.httpProtocol = value
+                if value == .h2, f["parent_proxy"] != nil { node.error("protocol h2 cannot go through a parent_proxy") }
+            } else {
+                node.error("unknown protocol \"\(text)\"; expected http1 or h2")
+            }
+        }
         return cluster
     }
 

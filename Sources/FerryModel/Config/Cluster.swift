@@ -15,6 +15,9 @@ public struct Cluster: Sendable, Encodable {
     /// ClientIP session affinity of L4 listeners (a Service's `sessionAffinity: ClientIP`): a client address
     /// keeps the endpoint it was given while it comes back within this time; nil: none.
     public var sessionAffinity: Duration?
+    /// The HTTP version spoken to the endpoints: HTTP/1.1, or HTTP/2 (`h2`: ALPN over TLS, prior knowledge
+    /// in the clear), each request one stream on a shared connection (gRPC needs it).
+    public var httpProtocol: UpstreamHTTPProtocol = .http1
 
     public init(
         name: String,
@@ -32,7 +35,7 @@ public struct Cluster: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case name, endpoints, loadBalancing = "load_balancing", connectTimeout = "connect_timeout", tls, tcpKeepalive = "tcp_keepalive", parentProxy = "parent_proxy"
-        case sessionAffinity = "session_affinity"
+        case sessionAffinity = "session_affinity", httpProtocol = "protocol"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -45,7 +48,14 @@ public struct Cluster: Sendable, Encodable {
         try c.encodeIfPresent(tcpKeepalive.map(DurationText.init), forKey: .tcpKeepalive)
         try c.encodeIfPresent(parentProxy, forKey: .parentProxy)
         try c.encodeIfPresent(sessionAffinity.map(DurationText.init), forKey: .sessionAffinity)
+        if httpProtocol != .http1 { try c.encode(httpProtocol.rawValue, forKey: .httpProtocol) }
     }
+}
+
+/// `protocol:` of a cluster.
+public enum UpstreamHTTPProtocol: String, Sendable, Hashable, CaseIterable {
+    case http1 = "http1"
+    case h2
 }
 
 /// How Ferry speaks TLS to a cluster's endpoints.

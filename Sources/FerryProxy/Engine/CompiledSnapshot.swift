@@ -207,7 +207,7 @@ final class CompiledCluster: Sendable {
 
     init(_ cluster: Cluster, metrics: ProxyMetrics) throws {
         self.cluster = cluster
-        self.tls = try cluster.tls.map { try UpstreamTLSContext($0, cluster: cluster.name) }
+        self.tls = try cluster.tls.map { try UpstreamTLSContext($0, cluster: cluster.name, alpn: cluster.httpProtocol == .h2 ? ["h2"] : []) }
         if let parent = cluster.parentProxy {
             // Every endpoint is reached through the parent, which resolves the endpoints' names itself.
             let address: SocketAddress
@@ -238,9 +238,11 @@ final class UpstreamTLSContext: Sendable {
     let context: NIOSSLContext
     let serverName: String?
 
-    init(_ tls: UpstreamTLS, cluster: String) throws {
+    init(_ tls: UpstreamTLS, cluster: String, alpn: [String] = []) throws {
         do {
-            self.context = try NIOSSLContext(configuration: try TLSConfiguration.client(tls))
+            var configuration = try TLSConfiguration.client(tls)
+            if !alpn.isEmpty { configuration.applicationProtocols = alpn }
+            self.context = try NIOSSLContext(configuration: configuration)
         } catch {
             throw TLSSettingsError(description: "clusters \"\(cluster)\": tls: \(error)")
         }

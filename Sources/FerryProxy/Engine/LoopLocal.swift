@@ -74,6 +74,8 @@ final class LoopLocal {
 
     /// Connections with writes to flush at the end of this event-loop tick.
     private var flushQueue: [HTTPProxyHandler] = []
+    /// HTTP/2 connections to upstreams, shared by this loop's requests.
+    let http2Upstreams = HTTP2UpstreamPool()
 
     /// Flushes `handler`'s dirty channels after the I/O events of this tick are handled, so the peers
     /// are woken once per tick rather than once per connection event.

@@ -43,7 +43,50 @@ extension HTTPProxyHandler {
         // connection's first request (SwiftNIO's upgrader among them): it gets a fresh connection.
         let tls = cluster.tls.map { ($0, $0.serverName(for: cluster.cluster.endpoints[index])) }
         let viaParent = cluster.cluster.parentProxy != nil ? cluster.endpointNames[index] : nil
+        if cluster.cluster.httpProtocol == .h2 {
+            dialHTTP2(cluster.addresses[index], cluster: cluster, tls: tls, context: context)
+            return
+        }
         dial(cluster.addresses[index], connectTimeout: cluster.cluster.connectTimeout, pooled: !exchange!.machine.isUpgrade, tunnelTo: viaParent, tls: tls, context: context)
+    }
+
+    /// A new stream on this loop's HTTP/2 connection to `address`: the exchange writes and reads HTTP/1.1 on
+    /// it through an `HTTP2UpstreamBridge`; it carries this one request and is never pooled.
+    func dialHTTP2(_ address: SocketAddress, cluster: CompiledCluster, tls: (UpstreamTLSContext, String?)?, context: ChannelHandlerContext) {
+        let pool = NIOLoopBound(local.pool, eventLoop: context.eventLoop)
+        let attempt = exchange!.machine.attempts
+        let options = UpstreamDialOptions(connectTimeout: cluster.cluster.connectTimeout, tcpKeepalive: cluster.cluster.tcpKeepalive)
+        let overTLS = tls != nil
+        local.http2Upstreams.stream(to: address, tls: tls, connector: environment.connector, options: options, on: context.eventLoop) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let sync = stream.pipeline.syncOperations
+                let writer = UpstreamRequestWriter()
+                let decoder = HTTP1ResponseDecoder()
+                let connection = UpstreamConnection(address: address, tls: nil, via: nil, writer: writer, decoder: decoder, pool: pool.value)
+                try sync.addHandler(HTTP2UpstreamBridge(tls: overTLS))
+                try sync.addHandler(writer)
+                try sync.addHandler(decoder)
+                try sync.addHandler(connection)
+                decoder.sink = connection
+            }
+        }
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let stream):
+                guard let connection = try? stream.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
+                    stream.close(promise: nil)
+                    return
+                }
+                if let context = self.contextIfStill(attempt: attempt) {
+                    self.attach(connection, reused: false, context: context)
+                } else {
+                    connection.close()
+                }
+            case .failure:
+                self.upstreamConnectFailed(attempt: attempt)
+            }
+        }
     }
 
     /// Attaches a pooled connection to `address` (when `pooled`) or makes a new one on this event loop;
