@@ -108,8 +108,12 @@ import Testing
         let cluster = t.clusters.first { $0.name == K.cluster(K.route(t, host: "s.test", path: "/")) }
         #expect(cluster?.tls?.insecureSkipVerify == true)
         #expect(cluster?.name.hasSuffix("[https]") == true)
-        #expect(t.clusters.first { $0.name == K.cluster(K.route(t, host: "g.test", path: "/")) }?.tls == nil)
-        #expect(t.notes.contains { $0.contains("backend-protocol ignored: GRPC backends are not served yet") })
+        let grpcCluster = t.clusters.first { $0.name == K.cluster(K.route(t, host: "g.test", path: "/")) }
+        #expect(grpcCluster?.tls == nil && grpcCluster?.httpProtocol == .h2 && grpcCluster?.name.hasSuffix("[grpc]") == true)
+        let fcgi = K.ingress("f", created: "2024-01-01T00:00:02Z", annotations: ["nginx.ingress.kubernetes.io/backend-protocol": "FCGI"],
+                             rules: [IngressRule(host: "f.test", paths: [K.path("/", to: "web")])])
+        let withFCGI = Self.translate([fcgi], secrets: [])
+        #expect(withFCGI.notes.contains { $0.contains("backend-protocol ignored: FCGI backends are not served") })
     }
 
     @Test func sslPassthroughNeedsTheFlagAndRelaysTheRootBackend() {

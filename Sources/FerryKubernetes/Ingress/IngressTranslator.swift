@@ -329,13 +329,15 @@ struct TranslationState {
             var parts: [String] = []
             if settings.loadBalancing != .roundRobin { parts.append(settings.loadBalancing.description) }
             if settings.connectTimeout != .seconds(5) { parts.append("connect \(DurationText(settings.connectTimeout))") }
-            if settings.tls { parts.append("https") }
+            if settings.http2 { parts.append(settings.tls ? "grpcs" : "grpc") } else if settings.tls { parts.append("https") }
             name += " [\(parts.joined(separator: ", "))]"
         }
         clusterNames[key] = name
         let (endpoints, report) = resolve(namespace: namespace, service: service, context: context)
-        result.clusters.append(Cluster(name: name, endpoints: endpoints, loadBalancing: settings.loadBalancing, connectTimeout: settings.connectTimeout,
-                                       tls: settings.tls ? UpstreamTLS(insecureSkipVerify: true) : nil))
+        var cluster = Cluster(name: name, endpoints: endpoints, loadBalancing: settings.loadBalancing, connectTimeout: settings.connectTimeout,
+                              tls: settings.tls ? UpstreamTLS(insecureSkipVerify: true) : nil)
+        if settings.http2 { cluster.httpProtocol = .h2 }
+        result.clusters.append(cluster)
         result.backends[name] = report
         return name
     }

@@ -30,9 +30,11 @@ public struct NginxAnnotations: Sendable {
     public var forceSSLRedirect = false
     /// `preserve-trailing-slash`: keep a trailing `/` in the HTTPS redirect's URI.
     public var preserveTrailingSlash = false
-    /// `backend-protocol: HTTPS`: TLS to the Service's endpoints, their certificates not verified (ingress-nginx's
-    /// `proxy_ssl_verify off` default).
+    /// `backend-protocol: HTTPS` or `GRPCS`: TLS to the Service's endpoints, their certificates not verified
+    /// (ingress-nginx's `proxy_ssl_verify off` default).
     public var backendTLS = false
+    /// `backend-protocol: GRPC` or `GRPCS`: HTTP/2 to the endpoints.
+    public var backendHTTP2 = false
     /// `auth-tls-secret`: `namespace/name` (or `name` in the Ingress's namespace) of a Secret whose `ca.crt`
     /// signs the client certificates the Ingress's hosts ask for.
     public var authTLSSecret: String?
@@ -58,7 +60,7 @@ public struct NginxAnnotations: Sendable {
 
     /// The settings that shape a cluster (so that two Ingresses with different ones get separate clusters).
     var clusterSettings: ClusterSettings {
-        ClusterSettings(connectTimeout: connectTimeout ?? .seconds(5), loadBalancing: hashBy.map { .ringHash($0) } ?? loadBalance ?? .roundRobin, tls: backendTLS)
+        ClusterSettings(connectTimeout: connectTimeout ?? .seconds(5), loadBalancing: hashBy.map { .ringHash($0) } ?? loadBalance ?? .roundRobin, tls: backendTLS, http2: backendHTTP2)
     }
 
     public init(annotations: [String: String]) {
@@ -97,9 +99,11 @@ public struct NginxAnnotations: Sendable {
             authTLSVerifyClient = value
         case "backend-protocol":
             switch value.uppercased() {
-            case "HTTP": backendTLS = false
-            case "HTTPS": backendTLS = true
-            case "GRPC", "GRPCS", "AUTO_HTTP", "FCGI": return "\(value.uppercased()) backends are not served yet (HTTP and HTTPS are); the backend is reached over HTTP/1.1"
+            case "HTTP": (backendTLS, backendHTTP2) = (false, false)
+            case "HTTPS": (backendTLS, backendHTTP2) = (true, false)
+            case "GRPC": (backendTLS, backendHTTP2) = (false, true)
+            case "GRPCS": (backendTLS, backendHTTP2) = (true, true)
+            case "AUTO_HTTP", "FCGI": return "\(value.uppercased()) backends are not served (HTTP, HTTPS, GRPC and GRPCS are); the backend is reached over HTTP/1.1"
             default: return "must be HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP or FCGI"
             }
         case "ssl-passthrough":
@@ -232,8 +236,10 @@ public struct NginxAnnotations: Sendable {
 struct ClusterSettings: Hashable {
     var connectTimeout: Duration
     var loadBalancing: LoadBalancingPolicy
-    /// TLS to the endpoints (`backend-protocol: HTTPS`).
+    /// TLS to the endpoints (`backend-protocol: HTTPS`, `GRPCS`).
     var tls = false
+    /// HTTP/2 to the endpoints (`backend-protocol: GRPC`, `GRPCS`).
+    var http2 = false
 
-    var isDefault: Bool { connectTimeout == .seconds(5) && loadBalancing == .roundRobin && !tls }
+    var isDefault: Bool { connectTimeout == .seconds(5) && loadBalancing == .roundRobin && !tls && !http2 }
 }
