@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized)
 struct GRPCTests {
     static let server = """
-    import grpc, time
+    import grpc, sys, time
     from concurrent import futures
     def unary(req, ctx): return req[::-1]
     def stream(req, ctx):
@@ -24,7 +24,11 @@ struct GRPCTests {
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if len(sys.argv) > 2:
+        creds = grpc.ssl_server_credentials([(open(sys.argv[2], "rb").read(), open(sys.argv[1], "rb").read())])
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start(); print(port, flush=True); server.wait_for_termination()
     """
 
@@ -47,12 +51,28 @@ struct GRPCTests {
     """
 
     @Test(.requires("python3")) func grpcPassesThroughWithTrailersAndDeadlines() async throws {
+        try await Self.passThrough(overTLS: false)
+    }
+
+    @Test(.requires("python3", "openssl")) func grpcPassesThroughToATLSServer() async throws {
+        try await Self.passThrough(overTLS: true)
+    }
+
+    /// A grpcio server (over TLS with ALPN h2, or h2c), Ferry in front with `protocol: h2`, a grpcio client.
+    static func passThrough(overTLS: Bool) async throws {
         guard let python = Prerequisites.python(with: "grpc", install: "python3 -m pip install grpcio"), let binary = Prerequisites.ferryBinary() else { return }
         let dir = try TLSFixtures.folder("grpc")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.server.write(toFile: dir + "/server.py", atomically: true, encoding: .utf8)
         try Self.client.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
-        let server = try Subprocess(python, [dir + "/server.py"])
+        var serverArguments = [dir + "/server.py"]
+        var clusterTLS = ""
+        if overTLS {
+            let (cert, key) = try await TLSFixtures.certificate(in: dir, name: "grpc.test")
+            serverArguments += [cert, key]
+            clusterTLS = ", tls: {ca_file: \(cert), server_name: grpc.test}"
+        }
+        let server = try Subprocess(python, serverArguments)
         defer { server.signal(SIGKILL) }
         #expect(await Waiting.until { !server.stdout.isEmpty })
         let port = try #require(Int(server.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -65,7 +85,7 @@ struct GRPCTests {
               http2: {prior_knowledge: true}
               virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: grpc}}]}]
         clusters:
-          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]}
+          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]\(clusterTLS)}
         """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
         defer { Task { await ferry.stop() } }

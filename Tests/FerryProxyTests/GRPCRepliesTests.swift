@@ -18,6 +18,11 @@ struct GRPCRepliesTests {
         #expect(reply.flags == .upstreamConnectionFailure)
     }
 
+    @Test func ferrysOwnTimeoutIsDeadlineExceeded() {
+        let reply = GRPC.reply(for: .error(.gatewayTimeout, "upstream did not respond within 1s", flags: .upstreamRequestTimeout))
+        #expect(reply.extraHeaders.first { $0.0 == "grpc-status" }?.1 == "4")
+    }
+
     @Test func messagesArePercentEncoded() {
         #expect(GRPC.percentEncoded("50% off\nnow ü") == "50%25 off%0Anow %C3%BC")
     }

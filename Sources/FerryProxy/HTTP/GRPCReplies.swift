@@ -24,14 +24,17 @@ enum GRPC {
         }
     }
 
-    /// A Ferry error as a Trailers-Only gRPC response: `200`, `content-type: application/grpc`, `grpc-status`
+    /// A Ferry error as a Trailers-Only gRPC response (a timeout of Ferry's is DEADLINE_EXCEEDED): `200`, `content-type: application/grpc`, `grpc-status`
     /// and `grpc-message` (percent-encoded, as gRPC's wire format says), no body. Over HTTP/2 it is one
     /// HEADERS frame that ends the stream.
     static func reply(for reply: LocalReply) -> LocalReply {
         var grpc = LocalReply(status: .ok, body: "", flags: reply.flags, closeConnection: reply.closeConnection)
         grpc.contentType = "application/grpc"
         let message = reply.body.trimmingCharacters(in: .whitespacesAndNewlines)
-        grpc.extraHeaders = [("grpc-status", String(status(forHTTP: reply.status.code))), ("grpc-message", percentEncoded(message))]
+        // Ferry's own deadline (the route's, or the client's grpc-timeout) passed: DEADLINE_EXCEEDED, which is
+        // what the client's own timer would say; other answers by the HTTP mapping.
+        let code = reply.flags.contains(.upstreamRequestTimeout) ? 4 : status(forHTTP: reply.status.code)
+        grpc.extraHeaders = [("grpc-status", String(code)), ("grpc-message", percentEncoded(message))]
         return grpc
     }
 
