@@ -72,20 +72,8 @@ extension HTTPProxyHandler {
         }
         .assumeIsolated()
         .whenComplete { result in
-            switch result {
-            case .success(let stream):
-                guard let connection = try? stream.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
-                    stream.close(promise: nil)
-                    return
-                }
-                if let context = self.contextIfStill(attempt: attempt) {
-                    self.attach(connection, reused: false, context: context)
-                } else {
-                    connection.close()
-                }
-            case .failure:
-                self.upstreamConnectFailed(attempt: attempt)
-            }
+            // A stream carries one request: never pooled, even when its exchange went away.
+            self.connected(result, attempt: attempt) { $0.close() }
         }
     }
 
@@ -113,24 +101,34 @@ extension HTTPProxyHandler {
         }
         .assumeIsolated()
         .whenComplete { result in
-            switch result {
-            case .success(let channel):
-                guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
-                    channel.close(promise: nil)
-                    return
-                }
-                if let context = self.contextIfStill(attempt: attempt) {
-                    self.attach(connection, reused: false, context: context)
-                } else if pooled || tunnelTo == nil {
+            self.connected(result, attempt: attempt) { connection in
+                if pooled || tunnelTo == nil {
                     // The downstream went away meanwhile: keep the connection for the next request.
                     self.local.pool.release(connection, now: self.now)
                 } else {
                     // A forward-proxy tunnel through a parent leads to one client's destination: never pooled.
                     connection.close()
                 }
-            case .failure:
-                self.upstreamConnectFailed(attempt: attempt)
             }
+        }
+    }
+
+    /// A connection made for `attempt`: attached to the exchange if that still waits for it, else handed to
+    /// `orphaned`; a failure moves the exchange on (another endpoint, or the error reply).
+    func connected(_ result: Result<Channel, any Error>, attempt: Int, orphaned: (UpstreamConnection) -> Void) {
+        switch result {
+        case .success(let channel):
+            guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
+                channel.close(promise: nil)
+                return
+            }
+            if let context = contextIfStill(attempt: attempt) {
+                attach(connection, reused: false, context: context)
+            } else {
+                orphaned(connection)
+            }
+        case .failure:
+            upstreamConnectFailed(attempt: attempt)
         }
     }
 

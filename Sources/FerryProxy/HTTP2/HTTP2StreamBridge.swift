@@ -39,30 +39,14 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
             case .body(let chunked):
                 // Trailers: they travel only in a chunked body (a Content-Length body ends without them).
                 request = .done
-                var last = context.channel.allocator.buffer(capacity: 64)
-                guard chunked else { return }
-                last.writeStaticString("0\r\n")
-                for (name, value, _) in headers.headers where !name.hasPrefix(":") { WireFormat.field(name, value, into: &last) }
-                last.writeStaticString("\r\n")
-                context.fireChannelRead(wrapInboundOut(last))
+                HTTP2Framing.fireTrailers(headers.headers, chunked: chunked, context: context)
             case .done, .refused:
                 return
             }
         case .data(let data):
-            guard case .body(let chunked) = request, case .byteBuffer(let body) = data.data else { return }
-            if body.readableBytes > 0 {
-                if chunked {
-                    context.fireChannelRead(wrapInboundOut(WireFormat.chunkHeader(length: body.readableBytes, allocator: context.channel.allocator)))
-                    context.fireChannelRead(wrapInboundOut(body))
-                    context.fireChannelRead(wrapInboundOut(WireFormat.crlf))
-                } else {
-                    context.fireChannelRead(wrapInboundOut(body))
-                }
-            }
-            if data.endStream {
-                request = .done
-                if chunked { context.fireChannelRead(wrapInboundOut(ByteBuffer(staticString: "0\r\n\r\n"))) }
-            }
+            guard case .body(let chunked) = request else { return }
+            if data.endStream { request = .done }
+            HTTP2Framing.fireBody(data, chunked: chunked, context: context)
         default:
             return
         }
@@ -114,38 +98,18 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.succeed()
             return
         }
-        // A head is held until the next part of the same write: with no body after it, it ends the stream.
-        var heldHead: HPACKHeaders?
-        var ended = false
+        var frames = HTTP2Framing.FrameWriter()
         do {
             try response.parse(&bytes) { part in
                 switch part {
-                case .head(let view):
-                    heldHead = Self.responseFields(view)
-                case .body(let body):
-                    if let head = heldHead {
-                        heldHead = nil
-                        context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
-                    }
-                    context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
+                case .head(let view): frames.head(Self.responseFields(view))
+                case .body(let body): frames.body(body, context: context)
                 case .end(let trailers):
                     responseEnded = true
-                    ended = true
-                    if let head = heldHead {
-                        heldHead = nil
-                        context.write(wrapOutboundOut(.headers(.init(headers: head, endStream: trailers == nil))), promise: trailers == nil ? promise : nil)
-                        if trailers == nil { return }
-                    }
-                    if let trailers {
-                        let fields = HPACKHeaders(trailers.map { ($0.name.lowercased(), $0.value) })
-                        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: true))), promise: promise)
-                    } else {
-                        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: promise)
-                    }
+                    frames.end(trailers, context: context, promise: promise)
                 }
             }
-            if let head = heldHead { context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil) }
-            if !ended { promise?.succeed() }
+            frames.finishWrite(context: context, promise: promise)
         } catch {
             // The proxy handler writes what it parsed or made itself; a failure here is a bug, not input.
             promise?.fail(error)

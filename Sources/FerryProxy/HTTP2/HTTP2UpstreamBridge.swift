@@ -32,36 +32,16 @@ final class HTTP2UpstreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var bytes = unwrapOutboundIn(data)
+        var frames = HTTP2Framing.FrameWriter()
         do {
-            var heldHead: HPACKHeaders?
-            var wrote = false
             try request.parse(&bytes) { part in
                 switch part {
-                case .head(let view):
-                    heldHead = requestFields(view)
-                case .body(let body):
-                    if let head = heldHead {
-                        heldHead = nil
-                        context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
-                    }
-                    context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
-                case .end(let trailers):
-                    wrote = true
-                    if let head = heldHead {
-                        heldHead = nil
-                        context.write(wrapOutboundOut(.headers(.init(headers: head, endStream: trailers == nil))), promise: trailers == nil ? promise : nil)
-                        if trailers == nil { return }
-                    }
-                    if let trailers {
-                        let fields = HPACKHeaders(trailers.map { ($0.name.lowercased(), $0.value) })
-                        context.write(wrapOutboundOut(.headers(.init(headers: fields, endStream: true))), promise: promise)
-                    } else {
-                        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: promise)
-                    }
+                case .head(let view): frames.head(requestFields(view))
+                case .body(let body): frames.body(body, context: context)
+                case .end(let trailers): frames.end(trailers, context: context, promise: promise)
                 }
             }
-            if let head = heldHead { context.write(wrapOutboundOut(.headers(.init(headers: head))), promise: nil) }
-            if !wrote { promise?.succeed() }
+            frames.finishWrite(context: context, promise: promise)
         } catch {
             promise?.fail(error)
             context.close(promise: nil)
@@ -102,31 +82,14 @@ final class HTTP2UpstreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
                 writeHead(status: status, headers.headers, endStream: headers.endStream, context: context)
             case .body(let chunked):
                 response = .done
-                var last = context.channel.allocator.buffer(capacity: 64)
-                if chunked {
-                    last.writeStaticString("0\r\n")
-                    for (name, value, _) in headers.headers where !name.hasPrefix(":") { WireFormat.field(name, value, into: &last) }
-                    last.writeStaticString("\r\n")
-                    context.fireChannelRead(wrapInboundOut(last))
-                }
+                HTTP2Framing.fireTrailers(headers.headers, chunked: chunked, context: context)
             case .done:
                 return
             }
         case .data(let data):
-            guard case .body(let chunked) = response, case .byteBuffer(let body) = data.data else { return }
-            if body.readableBytes > 0 {
-                if chunked {
-                    context.fireChannelRead(wrapInboundOut(WireFormat.chunkHeader(length: body.readableBytes, allocator: context.channel.allocator)))
-                    context.fireChannelRead(wrapInboundOut(body))
-                    context.fireChannelRead(wrapInboundOut(WireFormat.crlf))
-                } else {
-                    context.fireChannelRead(wrapInboundOut(body))
-                }
-            }
-            if data.endStream {
-                response = .done
-                if chunked { context.fireChannelRead(wrapInboundOut(ByteBuffer(staticString: "0\r\n\r\n"))) }
-            }
+            guard case .body(let chunked) = response else { return }
+            if data.endStream { response = .done }
+            HTTP2Framing.fireBody(data, chunked: chunked, context: context)
         default:
             return
         }
