@@ -78,12 +78,17 @@ struct DownstreamTLSTests {
     """
 
     static func handshakes(port: Int, dir: String, names: [String], rounds: String = "1", clientCertificate: String? = nil, version: String = "any", trustDefault: Bool = false) async throws -> [String] {
-        try handshakeScript.write(toFile: dir + "/handshake.py", atomically: true, encoding: .utf8)
-        let args = [dir + "/handshake.py", "\(port)", dir + "/ca.pem", "\(rounds)",
-                    clientCertificate.map { "\(dir)/\($0).pem" } ?? "-", clientCertificate.map { "\(dir)/\($0).key" } ?? "-", version] + names
+        let args = try handshakeArguments(port: port, dir: dir, names: names, rounds: rounds, clientCertificate: clientCertificate, version: version)
         let result = try await Subprocess.run(Prerequisites.path(of: "python3")!, args, environment: trustDefault ? ProcessInfo.processInfo.environment.merging(["TRUST_DEFAULT": "1"]) { $1 } : nil, timeout: .seconds(300))
         #expect(result.status == 0, "\(result.stderr)")
         return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    /// The handshake script, written into `dir`, and its arguments.
+    static func handshakeArguments(port: Int, dir: String, names: [String], rounds: String = "1", clientCertificate: String? = nil, version: String = "any") throws -> [String] {
+        try handshakeScript.write(toFile: dir + "/handshake.py", atomically: true, encoding: .utf8)
+        return [dir + "/handshake.py", "\(port)", dir + "/ca.pem", rounds,
+                clientCertificate.map { "\(dir)/\($0).pem" } ?? "-", clientCertificate.map { "\(dir)/\($0).key" } ?? "-", version] + names
     }
 
     static func config(_ tls: String) -> String {
@@ -187,11 +192,15 @@ struct DownstreamTLSTests {
         defer { Task { await ferry.stop() } }
         let port = try #require(ferry.port("web"))
         // Handshakes run while the certificate is renewed (a new key and common name, the same names).
-        async let load = Self.handshakes(port: port, dir: certs.dir, names: ["shop.example.com"], rounds: "3000:shop-renewed")
-        try await Task.sleep(for: .milliseconds(300))
+        let load = try Subprocess(Prerequisites.path(of: "python3")!,
+                                  try Self.handshakeArguments(port: port, dir: certs.dir, names: ["shop.example.com"], rounds: "3000:shop-renewed"))
+        defer { load.signal(SIGKILL) }
+        // Renewed once handshakes with the first certificate are under way.
+        #expect(await Waiting.until { load.stdout.split(separator: "\n").count >= 20 }, "no handshakes: \(load.stderr)")
         try certs.write("shop", dnsNames: ["shop.example.com"], commonName: "shop-renewed")
         #expect(await Waiting.until { ferry.appliedReloads >= 1 }, "the renewal was not noticed")
-        let lines = try await load
+        #expect(await load.waitForExit(timeout: .seconds(300)) == 0, "\(load.stderr)")
+        let lines = load.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count < 3000, "the renewal did not reach new connections")
         #expect(!lines.contains { $0.contains("error") }, "\(lines.filter { $0.contains("error") })")
         // Both certificates served during the run: the renewal happened under load.

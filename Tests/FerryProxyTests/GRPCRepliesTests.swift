@@ -40,6 +40,8 @@ struct GRPCRepliesTests {
     @Test func onlyGRPCContentTypesCount() {
         #expect(GRPC.isGRPC(contentType: "application/grpc"))
         #expect(GRPC.isGRPC(contentType: "application/grpc+proto"))
+        #expect(GRPC.isGRPC(contentType: "Application/GRPC"))
+        #expect(!GRPC.isGRPC(contentType: "application/grp"))
         #expect(!GRPC.isGRPC(contentType: "application/json"))
         #expect(!GRPC.isGRPC(contentType: nil))
     }

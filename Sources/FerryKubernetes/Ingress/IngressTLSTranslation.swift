@@ -114,18 +114,12 @@ extension TranslationState {
         return (chain, key, nil)
     }
 
-    /// Whether `host` is one a `spec.tls` entry lists, exactly or by a wildcard covering it.
-    func hasCertificate(_ host: String) -> Bool {
-        let host = host.lowercased()
-        if result.tlsHosts.contains(host) { return true }
-        guard let dot = host.firstIndex(of: "."), dot != host.startIndex else { return false }
-        return result.tlsHosts.contains("*" + host[dot...])
-    }
-
     /// The plain-HTTP listener's virtual hosts: the HTTPS ones, with the routes that redirect to HTTPS as
     /// ingress-nginx decides it per location — `force-ssl-redirect`, else `ssl-redirect` (the annotation, else
     /// `--ssl-redirect`) when the host has a certificate; never under `/.well-known/acme-challenge`.
     mutating func plainHTTPVirtualHosts(annotations: [String: NginxAnnotations]) {
+        // Hosts a `spec.tls` entry lists, exactly or by a wildcard covering them.
+        let certified = ServerNameTable(covering: result.tlsHosts)
         result.httpVirtualHosts = result.virtualHosts.map { vhost in
             var vhost = vhost
             let host = vhost.name == "*" ? nil : vhost.name
@@ -135,7 +129,7 @@ extension TranslationState {
                 let path = origin?.path ?? ""
                 if path.hasPrefix("/.well-known/acme-challenge") { return route }
                 let redirects = (a?.forceSSLRedirect ?? false)
-                    || ((a?.sslRedirect ?? options.sslRedirect) && host.map(hasCertificate) == true)
+                    || ((a?.sslRedirect ?? options.sslRedirect) && host.map(certified.covers) == true)
                 guard redirects else { return route }
                 var redirected = route
                 redirected.action = .redirect(.toHTTPS(status: options.httpRedirectCode, preserveTrailingSlash: a?.preserveTrailingSlash ?? false))

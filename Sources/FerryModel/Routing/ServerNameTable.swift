@@ -65,3 +65,14 @@ public struct ServerNameTable<Value: Sendable>: Sendable {
         return nil
     }
 }
+
+extension ServerNameTable where Value == Bool {
+    /// A set of server names (exact and `*.` one label) that answers whether a host is covered.
+    public init(covering names: some Sequence<String>) {
+        self.init(default: false)
+        for name in names { add(name, true) }
+    }
+
+    /// Whether `host` is one of the names, exactly or by a wildcard.
+    public func covers(_ host: String) -> Bool { select(host).value }
+}

@@ -7,7 +7,9 @@ enum GRPC {
     /// Whether a request is gRPC: `content-type: application/grpc` or `application/grpc+…`.
     static func isGRPC(contentType: String?) -> Bool {
         guard let contentType else { return false }
-        return contentType.lowercased().hasPrefix("application/grpc")
+        let prefix = "application/grpc".utf8
+        return contentType.utf8.count >= prefix.count
+            && zip(contentType.utf8, prefix).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
     /// gRPC's status for an HTTP status it did not get from a gRPC server (gRPC's http-grpc-status-mapping):

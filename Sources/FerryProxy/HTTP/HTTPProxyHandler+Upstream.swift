@@ -60,14 +60,8 @@ extension HTTPProxyHandler {
         local.http2Upstreams.stream(to: address, tls: tls, connector: environment.connector, options: options, on: context.eventLoop) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
-                let writer = UpstreamRequestWriter()
-                let decoder = HTTP1ResponseDecoder()
-                let connection = UpstreamConnection(address: address, tls: nil, via: nil, writer: writer, decoder: decoder, pool: pool.value)
                 try sync.addHandler(HTTP2UpstreamBridge(tls: overTLS))
-                try sync.addHandler(writer)
-                try sync.addHandler(decoder)
-                try sync.addHandler(connection)
-                decoder.sink = connection
+                try Self.addExchangeHandlers(sync, address: address, tls: nil, via: nil, pool: pool.value)
             }
         }
         .assumeIsolated()
@@ -91,13 +85,7 @@ extension HTTPProxyHandler {
             if let (tlsContext, serverName) = tls {
                 try sync.addHandler(try NIOSSLClientHandler(context: tlsContext.context, serverHostname: serverName))
             }
-            let writer = UpstreamRequestWriter()
-            let decoder = HTTP1ResponseDecoder()
-            let connection = UpstreamConnection(address: address, tls: tlsIdentity, via: tunnelTo, writer: writer, decoder: decoder, pool: pool.value)
-            try sync.addHandler(writer)
-            try sync.addHandler(decoder)
-            try sync.addHandler(connection)
-            decoder.sink = connection
+            try Self.addExchangeHandlers(sync, address: address, tls: tlsIdentity, via: tunnelTo, pool: pool.value)
         }
         .assumeIsolated()
         .whenComplete { result in
@@ -111,6 +99,18 @@ extension HTTPProxyHandler {
                 }
             }
         }
+    }
+
+    /// The handlers an exchange talks to an upstream through (over a socket, TLS, or an HTTP/2 stream's
+    /// bridge): the request writer, the response decoder, and the connection that pools them.
+    static func addExchangeHandlers(_ sync: ChannelPipeline.SynchronousOperations, address: SocketAddress, tls: ObjectIdentifier?, via: String?, pool: UpstreamPool) throws {
+        let writer = UpstreamRequestWriter()
+        let decoder = HTTP1ResponseDecoder()
+        let connection = UpstreamConnection(address: address, tls: tls, via: via, writer: writer, decoder: decoder, pool: pool)
+        try sync.addHandler(writer)
+        try sync.addHandler(decoder)
+        try sync.addHandler(connection)
+        decoder.sink = connection
     }
 
     /// A connection made for `attempt`: attached to the exchange if that still waits for it, else handed to

@@ -117,26 +117,24 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// `:status` and the response's fields for HTTP/2: names lower-cased, connection-specific fields and
-    /// those `Connection` lists dropped (RFC 9113 §8.2.2).
+    /// `:status` and the response's fields for HTTP/2: names lower-cased and connection-specific fields
+    /// dropped (RFC 9113 §8.2.2). The fields a `Connection` field lists are already gone: the proxy handler
+    /// writes no hop-by-hop field of the upstream's, only its own `Connection`.
     static func responseFields(_ view: HTTP1ResponseHeadView) -> HPACKHeaders {
         var fields = HPACKHeaders()
         fields.reserveCapacity(view.fields.count + 1)
         fields.add(name: ":status", value: String(view.status.code))
-        var listed: [String] = []
         view.forEachField { name, value in
-            if HTTP1Grammar.equalsIgnoringCase(name, "connection") {
-                listed += String(decoding: value, as: UTF8.self).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            }
-        }
-        view.forEachField { name, value in
-            let kind = FieldName(bytes: name)
-            if kind.isHopByHop { return }
-            let lower = String(decoding: name, as: UTF8.self).lowercased()
-            if !listed.isEmpty, listed.contains(lower) { return }
-            fields.add(name: lower, value: String(decoding: value, as: UTF8.self))
+            if FieldName(bytes: name).isHopByHop { return }
+            fields.add(name: lowercased(name), value: String(decoding: value, as: UTF8.self))
         }
         return fields
+    }
+
+    /// A field name as HTTP/2 needs it, lower-case; one `String` when it already is.
+    static func lowercased(_ name: UnsafeRawBufferPointer) -> String {
+        let text = String(decoding: name, as: UTF8.self)
+        return name.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) ? text.lowercased() : text
     }
 
     private func refuseConnect(context: ChannelHandlerContext) {

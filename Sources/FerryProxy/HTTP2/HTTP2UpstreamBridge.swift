@@ -62,7 +62,7 @@ final class HTTP2UpstreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
             }
             let kind = FieldName(bytes: name)
             if kind.isHopByHop || HTTP1Grammar.equalsIgnoringCase(name, "te") { return }
-            regular.append((String(decoding: name, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+            regular.append((HTTP2StreamBridge.lowercased(name), String(decoding: value, as: UTF8.self)))
         }
         fields.add(name: ":authority", value: authority)
         fields.add(name: ":path", value: view.uri)

@@ -88,9 +88,10 @@ extension IngressRole {
         var tls = DownstreamTLS(defaultCertificate: defaultCertificate, certificates: certificates)
         tls.passthrough = translation.passthrough
         translation.listenerTLS = tls
+        let servedNames = ServerNameTable(covering: served)
         if let hsts = settings.options.hsts {
             translation.virtualHosts = translation.virtualHosts.map { vhost in
-                guard served.contains(vhost.name.lowercased()) || wildcardServes(vhost.name, served) else { return vhost }
+                guard servedNames.covers(vhost.name) else { return vhost }
                 var vhost = vhost
                 for index in vhost.routes.indices {
                     vhost.routes[index].responseHeaders.append(ResponseHeader(name: "strict-transport-security", value: hsts.value))
@@ -111,10 +112,5 @@ extension IngressRole {
         default: .required
         }
         return .success(ClientVerification(ca: .inline(ca, origin: "Secret \(auth.secret) ca.crt"), mode: mode))
-    }
-
-    static func wildcardServes(_ host: String, _ served: Set<String>) -> Bool {
-        guard let dot = host.firstIndex(of: "."), dot != host.startIndex else { return false }
-        return served.contains("*" + host[dot...].lowercased())
     }
 }

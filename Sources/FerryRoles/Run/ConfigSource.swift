@@ -71,12 +71,15 @@ public struct ConfigFileSource: ConfigSource {
     /// The file's own part of `before` followed by the TLS files' stamps of the last load.
     public func stampAfterLoad(_ before: SourceStamp?) -> SourceStamp? {
         guard let before else { return nil }
-        return SourceStamp(Array(before.values.prefix(4)) + dependencies.withLockedValue { $0.stamps })
+        return SourceStamp(Array(before.values.prefix(Self.fileStampWidth)) + dependencies.withLockedValue { $0.stamps })
     }
 
     static func stamps(_ files: [String]) -> [String] {
         files.flatMap { fileStamp($0) ?? ["missing"] }
     }
+
+    /// The values `fileStamp` gives a file: modification time (seconds, nanoseconds), size, inode.
+    static let fileStampWidth = 4
 
     static func fileStamp(_ path: String) -> [String]? {
         var info = stat()
