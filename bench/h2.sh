@@ -14,17 +14,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
-  -addext subjectAltName=DNS:bench.test -keyout key.pem -out cert.pem 2>/dev/null
+. "$here/common.sh"
+make_certificate "$work"
 backend=19290
 declare -A clear=([nginx]=19281 [envoy]=19282 [ferry]=19283) tls=([nginx]=19291 [envoy]=19292 [ferry]=19293)
-mkdir -p backend nginx
-cat > backend/nginx.conf <<CONF
-worker_processes 1; daemon off; pid backend.pid; error_log error.log warn;
-events { worker_connections 16384; }
-http { access_log off; keepalive_requests 10000000;
-  server { listen 127.0.0.1:$backend backlog=4096; location / { return 200 "hello from the backend\n"; } } }
-CONF
+mkdir -p nginx
+backend_nginx_conf "$work/backend" "$backend"
 cat > nginx/nginx.conf <<CONF
 worker_processes 1; daemon off; pid nginx.pid; error_log error.log warn;
 events { worker_connections 16384; }

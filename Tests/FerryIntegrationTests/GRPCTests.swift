@@ -72,10 +72,8 @@ struct GRPCTests {
             serverArguments += [cert, key]
             clusterTLS = ", tls: {ca_file: \(cert), server_name: grpc.test}"
         }
-        let server = try Subprocess(python, serverArguments)
+        let (server, port) = try await TLSFixtures.startServer(python, serverArguments)
         defer { server.signal(SIGKILL) }
-        #expect(await Waiting.until { !server.stdout.isEmpty })
-        let port = try #require(Int(server.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         try """
         admin: {address: "127.0.0.1:0"}
         listeners:

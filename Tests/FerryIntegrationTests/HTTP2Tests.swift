@@ -272,10 +272,8 @@ struct HTTP2Tests {
         let dir = try TLSFixtures.folder("h2flow")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.stuckServer.write(toFile: dir + "/stuck.py", atomically: true, encoding: .utf8)
-        let stuck = try Subprocess(python, [dir + "/stuck.py"])
+        let (stuck, stuckPort) = try await TLSFixtures.startServer(python, [dir + "/stuck.py"])
         defer { stuck.signal(SIGKILL) }
-        #expect(await Waiting.until { !stuck.stdout.isEmpty })
-        let stuckPort = try #require(Int(stuck.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
         try """
         admin: {address: "127.0.0.1:0"}
         listeners:

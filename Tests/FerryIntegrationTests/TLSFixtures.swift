@@ -48,9 +48,23 @@ enum TLSFixtures {
     /// Starts the TLS origin with `cert`/`key` and waits until it prints its port. Stop it with SIGKILL.
     static func startOrigin(in dir: String, cert: String, key: String) async throws -> (process: Subprocess, port: Int) {
         try originScript.write(toFile: dir + "/tls.py", atomically: true, encoding: .utf8)
-        let process = try Subprocess(Prerequisites.path(of: "python3")!, [dir + "/tls.py", cert, key])
-        #expect(await Waiting.until { !process.stdout.isEmpty })
-        let port = try #require(Int(process.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        return try await startServer(Prerequisites.path(of: "python3")!, [dir + "/tls.py", cert, key])
+    }
+
+    /// Starts a server that prints the port it listens on as its first line, and waits for that line. Stop it
+    /// with SIGKILL.
+    static func startServer(_ executable: String, _ arguments: [String]) async throws -> (process: Subprocess, port: Int) {
+        let process = try Subprocess(executable, arguments)
+        #expect(await Waiting.until { !process.stdout.isEmpty }, "the server printed no port: \(process.stderr)")
+        guard let port = Int(process.stdout.split(separator: "\n").first?.trimmingCharacters(in: .whitespaces) ?? "") else {
+            process.signal(SIGKILL)
+            throw ServerDidNotStart(output: process.stdout + process.stderr)
+        }
         return (process, port)
+    }
+
+    struct ServerDidNotStart: Error, CustomStringConvertible {
+        var output: String
+        var description: String { "the server did not print its port: \(output)" }
     }
 }
