@@ -13,7 +13,7 @@ struct GRPCTests {
     def stream(req, ctx):
         for i in range(3): yield req + b"-%d" % i
     def fail(req, ctx): ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing: 50% gone")
-    def slow(req, ctx):
+    def slow(req, ctx):  # a method slower than the caller's deadline: what the deadline case calls
         time.sleep(2); return req
     ident = lambda b: b
     handlers = {
