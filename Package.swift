@@ -89,6 +89,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: [
                 // The data plane is single-threaded per event loop and its handlers are not shared;

@@ -193,4 +193,25 @@ struct TLSConfigDecodingTests {
         #expect(messages.contains { $0.contains("tls.passthrough[0].server_names[0]: server name \"shop.example.com\" is already served by certificates[0]") })
         #expect(messages.contains { $0.contains("listeners[0].tls.passthrough[0].cluster: unknown cluster \"dbx\"") })
     }
+
+    @Test func clientCertificateHeadersAreARouteChoice() throws {
+        func yaml(_ value: String) -> String {
+            """
+            listeners:
+              - name: web
+                address: "127.0.0.1:0"
+                http:
+                  virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: app}, client_certificate_headers: \(value)}]}]
+            clusters: [{name: app, endpoints: ["127.0.0.1:9000"]}]
+            """
+        }
+        let good = try ConfigLoader.decode(yaml: yaml("certificate"), file: "ferry.yaml")
+        #expect(good.listeners[0].http.virtualHosts[0].routes[0].clientCertificateHeaders == .certificate)
+        do {
+            _ = try ConfigLoader.decode(yaml: yaml("all"), file: "ferry.yaml")
+            Issue.record("expected a refusal")
+        } catch let error as ConfigError {
+            #expect(error.diagnostics.map(\.description).contains { $0.contains("client_certificate_headers: unknown value \"all\"; expected one of: none, details, certificate") })
+        }
+    }
 }

@@ -181,6 +181,60 @@ struct DownstreamTLSTests {
         #expect(with.first?.hasSuffix(" 200") == true, "\(with)")
     }
 
+    /// ingress-nginx's `ssl-client-*` fields: the upstream learns whether and which certificate the client
+    /// presented, and a client cannot send these fields itself.
+    @Test(.requires("curl")) func theUpstreamIsToldTheClientCertificate() async throws {
+        guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
+        let certs = try Certificates(["partners": ["partners.test"], "client": []])
+        defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+        let origin = try TestOrigin(name: "origin", group: Fixtures.originGroup)
+        defer { try? origin.channel.close().wait() }
+        try """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: web
+            address: "127.0.0.1:0"
+            tls: {certificate_file: partners.pem, key_file: partners.key, client_ca_file: ca.pem}
+            http:
+              virtual_hosts:
+                - name: all
+                  domains: ["*"]
+                  routes:
+                    - {match: {prefix: /details}, forward: {cluster: origin}, client_certificate_headers: details}
+                    - {match: {prefix: /}, forward: {cluster: origin}, client_certificate_headers: certificate}
+        clusters: [{name: origin, endpoints: ["\(origin.address)"]}]
+        """.write(toFile: certs.dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", certs.dir + "/ferry.yaml", "--threads", "1"], configPath: certs.dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let port = try #require(ferry.port("web"))
+        let base = ["--cacert", certs.dir + "/ca.pem", "--resolve", "partners.test:\(port):127.0.0.1", "-H", "ssl-client-verify: SUCCESS", "-H", "ssl-client-subject-dn: CN=admin"]
+        func seen(_ name: String) -> [String] { origin.lastHeaders.filter { $0.0.lowercased() == name }.map(\.1) }
+
+        // With a certificate signed by the CA: SUCCESS, its names, and the certificate itself.
+        let with = try await Curl.request("https://partners.test:\(port)/", base + ["--cert", certs.dir + "/client.pem", "--key", certs.dir + "/client.key"])
+        #expect(with.status == 200, "\(with.body)")
+        #expect(seen("ssl-client-verify") == ["SUCCESS"])
+        #expect(seen("ssl-client-subject-dn") == ["CN=client"])
+        #expect(seen("ssl-client-issuer-dn") == ["CN=Ferry Test CA"])
+        let sent = try #require(seen("ssl-client-cert").first)
+        #expect(!sent.contains("\n") && !sent.contains("+") && sent.hasPrefix("-----BEGIN%20CERTIFICATE-----%0A"))
+        let pem = try #require(sent.removingPercentEncoding)
+        let written = try String(contentsOfFile: certs.dir + "/client.pem", encoding: .utf8)
+        #expect(pem.trimmingCharacters(in: .whitespacesAndNewlines) == written.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        // `details` leaves the certificate out.
+        _ = try await Curl.request("https://partners.test:\(port)/details", base + ["--cert", certs.dir + "/client.pem", "--key", certs.dir + "/client.key"])
+        #expect(seen("ssl-client-verify") == ["SUCCESS"])
+        #expect(seen("ssl-client-cert").isEmpty)
+
+        // Without a certificate (verification is optional): NONE, whatever the client claims.
+        let without = try await Curl.request("https://partners.test:\(port)/", base)
+        #expect(without.status == 200, "\(without.body)")
+        #expect(seen("ssl-client-verify") == ["NONE"])
+        #expect(seen("ssl-client-subject-dn").isEmpty)
+        #expect(seen("ssl-client-cert").isEmpty)
+    }
+
     @Test(.requires("python3")) func aRenewedCertificateServesNewConnectionsWithoutAFailedHandshake() async throws {
         guard Prerequisites.have("python3"), let binary = Prerequisites.ferryBinary() else { return }
         let certs = try Certificates(["default": ["default.test"], "shop": ["shop.example.com"]])

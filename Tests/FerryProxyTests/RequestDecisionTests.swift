@@ -16,6 +16,7 @@ struct RequestDecisionTests {
                   action: .forward([WeightedCluster(name: "api")]), rewrite: PathRewrite(regex: try CompiledRegex("^/v1/(.*)$"), replacement: "/v2/$1")),
             Route(name: "headers", match: RouteMatch(path: .prefix("/hdr")), action: .forward([WeightedCluster(name: "api")]),
                   requestHeaders: HeaderChanges(set: [.init(name: "x-team", value: "blue")])),
+            { var r = Route(name: "mtls", match: RouteMatch(path: .prefix("/mtls")), action: .forward([WeightedCluster(name: "api")])); r.clientCertificateHeaders = .certificate; return r }(),
             Route(name: "empty", match: RouteMatch(path: .prefix("/empty")), action: .forward([WeightedCluster(name: "nobody")])),
             Route(name: "files", match: RouteMatch(path: .prefix("/files")), action: .staticFiles(StaticFiles(root: "/srv", prefix: "/files"))),
             Route(name: "posts", match: RouteMatch(path: .prefix("/posts"), methods: ["POST"]), action: .forward([WeightedCluster(name: "api")])),
@@ -39,7 +40,7 @@ struct RequestDecisionTests {
     }
 
     /// Decides a request given as its first line and fields, from `client`.
-    static func decide(_ requestLine: String, _ fields: [(String, String)] = [], client: String = "192.0.2.7", forwardProxy: Bool = false) throws -> RequestDecision {
+    static func decide(_ requestLine: String, _ fields: [(String, String)] = [], client: String = "192.0.2.7", forwardProxy: Bool = false, facts: ClientCertificateFacts = .none) throws -> RequestDecision {
         let (snapshot, listener) = try listener(forwardProxy: forwardProxy)
         let parts = requestLine.split(separator: " ")
         var headers = HTTPHeaders(fields)
@@ -57,7 +58,7 @@ struct RequestDecisionTests {
         return RequestDecision.decide(
             head, summary: summary, requestID: "rid-1", listener: listener, snapshot: snapshot,
             client: RequestDecision.Client(address: IPAddress(parsing: client), addressText: client, trustedPeer: false, overTLS: false),
-            certificateName: { nil }, random: &random, allocator: ByteBufferAllocator())
+            certificateName: { nil }, certificateFacts: { facts }, random: &random, allocator: ByteBufferAllocator())
     }
 
     /// What an outcome comes to, as one line a table can hold.
@@ -184,5 +185,27 @@ struct RequestDecisionTests {
         let fromStrings = RequestHeadValidator.validate(head.head, limits: limits)
         #expect(String(describing: fromBytes) == String(describing: fromStrings), "\(text)")
         #expect(head.isKeepAlive == head.head.isKeepAlive, "\(text)")
+    }
+
+    /// A route that tells its upstream about the client certificate replaces whatever the client sent in
+    /// those fields, and sends the PEM URL-encoded.
+    @Test func clientCertificateFieldsReplaceWhatTheClientSent() throws {
+        let facts = ClientCertificateFacts(verify: "SUCCESS", subjectDN: "CN=alice,O=Example", issuerDN: "CN=CA", pem: "-----BEGIN CERTIFICATE-----\nAB+/=\n-----END CERTIFICATE-----\n")
+        let spoofed = [("ssl-client-verify", "SUCCESS"), ("SSL-Client-Subject-DN", "CN=admin"), ("ssl-client-cert", "forged")]
+        let decision = try Self.decide("GET /mtls/x", spoofed, facts: facts)
+        guard case .forward(let plan) = decision.outcome, let head = plan.head else { Issue.record("expected a forward with a changed head"); return }
+        #expect(head.headers["ssl-client-verify"] == ["SUCCESS"])
+        #expect(head.headers["ssl-client-subject-dn"] == ["CN=alice,O=Example"])
+        #expect(head.headers["ssl-client-issuer-dn"] == ["CN=CA"])
+        #expect(head.headers["ssl-client-cert"] == ["-----BEGIN%20CERTIFICATE-----%0AAB%2B%2F%3D%0A-----END%20CERTIFICATE-----%0A"])
+        // No certificate: NONE and nothing else, the client's claims gone.
+        let none = try Self.decide("GET /mtls/x", spoofed, facts: .none)
+        guard case .forward(let plain) = none.outcome, let plainHead = plain.head else { Issue.record("expected a forward with a changed head"); return }
+        #expect(plainHead.headers["ssl-client-verify"] == ["NONE"])
+        #expect(plainHead.headers["ssl-client-subject-dn"].isEmpty && plainHead.headers["ssl-client-cert"].isEmpty)
+        // Other routes pass the fields as they came (the route did not ask for them).
+        let other = try Self.decide("GET /other", spoofed, facts: facts)
+        guard case .forward(let otherPlan) = other.outcome, let bytes = otherPlan.headBytes else { Issue.record("expected the plain forward"); return }
+        #expect(String(buffer: bytes).contains("ssl-client-cert: forged"))
     }
 }

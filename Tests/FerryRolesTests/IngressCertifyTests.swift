@@ -83,5 +83,10 @@ struct IngressCertifyTests {
         guard case .forward? = fixed.virtualHosts.first(where: { $0.name == "partners.test" })?.routes.first?.action else {
             Issue.record("expected forwarding once the CA is there"); return
         }
+        // Its upstream is told about the client certificate (ssl-client-*), the certificate itself only on request.
+        #expect(fixed.virtualHosts.first(where: { $0.name == "partners.test" })?.routes.allSatisfy { $0.clientCertificateHeaders == .details } == true)
+        set.ingresses[0].metadata.annotations["nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream"] = "true"
+        let passing = IngressRole.translate(set, settings: settings)
+        #expect(passing.virtualHosts.first(where: { $0.name == "partners.test" })?.routes.allSatisfy { $0.clientCertificateHeaders == .certificate } == true)
     }
 }

@@ -4,7 +4,7 @@ import Yams
 /// Route fields that change what is sent upstream or refuse requests: `request_headers`, `host_rewrite`,
 /// `upstream_path_prefix` and `request_filter` (kubectl proxy's filter).
 extension SnapshotDecoder {
-    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter", "kubernetes_api", "client_authentication", "kubernetes_policy", "response_headers"]
+    static let routePolicyFields = ["request_headers", "host_rewrite", "upstream_path_prefix", "request_filter", "kubernetes_api", "client_authentication", "kubernetes_policy", "response_headers", "client_certificate_headers"]
 
     func applyRoutePolicy(_ f: Fields, to route: inout Route) {
         if let h = f["request_headers"], let hf = h.fields(allowed: ["remove", "set"]) {
@@ -46,6 +46,13 @@ extension SnapshotDecoder {
                 }
             } else {
                 node.error("expected a mapping of field name to value, e.g. {strict-transport-security: \"max-age=31536000\"}")
+            }
+        }
+        if let node = f["client_certificate_headers"], let text = node.string() {
+            if let headers = ClientCertificateHeaders(rawValue: text) {
+                route.clientCertificateHeaders = headers
+            } else {
+                node.error("unknown value \"\(text)\"; expected one of: \(ClientCertificateHeaders.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
         if f["forward"] == nil {

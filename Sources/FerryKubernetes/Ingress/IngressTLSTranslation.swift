@@ -22,6 +22,8 @@ public struct IngressCertificate: Sendable, Hashable {
         /// `on`, `optional` or `optional_no_ca`.
         public var mode: String
         public var caPEM: String?
+        /// `auth-tls-pass-certificate-to-upstream`: `ssl-client-cert` beside the other `ssl-client-*` fields.
+        public var passCertificate = false
         /// Why the CA cannot be used (the hosts are then refused, never served without the check).
         public var problem: String?
     }
@@ -57,6 +59,7 @@ extension TranslationState {
                 if let a = annotations[key], let ca = a.authTLSSecret, a.authTLSVerifyClient != "off" {
                     let reference = SecretReference(parsing: ca) ?? SecretReference(namespace: ingress.metadata.namespace, name: ca)
                     var auth = IngressCertificate.ClientAuthentication(secret: reference, mode: a.authTLSVerifyClient)
+                    auth.passCertificate = a.authTLSPassCertificate
                     if let secret = secrets[reference.description] {
                         auth.caPEM = secret.tlsValues["ca.crt"]
                         if auth.caPEM == nil { auth.problem = "Secret \(reference) has no ca.crt" }

@@ -40,6 +40,8 @@ public struct NginxAnnotations: Sendable {
     public var authTLSSecret: String?
     /// `auth-tls-verify-client`: `on` (default), `optional`, `optional_no_ca`, `off`.
     public var authTLSVerifyClient = "on"
+    /// `auth-tls-pass-certificate-to-upstream`: the client certificate goes upstream in `ssl-client-cert`.
+    public var authTLSPassCertificate = false
     /// `ssl-passthrough`: TLS for the Ingress's hosts is relayed untouched to its backend (with
     /// `--enable-ssl-passthrough`).
     public var sslPassthrough = false
@@ -97,6 +99,9 @@ public struct NginxAnnotations: Sendable {
         case "auth-tls-verify-client":
             guard ["on", "off", "optional", "optional_no_ca"].contains(value) else { return "must be on, off, optional or optional_no_ca" }
             authTLSVerifyClient = value
+        case "auth-tls-pass-certificate-to-upstream":
+            guard let b = Bool(value) else { return "must be \"true\" or \"false\"" }
+            authTLSPassCertificate = b
         case "backend-protocol":
             switch value.uppercased() {
             case "HTTP": (backendTLS, backendHTTP2) = (false, false)

@@ -34,6 +34,8 @@ public struct Route: Sendable, Encodable {
     /// Fields set on responses to this route (a received field of the same name is replaced), as Envoy's
     /// `response_headers_to_add`; ingress-nginx's `Strict-Transport-Security`.
     public var responseHeaders: [ResponseHeader] = []
+    /// What the upstream is told about the connection's client certificate.
+    public var clientCertificateHeaders: ClientCertificateHeaders = .none
 
     public init(
         name: String,
@@ -80,7 +82,7 @@ public struct Route: Sendable, Encodable {
             case requestHeaders = "request_headers", hostRewrite = "host_rewrite", requestFilter = "request_filter"
             case upstreamPathPrefix = "upstream_path_prefix"
             case kubernetesAPI = "kubernetes_api", clientAuthentication = "client_authentication", kubernetesPolicy = "kubernetes_policy"
-            case responseHeaders = "response_headers"
+            case responseHeaders = "response_headers", clientCertificateHeaders = "client_certificate_headers"
         }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
@@ -100,6 +102,7 @@ public struct Route: Sendable, Encodable {
         try c.encodeIfPresent(clientAuthentication, forKey: .clientAuthentication)
         try c.encodeIfPresent(kubernetesPolicy?.rules, forKey: .kubernetesPolicy)
         if !responseHeaders.isEmpty { try c.encode(responseHeaders, forKey: .responseHeaders) }
+        if clientCertificateHeaders != .none { try c.encode(clientCertificateHeaders, forKey: .clientCertificateHeaders) }
     }
 }
 

@@ -2,6 +2,7 @@ import FerryModel
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import X509
 
 /// Routes to a Kubernetes API server that is shared: who the client is (a token from the route's token file,
 /// or the client certificate the listener verified) and whether the route's policy lets that client do
@@ -61,13 +62,35 @@ enum ClientAccessGate {
 }
 
 extension HTTPProxyHandler {
+    /// The certificate the client presented on this connection's TLS, verified or not.
+    private var presentedCertificate: NIOSSLCertificate? {
+        // An HTTP/2 stream's TLS is its connection's, the parent channel.
+        guard overTLS, let context,
+              let tls = try? ((overHTTP2 ? context.channel.parent?.pipeline : nil) ?? context.pipeline).syncOperations.handler(type: NIOSSLServerHandler.self)
+        else { return nil }
+        return tls.peerCertificate
+    }
+
+    /// The client certificate as the `ssl-client-*` fields describe it (nginx's `$ssl_client_verify`,
+    /// `$ssl_client_s_dn`, `$ssl_client_i_dn`, `$ssl_client_escaped_cert`). A certificate accepted without
+    /// verification (`optional_no_ca`) is `FAILED:`, so an upstream that trusts `SUCCESS` trusts only
+    /// certificates that chain to the configured CA.
+    var clientCertificateFacts: ClientCertificateFacts {
+        // Over plain HTTP there is no TLS to speak of: no field is sent (nginx's variables are empty there).
+        guard overTLS else { return ClientCertificateFacts(verify: "") }
+        guard let presented = presentedCertificate else { return .none }
+        guard let der = try? presented.toDERBytes(), let certificate = try? Certificate(derEncoded: der) else {
+            return ClientCertificateFacts(verify: "FAILED:the certificate cannot be read")
+        }
+        return ClientCertificateFacts(
+            verify: clientCertificatesVerified ? "SUCCESS" : "FAILED:not verified (optional_no_ca)",
+            subjectDN: certificate.subject.description, issuerDN: certificate.issuer.description,
+            pem: (try? certificate.serializeAsPEM().pemString) ?? "")
+    }
+
     /// The common name of the client certificate this connection's TLS verified, or nil.
     var clientCertificateName: String? {
-        // An HTTP/2 stream's TLS is its connection's, the parent channel.
-        guard overTLS, clientCertificatesVerified, let context,
-              let tls = try? ((overHTTP2 ? context.channel.parent?.pipeline : nil) ?? context.pipeline).syncOperations.handler(type: NIOSSLServerHandler.self),
-              let certificate = tls.peerCertificate
-        else { return nil }
+        guard clientCertificatesVerified, let certificate = presentedCertificate else { return nil }
         // NIOSSL exposes the subject's common name only in the certificate's description.
         let text = certificate.description
         guard let start = text.range(of: ";common_name=") else { return nil }

@@ -406,7 +406,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let client = RequestDecision.Client(address: clientIPAddress, addressText: clientIP, trustedPeer: ex.trustedPeer, overTLS: overTLS)
         let decision = RequestDecision.decide(
             head, summary: summary, requestID: requestID, listener: listener, snapshot: snapshot, client: client,
-            certificateName: { self.clientCertificateName }, random: &local.random, allocator: context.channel.allocator)
+            certificateName: { self.clientCertificateName }, certificateFacts: { self.clientCertificateFacts }, random: &local.random, allocator: context.channel.allocator)
         perform(decision, view: head, summary: summary, snapshotVersion: snapshot.config.version, context: context)
     }
 

@@ -63,13 +63,14 @@ struct RequestDecision {
     private static let undecided = Outcome.reply(LocalReply(status: .notFound, body: "", flags: .noRoute, closeConnection: false))
 
     /// Decides `head` (validated into `summary`) on `listener` of `snapshot`. `requestID` is what the upstream
-    /// head carries; `certificateName` is asked only when a route authenticates clients by certificate;
+    /// head carries; `certificateName` is asked only when a route authenticates clients by certificate, and
+    /// `certificateFacts` only when a route tells its upstream about the client certificate;
     /// `random` picks among weighted clusters. (Inlined into its one caller: the decision is then taken apart
     /// in place rather than copied out field by field.)
     @inline(__always)
     static func decide(
         _ view: HTTP1RequestHeadView, summary: RequestSummary, requestID: String, listener: CompiledListener, snapshot: CompiledSnapshot,
-        client: Client, certificateName: () -> String?, random: inout FastRandom, allocator: ByteBufferAllocator
+        client: Client, certificateName: () -> String?, certificateFacts: () -> ClientCertificateFacts, random: inout FastRandom, allocator: ByteBufferAllocator
     ) -> RequestDecision {
         // Built in place and returned from each branch (no closure captures it: that would box it). It starts
         // from a shared placeholder, so a forwarded request builds no reply it will not send.
@@ -177,7 +178,7 @@ struct RequestDecision {
             plan.hashKey = cluster.balancer.hashKey(header: { view.value(of: $0) }, sourceAddress: client.addressText, requestURI: uri)
             let info = HeaderRewriter.ForwardingInfo(clientAddress: client.addressText, requestID: requestID, scheme: client.overTLS ? "https" : "http", trusted: client.trustedPeer)
             let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
-            if route.requestHeaders.isEmpty && route.hostRewrite == nil {
+            if route.requestHeaders.isEmpty && route.hostRewrite == nil && route.clientCertificateHeaders == .none {
                 // The common case: the head's bytes are written in one pass, no header list built.
                 var bytes = allocator.buffer(capacity: 512 + target.utf8.count)
                 RequestSerializer.requestLine(method: view.method, target: target, into: &bytes)
@@ -187,6 +188,11 @@ struct RequestDecision {
             } else {
                 var upstreamHead = HeaderRewriter.upstreamRequest(view.head, summary: summary, info: info)
                 upstreamHead.uri = target
+                if route.clientCertificateHeaders != .none {
+                    // What the client sent under these names is never passed on.
+                    for name in ClientCertificateHeaders.fieldNames { upstreamHead.headers.remove(name: name) }
+                    for field in certificateFacts().fields(route.clientCertificateHeaders) { upstreamHead.headers.add(name: field.name, value: field.value) }
+                }
                 HeaderRewriter.apply(route.requestHeaders, host: route.hostRewrite, to: &upstreamHead.headers)
                 plan.head = upstreamHead
             }

@@ -41,6 +41,8 @@ extension IngressRole {
         var served: Set<String> = []
         // Hosts whose client-certificate check cannot be made: refused over HTTPS, never served without it.
         var refused: [String: String] = [:]
+        // Hosts that check client certificates: what their upstreams are told (ingress-nginx's ssl-client-* fields).
+        var certificateHeaders: [String: ClientCertificateHeaders] = [:]
         for certificate in translation.certificates {
             let hosts = certificate.hosts.joined(separator: ", ")
             var verification: ClientVerification?
@@ -62,6 +64,9 @@ extension IngressRole {
                     certificates.append(ServerCertificate(chain: .inline(chain, origin: "Secret \(secret) tls.crt"), key: .inline(key, origin: "Secret \(secret) tls.key"),
                                                           serverNames: certificate.hosts, clientVerification: verification))
                     served.formUnion(certificate.hosts)
+                    if verification != nil, let auth = certificate.clientAuthentication {
+                        for host in certificate.hosts { certificateHeaders[host] = auth.passCertificate ? .certificate : .details }
+                    }
                 case .failure(let failure):
                     problem = "Secret \(secret): \(failure)"
                 }
@@ -75,12 +80,15 @@ extension IngressRole {
                 }
             }
         }
-        if !refused.isEmpty {
+        if !refused.isEmpty || !certificateHeaders.isEmpty {
             translation.virtualHosts = translation.virtualHosts.map { vhost in
-                guard let reason = refused[vhost.name.lowercased()] else { return vhost }
                 var vhost = vhost
-                for index in vhost.routes.indices {
-                    vhost.routes[index].action = .directResponse(status: 403, body: "Forbidden: client certificates cannot be checked for this host (\(reason))\n")
+                if let reason = refused[vhost.name.lowercased()] {
+                    for index in vhost.routes.indices {
+                        vhost.routes[index].action = .directResponse(status: 403, body: "Forbidden: client certificates cannot be checked for this host (\(reason))\n")
+                    }
+                } else if let headers = certificateHeaders[vhost.name.lowercased()] {
+                    for index in vhost.routes.indices { vhost.routes[index].clientCertificateHeaders = headers }
                 }
                 return vhost
             }
