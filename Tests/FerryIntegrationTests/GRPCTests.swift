@@ -15,14 +15,20 @@ struct GRPCTests {
     def fail(req, ctx): ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing: 50% gone")
     def slow(req, ctx):  # a method slower than the caller's deadline: what the deadline case calls
         time.sleep(2); return req
+    def peer(req, ctx):  # which connection the call came on, held long enough for calls to overlap
+        time.sleep(0.5); return ctx.peer().encode()
     ident = lambda b: b
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary, request_deserializer=ident, response_serializer=ident),
         "Stream": grpc.unary_stream_rpc_method_handler(stream, request_deserializer=ident, response_serializer=ident),
         "Fail": grpc.unary_unary_rpc_method_handler(fail, request_deserializer=ident, response_serializer=ident),
         "Slow": grpc.unary_unary_rpc_method_handler(slow, request_deserializer=ident, response_serializer=ident),
+        "Peer": grpc.unary_unary_rpc_method_handler(peer, request_deserializer=ident, response_serializer=ident),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    # STREAMS=N: the server allows N concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    import os
+    options = [("grpc.max_concurrent_streams", int(os.environ["STREAMS"]))] if "STREAMS" in os.environ else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
     if len(sys.argv) > 2:
         creds = grpc.ssl_server_credentials([(open(sys.argv[2], "rb").read(), open(sys.argv[1], "rb").read())])
@@ -92,5 +98,44 @@ struct GRPCTests {
         #expect(lines == ["unary b'olleh'", "stream [b'm-0', b'm-1', b'm-2']", "fail NOT_FOUND no such thing: 50% gone", "slow DEADLINE_EXCEEDED 0.3"], "\(lines) \(r.stderr)")
         #expect(await Waiting.until { ferry.accessLog.count >= 4 })
         #expect(ferry.accessLog.allSatisfy { line in line.contains("\"protocol\":\"HTTP/2\"") && line.contains("\"cluster\":\"grpc\"") }, "\(ferry.accessLog)")
+    }
+
+    /// An upstream that allows one stream per connection: concurrent requests get connections of their own
+    /// instead of waiting in line on one.
+    @Test(.requires("python3")) func aServerAllowingFewStreamsGetsMoreConnections() async throws {
+        guard let python = Prerequisites.python(with: "grpc", install: "python3 -m pip install grpcio"), let binary = Prerequisites.ferryBinary() else { return }
+        let dir = try TLSFixtures.folder("grpc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.server.write(toFile: dir + "/server.py", atomically: true, encoding: .utf8)
+        try """
+        import grpc, sys
+        from concurrent import futures
+        ch = grpc.insecure_channel(sys.argv[1])
+        peer = ch.unary_unary("/test.Echo/Peer", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        print("warm", peer(b"", timeout=10).decode(), flush=True)
+        with futures.ThreadPoolExecutor(4) as pool:
+            for answer in pool.map(lambda _: peer(b"", timeout=10), range(4)):
+                print("peer", answer.decode(), flush=True)
+        """.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
+        let (server, port) = try await TLSFixtures.startServer(python, [dir + "/server.py"], environment: ["STREAMS": "1"])
+        defer { server.signal(SIGKILL) }
+        try """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: clear
+            address: "127.0.0.1:0"
+            http:
+              http2: {prior_knowledge: true}
+              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: grpc}}]}]
+        clusters:
+          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]}
+        """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
+        defer { Task { await ferry.stop() } }
+        let r = try await Subprocess.run(python, [dir + "/client.py", "127.0.0.1:\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
+        let peers = r.stdout.split(separator: "\n").filter { $0.hasPrefix("peer ") }
+        #expect(peers.count == 4, "\(r.stdout) \(r.stderr)")
+        // Four calls at once on a server allowing one stream per connection: four connections.
+        #expect(Set(peers).count == 4, "\(peers)")
     }
 }

@@ -53,8 +53,8 @@ enum TLSFixtures {
 
     /// Starts a server that prints the port it listens on as its first line, and waits for that line. Stop it
     /// with SIGKILL.
-    static func startServer(_ executable: String, _ arguments: [String]) async throws -> (process: Subprocess, port: Int) {
-        let process = try Subprocess(executable, arguments)
+    static func startServer(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (process: Subprocess, port: Int) {
+        let process = try Subprocess(executable, arguments, environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 })
         #expect(await Waiting.until { !process.stdout.isEmpty }, "the server printed no port: \(process.stderr)")
         guard let port = Int(process.stdout.split(separator: "\n").first?.trimmingCharacters(in: .whitespaces) ?? "") else {
             process.signal(SIGKILL)
