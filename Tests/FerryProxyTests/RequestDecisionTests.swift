@@ -25,6 +25,7 @@ struct RequestDecisionTests {
         let rest = VirtualHost(name: "rest", domains: [.any], routes: [
             Route(name: "health", match: RouteMatch(path: .exact("/healthz")), action: .directResponse(status: 200, body: "ok\n")),
             Route(name: "moved", match: RouteMatch(path: .prefix("/old")), action: .redirect(Redirect(path: "/new", status: 308))),
+            Route(name: "open", match: RouteMatch(path: .prefix("/open")), action: .forward([WeightedCluster(name: "api")])),
             Route(name: "kube", match: RouteMatch(path: .prefix("/api/")), action: .forward([WeightedCluster(name: "api")]), requestFilter: try RequestFilter()),
         ])
         var http = HTTPConnectionManager(limits: HTTPLimits(), virtualHosts: [api, rest])
@@ -40,13 +41,13 @@ struct RequestDecisionTests {
     }
 
     /// Decides a request given as its first line and fields, from `client`.
-    static func decide(_ requestLine: String, _ fields: [(String, String)] = [], client: String = "192.0.2.7", forwardProxy: Bool = false, facts: ClientCertificateFacts = .none) throws -> RequestDecision {
+    static func decide(_ requestLine: String, _ fields: [(String, String)] = [], client: String = "192.0.2.7", forwardProxy: Bool = false, facts: ClientCertificateFacts = .none, http10: Bool = false) throws -> RequestDecision {
         let (snapshot, listener) = try listener(forwardProxy: forwardProxy)
         let parts = requestLine.split(separator: " ")
         var headers = HTTPHeaders(fields)
-        if !headers.contains(name: "host") { headers.add(name: "Host", value: "api.test") }
+        if !headers.contains(name: "host") && !http10 { headers.add(name: "Host", value: "api.test") }
         // Read as the proxy reads it: the request's bytes through Ferry's parser, a view of them out.
-        var text = "\(parts[0]) \(parts[1]) HTTP/1.1\r\n"
+        var text = "\(parts[0]) \(parts[1]) HTTP/1.\(http10 ? 0 : 1)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         var buffer = ByteBuffer(string: text + "\r\n")
         var parser = HTTP1RequestParser(limits: HTTP1Parser.Limits(maxRequestLineBytes: 16 * 1024, maxHeadBytes: 64 * 1024, maxFieldCount: 100, maxChunkLineBytes: 4096))
@@ -207,5 +208,20 @@ struct RequestDecisionTests {
         let other = try Self.decide("GET /other", spoofed, facts: facts)
         guard case .forward(let otherPlan) = other.outcome, let bytes = otherPlan.headBytes else { Issue.record("expected the plain forward"); return }
         #expect(String(buffer: bytes).contains("ssl-client-cert: forged"))
+    }
+
+    /// An HTTP/1.0 request may come without Host; the HTTP/1.1 request sent upstream must have one
+    /// (RFC 9112 §3.2): the cluster's authority, as nginx sends `$proxy_host`.
+    @Test func anHTTP10RequestWithoutHostGetsTheClustersAuthority() throws {
+        let decision = try Self.decide("GET /open", http10: true)
+        guard case .forward(let plan) = decision.outcome, let bytes = plan.headBytes else { Issue.record("expected a forward: \(Self.summary(decision))"); return }
+        let text = String(buffer: bytes)
+        #expect(text.hasPrefix("GET /open HTTP/1.1\r\n"))
+        #expect(text.lowercased().components(separatedBy: "\r\nhost: ").count == 2, "\(text)")
+        #expect(text.contains("host: 127.0.0.1:9001\r\n"), "\(text)")
+        // A request with its own Host keeps it, and gets no second one.
+        let withHost = try Self.decide("GET /open", [("Host", "elsewhere.test")], http10: true)
+        guard case .forward(let kept) = withHost.outcome, let keptBytes = kept.headBytes else { Issue.record("expected a forward"); return }
+        #expect(String(buffer: keptBytes).lowercased().components(separatedBy: "\r\nhost: ").count == 2)
     }
 }

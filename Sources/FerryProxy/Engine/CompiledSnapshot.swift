@@ -159,6 +159,9 @@ final class CompiledCluster: Sendable {
     let addresses: [SocketAddress]
     /// `host:port` of each endpoint, for logs.
     let endpointNames: [String]
+    /// The Host for requests that arrive without one (HTTP/1.0): the TLS server name, else the first
+    /// endpoint's `host:port` (nginx's `$proxy_host`).
+    let authority: String
     /// Whether requests in flight per endpoint must be counted (only `least_request` uses them).
     let countsActiveRequests: Bool
     let balancer: LoadBalancer
@@ -228,6 +231,7 @@ final class CompiledCluster: Sendable {
         }
         self.balancer = LoadBalancer(policy: cluster.loadBalancing, endpoints: cluster.endpoints)
         self.endpointNames = cluster.endpoints.map(\.description)
+        self.authority = cluster.tls?.serverName ?? endpointNames.first ?? cluster.name
         self.countsActiveRequests = cluster.loadBalancing == .leastRequest
         self.stats = metrics.clusterStats(cluster: cluster.name)
     }

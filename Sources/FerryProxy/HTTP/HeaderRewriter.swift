@@ -24,6 +24,9 @@ enum HeaderRewriter {
         /// The peer is a trusted proxy (`ForwardedTrust`): its forwarding fields are kept and appended to;
         /// otherwise they are replaced by what the connection says.
         var trusted = false
+        /// The Host sent for an HTTP/1.0 request that has none (HTTP/1.1 upstream requires one, RFC 9112 §3.2):
+        /// the cluster's authority, as nginx sends `$proxy_host`.
+        var hostWhenMissing = ""
     }
 
     /// Request framing as validated.
@@ -73,6 +76,7 @@ enum HeaderRewriter {
     /// Ferry's framing and forwarding fields, after the client's.
     @inline(__always)
     private static func ferryRequestFields(version: HTTPVersion, summary: RequestSummary, info: ForwardingInfo, _ emit: (String, String) -> Void) {
+        if summary.host == nil, !info.hostWhenMissing.isEmpty { emit("host", info.hostWhenMissing) }
         if summary.chunked { emit("transfer-encoding", "chunked") }
         if summary.isUpgrade { emit("connection", "upgrade") }
         emit("x-forwarded-for", forwardedFor(summary, info.clientAddress, trusted: info.trusted))

@@ -176,7 +176,8 @@ struct RequestDecision {
             }
             var plan = UpstreamPlan(cluster: cluster, targetIndex: targetIndex)
             plan.hashKey = cluster.balancer.hashKey(header: { view.value(of: $0) }, sourceAddress: client.addressText, requestURI: uri)
-            let info = HeaderRewriter.ForwardingInfo(clientAddress: client.addressText, requestID: requestID, scheme: client.overTLS ? "https" : "http", trusted: client.trustedPeer)
+            let info = HeaderRewriter.ForwardingInfo(clientAddress: client.addressText, requestID: requestID, scheme: client.overTLS ? "https" : "http", trusted: client.trustedPeer,
+                                                     hostWhenMissing: summary.host == nil ? cluster.authority : "")
             let target = route.upstreamPathPrefix.map { HeaderRewriter.joinPath($0, forwardedURI) } ?? forwardedURI
             if route.requestHeaders.isEmpty && route.hostRewrite == nil && route.clientCertificateHeaders == .none {
                 // The common case: the head's bytes are written in one pass, no header list built.
