@@ -45,6 +45,12 @@ struct EgressCommand: AsyncParsableCommand {
     @Flag(help: "Read a password on standard input and print its users-file hash, then exit.")
     var hashPassword = false
 
+    @Option(name: .customLong("intercept"), help: "[HOST:]PORT: also take connections the kernel redirects here (iptables REDIRECT/DNAT, nftables redirect, TPROXY), decided by the same rules on Host, TLS server name or address (repeatable; HOST defaults to 0.0.0.0). ferry rules capture writes the kernel rules.")
+    var intercepts: [String] = []
+
+    @Option(help: "How intercepted connections arrive: redirect (REDIRECT/DNAT, read with SO_ORIGINAL_DST) or tproxy.")
+    var interceptMode: String = "redirect"
+
     @Option(help: "Print the verdict for this URL and exit, without listening.")
     var explain: String?
 
@@ -111,7 +117,15 @@ struct EgressCommand: AsyncParsableCommand {
                 case .failure(let error): throw ValidationError("--upstream-proxy \(error)")
                 }
             }
-            let config = try EgressRole.snapshot(.init(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile, upstreamProxies: parents, usersFile: usersFile))
+            var settings = EgressRole.Settings(listen: listenAddress, admin: adminAddress, policy: policy, hostsFile: hostsFile, upstreamProxies: parents, usersFile: usersFile)
+            guard let mode = InterceptSettings.Mode(rawValue: interceptMode) else { throw ValidationError("--intercept-mode is redirect or tproxy") }
+            settings.intercept.mode = mode
+            for text in intercepts {
+                let withHost = text.contains(":") ? text : "0.0.0.0:\(text)"
+                guard let address = HostPort(parsing: withHost), address.port > 0 else { throw ValidationError("--intercept expects PORT or HOST:PORT, got \"\(text)\"") }
+                settings.intercepts.append(address)
+            }
+            let config = try EgressRole.snapshot(settings)
             try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil)
         } catch let error as ExitCode {
             throw error

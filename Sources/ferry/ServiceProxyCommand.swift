@@ -190,7 +190,7 @@ struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Explain where a packet goes through the rules the manifests make, or show what the next sync would change.",
-        subcommands: [RulesExplainCommand.self, RulesDiffCommand.self]
+        subcommands: [RulesExplainCommand.self, RulesDiffCommand.self, RulesCaptureCommand.self]
     )
 }
 

@@ -43,7 +43,10 @@ struct SnapshotDecoder {
     // MARK: listeners
 
     func listener(_ node: ConfigNode, policies: [String: AccessPolicy]) -> Listener? {
-        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy", "tcp_proxy", "udp_proxy"]) else { return nil }
+        guard let f = node.fields(allowed: ["name", "address", "unix_socket", "tls", "http", "forward_proxy", "tcp_proxy", "udp_proxy", "intercept"]) else { return nil }
+        if let interceptNode = f["intercept"], f["forward_proxy"] == nil {
+            interceptNode.error("intercept takes kernel-redirected connections for a forward proxy: the listener needs forward_proxy (its policy decides them)")
+        }
         let tls = f["tls"].flatMap(downstreamTLS)
         let name = f.required("name", "a unique name for metrics and logs")?.string()
         // A Unix socket listener has a path instead of an address.
@@ -85,6 +88,11 @@ struct SnapshotDecoder {
             http.forwardProxy = forward
             var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: http)
             listener.tls = tls
+            if let interceptNode = f["intercept"] {
+                listener.intercept = intercept(interceptNode)
+                if tls != nil { interceptNode.error("an intercept listener never terminates TLS: it reads the ClientHello's server name and passes the stream on; remove tls") }
+                if unixSocket != nil { interceptNode.error("an intercept listener listens on an address (the kernel redirects TCP to it), not a unix_socket") }
+            }
             return listener
         }
         let http = f.required("http", "the HTTP settings and virtual_hosts (or forward_proxy for a forward proxy)").flatMap { connectionManager($0) }
@@ -92,6 +100,22 @@ struct SnapshotDecoder {
         var listener = Listener(name: name, address: address, unixSocket: unixSocket, http: http)
         listener.tls = tls
         return listener
+    }
+
+    /// `intercept: {mode: redirect | tproxy, first_bytes_timeout: 1s}` (`{}` or `true` for the defaults).
+    func intercept(_ node: ConfigNode) -> InterceptSettings? {
+        if node.node.scalar?.string == "true" { return InterceptSettings() }
+        guard let f = node.fields(allowed: ["mode", "first_bytes_timeout"]) else { return nil }
+        var settings = InterceptSettings()
+        if let modeNode = f["mode"], let text = modeNode.string() {
+            if let mode = InterceptSettings.Mode(rawValue: text) {
+                settings.mode = mode
+            } else {
+                modeNode.error("unknown mode \"\(text)\"; expected one of: \(InterceptSettings.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let timeout = f["first_bytes_timeout"]?.duration() { settings.firstBytesTimeout = timeout }
+        return settings
     }
 
     /// `tls:` on a listener (see `SnapshotDecoder+TLS.swift`).

@@ -53,6 +53,23 @@ public enum ForwardTarget: Sendable, Hashable {
         return .success(.absolute(host: host, port: port, authority: port == 80 ? hostText : "\(hostText):\(port)", pathAndQuery: path))
     }
 
+    /// The target of a request the kernel redirected to Ferry (transparent capture): origin-form, its
+    /// destination named by Host. A port in Host must be the port the connection was going to (Squid's
+    /// host verification); without Host the request is judged on the address alone (`nil`).
+    public static func intercepted(host: String?, uri: String, originalPort: Int) -> Result<ForwardTarget?, ForwardTargetError> {
+        guard uri.hasPrefix("/") || uri == "*" else {
+            return .failure(ForwardTargetError("an intercepted request's target is a path (origin-form); this connection was not addressed to a proxy"))
+        }
+        guard let host, !host.isEmpty else { return .success(nil) }
+        guard let (name, port) = hostAndPort(Substring(host), defaultPort: originalPort) else {
+            return .failure(ForwardTargetError("the Host field \"\(host)\" is not a host name or address with an optional port"))
+        }
+        guard port == originalPort else {
+            return .failure(ForwardTargetError("the Host field names port \(port), but the connection was going to port \(originalPort)"))
+        }
+        return .success(.absolute(host: name, port: port, authority: host, pathAndQuery: uri))
+    }
+
     static func hostAndPort(_ text: Substring, defaultPort: Int?) -> (HostName, Int)? {
         var hostText: Substring
         var portText: Substring?

@@ -14,6 +14,9 @@ public struct Listener: Sendable, Encodable {
     /// Set on a UDP listener: datagrams of each client address go to one endpoint of the cluster (a session),
     /// and the endpoint's answers come back to that client.
     public var udpProxy: UDPProxySettings?
+    /// Set on a forward-proxy listener that takes connections the kernel redirected (transparent capture)
+    /// instead of requests addressed to a proxy.
+    public var intercept: InterceptSettings?
 
     public init(name: String, address: HostPort, unixSocket: String? = nil, http: HTTPConnectionManager) {
         self.name = name
@@ -26,11 +29,12 @@ public struct Listener: Sendable, Encodable {
     public var endpoint: String { unixSocket ?? address.description }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http, tcpProxy = "tcp_proxy", udpProxy = "udp_proxy" }
+        enum K: String, CodingKey { case name, address, unixSocket = "unix_socket", tls, http, tcpProxy = "tcp_proxy", udpProxy = "udp_proxy", intercept }
         var c = encoder.container(keyedBy: K.self)
         try c.encode(name, forKey: .name)
         if let unixSocket { try c.encode(unixSocket, forKey: .unixSocket) } else { try c.encode(address, forKey: .address) }
         try c.encodeIfPresent(tls, forKey: .tls)
+        try c.encodeIfPresent(intercept, forKey: .intercept)
         if let tcpProxy {
             try c.encode(tcpProxy, forKey: .tcpProxy)
         } else if let udpProxy {

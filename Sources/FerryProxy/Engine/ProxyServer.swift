@@ -203,6 +203,7 @@ public final class ProxyServer: Service, Sendable {
             boundSnapshot: snapshot)
         let limits = snapshot.listeners[listener.name]!.decoderLimits
         let isTCPProxy = listener.tcpProxy != nil
+        let intercept = listener.intercept
         if listener.udpProxy != nil {
             let channel = try StartError.naming("listener \"\(listener.name)\" (UDP)", address: listener.endpoint) {
                 try DatagramBootstrap(group: group)
@@ -218,7 +219,7 @@ public final class ProxyServer: Service, Sendable {
             return BoundListener(address: "udp \(listener.endpoint)", channel: channel, environment: environment)
         }
         let channel = try StartError.naming("listener \"\(listener.name)\"", address: listener.endpoint) {
-            let bootstrap = ServerBootstrap(group: group)
+            var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -226,7 +227,11 @@ public final class ProxyServer: Service, Sendable {
             // there), and each child option costs a syscall and futures per connection.
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if isTCPProxy {
+                    if let intercept {
+                        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+                        try channel.pipeline.syncOperations.addHandler(InterceptHandler(
+                            environment: environment, local: environment.loops.local(for: channel.eventLoop), remoteAddress: channel.remoteAddress, settings: intercept))
+                    } else if isTCPProxy {
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
                         try channel.syncOptions?.setOption(.recvAllocator, value: TCPProxyHandler.recvAllocator)
                         try channel.pipeline.syncOperations.addHandler(TCPProxyHandler(
@@ -235,6 +240,12 @@ public final class ProxyServer: Service, Sendable {
                         try DownstreamPipeline.configure(channel, environment: environment, limits: limits)
                     }
                 }
+            }
+            if intercept?.mode == .tproxy {
+                // TPROXY delivers connections addressed elsewhere: the socket must accept them (CAP_NET_ADMIN).
+                let level = listener.address.host.contains(":") ? SocketOptionLevel(IPPROTO_IPV6) : SocketOptionLevel(IPPROTO_IP)
+                let name = listener.address.host.contains(":") ? SocketOptionName(75) : SocketOptionName(19)  // IPV6_TRANSPARENT, IP_TRANSPARENT
+                bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: level, name: name), value: 1)
             }
             guard let path = listener.unixSocket else {
                 return try bootstrap.bind(host: listener.address.host, port: listener.address.port).wait()

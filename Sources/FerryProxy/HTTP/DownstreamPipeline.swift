@@ -18,7 +18,7 @@ enum DownstreamPipeline {
         guard let tls = listener.tls else {
             if listener.http2.priorKnowledge {
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTP2PrefaceDetector { isHTTP2 in
-                    try isHTTP2 ? setup.addHTTP2(to: channel, verified: false) : setup.addHTTP1(to: channel, verified: false)
+                    if isHTTP2 { try setup.addHTTP2(to: channel, verified: false) } else { try setup.addHTTP1(to: channel, verified: false) }
                 }))
             } else {
                 try setup.addHTTP1(to: channel, verified: false)
@@ -73,7 +73,8 @@ enum DownstreamPipeline {
         }
 
         /// Ferry's request decoder and the proxy handler.
-        func addHTTP1(to channel: Channel, verified: Bool, overHTTP2: Bool = false) throws {
+        @discardableResult
+        func addHTTP1(to channel: Channel, verified: Bool, overHTTP2: Bool = false) throws -> HTTPProxyHandler {
             let decoder = HTTP1RequestDecoder(limits: limits.parserLimits)
             let handler = HTTPProxyHandler(
                 environment: environment, local: environment.loops.local(for: channel.eventLoop),
@@ -83,6 +84,7 @@ enum DownstreamPipeline {
             try channel.pipeline.syncOperations.addHandler(decoder)
             try channel.pipeline.syncOperations.addHandler(handler)
             decoder.sink = handler
+            return handler
         }
 
         /// NIOHTTP2's connection handler with Ferry's limits; each stream: the bridge to HTTP/1.1 and the

@@ -14,6 +14,10 @@ import Darwin
 extension HTTPProxyHandler {
     func startForwardRequest(_ head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, snapshotVersion: Int, context: ChannelHandlerContext) {
         guard let ex = exchange else { return }
+        if let destination = interceptedDestination {
+            startInterceptedRequest(head, summary: summary, destination: destination, forward: forward, snapshotVersion: snapshotVersion, context: context)
+            return
+        }
         use(forward.route)
         let isConnect = head.method == .CONNECT
         if !isConnect, let memo = forwardMemo, let path = memo.pathAndQuery(of: head, snapshotVersion: snapshotVersion) {
@@ -164,7 +168,7 @@ extension HTTPProxyHandler {
     }
 
     /// For an absolute-form request: the head sent upstream (origin-form target, Host from the URL).
-    private func prepareUpstreamHead(target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, context: ChannelHandlerContext) {
+    func prepareUpstreamHead(target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, context: ChannelHandlerContext) {
         guard let ex = exchange, case .absolute(_, _, let authority, let pathAndQuery) = target else { return }
         // Serialized here, in the same pass that picks the fields.
         var bytes = context.channel.allocator.buffer(capacity: 256 + pathAndQuery.utf8.count)
@@ -181,7 +185,7 @@ extension HTTPProxyHandler {
     }
 
     /// 403 naming the deciding rule; a denied CONNECT closes at once, without reading what follows it.
-    private func deny(_ verdict: Verdict, policy: String, context: ChannelHandlerContext) {
+    func deny(_ verdict: Verdict, policy: String, context: ChannelHandlerContext) {
         let isConnect = exchange?.isConnect ?? false
         if isConnect { exchange?.machine.requestEndsHere() }
         let decided = verdict.rule.map { "rule \($0) (\(verdict.text))" } ?? verdict.text
@@ -215,6 +219,15 @@ enum ForwardResolver {
 
     /// The first address of `name`, IPv4 preferred.
     static func resolve(_ name: String, port: Int) throws -> IPAddress {
+        let candidates = try resolveAll(name, port: port)
+        guard let chosen = candidates.first(where: { if case .v4 = $0 { true } else { false } }) ?? candidates.first else {
+            throw Failure(description: "no address")
+        }
+        return chosen
+    }
+
+    /// Every address of `name`, in the resolver's order.
+    static func resolveAll(_ name: String, port: Int) throws -> [IPAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
@@ -236,10 +249,7 @@ enum ForwardResolver {
             }
             cursor = info.pointee.ai_next
         }
-        guard let chosen = candidates.first(where: { if case .v4 = $0 { true } else { false } }) ?? candidates.first else {
-            throw Failure(description: "no address")
-        }
-        return chosen
+        return candidates
     }
 }
 

@@ -74,6 +74,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     var clientCertificatesVerified = false
     /// Whether this handler serves one HTTP/2 stream (behind an `HTTP2StreamBridge`), for the access log.
     var overHTTP2 = false
+    /// On an intercept listener: where the kernel-redirected connection was going; every request goes there.
+    var interceptedDestination: SocketAddress?
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, overTLS: Bool = false) {
         self.environment = environment

@@ -31,6 +31,15 @@ public struct AccessLogEvent: Sendable {
     public var user: String = ""
     /// On routes to a Kubernetes API server: what the request asks for.
     public var kubernetes: KubernetesRequest?
+    /// On intercept listeners: where the connection was going, and what the decision was based on.
+    public var interception: Interception?
+
+    public struct Interception: Sendable {
+        /// `address:port` before the kernel redirected the connection.
+        public var originalDestination: String
+        /// `host` (the request's Host), `sni` (the ClientHello's server name) or `address`.
+        public var decidedOn: String
+    }
 
     public init(startTime: WallClock.Instant, listener: String, downstream: String) {
         self.startTime = startTime

@@ -55,6 +55,11 @@ public enum AccessLogFormatter {
         if let v = e.verdict {
             w.field("verdict", string: v.allowed ? "allow" : "deny")
             w.field("rule", string: v.rule.map { "\($0): \(v.text)" } ?? v.text)
+            if !v.allowed { w.field("reason", string: v.reason) }
+        }
+        if let i = e.interception {
+            w.field("original_destination", string: i.originalDestination)
+            w.field("decided_on", string: i.decidedOn)
         }
         w.close()
         out = w.out

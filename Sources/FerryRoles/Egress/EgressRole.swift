@@ -13,6 +13,9 @@ public enum EgressRole {
         public var hostsFile: String?
         public var upstreamProxies: [UpstreamProxyRule]
         public var usersFile: String?
+        /// Listeners for kernel-redirected connections (`--intercept`), decided by the same policy.
+        public var intercepts: [HostPort] = []
+        public var intercept = InterceptSettings()
 
         public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil, upstreamProxies: [UpstreamProxyRule] = [], usersFile: String? = nil) {
             self.usersFile = usersFile
@@ -77,7 +80,16 @@ public enum EgressRole {
     public static func snapshot(_ settings: Settings) throws -> ConfigSnapshot {
         let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies, users: try users(file: settings.usersFile))
         let listener = Listener(name: "egress", address: settings.listen, http: HTTPConnectionManager(virtualHosts: [], forwardProxy: forward))
-        var config = ConfigSnapshot(source: "ferry egress flags", admin: AdminSettings(address: settings.admin), listeners: [listener], clusters: [])
+        // Intercepted connections: the same policy, users (never asked of an intercepted client, which does
+        // not know it talks to a proxy — Squid turns authentication off on intercept ports too) and hosts.
+        var interceptForward = forward
+        interceptForward.users = nil
+        let intercepts = settings.intercepts.map { address in
+            var l = Listener(name: "intercept-\(address.port)", address: address, http: HTTPConnectionManager(virtualHosts: [], forwardProxy: interceptForward))
+            l.intercept = settings.intercept
+            return l
+        }
+        var config = ConfigSnapshot(source: "ferry egress flags", admin: AdminSettings(address: settings.admin), listeners: [listener] + intercepts, clusters: [])
         config.accessLog.format = .json
         return config
     }

@@ -1,0 +1,145 @@
+import FerryTestSupport
+import Foundation
+import Testing
+
+/// Transparent egress capture with real kernel rules: a "pod" namespace (10.244.1.5) whose outbound TCP is
+/// sent to `ferry egress --intercept` by `ferry rules capture`, Ferry running in it as UID 1337 (so its own
+/// connections leave uncaptured), and an origin in a second namespace (10.244.2.7) with plain HTTP on 80,
+/// TLS on 443 (a certificate from the test's CA: Ferry never holds a key) and a server-first TCP service on
+/// 5000. The clients are curl and Python, run as root: they do not know a proxy exists.
+@Suite(.serialized)
+struct InterceptNamespaceTests {
+    static let origin = """
+    import json, socket, socketserver, ssl, sys, threading, http.server
+    cert, key = sys.argv[1], sys.argv[2]
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"peer": self.client_address[0], "host": self.headers.get("Host"), "via": self.headers.get("Via"),
+                               "tls": isinstance(self.connection, ssl.SSLSocket)}).encode() + b"\\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    class S(socketserver.ThreadingMixIn, socketserver.TCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+    plain = S(("0.0.0.0", 80), H)
+    secure = S(("0.0.0.0", 443), H)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure.socket = context.wrap_socket(secure.socket, server_side=True)
+    class Banner(socketserver.BaseRequestHandler):  # a protocol whose server speaks first
+        def handle(self):
+            self.request.sendall(b"hello from 5000\\n")
+            data = self.request.recv(100)
+            self.request.sendall(b"echo " + data)
+    banner = S(("0.0.0.0", 5000), Banner)
+    for server in (plain, secure, banner):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+    """
+
+    /// Whether curl in the pod reached the origin through Ferry: the response, and curl's exit status.
+    static func curl(_ net: NetworkNamespaces, _ arguments: [String]) async throws -> (status: Int32, body: String, code: String) {
+        let (tool, args) = net.exec(in: net.pods[0], "curl", ["-sS", "--max-time", "5", "-w", "\n%{http_code}"] + arguments)
+        let result = try await Subprocess.run(tool, args, timeout: .seconds(20))
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (result.status ?? -1, lines.dropLast().joined(separator: "\n") + result.stderr, String(lines.last ?? ""))
+    }
+
+    @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func podTrafficIsCapturedAndDecidedByHostSNIAndAddress() async throws {
+        try await Self.capture(mode: "iptables")
+    }
+
+    @Test(.requires("ip", "nft", "curl", "python3", "setpriv")) func theNFTablesRulesCaptureTheSame() async throws {
+        try await Self.capture(mode: "nftables")
+    }
+
+    static func capture(mode: String) async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", mode == "nftables" ? "nft" : "iptables", "curl", "python3", "setpriv"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("intercept") { net, dir, processes in
+            // The node routes between the pods.
+            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
+            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
+            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test", "blocked.test", "elsewhere.test"]])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+            let origin = try Subprocess(originTool, originArgs)
+            processes.add(origin)
+            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
+            // elsewhere.test is somewhere else: naming it while connecting to the origin is spoofing.
+            try """
+            10.244.2.7 origin.test blocked.test
+            10.244.2.99 elsewhere.test
+            """.write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            // Ferry in the pod as UID/GID 1337, which the capture rules leave alone.
+            let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.pods[0], Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
+                binary, "egress", "--listen", "127.0.0.1:3128", "--admin", "127.0.0.1:9901", "--intercept", "15001",
+                "--hosts-file", dir + "/hosts", "--allow", "origin.test", "--allow", "elsewhere.test", "--allow", "10.244.2.7:5000",
+            ])
+            defer { Task { await ferry.stop() } }
+            let (ruleTool, ruleArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture", "--mode", mode, "--proxy-port", "15001"])
+            let applied = try await Subprocess.run(ruleTool, ruleArgs, timeout: .seconds(30))
+            #expect(applied.status == 0, "\(applied.stderr)")
+
+            // Plain HTTP: allowed by Host, through Ferry (the origin sees its Via), with the original destination logged.
+            let allowed = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:10.244.2.7"])
+            #expect(allowed.code == "200", "\(allowed)")
+            #expect(allowed.body.contains(#""via": "1.1 ferry""#) && allowed.body.contains(#""host": "origin.test""#), "\(allowed.body)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains(#""original_destination":"10.244.2.7:80""#) && $0.contains(#""decided_on":"host""#) } },
+                    "\(ferry.accessLog)")
+            // Refused by Host, and a Host that does not resolve to where the connection goes.
+            let denied = try await Self.curl(net, ["http://blocked.test/", "--resolve", "blocked.test:80:10.244.2.7"])
+            #expect(denied.code == "403", "\(denied)")
+            let spoofed = try await Self.curl(net, ["http://10.244.2.7/", "-H", "Host: elsewhere.test"])
+            #expect(spoofed.code == "409", "\(spoofed)")
+            #expect(spoofed.body.contains("elsewhere.test resolves to 10.244.2.99"), "\(spoofed.body)")
+            // Ferry's own connection to the origin was not captured again: one line per request, not a loop.
+            #expect(await Waiting.until { ferry.accessLog.filter { $0.contains(#""original_destination":"10.244.2.7:80""#) }.count == 3 })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(ferry.accessLog.filter { $0.contains(#""original_destination":"10.244.2.7:80""#) }.count == 3, "\(ferry.accessLog)")
+
+            // TLS: allowed by server name; the client's handshake is with the origin (its CA, its key).
+            let tls = try await Self.curl(net, ["https://origin.test/", "--resolve", "origin.test:443:10.244.2.7", "--cacert", certs.dir + "/ca.pem"])
+            #expect(tls.code == "200" && tls.body.contains(#""tls": true"#) && tls.body.contains(#""via": null"#), "\(tls)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains(#""authority":"origin.test:443""#) && $0.contains(#""decided_on":"sni""#) } },
+                    "\(ferry.accessLog)")
+            // Refused by server name, and a server name that is not where the connection goes: closed, no handshake.
+            let tlsDenied = try await Self.curl(net, ["https://blocked.test/", "--resolve", "blocked.test:443:10.244.2.7", "--cacert", certs.dir + "/ca.pem"])
+            #expect(tlsDenied.status != 0 && tlsDenied.code == "000", "\(tlsDenied)")
+            let tlsSpoofed = try await Self.curl(net, ["https://elsewhere.test/", "--resolve", "elsewhere.test:443:10.244.2.7", "--cacert", certs.dir + "/ca.pem"])
+            #expect(tlsSpoofed.status != 0 && tlsSpoofed.code == "000", "\(tlsSpoofed)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains("elsewhere.test resolves to 10.244.2.99") } }, "\(ferry.accessLog)")
+
+            // A server-first protocol: decided by address and port once the client has said nothing for a while.
+            let (pyTool, pyArgs) = net.exec(in: net.pods[0], "python3", ["-c", """
+                import socket; s = socket.create_connection(("10.244.2.7", 5000), timeout=10)
+                print(s.recv(100).decode().strip()); s.sendall(b"ping"); print(s.recv(100).decode().strip())
+                """])
+            let banner = try await Subprocess.run(pyTool, pyArgs, timeout: .seconds(20))
+            #expect(banner.stdout == "hello from 5000\necho ping\n", "\(banner.stdout) \(banner.stderr)")
+            #expect(ferry.accessLog.contains { $0.contains(#""original_destination":"10.244.2.7:5000""#) && $0.contains(#""decided_on":"address""#) }, "\(ferry.accessLog)")
+
+            // A connection made straight to the intercept port is no interception.
+            let direct = try await Self.curl(net, ["http://127.0.0.1:15001/"])
+            #expect(direct.code == "000", "\(direct)")
+
+            // Cleanup leaves nothing of Ferry's.
+            let (cleanTool, cleanArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture", "--mode", mode, "--cleanup"])
+            let cleaned = try await Subprocess.run(cleanTool, cleanArgs, timeout: .seconds(30))
+            #expect(cleaned.status == 0, "\(cleaned.stderr)")
+            let (listTool, listArgs) = mode == "nftables" ? net.exec(in: net.pods[0], "nft", ["list", "ruleset"]) : net.exec(in: net.pods[0], "iptables-save", [])
+            let listing = try await Subprocess.run(listTool, listArgs, timeout: .seconds(20))
+            #expect(!listing.stdout.lowercased().contains("ferry"), "\(listing.stdout)")
+            // Without the rules the origin is reached directly.
+            let straight = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:10.244.2.7"])
+            #expect(straight.code == "200" && straight.body.contains(#""via": null"#), "\(straight)")
+        }
+    }
+}
