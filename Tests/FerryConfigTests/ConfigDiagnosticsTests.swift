@@ -356,4 +356,32 @@ struct ConfigDiagnosticsTests {
         #expect(forward.policy.rules.map(\.text) == ["deny 10.0.0.0/8", "allow .corp.example:443,8000-8999 methods GET from 192.168.0.0/16 for alice"])
         #expect(forward.policy.rules[1].match.methods == ["GET"])
     }
+
+    @Test func anInterceptListenerSharesTheForwardProxysPolicy() throws {
+        func yaml(_ listener: String) -> String {
+            """
+            listeners:
+              - name: capture
+                address: 0.0.0.0:15001
+            \(listener.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            policies: [{name: outbound, rules: [{allow: .example.com}]}]
+            clusters: []
+            """
+        }
+        let good = try ConfigLoader.decode(yaml: yaml("forward_proxy: {policy: outbound}\nintercept: {mode: tproxy, first_bytes_timeout: 250ms}"), file: "c.yaml")
+        #expect(good.listeners[0].intercept == InterceptSettings(mode: .tproxy, firstBytesTimeout: .milliseconds(250)))
+        let defaults = try ConfigLoader.decode(yaml: yaml("forward_proxy: {policy: outbound}\nintercept: {}"), file: "c.yaml")
+        #expect(defaults.listeners[0].intercept == InterceptSettings())
+        for (listener, message) in [
+            ("intercept: {}\nhttp: {virtual_hosts: []}", "listeners[0].intercept: intercept takes kernel-redirected connections for a forward proxy: the listener needs forward_proxy"),
+            ("forward_proxy: {policy: outbound}\nintercept: {mode: nat}", "listeners[0].intercept.mode: unknown mode \"nat\"; expected one of: redirect, tproxy"),
+        ] {
+            do {
+                _ = try ConfigLoader.decode(yaml: yaml(listener), file: "c.yaml")
+                Issue.record("accepted: \(listener)")
+            } catch {
+                #expect("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
 }

@@ -142,4 +142,51 @@ struct InterceptNamespaceTests {
             #expect(straight.code == "200" && straight.body.contains(#""via": null"#), "\(straight)")
         }
     }
+
+    /// The node-level rules: the Pods' connections to the outside (PREROUTING) go to Ferry on the node; to
+    /// the cluster's Pods and to a Service address (DNATed by a kube-proxy-style rule) they do not.
+    @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func nodeRulesCaptureTheOutsideButNotTheCluster() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3", "setpriv"), let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("intercept-node") { net, dir, processes in
+            func run(_ namespace: String, _ tool: String, _ arguments: [String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
+                let (t, a) = net.exec(in: namespace, tool, arguments)
+                return try await Subprocess.run(t, a, timeout: .seconds(20))
+            }
+            #expect(try await run(net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"]).status == 0)
+            // "The internet": 192.0.2.10, served by the origin Pod's namespace, routed by the node.
+            try await NetworkNamespaces.ip(["-n", net.pods[1], "addr", "add", "192.0.2.10/32", "dev", "lo"])
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "192.0.2.10/32", "via", "10.244.2.7"])
+            // A Service address, as kube-proxy would DNAT it.
+            #expect(try await run(net.node, "iptables", ["-t", "nat", "-A", "PREROUTING", "-d", "10.96.0.10/32", "-p", "tcp", "--dport", "80",
+                                                          "-j", "DNAT", "--to-destination", "10.244.2.7:80"]).status == 0)
+            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+            let origin = try Subprocess(originTool, originArgs)
+            processes.add(origin)
+            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
+            try "192.0.2.10 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.node, Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
+                binary, "egress", "--listen", "127.0.0.1:3128", "--admin", "127.0.0.1:9901", "--intercept", "15001",
+                "--hosts-file", dir + "/hosts", "--allow", "origin.test",
+            ])
+            defer { Task { await ferry.stop() } }
+            let applied = try await run(net.node, binary, ["rules", "capture", "--scope", "node", "--cluster-cidr", "10.244.0.0/16", "--service-cidr", "10.96.0.0/12"])
+            #expect(applied.status == 0, "\(applied.stderr)")
+
+            let outside = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:192.0.2.10"])
+            #expect(outside.code == "200" && outside.body.contains(#""via": "1.1 ferry""#), "\(outside)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains(#""original_destination":"192.0.2.10:80""#) } }, "\(ferry.accessLog)")
+            let service = try await Self.curl(net, ["http://10.96.0.10/"])
+            #expect(service.code == "200" && service.body.contains(#""via": null"#), "a Service address is not captured: \(service)")
+            let pod = try await Self.curl(net, ["http://10.244.2.7/"])
+            #expect(pod.code == "200" && pod.body.contains(#""via": null"#), "a Pod address is not captured: \(pod)")
+            #expect(ferry.accessLog.count == 1, "\(ferry.accessLog)")
+
+            #expect(try await run(net.node, binary, ["rules", "capture", "--cleanup"]).status == 0)
+            #expect(!(try await run(net.node, "iptables-save", []).stdout.contains("FERRY")))
+        }
+    }
 }
