@@ -105,6 +105,16 @@ struct InterceptNamespaceTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(ferry.accessLog.filter { $0.contains(#""original_destination":"10.244.2.7:80""#) }.count == 3, "\(ferry.accessLog)")
 
+            // On one keep-alive connection, each request's Host is judged (a remembered decision is only reused for the same Host).
+            let (kaTool, kaArgs) = net.exec(in: net.pods[0], "python3", ["-c", """
+                import http.client
+                c = http.client.HTTPConnection("10.244.2.7", 80, timeout=10)
+                for host in ["origin.test", "blocked.test", "origin.test", "elsewhere.test", "origin.test"]:
+                    c.request("GET", "/", headers={"Host": host}); r = c.getresponse(); r.read(); print(r.status)
+                """])
+            let keepAlive = try await Subprocess.run(kaTool, kaArgs, timeout: .seconds(20))
+            #expect(keepAlive.stdout == "200\n403\n200\n409\n200\n", "\(keepAlive.stdout) \(keepAlive.stderr)")
+
             // TLS: allowed by server name; the client's handshake is with the origin (its CA, its key).
             let tls = try await Self.curl(net, ["https://origin.test/", "--resolve", "origin.test:443:10.244.2.7", "--cacert", certs.dir + "/ca.pem"])
             #expect(tls.code == "200" && tls.body.contains(#""tls": true"#) && tls.body.contains(#""via": null"#), "\(tls)")

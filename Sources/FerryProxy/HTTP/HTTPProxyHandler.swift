@@ -76,6 +76,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     var overHTTP2 = false
     /// On an intercept listener: where the kernel-redirected connection was going; every request goes there.
     var interceptedDestination: SocketAddress?
+    /// On an intercept listener: this connection's last allowed Host.
+    var interceptMemo: InterceptMemo?
 
     init(environment: ListenerEnvironment, local: LoopLocal, remoteAddress: SocketAddress?, overTLS: Bool = false) {
         self.environment = environment

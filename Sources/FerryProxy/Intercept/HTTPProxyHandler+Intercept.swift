@@ -11,6 +11,15 @@ extension HTTPProxyHandler {
         guard let ex = exchange, let address = destination.ipValue, let port = destination.port else { return }
         use(forward.route)
         ex.snapshotVersion = snapshotVersion
+        if let memo = interceptMemo, memo.snapshotVersion == snapshotVersion, memo.method == head.method, memo.host == summary.host {
+            // The same Host and method as this connection's previous request: its decision and check still hold.
+            ex.event.interception = memo.interception
+            ex.event.authority = memo.authority
+            ex.event.verdict = memo.verdict
+            proceedIntercepted(to: destination, target: .absolute(host: memo.targetHost, port: port, authority: memo.authority, pathAndQuery: head.uri),
+                               head: head, summary: summary, forward: forward, context: context)
+            return
+        }
         let original = HTTPProxyHandler.describe(destination)
         let target: ForwardTarget?
         switch ForwardTarget.intercepted(host: summary.host, uri: head.uri, originalPort: port) {
@@ -63,10 +72,27 @@ extension HTTPProxyHandler {
 
     private func proceedIntercepted(to destination: SocketAddress, target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
         guard let ex = exchange else { return }
+        if let verdict = ex.event.verdict, let interception = ex.event.interception, forward.authenticator == nil {
+            interceptMemo = InterceptMemo(snapshotVersion: ex.snapshotVersion, method: head.method, host: summary.host, targetHost: target.host,
+                                          authority: ex.event.authority, verdict: verdict, interception: interception)
+        }
         ex.destination = destination
         use(forward.cluster, snapshotVersion: ex.snapshotVersion)
         ex.event.upstream = HTTPProxyHandler.describe(destination)
         prepareUpstreamHead(target: target, head: head, summary: summary, context: context)
         connectUpstream(context: context)
     }
+}
+
+/// The last Host an intercepted keep-alive connection was allowed to reach, so that its next request with the
+/// same Host and method in the same snapshot skips the policy and the name check (as `ForwardMemo` does for
+/// the forward proxy). The destination is the connection's own and cannot change.
+struct InterceptMemo {
+    let snapshotVersion: Int
+    let method: HTTPMethod
+    let host: String?
+    let targetHost: HostName
+    let authority: String
+    let verdict: Verdict
+    let interception: AccessLogEvent.Interception
 }
