@@ -52,6 +52,29 @@ struct RouteTableTests {
         let t = RouteTable(virtualHosts: [VirtualHost(name: "only", domains: [.exact("a.test")], routes: [])])
         #expect(t.match(authority: "b.test", path: "/", method: "GET", header: { _ in nil }) == nil)
     }
+
+    /// Envoy's domain wildcards: a suffix wildcard matches at any depth, the longest wildcard wins, suffixes
+    /// before prefixes, and a wildcard never matches its own text alone.
+    @Test func envoyWildcardsMatchAsEnvoy() throws {
+        func vhost(_ name: String, _ domains: [String]) throws -> VirtualHost {
+            VirtualHost(name: name, domains: try domains.map { try DomainPattern.parseEnvoy($0).get() },
+                        routes: [Route(name: name, match: RouteMatch(path: .stringPrefix("/")), action: .directResponse(status: 200, body: ""))])
+        }
+        let table = RouteTable(virtualHosts: [
+            try vhost("short", ["*.example.com"]), try vhost("long", ["*.api.example.com"]), try vhost("prefix", ["api.*"]),
+            try vhost("dash", ["*-internal.example.com"]), try vhost("any", ["*"]),
+        ])
+        func name(_ host: String) -> String { table.virtualHostIndex(forAuthority: Substring(host)).map { table.virtualHosts[$0].name } ?? "-" }
+        #expect(name("a.b.example.com") == "short")
+        #expect(name("v1.api.example.com") == "long")
+        #expect(name("api.example.com") == "short")  // suffix before prefix
+        #expect(name("api.other.org") == "prefix")
+        #expect(name("billing-internal.example.com") == "dash")
+        #expect(name("example.com") == "any")
+        #expect(name("api.") == "any")
+        #expect(DomainPattern.parseEnvoy("a*b.com").map(\.description) == .failure(.misplacedWildcard))
+        #expect(PathMatch.stringPrefix("/api").matches("/apix") && !PathMatch.prefix("/api").matches("/apix"))
+    }
 }
 
 struct RedirectTests {

@@ -7,12 +7,23 @@ public enum ConfigLoader {
     public static func decode(yaml: String, file: String, version: Int = 1) throws -> ConfigSnapshot {
         let context = DecodingContext(file: file)
         let root = try compose(yaml, file: file, ifEmpty: "the file is empty; it needs at least \"listeners\" and \"clusters\"")
-        let decoder = SnapshotDecoder(context: context)
-        let snapshot = decoder.snapshot(ConfigNode(node: root, path: "", context: context), file: file, version: version)
+        let snapshot: ConfigSnapshot?
+        if isEnvoyBootstrap(root) {
+            // An Envoy static bootstrap (`static_resources`): the subset Ferry reads, the rest refused by path.
+            snapshot = EnvoyBootstrapDecoder(context: context).snapshot(ConfigNode(node: root, path: "", context: context), file: file, version: version)
+        } else {
+            snapshot = SnapshotDecoder(context: context).snapshot(ConfigNode(node: root, path: "", context: context), file: file, version: version)
+        }
         if !context.diagnostics.isEmpty || snapshot == nil {
             throw ConfigError(context.diagnostics)
         }
         return snapshot!
+    }
+
+    /// Whether a YAML tree is an Envoy bootstrap rather than Ferry's own configuration.
+    static func isEnvoyBootstrap(_ root: Node) -> Bool {
+        if case .mapping(let mapping) = root { return mapping["static_resources"] != nil }
+        return false
     }
 
     /// Reads and decodes the file at `path`. Throws `ConfigError` (also when the file cannot be read).

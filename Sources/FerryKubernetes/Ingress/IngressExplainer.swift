@@ -150,6 +150,8 @@ public enum IngressExplainer {
             why = pathOK ? "matches regex \(r.pattern)" : "does not match regex \(r.pattern)"
         case .regexPrefix(let r):
             why = pathOK ? "regex \(r.pattern) matches at the start" : "regex \(r.pattern) does not match at the start"
+        case .stringPrefix(let p):
+            why = pathOK ? "starts with \(p)" : "does not start with \(p)"
         }
         if pathOK && !accepted {
             why += ", but the header or cookie condition does not hold"

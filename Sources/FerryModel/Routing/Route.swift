@@ -172,6 +172,9 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
     case regex(CompiledRegex)
     /// The expression found at the start of the path (nginx `location ~ ^…`): ingress-nginx `use-regex`.
     case regexPrefix(CompiledRegex)
+    /// The path starts with these characters, segment boundaries or not (Envoy's `prefix`: `/api` matches
+    /// `/apix`), unlike `prefix`, which compares whole segments (Kubernetes Ingress).
+    case stringPrefix(String)
 
     public func matches(_ path: Substring) -> Bool {
         switch self {
@@ -183,6 +186,8 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
             return regex.wholeMatch(path)
         case .regexPrefix(let regex):
             return regex.matchesPrefix(path)
+        case .stringPrefix(let prefix):
+            return path.utf8.starts(with: prefix.utf8)
         }
     }
 
@@ -205,17 +210,19 @@ public enum PathMatch: Sendable, Encodable, CustomStringConvertible {
         case .prefix(let p): "prefix \(p)"
         case .regex(let r): "regex \(r.pattern)"
         case .regexPrefix(let r): "regex prefix \(r.pattern)"
+        case .stringPrefix(let p): "string prefix \(p)"
         }
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case exact, prefix, regex, regexPrefix = "regex_prefix" }
+        enum K: String, CodingKey { case exact, prefix, regex, regexPrefix = "regex_prefix", stringPrefix = "string_prefix" }
         var c = encoder.container(keyedBy: K.self)
         switch self {
         case .exact(let p): try c.encode(p, forKey: .exact)
         case .prefix(let p): try c.encode(p, forKey: .prefix)
         case .regex(let r): try c.encode(r.pattern, forKey: .regex)
         case .regexPrefix(let r): try c.encode(r.pattern, forKey: .regexPrefix)
+        case .stringPrefix(let p): try c.encode(p, forKey: .stringPrefix)
         }
     }
 }

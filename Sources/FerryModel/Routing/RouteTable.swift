@@ -7,6 +7,9 @@ public struct RouteTable: Sendable {
     /// suffix after the first label, so lookup is one dictionary probe however many wildcards there are.
     private let wildcards: [String: Int]
     private let fallback: Int?
+    /// Envoy's suffix and prefix wildcards, longest first (Envoy's order: the longest wildcard wins).
+    private let suffixes: [(text: String, index: Int)]
+    private let prefixes: [(text: String, index: Int)]
     /// Each virtual host's route matches, in order: the only part of a route a lookup reads, kept apart so
     /// that trying a route copies nothing.
     private let matches: [[RouteMatch]]
@@ -16,15 +19,21 @@ public struct RouteTable: Sendable {
         var exact: [String: Int] = [:]
         var wildcards: [String: Int] = [:]
         var fallback: Int?
+        var suffixes: [(text: String, index: Int)] = [], prefixes: [(text: String, index: Int)] = []
         for (index, vhost) in virtualHosts.enumerated() {
             for domain in vhost.domains {
                 switch domain {
                 case .exact(let name): if exact[name] == nil { exact[name] = index }
                 case .wildcard(let suffix): if wildcards[suffix] == nil { wildcards[suffix] = index }
                 case .any: if fallback == nil { fallback = index }
+                case .suffix(let text): suffixes.append((text, index))
+                case .prefix(let text): prefixes.append((text, index))
                 }
             }
         }
+        // Stable: of two equally long wildcards the first written wins.
+        self.suffixes = suffixes.enumerated().sorted { ($0.element.text.count, -$0.offset) > ($1.element.text.count, -$1.offset) }.map(\.element)
+        self.prefixes = prefixes.enumerated().sorted { ($0.element.text.count, -$0.offset) > ($1.element.text.count, -$1.offset) }.map(\.element)
         self.wildcards = wildcards
         self.exact = exact
         self.fallback = fallback
@@ -37,10 +46,11 @@ public struct RouteTable: Sendable {
         public let route: Int
     }
 
-    /// Exact domain first, then the one-label wildcard for the host's parent domain, then `*`. Host names are
+    /// Exact domain first, then the one-label wildcard for the host's parent domain, then Envoy's suffix and
+    /// prefix wildcards (longest first), then `*`. Host names are
     /// compared without case, port or one trailing dot (`APP.EXAMPLE.:80` is `app.example`).
     public func virtualHostIndex(forAuthority authority: Substring) -> Int? {
-        if exact.isEmpty && wildcards.isEmpty { return fallback }
+        if exact.isEmpty && wildcards.isEmpty && suffixes.isEmpty && prefixes.isEmpty { return fallback }
         var host = RouteTable.hostWithoutPort(authority)
         if host.utf8.last == UInt8(ascii: ".") { host = host.dropLast() }
         let lower: String = host.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? host.lowercased() : String(host)
@@ -49,6 +59,9 @@ public struct RouteTable: Sendable {
            let index = wildcards[String(lower[dot...])] {
             return index
         }
+        let name = Substring(lower)
+        if let found = suffixes.first(where: { DomainPattern.suffix($0.text).matches(name) }) { return found.index }
+        if let found = prefixes.first(where: { DomainPattern.prefix($0.text).matches(name) }) { return found.index }
         return fallback
     }
 

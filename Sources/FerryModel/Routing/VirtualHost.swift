@@ -17,6 +17,25 @@ public enum DomainPattern: Sendable, Hashable, Encodable, CustomStringConvertibl
     case exact(String)
     case wildcard(suffix: String)  // stored with its leading dot: ".example.com"
     case any
+    /// Envoy's suffix wildcard (`*.example.com`, `*-api.example.com`): any host ending with the text after
+    /// `*`, however many labels come before it (never the text alone).
+    case suffix(String)
+    /// Envoy's prefix wildcard (`api.*`): any host starting with the text before `*` (never the text alone).
+    case prefix(String)
+
+    /// A domain as Envoy's `virtual_hosts[].domains` writes it: `*`, `*SUFFIX`, `PREFIX*` or a name.
+    public static func parseEnvoy(_ text: String) -> Result<DomainPattern, DomainPatternError> {
+        let lower = text.lowercased()
+        if lower == "*" { return .success(.any) }
+        if lower.isEmpty { return .failure(.empty) }
+        if lower.contains("/") || lower.contains(" ") { return .failure(.invalidCharacter) }
+        let stars = lower.filter { $0 == "*" }.count
+        if stars == 0 { return .success(.exact(lower)) }
+        guard stars == 1 else { return .failure(.misplacedWildcard) }
+        if lower.hasPrefix("*") { return .success(.suffix(String(lower.dropFirst()))) }
+        if lower.hasSuffix("*") { return .success(.prefix(String(lower.dropLast()))) }
+        return .failure(.misplacedWildcard)
+    }
 
     /// Parses a domain as written in configuration; nil with a reason when invalid.
     public static func parse(_ text: String) -> Result<DomainPattern, DomainPatternError> {
@@ -44,6 +63,10 @@ public enum DomainPattern: Sendable, Hashable, Encodable, CustomStringConvertibl
             guard host.count > suffix.count, host.hasSuffix(suffix) else { return false }
             let label = host.dropLast(suffix.count)
             return !label.contains(".")
+        case .suffix(let suffix):
+            return host.count > suffix.count && host.hasSuffix(suffix)
+        case .prefix(let prefix):
+            return host.count > prefix.count && host.hasPrefix(prefix)
         }
     }
 
@@ -52,6 +75,8 @@ public enum DomainPattern: Sendable, Hashable, Encodable, CustomStringConvertibl
         case .any: "*"
         case .exact(let name): name
         case .wildcard(let suffix): "*" + suffix
+        case .suffix(let suffix): "*" + suffix
+        case .prefix(let prefix): prefix + "*"
         }
     }
 
