@@ -67,8 +67,14 @@ struct EgressCommand: AsyncParsableCommand {
 
     /// `--allow` and `--deny` in the order they appear on the command line (the parser keeps one list per option).
     func orderedRules() -> [(AccessRule.Action, String)] {
+        Self.ordered(CommandLine.arguments, fallback: allows.map { (.allow, $0) } + denies.map { (.deny, $0) })
+    }
+
+    /// `--allow` and `--deny` of `arguments` in their order; `fallback` when they do not account for every
+    /// parsed rule (the command line is not ours: tests calling run()).
+    static func ordered(_ arguments: [String], fallback: [(AccessRule.Action, String)]) -> [(AccessRule.Action, String)] {
         var rules: [(AccessRule.Action, String)] = []
-        var args = CommandLine.arguments.dropFirst()[...]
+        var args = arguments.dropFirst()[...]
         while let arg = args.first {
             args = args.dropFirst()
             for (flag, action) in [("--allow", AccessRule.Action.allow), ("--deny", .deny)] {
@@ -80,11 +86,7 @@ struct EgressCommand: AsyncParsableCommand {
                 }
             }
         }
-        // Fall back to the parsed lists when the command line is not ours (tests calling run()).
-        if rules.count != allows.count + denies.count {
-            return allows.map { (.allow, $0) } + denies.map { (.deny, $0) }
-        }
-        return rules
+        return rules.count == fallback.count ? rules : fallback
     }
 
     func run() async throws {
