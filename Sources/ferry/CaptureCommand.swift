@@ -42,6 +42,12 @@ struct RulesCaptureCommand: ParsableCommand {
     @Option(name: .customLong("exclude-cidr"), help: "Never capture these destinations (repeatable).")
     var excludeCIDRs: [String] = []
 
+    @Option(name: .customLong("inbound-port"), help: "Pod scope: connections arriving for this port (the app's) go to the sidecar's inbound listener (repeatable).")
+    var inboundPorts: [Int] = []
+
+    @Option(help: "Pod scope: the sidecar's inbound port (ferry sidecar --inbound).")
+    var inboundProxyPort: Int = 15006
+
     @Option(name: .customLong("cluster-cidr"), help: "Node scope: the Pod network (repeatable), never captured.")
     var clusterCIDRs: [String] = []
 
@@ -80,6 +86,12 @@ struct RulesCaptureCommand: ParsableCommand {
             throw ValidationError("ports are between 1 and 65535, not \(port)")
         }
         options.includePorts = includePorts
+        if !inboundPorts.isEmpty {
+            guard scope == .pod else { throw ValidationError("--inbound-port is for --scope pod (a sidecar's inbound listener)") }
+            for port in inboundPorts + [inboundProxyPort] where !(1...65535).contains(port) { throw ValidationError("ports are between 1 and 65535, not \(port)") }
+            options.inboundPorts = inboundPorts
+            options.inboundProxyPort = inboundProxyPort
+        }
         options.excludePorts = excludePorts
         func ranges(_ texts: [String], _ flag: String) throws -> [IPRange] {
             try texts.map { text in
@@ -105,7 +117,7 @@ struct RulesCaptureCommand: ParsableCommand {
         do {
             if cleanup {
                 if dryRun {
-                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to \(CaptureRules.outputChain) and \(CaptureRules.preroutingChain), and the chains \(CaptureRules.outputChain), \(CaptureRules.preroutingChain), \(CaptureRules.redirectChain) (nat)"))
+                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to \(CaptureRules.outputChain) and \(CaptureRules.preroutingChain), and the chains \(CaptureRules.outputChain), \(CaptureRules.preroutingChain), \(CaptureRules.redirectChain), \(CaptureRules.inboundChain) (nat)"))
                     return
                 }
                 try CaptureRole.cleanup(mode: mode)

@@ -199,4 +199,49 @@ struct InterceptNamespaceTests {
             #expect(!(try await run(net.node, "iptables-save", []).stdout.contains("FERRY")))
         }
     }
+
+    /// `ferry sidecar` in a Pod with its rules: connections arriving for the app's port pass the inbound
+    /// listener (the app sees Ferry's Via), the Pod's outbound connections pass the outbound one, decided by
+    /// its rules, and the sidecar's own connection to the app over loopback is not captured again.
+    @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func aSidecarTakesBothDirections() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3", "setpriv"), let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("sidecar") { net, dir, processes in
+            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
+            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
+            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            // The app in the sidecar's Pod, and a site in the other namespace: the same little server.
+            for namespace in [net.pods[0], net.pods[1]] {
+                let (tool, args) = net.exec(in: namespace, "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+                let server = try Subprocess(tool, args)
+                processes.add(server)
+                #expect(await Waiting.until { server.stdout.contains("ready") }, "\(server.stderr)")
+            }
+            try "10.244.2.7 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            let sidecar = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.pods[0], Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
+                binary, "sidecar", "--app-port", "80", "--hosts-file", dir + "/hosts", "--allow", "origin.test",
+            ])
+            defer { Task { await sidecar.stop() } }
+            let (ruleTool, ruleArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture", "--inbound-port", "80"])
+            let applied = try await Subprocess.run(ruleTool, ruleArgs, timeout: .seconds(30))
+            #expect(applied.status == 0, "\(applied.stderr)")
+
+            // Inbound: from the other namespace to the app's port, through the sidecar.
+            let (inTool, inArgs) = net.exec(in: net.pods[1], "curl", ["-sS", "--max-time", "5", "http://10.244.1.5/in"])
+            let inbound = try await Subprocess.run(inTool, inArgs, timeout: .seconds(20))
+            #expect(inbound.stdout.contains(#""via": "1.1 ferry""#) && inbound.stdout.contains(#""peer": "127.0.0.1""#), "\(inbound.stdout) \(inbound.stderr)")
+            // Outbound: allowed by Host, refused otherwise.
+            let outbound = try await Self.curl(net, ["http://origin.test/out", "--resolve", "origin.test:80:10.244.2.7"])
+            #expect(outbound.code == "200" && outbound.body.contains(#""via": "1.1 ferry""#), "\(outbound)")
+            let refused = try await Self.curl(net, ["http://10.244.2.7/out"])
+            #expect(refused.code == "403", "\(refused)")
+            #expect(await Waiting.until { sidecar.accessLog.contains { $0.contains(#""listener":"inbound""#) } && sidecar.accessLog.contains { $0.contains(#""listener":"outbound""#) } },
+                    "\(sidecar.accessLog)")
+            #expect(sidecar.accessLog.filter { $0.contains(#""listener":"inbound""#) }.count == 1, "\(sidecar.accessLog)")
+            let (cleanTool, cleanArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture", "--cleanup"])
+            #expect(try await Subprocess.run(cleanTool, cleanArgs, timeout: .seconds(30)).status == 0)
+        }
+    }
 }

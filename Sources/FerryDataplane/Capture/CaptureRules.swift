@@ -28,6 +28,10 @@ public struct CaptureOptions: Sendable, Hashable {
     public var clusterCIDRs: [IPRange] = []
     public var serviceCIDRs: [IPRange] = []
     public var nodeCIDRs: [IPRange] = []
+    /// Pod scope: connections arriving for these ports (the app's) go to the sidecar's inbound listener
+    /// instead (Istio's ISTIO_INBOUND); the sidecar reaches the app over loopback, which is not captured.
+    public var inboundPorts: [Int] = []
+    public var inboundProxyPort = 15006
 
     public init() {}
 
@@ -44,6 +48,7 @@ public enum CaptureRules {
     public static let outputChain = "FERRY-CAPTURE-OUTPUT"
     public static let preroutingChain = "FERRY-CAPTURE-PREROUTING"
     public static let redirectChain = "FERRY-CAPTURE-REDIRECT"
+    public static let inboundChain = "FERRY-CAPTURE-INBOUND"
     /// The nftables table (family `inet`: IPv4 and IPv6 in one).
     public static let table = "ferry-capture"
 
@@ -51,6 +56,7 @@ public enum CaptureRules {
     public static func jumps(_ options: CaptureOptions) -> [(chain: String, rule: [String])] {
         var jumps = [(chain: "OUTPUT", rule: ["-p", "tcp", "-j", outputChain])]
         if options.scope == .node { jumps.append((chain: "PREROUTING", rule: ["-p", "tcp", "-j", preroutingChain])) }
+        if options.scope == .pod, !options.inboundPorts.isEmpty { jumps.append((chain: "PREROUTING", rule: ["-p", "tcp", "-j", inboundChain])) }
         return jumps
     }
 
@@ -59,6 +65,12 @@ public enum CaptureRules {
     public static func iptables(_ options: CaptureOptions, ipv6: Bool = false) -> String {
         var lines = ["*nat", ":\(outputChain) - [0:0]", ":\(redirectChain) - [0:0]"]
         if options.scope == .node { lines.append(":\(preroutingChain) - [0:0]") }
+        if options.scope == .pod, !options.inboundPorts.isEmpty {
+            lines.append(":\(inboundChain) - [0:0]")
+            for group in portGroups(options.inboundPorts) {
+                lines.append("-A \(inboundChain) -p tcp -m multiport --dports \(group) -m comment --comment \"ferry capture: inbound to the sidecar\" -j REDIRECT --to-ports \(options.inboundProxyPort)")
+            }
+        }
         // Where captured connections go.
         if let address = options.proxyAddress, options.scope == .node {
             let target = ipv6 ? "[\(address)]:\(options.proxyPort)" : "\(address):\(options.proxyPort)"
@@ -123,6 +135,10 @@ public enum CaptureRules {
         }
         chain("output", hook: "output", owner: true)
         if options.scope == .node { chain("prerouting", hook: "prerouting", owner: false) }
+        if options.scope == .pod, !options.inboundPorts.isEmpty {
+            out += "\tchain inbound {\n\t\ttype nat hook prerouting priority -110; policy accept;\n"
+            out += "\t\ttcp dport { \(options.inboundPorts.map(String.init).joined(separator: ", ")) } redirect to :\(options.inboundProxyPort) comment \"inbound to the sidecar\"\n\t}\n"
+        }
         out += "}\n"
         return out
     }
