@@ -6,7 +6,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "One proxy for every role in a Kubernetes cluster.",
-        subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self, IngressCommand.self, ExplainCommand.self, EgressCommand.self, SidecarCommand.self, EnvCommand.self, APIProxyCommand.self, ServiceProxyCommand.self, RulesCommand.self, DeployCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, DemoCommand.self, IngressCommand.self, ExplainCommand.self, EgressCommand.self, SidecarCommand.self, InjectCommand.self, EnvCommand.self, APIProxyCommand.self, ServiceProxyCommand.self, RulesCommand.self, DeployCommand.self]
     )
 
     /// Parses the arguments as kubectl's flag library does, then runs the command.

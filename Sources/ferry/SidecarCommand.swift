@@ -12,7 +12,8 @@ struct SidecarCommand: AsyncParsableCommand {
         only when given. Outbound: --outbound (default 0.0.0.0:15001) takes the connections `ferry rules capture`
         redirects, decided by --allow/--deny as ferry egress decides them (Host, TLS server name, address).
         --envoy-config FILE runs an Envoy static bootstrap instead (the subset ferry validate accepts); the file is
-        the sidecar's whole configuration, as Envoy's is, and is reloaded on edit.
+        the sidecar's whole configuration, as Envoy's is, and is reloaded on edit; --admin, when given, replaces
+        the file's admin address.
         Run it as the UID the capture rules exempt (1337 by default).
         """
     )
@@ -63,7 +64,12 @@ struct SidecarCommand: AsyncParsableCommand {
             guard allows.isEmpty, denies.isEmpty, inboundSources.isEmpty else {
                 throw ValidationError("--envoy-config is the whole configuration: --allow, --deny and --inbound-allow-source go into the file instead")
             }
-            try await serveWatched(ConfigFileSource(path: envoyConfig), options: serving.runnerOptions, command: "ferry sidecar",
+            // An explicit --admin wins over the file's (the Pod's probes name it).
+            var source: any ConfigSource = ConfigFileSource(path: envoyConfig)
+            if CommandLine.arguments.contains(where: { $0 == "--admin" || $0.hasPrefix("--admin=") }), let adminAddress = try address(admin, "--admin") {
+                source = AdjustedSource(source) { $0.admin = AdminSettings(address: adminAddress) }
+            }
+            try await serveWatched(source, options: serving.runnerOptions, command: "ferry sidecar",
                                    refused: "the Envoy configuration was refused", extraServices: services, onStart: onStart)
             return
         }

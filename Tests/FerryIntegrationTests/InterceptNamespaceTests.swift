@@ -1,6 +1,7 @@
 import FerryTestSupport
 import Foundation
 import Testing
+import Yams
 
 /// Transparent egress capture with real kernel rules: a "pod" namespace (10.244.1.5) whose outbound TCP is
 /// sent to `ferry egress --intercept` by `ferry rules capture`, Ferry running in it as UID 1337 (so its own
@@ -242,6 +243,58 @@ struct InterceptNamespaceTests {
             #expect(sidecar.accessLog.filter { $0.contains(#""listener":"inbound""#) }.count == 1, "\(sidecar.accessLog)")
             let (cleanTool, cleanArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture", "--cleanup"])
             #expect(try await Subprocess.run(cleanTool, cleanArgs, timeout: .seconds(30)).status == 0)
+        }
+    }
+
+    /// What `ferry inject` writes, run as the kubelet would: the capture init container's command as root,
+    /// then the sidecar's as UID 1337 — and the Pod's traffic is captured both ways.
+    @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func theInjectedPodsContainersCaptureItsTraffic() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3", "setpriv"), let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("inject") { net, dir, processes in
+            try """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: app, annotations: {ferry.dev/allow: origin.test}}
+            spec:
+              containers: [{name: app, image: app, ports: [{containerPort: 80}]}]
+            """.write(toFile: dir + "/pod.yaml", atomically: true, encoding: .utf8)
+            let injected = try await Subprocess.run(binary, ["inject", "-f", dir + "/pod.yaml"], timeout: .seconds(30))
+            #expect(injected.status == 0, "\(injected.stderr)")
+            let pod = try #require(try Yams.load(yaml: injected.stdout) as? [String: Any])
+            let initContainers = try #require((pod["spec"] as? [String: Any])?["initContainers"] as? [[String: Any]])
+            let capture = try #require(initContainers.first { $0["name"] as? String == "ferry-capture" }?["args"] as? [String])
+            let sidecarArgs = try #require(initContainers.first { $0["name"] as? String == "ferry" }?["args"] as? [String])
+
+            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
+            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
+            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            for namespace in [net.pods[0], net.pods[1]] {
+                let (tool, args) = net.exec(in: namespace, "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+                let server = try Subprocess(tool, args)
+                processes.add(server)
+                #expect(await Waiting.until { server.stdout.contains("ready") }, "\(server.stderr)")
+            }
+            // The init container, then the native sidecar (with the test's names: no DNS in these namespaces).
+            let (ruleTool, ruleArgs) = net.exec(in: net.pods[0], binary, capture)
+            let applied = try await Subprocess.run(ruleTool, ruleArgs, timeout: .seconds(30))
+            #expect(applied.status == 0, "\(capture): \(applied.stderr)")
+            try "10.244.2.7 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            let sidecar = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.pods[0], Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups", binary,
+            ] + sidecarArgs + ["--hosts-file", dir + "/hosts"])
+            defer { Task { await sidecar.stop() } }
+
+            let outbound = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:10.244.2.7"])
+            #expect(outbound.code == "200" && outbound.body.contains(#""via": "1.1 ferry""#), "\(outbound)")
+            #expect(try await Self.curl(net, ["http://10.244.2.7/"]).code == "403")
+            let (inTool, inArgs) = net.exec(in: net.pods[1], "curl", ["-sS", "--max-time", "5", "http://10.244.1.5/"])
+            let inbound = try await Subprocess.run(inTool, inArgs, timeout: .seconds(20))
+            #expect(inbound.stdout.contains(#""via": "1.1 ferry""#), "\(inbound.stdout) \(inbound.stderr)")
+            // The probes' address answers from outside the Pod (the kubelet's view).
+            let (probeTool, probeArgs) = net.exec(in: net.node, "curl", ["-sS", "--max-time", "5", "-w", "%{http_code}", "-o", "/dev/null", "http://10.244.1.5:15020/ready"])
+            #expect(try await Subprocess.run(probeTool, probeArgs, timeout: .seconds(20)).stdout == "200")
         }
     }
 }

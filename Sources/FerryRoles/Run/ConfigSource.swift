@@ -87,3 +87,25 @@ public struct ConfigFileSource: ConfigSource {
         return [Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size), Int(info.st_ino)].map(String.init)
     }
 }
+
+/// Another source with a change made to every snapshot it loads (`ferry sidecar --envoy-config` with
+/// `--admin`: the probes' address, whatever the file says).
+public struct AdjustedSource: ConfigSource {
+    public let base: any ConfigSource
+    public let adjust: @Sendable (inout ConfigSnapshot) -> Void
+
+    public init(_ base: any ConfigSource, adjust: @escaping @Sendable (inout ConfigSnapshot) -> Void) {
+        self.base = base
+        self.adjust = adjust
+    }
+
+    public var name: String { base.name }
+    public func stamp() -> SourceStamp? { base.stamp() }
+    public var pollInterval: Duration { base.pollInterval }
+    public func stampAfterLoad(_ before: SourceStamp?) -> SourceStamp? { base.stampAfterLoad(before) }
+    public func load(version: Int) throws -> ConfigSnapshot {
+        var snapshot = try base.load(version: version)
+        adjust(&snapshot)
+        return snapshot
+    }
+}
