@@ -35,6 +35,8 @@ public struct WatchedResource: Sendable, Hashable {
     public static let ingresses = WatchedResource(groupVersionPath: "/apis/networking.k8s.io/v1", resource: "ingresses", kind: "Ingress", apiVersion: "networking.k8s.io/v1")
     public static let ingressClasses = WatchedResource(groupVersionPath: "/apis/networking.k8s.io/v1", resource: "ingressclasses", kind: "IngressClass", apiVersion: "networking.k8s.io/v1")
     public static let secrets = WatchedResource(groupVersionPath: "/api/v1", resource: "secrets", kind: "Secret", apiVersion: "v1")
+    /// Pods in every namespace (the egress proxy's client addresses).
+    public static let pods = WatchedResource(groupVersionPath: "/api/v1", resource: "pods", kind: "Pod", apiVersion: "v1")
     public static let serviceCIDRs = WatchedResource(groupVersionPath: "/apis/networking.k8s.io/v1", resource: "servicecidrs", kind: "ServiceCIDR", apiVersion: "networking.k8s.io/v1")
 
     /// One Node, by name (kube-proxy watches only its own).

@@ -1,6 +1,9 @@
 import ArgumentParser
+import FerryKubernetesClient
 import FerryModel
 import FerryRoles
+import Logging
+import ServiceLifecycle
 
 struct EgressCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,6 +53,11 @@ struct EgressCommand: AsyncParsableCommand {
 
     @Option(help: "How intercepted connections arrive: redirect (REDIRECT/DNAT, read with SO_ORIGINAL_DST) or tproxy.")
     var interceptMode: String = "redirect"
+
+    @Flag(help: "Watch the cluster's Pods (list + watch) to know which Pod each client address is: rules may then select `namespaces NS,...` and `pods KEY=VALUE,...`, and the audit line names the Pod. Uses --kubeconfig/--context or the Pod's service account.")
+    var watchPods = false
+
+    @OptionGroup var credentials: ClusterCredentialOptions
 
     @Option(help: "Print the verdict for this URL and exit, without listening.")
     var explain: String?
@@ -127,8 +135,16 @@ struct EgressCommand: AsyncParsableCommand {
                 guard let address = HostPort(parsing: withHost), address.port > 0 else { throw ValidationError("--intercept expects PORT or HOST:PORT, got \"\(text)\"") }
                 settings.intercepts.append(address)
             }
+            var services: [any Service] = []
+            if watchPods {
+                let watch = try await KubernetesWatchService.start(kubeconfig: credentials.kubeconfig, context: credentials.context, resources: [.pods], logger: Logger(label: "ferry"))
+                settings.sourceIdentities = PodDirectory(caches: watch.caches)
+                services.append(watch)
+            } else if credentials.given {
+                throw ValidationError("--kubeconfig and --context are for --watch-pods")
+            }
             let config = try EgressRole.snapshot(settings)
-            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil)
+            try await ProxyRunner.run(config: config, options: serving.runnerOptions, watch: nil, extraServices: services)
         } catch let error as ExitCode {
             throw error
         } catch let error as ValidationError {

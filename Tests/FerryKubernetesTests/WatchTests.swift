@@ -275,3 +275,35 @@ struct ClusterWriteTests {
         #expect(translation.events.contains { $0.ingress == "demo/shop" && $0.reason == "AnnotationIgnored" }, "\(translation.events)")
     }
 }
+
+/// Which Pod holds an address: scheduled Pods with their IPs; host-network and finished Pods hold none; of
+/// two Pods claiming one address, the newer.
+struct PodAddressTableTests {
+    static func pod(_ namespace: String, _ name: String, ips: [String], version: Int, phase: String = "Running", hostNetwork: Bool = false) -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: name, namespace: namespace, labels: ["app": name], resourceVersion: String(version)))
+        pod.ips = ips.compactMap(IPAddress.init(parsing:))
+        pod.phase = phase
+        pod.hostNetwork = hostNetwork
+        return pod
+    }
+
+    @Test func theNewestPodHoldingAnAddressNamesIt() {
+        let table = PodAddressTable.build([
+            Self.pod("shop", "old", ips: ["10.244.1.5"], version: 10),
+            Self.pod("web", "new", ips: ["10.244.1.5", "fd00::5"], version: 20),
+            Self.pod("shop", "done", ips: ["10.244.1.6"], version: 30, phase: "Succeeded"),
+            Self.pod("kube-system", "proxy", ips: ["192.168.1.10"], version: 40, hostNetwork: true),
+            Self.pod("shop", "pending", ips: [], version: 50, phase: "Pending"),
+        ])
+        #expect(table[IPAddress(parsing: "10.244.1.5")!] == SourceIdentity(namespace: "web", pod: "new", labels: ["app": "new"]))
+        #expect(table[IPAddress(parsing: "fd00::5")!]?.pod == "new")
+        #expect(table[IPAddress(parsing: "10.244.1.6")!] == nil && table[IPAddress(parsing: "192.168.1.10")!] == nil)
+        #expect(table.count == 2)
+    }
+
+    @Test func aPodIsDecodedFromItsWatchEvent() throws {
+        let event = try WatchEventDecoder.decode(line: #"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"cart","namespace":"shop","resourceVersion":"7","labels":{"app":"cart"}},"spec":{"containers":[{"name":"a","image":"a"}]},"status":{"phase":"Running","podIP":"10.244.1.5","podIPs":[{"ip":"10.244.1.5"},{"ip":"fd00::5"}]}}}"#)
+        guard case .pod(let pod)? = event.object else { Issue.record("expected a Pod: \(event)"); return }
+        #expect(pod.ips.map(\.description) == ["10.244.1.5", "fd00::5"] && pod.metadata.labels == ["app": "cart"] && pod.holdsAddresses)
+    }
+}

@@ -166,3 +166,30 @@ import Testing
         #expect(!error.problem.isEmpty)
     }
 }
+
+/// Rules that select the client's Pod (namespace, labels): they apply only to a known Pod that matches.
+struct SourceSelectorTests {
+    static func request(_ identity: SourceIdentity?) -> AccessRequest {
+        var r = AccessRequest(host: .name("pay.test"), port: 443, method: "CONNECT", source: IPAddress(parsing: "10.244.1.5"))
+        r.sourceIdentity = identity
+        return r
+    }
+
+    @Test func namespacesAndLabelsSelectTheSourcePod() throws {
+        let rule = try AccessRule.parse(.allow, "pay.test namespaces shop,billing pods app=cart,tier=edge").get()
+        #expect(rule.match.namespaces == ["shop", "billing"] && rule.match.podLabels == ["app": "cart", "tier": "edge"])
+        let cart = SourceIdentity(namespace: "shop", pod: "cart-1", labels: ["app": "cart", "tier": "edge", "extra": "x"])
+        #expect(rule.match.matches(Self.request(cart)))
+        #expect(!rule.match.matches(Self.request(SourceIdentity(namespace: "web", pod: "cart-1", labels: cart.labels))))
+        #expect(!rule.match.matches(Self.request(SourceIdentity(namespace: "shop", pod: "cart-1", labels: ["app": "cart"]))))
+        #expect(!rule.match.matches(Self.request(nil)), "an unknown source is never selected")
+        // A rule without selectors still applies to everyone.
+        #expect(try AccessRule.parse(.allow, "pay.test").get().match.matches(Self.request(nil)))
+    }
+
+    @Test func badSelectorsSayWhatToWrite() {
+        func problem(_ text: String) -> String? { if case .failure(let e) = AccessRule.parse(.allow, text) { return e.problem } else { return nil } }
+        #expect(problem("pay.test pods app") == "\"app\" after \"pods\" is not a label KEY=VALUE")
+        #expect(problem("pay.test namespaces") == "\"namespaces\" needs a comma-separated list, as: .example.com namespaces shop,web")
+    }
+}

@@ -47,7 +47,7 @@ extension SnapshotDecoder {
                 return nil
             }
         }
-        guard let c = body.fields(allowed: ["domains", "addresses", "ports", "methods", "sources", "users"]) else { return nil }
+        guard let c = body.fields(allowed: ["domains", "addresses", "ports", "methods", "sources", "users", "namespaces", "pod_labels"]) else { return nil }
         var match = AccessMatch()
         var ok = true
         for d in c["domains"]?.items("domains") ?? [] {
@@ -66,6 +66,17 @@ extension SnapshotDecoder {
         }
         match.methods = (c["methods"]?.items("methods") ?? []).compactMap { $0.string()?.uppercased() }
         match.users = (c["users"]?.items("users") ?? []).compactMap { $0.string() }
+        match.namespaces = (c["namespaces"]?.items("namespaces") ?? []).compactMap { $0.string() }
+        if let labels = c["pod_labels"] {
+            if case .mapping(let mapping) = labels.node {
+                for (key, value) in mapping {
+                    if let k = key.scalar?.string, let v = labels.child(k, value).string() { match.podLabels[k] = v }
+                }
+            } else {
+                labels.error("expected a mapping of label to value, e.g. {app: web}")
+                ok = false
+            }
+        }
         guard ok else { return nil }
         return AccessRule(action: action, match: match, text: "\(action.rawValue) \(AccessRule.describe(match))")
     }
@@ -129,6 +140,8 @@ extension AccessRule {
         if !m.methods.isEmpty { parts.append("methods " + m.methods.joined(separator: ",")) }
         if !m.sources.isEmpty { parts.append("from " + m.sources.map(\.description).joined(separator: ",")) }
         if !m.users.isEmpty { parts.append("for " + m.users.joined(separator: ",")) }
+        if !m.namespaces.isEmpty { parts.append("namespaces " + m.namespaces.joined(separator: ",")) }
+        if !m.podLabels.isEmpty { parts.append("pods " + m.podLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")) }
         return parts.joined(separator: " ")
     }
 }

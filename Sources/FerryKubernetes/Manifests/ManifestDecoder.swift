@@ -91,6 +91,15 @@ public enum ManifestDecoder {
             node.taintKeys = root["spec"]["taints"].items.compactMap { $0["key"].string }
             set.nodes.append(node)
             decoded = true
+        case ("Pod", "v1"):
+            guard let meta = metadata(root, kind: kind, namespaced: true) else { return }
+            var pod = Pod(metadata: meta)
+            let listed = root["status"]["podIPs"].items.compactMap { $0["ip"].string }
+            pod.ips = (listed.isEmpty ? [root["status"]["podIP"].string].compactMap { $0 } : listed).compactMap(IPAddress.init(parsing:))
+            pod.hostNetwork = root["spec"]["hostNetwork"].string == "true"
+            pod.phase = root["status"]["phase"].string ?? ""
+            set.pods.append(pod)
+            decoded = true
         case ("ServiceCIDR", "networking.k8s.io/v1"):
             guard let meta = metadata(root, kind: kind, namespaced: false) else { return }
             var cidrs: [IPRange] = []

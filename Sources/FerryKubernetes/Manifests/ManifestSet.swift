@@ -9,6 +9,8 @@ public struct ManifestSet: Sendable {
     public var serviceCIDRs: [ServiceCIDR] = []
     /// Nodes (a service proxy reads its own).
     public var nodes: [ClusterNode] = []
+    /// Pods (the egress proxy reads their addresses).
+    public var pods: [Pod] = []
     /// `kind` → how many objects of it were skipped.
     public var skippedKinds: [String: Int] = [:]
     /// The files read, in order.
@@ -24,6 +26,7 @@ public struct ManifestSet: Sendable {
         secrets += other.secrets
         serviceCIDRs += other.serviceCIDRs
         nodes += other.nodes
+        pods += other.pods
         skippedKinds.merge(other.skippedKinds, uniquingKeysWith: +)
         files += other.files
     }

@@ -10,6 +10,7 @@ public enum KubernetesObject: Sendable {
     case secret(Secret)
     case serviceCIDR(ServiceCIDR)
     case node(ClusterNode)
+    case pod(Pod)
 
     public var metadata: ObjectMeta {
         switch self {
@@ -20,6 +21,7 @@ public enum KubernetesObject: Sendable {
         case .secret(let o): o.metadata
         case .serviceCIDR(let o): o.metadata
         case .node(let o): o.metadata
+        case .pod(let o): o.metadata
         }
     }
 
@@ -33,6 +35,7 @@ public enum KubernetesObject: Sendable {
         case .secret(let o): set.secrets.append(o)
         case .serviceCIDR(let o): set.serviceCIDRs.append(o)
         case .node(let o): set.nodes.append(o)
+        case .pod(let o): set.pods.append(o)
         }
     }
 
@@ -45,6 +48,7 @@ public enum KubernetesObject: Sendable {
         if let o = set.secrets.first { return .secret(o) }
         if let o = set.serviceCIDRs.first { return .serviceCIDR(o) }
         if let o = set.nodes.first { return .node(o) }
+        if let o = set.pods.first { return .pod(o) }
         return nil
     }
 }

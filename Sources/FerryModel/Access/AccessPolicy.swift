@@ -61,6 +61,8 @@ public struct AccessRequest: Sendable {
     public var method: String
     public var source: IPAddress?
     public var user: String?
+    /// The Pod the source address belongs to, when the proxy watches Pods and knows it.
+    public var sourceIdentity: SourceIdentity?
 
     public init(host: HostName, resolved: IPAddress? = nil, port: Int, method: String, source: IPAddress? = nil, user: String? = nil) {
         self.host = host
@@ -126,6 +128,10 @@ public struct AccessMatch: Sendable, Hashable {
     public var methods: [String]
     public var sources: [IPRange]
     public var users: [String]
+    /// The source Pod's namespace is one of these (a client whose Pod is unknown never matches).
+    public var namespaces: [String] = []
+    /// The source Pod carries all these labels.
+    public var podLabels: [String: String] = [:]
 
     public init(domains: [DomainMatcher] = [], addresses: [IPRange] = [], ports: [ClosedRange<Int>] = [], methods: [String] = [], sources: [IPRange] = [], users: [String] = []) {
         self.domains = domains
@@ -150,6 +156,12 @@ public struct AccessMatch: Sendable, Hashable {
         }
         if !users.isEmpty {
             guard let u = r.user, users.contains(u) else { return false }
+        }
+        if !namespaces.isEmpty {
+            guard let identity = r.sourceIdentity, namespaces.contains(identity.namespace) else { return false }
+        }
+        if !podLabels.isEmpty {
+            guard let identity = r.sourceIdentity, podLabels.allSatisfy({ identity.labels[$0.key] == $0.value }) else { return false }
         }
         return true
     }

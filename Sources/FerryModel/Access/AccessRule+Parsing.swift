@@ -4,7 +4,8 @@ extension AccessRule {
     /// brackets when ports follow: `[fd00::/8]:443`) or `*`, and PORTS is `443`, `8000-8999` or `80,443`.
     /// Clauses say what the YAML form says, each a comma-separated list:
     /// `at CIDRS` (the name must resolve into these addresses), `methods GET,HEAD`, `from CIDRS` (client
-    /// addresses) and `for alice,bob` (authenticated users).
+    /// addresses), `for alice,bob` (authenticated users), `namespaces shop,web` and `pods app=web,tier=front`
+    /// (the client's Pod, when Pods are watched).
     /// Returns a message saying what to fix when the text is not a rule.
     public static func parse(_ action: Action, _ text: String) -> Result<AccessRule, AccessRuleError> {
         let words = text.split(separator: " ", omittingEmptySubsequences: true)
@@ -12,14 +13,14 @@ extension AccessRule {
         var clauses: [String: [String]] = [:]
         var current: String?
         for word in words.dropFirst() {
-            if ["at", "methods", "from", "for"].contains(word) {
+            if ["at", "methods", "from", "for", "namespaces", "pods"].contains(word) {
                 guard clauses[String(word)] == nil else { return .failure(AccessRuleError(text, "\"\(word)\" appears twice")) }
                 current = String(word)
                 clauses[String(word)] = []
                 continue
             }
             guard let key = current else {
-                return .failure(AccessRuleError(text, "after the target come clauses: at CIDRS, methods M,M, from CIDRS, for USERS"))
+                return .failure(AccessRuleError(text, "after the target come clauses: at CIDRS, methods M,M, from CIDRS, for USERS, namespaces NS,NS, pods KEY=VALUE,..."))
             }
             clauses[key]!.append(contentsOf: word.split(separator: ",").map(String.init))
         }
@@ -38,6 +39,12 @@ extension AccessRule {
                 guard let range = IPRange(parsing: value) else { return .failure(AccessRuleError(text, "\"\(value)\" after \"from\" is not an address or CIDR")) }
                 rule.match.sources.append(range)
             }
+            rule.match.namespaces = clauses["namespaces"] ?? []
+            for value in clauses["pods"] ?? [] {
+                let parts = value.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty else { return .failure(AccessRuleError(text, "\"\(value)\" after \"pods\" is not a label KEY=VALUE")) }
+                rule.match.podLabels[String(parts[0])] = String(parts[1])
+            }
             for value in clauses["methods"] ?? [] {
                 let method = value.uppercased()
                 guard method.utf8.allSatisfy({ ($0 >= 65 && $0 <= 90) || $0 == 45 }) else { return .failure(AccessRuleError(text, "\"\(value)\" is not a method")) }
@@ -48,7 +55,8 @@ extension AccessRule {
     }
 
     static let clauseExample = ["at": "registry.internal:443 at 10.20.0.0/16", "methods": ".example.com methods GET,HEAD",
-                                "from": ".example.com from 10.1.0.0/16", "for": ".example.com for alice,bob"]
+                                "from": ".example.com from 10.1.0.0/16", "for": ".example.com for alice,bob",
+                                "namespaces": ".example.com namespaces shop,web", "pods": ".example.com pods app=web"]
 
     static func parseTarget(_ action: Action, _ ruleText: Substring, whole text: String) -> Result<AccessRule, AccessRuleError> {
         var target = ruleText

@@ -86,6 +86,9 @@ public struct ForwardProxySettings: Sendable, Encodable {
     public var upstreamProxies: [UpstreamProxyRule]
     /// When set, every request must carry `Proxy-Authorization: Basic` for one of these users (else 407).
     public var users: ProxyUsers?
+    /// The Pods behind client addresses (a watch of the Kubernetes API), for rules that select namespaces
+    /// or Pod labels and for the audit line; nil: sources are addresses only.
+    public var sourceIdentities: (any SourceIdentityLookup)?
 
     public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5), upstreamProxies: [UpstreamProxyRule] = [], users: ProxyUsers? = nil) {
         self.users = users

@@ -86,6 +86,12 @@ final class CompiledForwardProxy: Sendable {
     /// Set when the listener requires proxy authentication.
     let authenticator: ProxyAuthenticator?
 
+    /// The Pod behind a client address, when Pods are watched.
+    func identify(_ address: IPAddress?) -> SourceIdentity? {
+        guard let lookup = settings.sourceIdentities, let address else { return nil }
+        return lookup.identity(of: address)
+    }
+
     init(_ settings: ForwardProxySettings, listener: String, metrics: ProxyMetrics) throws {
         self.settings = settings
         var parents: [HostPort: SocketAddress] = [:]

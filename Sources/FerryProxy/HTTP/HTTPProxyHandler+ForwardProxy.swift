@@ -44,7 +44,11 @@ extension HTTPProxyHandler {
         ex.isConnect = isConnect
         ex.event.authority = ForwardTarget.authorityText(target)
         ex.snapshotVersion = snapshotVersion
-        let request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: clientIPAddress)
+        var request = AccessRequest(host: target.host, port: target.port, method: head.method.rawValue, source: clientIPAddress)
+        if let identity = forward.identify(clientIPAddress) {
+            request.sourceIdentity = identity
+            ex.event.source = identity
+        }
         guard let authenticator = forward.authenticator else {
             decide(request, target: target, head: head, summary: summary, forward: forward, context: context)
             return
@@ -159,7 +163,8 @@ extension HTTPProxyHandler {
         ex.destination = socketAddress
         use(forward.cluster, snapshotVersion: ex.snapshotVersion)
         ex.event.upstream = HTTPProxyHandler.describe(socketAddress)
-        if case .absolute(let host, let port, let authority, _) = target, forward.authenticator == nil, let prefix = ForwardMemo.prefix(of: head.uri) {
+        // Not remembered when Pods are watched: the Pod behind the client address may change.
+        if case .absolute(let host, let port, let authority, _) = target, forward.authenticator == nil, forward.settings.sourceIdentities == nil, let prefix = ForwardMemo.prefix(of: head.uri) {
             forwardMemo = ForwardMemo(snapshotVersion: ex.snapshotVersion, prefix: prefix, method: head.method, host: host, port: port,
                                       authority: authority, verdict: verdict, destination: socketAddress, upstreamName: ex.event.upstream)
         }

@@ -32,7 +32,11 @@ extension HTTPProxyHandler {
         }
         ex.event.interception = .init(originalDestination: original, decidedOn: target == nil ? "address" : "host")
         ex.event.authority = summary.host ?? original
-        let request = AccessRequest(host: target?.host ?? .address(address), resolved: address, port: port, method: head.method.rawValue, source: clientIPAddress)
+        var request = AccessRequest(host: target?.host ?? .address(address), resolved: address, port: port, method: head.method.rawValue, source: clientIPAddress)
+        if let identity = forward.identify(clientIPAddress) {
+            request.sourceIdentity = identity
+            ex.event.source = identity
+        }
         let verdict = forward.settings.policy.evaluate(request)
         ex.event.verdict = verdict
         guard verdict.allowed else {
@@ -72,7 +76,7 @@ extension HTTPProxyHandler {
 
     private func proceedIntercepted(to destination: SocketAddress, target: ForwardTarget, head: HTTPRequestHead, summary: RequestSummary, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
         guard let ex = exchange else { return }
-        if let verdict = ex.event.verdict, let interception = ex.event.interception, forward.authenticator == nil {
+        if let verdict = ex.event.verdict, let interception = ex.event.interception, forward.authenticator == nil, forward.settings.sourceIdentities == nil {
             interceptMemo = InterceptMemo(snapshotVersion: ex.snapshotVersion, method: head.method, host: summary.host, targetHost: target.host,
                                           authority: ex.event.authority, verdict: verdict, interception: interception)
         }

@@ -25,6 +25,8 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var clientEnded = false
     private var decided = false
     private var timeout: Scheduled<Void>?
+    /// The client's Pod, once looked up (for the access log).
+    private var source: SourceIdentity?
     private let startedAt = NIODeadline.now()
     private let startTime = WallClock.now()
 
@@ -126,7 +128,9 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func decideByAddress(_ ip: IPAddress, destination: SocketAddress, basis: String, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
-        let request = AccessRequest(host: .address(ip), resolved: ip, port: destination.port ?? 0, method: "CONNECT", source: clientAddress?.ipValue)
+        var request = AccessRequest(host: .address(ip), resolved: ip, port: destination.port ?? 0, method: "CONNECT", source: clientAddress?.ipValue)
+        request.sourceIdentity = forward.identify(clientAddress?.ipValue)
+        source = request.sourceIdentity
         conclude(forward.settings.policy.evaluate(request), authority: HTTPProxyHandler.describe(destination), basis: basis, destination: destination, context: context)
     }
 
@@ -134,7 +138,9 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// client cannot name an allowed site while connecting to another).
     private func decideByName(_ name: String, destination: SocketAddress, address: IPAddress, forward: CompiledForwardProxy, context: ChannelHandlerContext) {
         let port = destination.port ?? 0
-        let request = AccessRequest(host: .name(name), resolved: address, port: port, method: "CONNECT", source: clientAddress?.ipValue)
+        var request = AccessRequest(host: .name(name), resolved: address, port: port, method: "CONNECT", source: clientAddress?.ipValue)
+        request.sourceIdentity = forward.identify(clientAddress?.ipValue)
+        source = request.sourceIdentity
         let authority = "\(name):\(port)"
         let verdict = forward.settings.policy.evaluate(request)
         guard verdict.allowed else {
@@ -235,6 +241,7 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func logEvent() -> AccessLogEvent {
         var event = AccessLogEvent(startTime: startTime, listener: environment.listenerName, downstream: clientAddress.map(HTTPProxyHandler.describe) ?? "unknown")
         event.httpVersion = "-"
+        event.source = source
         return event
     }
 

@@ -31,6 +31,8 @@ public struct AccessLogEvent: Sendable {
     public var user: String = ""
     /// On routes to a Kubernetes API server: what the request asks for.
     public var kubernetes: KubernetesRequest?
+    /// The Pod behind the client address, when the forward proxy watches Pods and knows it.
+    public var source: SourceIdentity?
     /// On intercept listeners: where the connection was going, and what the decision was based on.
     public var interception: Interception?
 

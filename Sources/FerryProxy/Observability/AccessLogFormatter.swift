@@ -57,6 +57,10 @@ public enum AccessLogFormatter {
             w.field("rule", string: v.rule.map { "\($0): \(v.text)" } ?? v.text)
             if !v.allowed { w.field("reason", string: v.reason) }
         }
+        if let source = e.source {
+            w.field("source_namespace", string: source.namespace)
+            w.field("source_pod", string: source.pod)
+        }
         if let i = e.interception {
             w.field("original_destination", string: i.originalDestination)
             w.field("decided_on", string: i.decidedOn)

@@ -16,6 +16,8 @@ public enum EgressRole {
         /// Listeners for kernel-redirected connections (`--intercept`), decided by the same policy.
         public var intercepts: [HostPort] = []
         public var intercept = InterceptSettings()
+        /// The Pods behind client addresses (`--watch-pods`), for rules with `namespaces`/`pods` and the audit line.
+        public var sourceIdentities: (any SourceIdentityLookup)?
 
         public init(listen: HostPort = EgressRole.defaultListen, admin: HostPort = AdminSettings().address, policy: AccessPolicy, hostsFile: String? = nil, upstreamProxies: [UpstreamProxyRule] = [], usersFile: String? = nil) {
             self.usersFile = usersFile
@@ -78,7 +80,8 @@ public enum EgressRole {
     }
 
     public static func snapshot(_ settings: Settings) throws -> ConfigSnapshot {
-        let forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies, users: try users(file: settings.usersFile))
+        var forward = ForwardProxySettings(policy: settings.policy, hosts: try hosts(file: settings.hostsFile), upstreamProxies: settings.upstreamProxies, users: try users(file: settings.usersFile))
+        forward.sourceIdentities = settings.sourceIdentities
         let listener = Listener(name: "egress", address: settings.listen, http: HTTPConnectionManager(virtualHosts: [], forwardProxy: forward))
         // Intercepted connections: the same policy, users (never asked of an intercepted client, which does
         // not know it talks to a proxy — Squid turns authentication off on intercept ports too) and hosts.
