@@ -32,6 +32,9 @@ struct DeployRenderCommand: ParsableCommand {
     @Option(help: "Replicas of the Deployment (ingress, egress, api-proxy).")
     var replicas: Int?
 
+    @Option(name: .customLong("lock-namespace"), help: "egress: a namespace whose Pods may leave only through the proxy (and reach cluster DNS): its NetworkPolicy is rendered too (repeatable).")
+    var lockNamespaces: [String] = []
+
     @Option(name: .customLong("set"), help: "FLAG=VALUE: add or replace --FLAG=VALUE in ferry's arguments (repeatable), e.g. --set mode=nftables.")
     var set: [String] = []
 
@@ -49,6 +52,7 @@ struct DeployRenderCommand: ParsableCommand {
         options.image = image
         options.replicas = replicas
         options.set = set
+        options.lockNamespaces = lockNamespaces
         options.checkArguments = { args in
             do { _ = try Ferry.parseAsRoot(args) } catch { throw DeployRenderer.Failure(description: Ferry.message(for: error)) }
         }

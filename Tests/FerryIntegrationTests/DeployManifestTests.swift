@@ -74,7 +74,7 @@ import Yams
         }
         let renders: [[String]] = [["ingress", "--namespace", "edge", "--replicas", "3", "--set", "publish-status-address=198.51.100.7"],
                                    ["service-proxy", "--set", "mode=nftables"], ["egress", "--profile", "single-node", "--image", "registry.example/ferry:0.2.0"],
-                                   ["api-proxy", "--namespace", "legacy"]]
+                                   ["api-proxy", "--namespace", "legacy"], ["egress", "--namespace", "gw", "--lock-namespace", "shop", "--lock-namespace", "web"]]
         for arguments in renders {
             let r = try await Subprocess.run(binary, ["deploy", "render"] + arguments)
             #expect(r.status == 0, "\(arguments): \(r.stderr)")

@@ -1,4 +1,5 @@
 import FerryModel
+import FerryTestSupport
 import Foundation
 import Testing
 import Yams
@@ -79,6 +80,11 @@ import Yams
         return true
     }
 
+    init(policies: [(namespace: String, spec: [String: Any])], namespaces: [String: [String: String]]) {
+        self.policies = policies
+        self.namespaces = namespaces
+    }
+
     init() throws {
         let deploy = DeployManifestTests.deploy
         func load(_ file: String) throws -> [[String: Any]] {
@@ -120,5 +126,38 @@ import Yams
         // Namespaces that are not locked keep their own egress, and do not reach the proxy.
         #expect(connects(elsewhere, internet, port: 443))
         #expect(!connects(elsewhere, .pod(proxy), port: 3128))
+    }
+
+    /// `ferry deploy render egress --lock-namespace`: the named namespaces are locked without a label, the
+    /// proxy admits them, and the others keep their own egress.
+    @Test func renderedLocksMakeTheProxyTheWayOutOfEachNamedNamespace() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let r = try await Subprocess.run(binary, ["deploy", "render", "egress", "--namespace", "gw", "--lock-namespace", "shop", "--lock-namespace", "web"], timeout: .seconds(30))
+        #expect(r.status == 0, "\(r.stderr)")
+        let objects = try Yams.load_all(yaml: r.stdout).compactMap { $0 as? [String: Any] }
+        let policies = objects.filter { $0["kind"] as? String == "NetworkPolicy" }.map {
+            (namespace: ($0["metadata"] as? [String: Any])?["namespace"] as? String ?? "", spec: $0["spec"] as? [String: Any] ?? [:])
+        }
+        #expect(Set(policies.map(\.namespace)) == ["gw", "shop", "web"])
+        let check = NetworkPolicyTests(policies: policies, namespaces: [
+            "gw": ["kubernetes.io/metadata.name": "gw"], "kube-system": ["kubernetes.io/metadata.name": "kube-system"],
+            "shop": ["kubernetes.io/metadata.name": "shop"], "web": ["kubernetes.io/metadata.name": "web"], "other": ["kubernetes.io/metadata.name": "other"],
+        ])
+        let proxy = Pod(namespace: "gw", labels: ["app.kubernetes.io/name": "egress-proxy"], ip: "10.244.1.10")
+        let dns = Pod(namespace: "kube-system", labels: ["k8s-app": "kube-dns"], ip: "10.244.0.5")
+        let internet = Destination.external("140.82.112.3")
+        for namespace in ["shop", "web"] {
+            let app = Pod(namespace: namespace, labels: ["app": "a"], ip: "10.244.2.20")
+            #expect(check.connects(app, .pod(proxy), port: 3128), "\(namespace) reaches the proxy")
+            #expect(check.connects(app, .pod(dns), port: 53, proto: "UDP"))
+            #expect(!check.connects(app, internet, port: 443), "\(namespace) does not go straight out")
+        }
+        let other = Pod(namespace: "other", labels: ["app": "a"], ip: "10.244.3.30")
+        #expect(check.connects(other, internet, port: 443) && !check.connects(other, .pod(proxy), port: 3128))
+        // Not for other roles, nor the proxy's own namespace.
+        let wrong = try await Subprocess.run(binary, ["deploy", "render", "ingress", "--lock-namespace", "shop"], timeout: .seconds(30))
+        #expect(wrong.status != 0 && wrong.stderr.contains("--lock-namespace is for egress"), "\(wrong.stderr)")
+        let own = try await Subprocess.run(binary, ["deploy", "render", "egress", "--lock-namespace", "ferry-egress"], timeout: .seconds(30))
+        #expect(own.status != 0 && own.stderr.contains("is the proxy's own namespace"), "\(own.stderr)")
     }
 }

@@ -19,6 +19,9 @@ public enum DeployRenderer {
         /// Checks the ferry container's arguments after `set` changed them (the command line parser of the
         /// binary, so a misspelt flag fails here rather than in a crash-looping Pod).
         public var checkArguments: (@Sendable ([String]) throws -> Void)?
+        /// egress: namespaces whose Pods may leave only through the proxy (and reach cluster DNS): one
+        /// `egress-only-through-proxy` NetworkPolicy in each (the egress-gateway pattern).
+        public var lockNamespaces: [String] = []
 
         public init(role: String) {
             self.role = role
@@ -47,7 +50,78 @@ public enum DeployRenderer {
             if let namespace = options.namespace { moveNamespace(&objects[index], to: namespace, from: oldNamespace) }
             try changeWorkload(&objects[index], options)
         }
+        if !options.lockNamespaces.isEmpty {
+            guard options.role == "egress", key != "egress/lockdown" else {
+                throw Failure(description: "--lock-namespace is for egress (the proxy the locked namespaces must go through)")
+            }
+            let proxyNamespace = options.namespace ?? oldNamespace ?? "ferry-egress"
+            let policies = try lockdown(options.lockNamespaces, proxyNamespace: proxyNamespace)
+            // The proxy admits the locked namespaces by name too (not only those labelled ferry.dev/egress=locked).
+            for index in objects.indices where objects[index]["kind"] as? String == "NetworkPolicy"
+                && (objects[index]["metadata"] as? [String: Any])?["name"] as? String == "egress-proxy" {
+                admit(policies.compactMap { ($0["metadata"] as? [String: Any])?["namespace"] as? String }, into: &objects[index])
+            }
+            objects += policies
+        }
         return try objects.map { try Yams.dump(object: $0, sortKeys: true) }.joined(separator: "---\n")
+    }
+
+    /// The lockdown NetworkPolicy of `deploy/egress/lockdown`, once in each namespace, its proxy peer in
+    /// `proxyNamespace`.
+    static func lockdown(_ namespaces: [String], proxyNamespace: String) throws -> [[String: Any]] {
+        guard let text = embedded["egress/lockdown"],
+              let template = try Yams.load_all(yaml: text).compactMap({ $0 as? [String: Any] }).first(where: { $0["kind"] as? String == "NetworkPolicy" }) else {
+            throw Failure(description: "internal: the lockdown NetworkPolicy is missing")
+        }
+        var seen: Set<String> = []
+        return try namespaces.compactMap { namespace in
+            guard NamespaceName.valid(namespace) else { throw Failure(description: "--lock-namespace: \"\(namespace)\" is not a namespace name (lower-case letters, digits and -)") }
+            guard seen.insert(namespace).inserted else { return nil }
+            guard namespace != proxyNamespace else { throw Failure(description: "--lock-namespace: \(namespace) is the proxy's own namespace") }
+            var policy = template
+            var metadata = policy["metadata"] as? [String: Any] ?? [:]
+            metadata["namespace"] = namespace
+            metadata["labels"] = ["app.kubernetes.io/part-of": "ferry-egress"]
+            policy["metadata"] = metadata
+            var spec = policy["spec"] as? [String: Any] ?? [:]
+            var rules = spec["egress"] as? [[String: Any]] ?? []
+            for r in rules.indices {
+                var peers = rules[r]["to"] as? [[String: Any]] ?? []
+                for p in peers.indices {
+                    var selector = peers[p]["namespaceSelector"] as? [String: Any] ?? [:]
+                    var labels = selector["matchLabels"] as? [String: String] ?? [:]
+                    if labels["kubernetes.io/metadata.name"] == "ferry-egress" { labels["kubernetes.io/metadata.name"] = proxyNamespace }
+                    selector["matchLabels"] = labels
+                    peers[p]["namespaceSelector"] = selector
+                }
+                rules[r]["to"] = peers
+            }
+            spec["egress"] = rules
+            policy["spec"] = spec
+            return policy
+        }
+    }
+
+    /// Adds a peer per namespace (by its immutable name label) to the proxy policy's ingress rule.
+    static func admit(_ namespaces: [String], into policy: inout [String: Any]) {
+        var spec = policy["spec"] as? [String: Any] ?? [:]
+        var ingress = spec["ingress"] as? [[String: Any]] ?? []
+        guard !ingress.isEmpty else { return }
+        var peers = ingress[0]["from"] as? [[String: Any]] ?? []
+        for namespace in namespaces {
+            peers.append(["namespaceSelector": ["matchLabels": ["kubernetes.io/metadata.name": namespace]]])
+        }
+        ingress[0]["from"] = peers
+        spec["ingress"] = ingress
+        policy["spec"] = spec
+    }
+
+    enum NamespaceName {
+        /// An RFC 1123 label, as namespace names are.
+        static func valid(_ name: String) -> Bool {
+            !name.isEmpty && name.count <= 63 && name.first != "-" && name.last != "-"
+                && name.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "-" }
+        }
     }
 
     static func moveNamespace(_ object: inout [String: Any], to namespace: String, from old: String?) {
