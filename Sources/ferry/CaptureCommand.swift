@@ -18,6 +18,60 @@ struct RulesCaptureCommand: ParsableCommand {
     @Option(help: "iptables or nftables.")
     var mode: String = "iptables"
 
+    @OptionGroup var flags: CaptureFlags
+
+    @Option(help: "Trace a new TCP connection to DST:PORT through these rules instead of applying them (no privileges needed).")
+    var explain: String?
+
+    @Option(help: "With --explain: local (a process of the Pod or node: nat OUTPUT) or arriving (nat PREROUTING).")
+    var origin: String = "local"
+
+    @Option(help: "With --explain: the process's UID and GID.")
+    var uid: Int = 0
+
+    @Flag(help: "Print the rules instead of applying them.")
+    var dryRun = false
+
+    @Flag(help: "Remove the rules Ferry added.")
+    var cleanup = false
+
+    func run() throws {
+        guard let mode = CaptureRole.Mode(rawValue: mode) else { throw ValidationError("--mode is iptables or nftables, not \"\(self.mode)\"") }
+        do {
+            if cleanup {
+                if dryRun {
+                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to \(CaptureRules.outputChain) and \(CaptureRules.preroutingChain), and the chains \(CaptureRules.outputChain), \(CaptureRules.preroutingChain), \(CaptureRules.redirectChain), \(CaptureRules.inboundChain) (nat)"))
+                    return
+                }
+                try CaptureRole.cleanup(mode: mode)
+                return
+            }
+            let options = try flags.options()
+            if let target = explain {
+                guard let hostPort = HostPort(parsing: target), let destination = IPAddress(parsing: hostPort.host) else {
+                    throw ValidationError("--explain expects ADDRESS:PORT ([IPv6]:PORT), not \"\(target)\"")
+                }
+                guard let start = CaptureTracer.Origin(rawValue: origin) else { throw ValidationError("--origin is local or arriving") }
+                let connection = CaptureTracer.Connection(destination: destination, destinationPort: hostPort.port, origin: start, uid: uid, gid: uid)
+                print(CaptureTracer.describe(CaptureTracer.trace(connection, options: options), connection), terminator: "")
+                return
+            }
+            if dryRun {
+                print(CaptureRole.render(options, mode: mode), terminator: "")
+                return
+            }
+            try CaptureRole.apply(options, mode: mode)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("ferry rules capture: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// What the capture rules are made of: shared by `ferry rules capture` and `ferry rules explain --capture`.
+struct CaptureFlags: ParsableArguments {
     @Option(help: "pod or node.")
     var scope: String = "pod"
 
@@ -56,12 +110,6 @@ struct RulesCaptureCommand: ParsableCommand {
 
     @Option(name: .customLong("node-cidr"), help: "Node scope: the nodes' addresses (repeatable), never captured.")
     var nodeCIDRs: [String] = []
-
-    @Flag(help: "Print the rules instead of applying them.")
-    var dryRun = false
-
-    @Flag(help: "Remove the rules Ferry added.")
-    var cleanup = false
 
     func options() throws -> CaptureOptions {
         var options = CaptureOptions()
@@ -112,28 +160,4 @@ struct RulesCaptureCommand: ParsableCommand {
         return options
     }
 
-    func run() throws {
-        guard let mode = CaptureRole.Mode(rawValue: mode) else { throw ValidationError("--mode is iptables or nftables, not \"\(self.mode)\"") }
-        do {
-            if cleanup {
-                if dryRun {
-                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to \(CaptureRules.outputChain) and \(CaptureRules.preroutingChain), and the chains \(CaptureRules.outputChain), \(CaptureRules.preroutingChain), \(CaptureRules.redirectChain), \(CaptureRules.inboundChain) (nat)"))
-                    return
-                }
-                try CaptureRole.cleanup(mode: mode)
-                return
-            }
-            let options = try options()
-            if dryRun {
-                print(CaptureRole.render(options, mode: mode), terminator: "")
-                return
-            }
-            try CaptureRole.apply(options, mode: mode)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("ferry rules capture: \(error)")
-            throw ExitCode(1)
-        }
-    }
 }

@@ -197,7 +197,7 @@ struct RulesCommand: AsyncParsableCommand {
 struct RulesExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed)."
+        abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed). For the capture rules: ferry rules capture --explain."
     )
 
     @OptionGroup var rules: RuleSourceOptions

@@ -74,4 +74,29 @@ struct CaptureRulesTests {
         let lines = CaptureRules.iptables(options).split(separator: "\n").filter { $0.contains("--dports") }
         #expect(lines.count == 2 && lines[1].contains("--dports 16,17,18,19,20"))
     }
+
+    /// The tracer reads the rendered rules back: what each kind of connection meets and where it goes.
+    @Test func theTracerFollowsTheRenderedRules() {
+        var options = CaptureOptions()
+        options.excludePorts = [22]
+        options.inboundPorts = [8080]
+        func trace(_ dst: String, _ port: Int, origin: CaptureTracer.Origin = .local, uid: Int = 0) -> String {
+            CaptureTracer.trace(CaptureTracer.Connection(destination: IPAddress(parsing: dst)!, destinationPort: port, origin: origin, uid: uid, gid: uid), options: options).action
+        }
+        #expect(trace("93.184.216.34", 443) == "REDIRECT to :15001")
+        #expect(trace("93.184.216.34", 443, uid: 1337) == "not captured (the proxy's own connections)")
+        #expect(trace("93.184.216.34", 22) == "not captured")
+        #expect(trace("127.0.0.1", 8080) == "not captured (loopback)")
+        #expect(trace("2001:db8::1", 443) == "REDIRECT to :15001")
+        #expect(trace("10.244.1.5", 8080, origin: .arriving) == "REDIRECT to :15006")
+        #expect(trace("10.244.1.5", 9090, origin: .arriving).hasPrefix("not captured"))
+        options = CaptureOptions()
+        options.scope = .node
+        options.serviceCIDRs = [Self.range("10.96.0.0/12")]
+        options.proxyAddress = IPAddress(parsing: "10.0.5.9")
+        #expect(trace("10.96.0.10", 80, origin: .arriving) == "not captured")
+        #expect(trace("93.184.216.34", 80, origin: .arriving) == "DNAT to 10.0.5.9:15001")
+        let steps = CaptureTracer.trace(CaptureTracer.Connection(destination: IPAddress(parsing: "93.184.216.34")!, destinationPort: 80, origin: .arriving), options: options).steps
+        #expect(steps.map(\.chain) == ["PREROUTING", "FERRY-CAPTURE-PREROUTING", "FERRY-CAPTURE-REDIRECT"])
+    }
 }
