@@ -297,4 +297,46 @@ struct InterceptNamespaceTests {
             #expect(try await Subprocess.run(probeTool, probeArgs, timeout: .seconds(20)).stdout == "200")
         }
     }
+
+    /// TPROXY: the node's mangle rule hands the Pods' connections to Ferry with their destination intact
+    /// (the accepted socket's own address is where the client was going; no NAT, no SO_ORIGINAL_DST).
+    @Test(.requires("ip", "iptables", "curl", "python3")) func tproxyDeliversConnectionsWithTheirOwnDestination() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3"), let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("tproxy") { net, dir, processes in
+            func run(_ namespace: String, _ tool: String, _ arguments: [String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
+                let (t, a) = net.exec(in: namespace, tool, arguments)
+                return try await Subprocess.run(t, a, timeout: .seconds(20))
+            }
+            #expect(try await run(net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"]).status == 0)
+            try await NetworkNamespaces.ip(["-n", net.pods[1], "addr", "add", "192.0.2.10/32", "dev", "lo"])
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "192.0.2.10/32", "via", "10.244.2.7"])
+            // The kernel's tproxy.rst plumbing: marked packets are delivered locally, to Ferry's transparent socket.
+            try await NetworkNamespaces.ip(["-n", net.node, "rule", "add", "fwmark", "1", "lookup", "100"])
+            try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"])
+            let tproxy = try await run(net.node, "iptables", ["-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-s", "10.244.1.0/24", "-d", "192.0.2.0/24",
+                                                              "-j", "TPROXY", "--tproxy-mark", "0x1/0x1", "--on-port", "15002"])
+            #expect(tproxy.status == 0, "\(tproxy.stderr)")
+            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+            let origin = try Subprocess(originTool, originArgs)
+            processes.add(origin)
+            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
+            try "192.0.2.10 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            // IP_TRANSPARENT needs CAP_NET_ADMIN: root here.
+            let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.node, binary, "egress", "--listen", "127.0.0.1:3128", "--admin", "127.0.0.1:9901",
+                "--intercept", "0.0.0.0:15002", "--intercept-mode", "tproxy", "--hosts-file", dir + "/hosts", "--allow", "origin.test",
+            ])
+            defer { Task { await ferry.stop() } }
+            let allowed = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:192.0.2.10"])
+            #expect(allowed.code == "200" && allowed.body.contains(#""via": "1.1 ferry""#), "\(allowed)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains(#""original_destination":"192.0.2.10:80""#) && $0.contains(#""decided_on":"host""#) } },
+                    "\(ferry.accessLog)")
+            let tls = try await Self.curl(net, ["https://origin.test/", "--resolve", "origin.test:443:192.0.2.10", "--cacert", certs.dir + "/ca.pem"])
+            #expect(tls.code == "200" && tls.body.contains(#""tls": true"#), "\(tls)")
+            #expect(try await Self.curl(net, ["http://192.0.2.10/"]).code == "403")
+        }
+    }
 }
