@@ -1,4 +1,6 @@
 import ArgumentParser
+import FerryKubernetesClient
+import Logging
 import FerryConfig
 import FerryModel
 import FerryProxy
@@ -41,8 +43,30 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var serving: ServingOptions
 
+    @OptionGroup var credentials: ClusterCredentialOptions
+
     func run() async throws {
-        try await serveWatched(ConfigFileSource(path: config), options: serving.runnerOptions, command: "ferry", refused: "the configuration was refused")
+        let file = ConfigFileSource(path: config)
+        // A forward proxy with `watch_pods: true`: the cluster's Pods are watched (kubeconfig, context or the
+        // Pod's service account) and every snapshot's such proxies look client addresses up in them.
+        guard let first = try? file.load(version: 1), first.listeners.contains(where: { $0.http.forwardProxy?.watchPods == true }) else {
+            try await serveWatched(file, options: serving.runnerOptions, command: "ferry", refused: "the configuration was refused")
+            return
+        }
+        let watch: KubernetesWatchService
+        do {
+            watch = try await KubernetesWatchService.start(kubeconfig: credentials.kubeconfig, context: credentials.context, resources: [.pods], logger: Logger(label: "ferry"))
+        } catch {
+            printError("\(error)\nferry: watch_pods needs the Kubernetes API (get, list and watch on pods)")
+            throw ExitCode(1)
+        }
+        let directory = PodDirectory(caches: watch.caches)
+        let source = AdjustedSource(file) { snapshot in
+            for index in snapshot.listeners.indices where snapshot.listeners[index].http.forwardProxy?.watchPods == true {
+                snapshot.listeners[index].http.forwardProxy?.sourceIdentities = directory
+            }
+        }
+        try await serveWatched(source, options: serving.runnerOptions, command: "ferry", refused: "the configuration was refused", extraServices: [watch])
     }
 }
 

@@ -64,4 +64,39 @@ struct EgressNamespacePolicyTests {
         let bad = try await Subprocess.run(binary, ["egress", "--allow", "pay.test pods app", "--explain", "http://pay.test/"], timeout: .seconds(20))
         #expect(bad.status != 0 && bad.stderr.contains("\"app\" after \"pods\" is not a label KEY=VALUE"), "\(bad.stderr)")
     }
+
+    /// The same from `ferry run`: `forward_proxy.watch_pods: true` and rules with `namespaces` in YAML.
+    @Test(.requires("curl")) func aConfigFileWatchesPodsToo() async throws {
+        guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
+        let origin = try TestOrigin(name: "site", group: Fixtures.originGroup)
+        defer { origin.close() }
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/pods"])
+            api.put("v1/pods", namespace: "shop", name: "cart", object: Self.pod(ip: "127.0.0.2", labels: ["app": "cart"]))
+            try "127.0.0.1 pay.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            try """
+            admin: {address: "127.0.0.1:0"}
+            listeners:
+              - name: egress
+                address: "127.0.0.1:0"
+                forward_proxy: {policy: out, hosts_file: hosts, watch_pods: true}
+            policies:
+              - name: out
+                guards: none
+                rules:
+                  - allow: {domains: [pay.test], namespaces: [shop], pod_labels: {app: cart}}
+            clusters: []
+            """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--kubeconfig", dir + "/config", "--threads", "1"], configPath: dir + "/ferry.yaml")
+            defer { Task { await ferry.stop() } }
+            let proxy = "http://127.0.0.1:\(try #require(ferry.port("egress")))"
+            #expect(try await Curl.request("http://pay.test:\(origin.port)/", ["-x", proxy, "--interface", "127.0.0.2"]).status == 200)
+            #expect(try await Curl.request("http://pay.test:\(origin.port)/", ["-x", proxy, "--interface", "127.0.0.3"]).status == 403)
+            // A reload keeps the watch's answers.
+            try String(contentsOfFile: dir + "/ferry.yaml", encoding: .utf8).replacingOccurrences(of: "guards: none", with: "guards: none\n    default: deny")
+                .write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+            #expect(await Waiting.until(timeout: .seconds(10)) { ferry.appliedReloads >= 1 }, "\(ferry.stderr)")
+            #expect(try await Curl.request("http://pay.test:\(origin.port)/", ["-x", proxy, "--interface", "127.0.0.2"]).status == 200)
+        }
+    }
 }

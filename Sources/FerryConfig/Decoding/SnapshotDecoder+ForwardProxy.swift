@@ -83,7 +83,7 @@ extension SnapshotDecoder {
 
     /// A listener's `forward_proxy:`.
     func forwardProxy(_ node: ConfigNode, policies: [String: AccessPolicy]) -> ForwardProxySettings? {
-        guard let f = node.fields(allowed: ["policy", "hosts_file", "users_file", "upstream_proxies", "connect_timeout"]) else { return nil }
+        guard let f = node.fields(allowed: ["policy", "hosts_file", "users_file", "upstream_proxies", "connect_timeout", "watch_pods"]) else { return nil }
         guard let policyNode = f.required("policy", "the name of a policy under policies:"), let name = policyNode.string() else { return nil }
         guard let policy = policies[name] else {
             let known = policies.keys.sorted()
@@ -118,6 +118,7 @@ extension SnapshotDecoder {
             }
         }
         if let t = f["connect_timeout"]?.duration() { settings.connectTimeout = t }
+        if let b = f["watch_pods"]?.bool() { settings.watchPods = b }
         return settings
     }
 

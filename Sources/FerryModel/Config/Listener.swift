@@ -89,6 +89,8 @@ public struct ForwardProxySettings: Sendable, Encodable {
     /// The Pods behind client addresses (a watch of the Kubernetes API), for rules that select namespaces
     /// or Pod labels and for the audit line; nil: sources are addresses only.
     public var sourceIdentities: (any SourceIdentityLookup)?
+    /// `watch_pods: true` in YAML: `ferry run` watches the cluster's Pods and sets `sourceIdentities`.
+    public var watchPods = false
 
     public init(policy: AccessPolicy, hosts: [String: [IPAddress]] = [:], connectTimeout: Duration = .seconds(5), upstreamProxies: [UpstreamProxyRule] = [], users: ProxyUsers? = nil) {
         self.users = users
@@ -108,8 +110,9 @@ public struct ForwardProxySettings: Sendable, Encodable {
     }
 
     public func encode(to encoder: Encoder) throws {
-        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout", upstreamProxies = "upstream_proxies", users }
+        enum K: String, CodingKey { case policy, hosts, connectTimeout = "connect_timeout", upstreamProxies = "upstream_proxies", users, watchPods = "watch_pods" }
         var c = encoder.container(keyedBy: K.self)
+        if watchPods { try c.encode(true, forKey: .watchPods) }
         if let users { try c.encode(users.users.keys.sorted(), forKey: .users) }
         try c.encode(policy, forKey: .policy)
         if !upstreamProxies.isEmpty { try c.encode(upstreamProxies.map(\.description), forKey: .upstreamProxies) }
