@@ -64,6 +64,22 @@ struct GRPCTests {
         try await Self.passThrough(overTLS: true)
     }
 
+    /// Ferry on an h2c listener (`clear`) in front of the gRPC server on `port` (`protocol: h2`).
+    static func ferryInFront(of port: Int, dir: String, binary: String, clusterTLS: String = "") async throws -> FerryProcess {
+        try """
+        admin: {address: "127.0.0.1:0"}
+        listeners:
+          - name: clear
+            address: "127.0.0.1:0"
+            http:
+              http2: {prior_knowledge: true}
+              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: grpc}}]}]
+        clusters:
+          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]\(clusterTLS)}
+        """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
+        return try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
+    }
+
     /// A grpcio server (over TLS with ALPN h2, or h2c), Ferry in front with `protocol: h2`, a grpcio client.
     static func passThrough(overTLS: Bool) async throws {
         guard let python = Prerequisites.python(with: "grpc", install: "python3 -m pip install grpcio"), let binary = Prerequisites.ferryBinary() else { return }
@@ -80,18 +96,7 @@ struct GRPCTests {
         }
         let (server, port) = try await TLSFixtures.startServer(python, serverArguments)
         defer { server.signal(SIGKILL) }
-        try """
-        admin: {address: "127.0.0.1:0"}
-        listeners:
-          - name: clear
-            address: "127.0.0.1:0"
-            http:
-              http2: {prior_knowledge: true}
-              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: grpc}}]}]
-        clusters:
-          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]\(clusterTLS)}
-        """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
-        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
+        let ferry = try await Self.ferryInFront(of: port, dir: dir, binary: binary, clusterTLS: clusterTLS)
         defer { Task { await ferry.stop() } }
         let r = try await Subprocess.run(python, [dir + "/client.py", "127.0.0.1:\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -119,18 +124,7 @@ struct GRPCTests {
         """.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
         let (server, port) = try await TLSFixtures.startServer(python, [dir + "/server.py"], environment: ["STREAMS": "1"])
         defer { server.signal(SIGKILL) }
-        try """
-        admin: {address: "127.0.0.1:0"}
-        listeners:
-          - name: clear
-            address: "127.0.0.1:0"
-            http:
-              http2: {prior_knowledge: true}
-              virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, forward: {cluster: grpc}}]}]
-        clusters:
-          - {name: grpc, protocol: h2, endpoints: ["127.0.0.1:\(port)"]}
-        """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
-        let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
+        let ferry = try await Self.ferryInFront(of: port, dir: dir, binary: binary)
         defer { Task { await ferry.stop() } }
         let r = try await Subprocess.run(python, [dir + "/client.py", "127.0.0.1:\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
         let peers = r.stdout.split(separator: "\n").filter { $0.hasPrefix("peer ") }

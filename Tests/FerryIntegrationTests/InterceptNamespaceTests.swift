@@ -43,6 +43,23 @@ struct InterceptNamespaceTests {
     threading.Event().wait()
     """
 
+    /// The node routes between the pods, and `origin` runs in the pods `servers` (indexes) with a certificate
+    /// for `names` from a test CA, whose folder the caller removes.
+    static func routedOrigins(_ net: NetworkNamespaces, dir: String, processes: ServiceProxyNamespaceTests.Started, in servers: [Int],
+                              names: [String] = ["origin.test"]) async throws -> DownstreamTLSTests.Certificates {
+        let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
+        #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
+        let certs = try DownstreamTLSTests.Certificates(["origin": names])
+        try origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
+        for index in servers {
+            let (tool, args) = net.exec(in: net.pods[index], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
+            let server = try Subprocess(tool, args)
+            processes.add(server)
+            #expect(await Waiting.until { server.stdout.contains("ready") }, "\(server.stderr)")
+        }
+        return certs
+    }
+
     /// Whether curl in the pod reached the origin through Ferry: the response, and curl's exit status.
     static func curl(_ net: NetworkNamespaces, _ arguments: [String]) async throws -> (status: Int32, body: String, code: String) {
         let (tool, args) = net.exec(in: net.pods[0], "curl", ["-sS", "--max-time", "5", "-w", "\n%{http_code}"] + arguments)
@@ -63,16 +80,8 @@ struct InterceptNamespaceTests {
         guard Prerequisites.root(), Prerequisites.have("ip", mode == "nftables" ? "nft" : "iptables", "curl", "python3", "setpriv"),
               let binary = Prerequisites.ferryBinary() else { return }
         try await ServiceProxyNamespaceTests.withNamespaces("intercept") { net, dir, processes in
-            // The node routes between the pods.
-            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
-            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
-            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test", "blocked.test", "elsewhere.test"]])
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [1], names: ["origin.test", "blocked.test", "elsewhere.test"])
             defer { try? FileManager.default.removeItem(atPath: certs.dir) }
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
-            let origin = try Subprocess(originTool, originArgs)
-            processes.add(origin)
-            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
             // elsewhere.test is somewhere else: naming it while connecting to the origin is spoofing.
             try """
             10.244.2.7 origin.test blocked.test
@@ -163,20 +172,14 @@ struct InterceptNamespaceTests {
                 let (t, a) = net.exec(in: namespace, tool, arguments)
                 return try await Subprocess.run(t, a, timeout: .seconds(20))
             }
-            #expect(try await run(net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"]).status == 0)
             // "The internet": 192.0.2.10, served by the origin Pod's namespace, routed by the node.
             try await NetworkNamespaces.ip(["-n", net.pods[1], "addr", "add", "192.0.2.10/32", "dev", "lo"])
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "192.0.2.10/32", "via", "10.244.2.7"])
             // A Service address, as kube-proxy would DNAT it.
             #expect(try await run(net.node, "iptables", ["-t", "nat", "-A", "PREROUTING", "-d", "10.96.0.10/32", "-p", "tcp", "--dport", "80",
                                                           "-j", "DNAT", "--to-destination", "10.244.2.7:80"]).status == 0)
-            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [1])
             defer { try? FileManager.default.removeItem(atPath: certs.dir) }
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
-            let origin = try Subprocess(originTool, originArgs)
-            processes.add(origin)
-            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
             try "192.0.2.10 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
             let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
                 "netns", "exec", net.node, Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
@@ -207,18 +210,9 @@ struct InterceptNamespaceTests {
     @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func aSidecarTakesBothDirections() async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3", "setpriv"), let binary = Prerequisites.ferryBinary() else { return }
         try await ServiceProxyNamespaceTests.withNamespaces("sidecar") { net, dir, processes in
-            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
-            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
-            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
-            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
             // The app in the sidecar's Pod, and a site in the other namespace: the same little server.
-            for namespace in [net.pods[0], net.pods[1]] {
-                let (tool, args) = net.exec(in: namespace, "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
-                let server = try Subprocess(tool, args)
-                processes.add(server)
-                #expect(await Waiting.until { server.stdout.contains("ready") }, "\(server.stderr)")
-            }
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [0, 1])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
             try "10.244.2.7 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
             let sidecar = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
                 "netns", "exec", net.pods[0], Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
@@ -265,17 +259,8 @@ struct InterceptNamespaceTests {
             let capture = try #require(initContainers.first { $0["name"] as? String == "ferry-capture" }?["args"] as? [String])
             let sidecarArgs = try #require(initContainers.first { $0["name"] as? String == "ferry" }?["args"] as? [String])
 
-            let (sysctlTool, sysctlArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"])
-            #expect(try await Subprocess.run(sysctlTool, sysctlArgs, timeout: .seconds(10)).status == 0)
-            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [0, 1])
             defer { try? FileManager.default.removeItem(atPath: certs.dir) }
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            for namespace in [net.pods[0], net.pods[1]] {
-                let (tool, args) = net.exec(in: namespace, "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
-                let server = try Subprocess(tool, args)
-                processes.add(server)
-                #expect(await Waiting.until { server.stdout.contains("ready") }, "\(server.stderr)")
-            }
             // The init container, then the native sidecar (with the test's names: no DNS in these namespaces).
             let (ruleTool, ruleArgs) = net.exec(in: net.pods[0], binary, capture)
             let applied = try await Subprocess.run(ruleTool, ruleArgs, timeout: .seconds(30))
@@ -307,7 +292,8 @@ struct InterceptNamespaceTests {
                 let (t, a) = net.exec(in: namespace, tool, arguments)
                 return try await Subprocess.run(t, a, timeout: .seconds(20))
             }
-            #expect(try await run(net.node, "sysctl", ["-w", "net.ipv4.ip_forward=1"]).status == 0)
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [1])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
             try await NetworkNamespaces.ip(["-n", net.pods[1], "addr", "add", "192.0.2.10/32", "dev", "lo"])
             try await NetworkNamespaces.ip(["-n", net.node, "route", "add", "192.0.2.10/32", "via", "10.244.2.7"])
             // The kernel's tproxy.rst plumbing: marked packets are delivered locally, to Ferry's transparent socket.
@@ -316,13 +302,6 @@ struct InterceptNamespaceTests {
             let tproxy = try await run(net.node, "iptables", ["-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "-s", "10.244.1.0/24", "-d", "192.0.2.0/24",
                                                               "-j", "TPROXY", "--tproxy-mark", "0x1/0x1", "--on-port", "15002"])
             #expect(tproxy.status == 0, "\(tproxy.stderr)")
-            let certs = try DownstreamTLSTests.Certificates(["origin": ["origin.test"]])
-            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
-            try Self.origin.write(toFile: dir + "/origin.py", atomically: true, encoding: .utf8)
-            let (originTool, originArgs) = net.exec(in: net.pods[1], "python3", [dir + "/origin.py", certs.dir + "/origin.pem", certs.dir + "/origin.key"])
-            let origin = try Subprocess(originTool, originArgs)
-            processes.add(origin)
-            #expect(await Waiting.until { origin.stdout.contains("ready") }, "\(origin.stderr)")
             try "192.0.2.10 origin.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
             // IP_TRANSPARENT needs CAP_NET_ADMIN: root here.
             let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
