@@ -65,6 +65,12 @@ struct EgressCommand: AsyncParsableCommand {
     @Option(help: "With --explain: the client address.")
     var source: String?
 
+    @Option(help: "With --explain: the client Pod's namespace (for rules with namespaces).")
+    var sourceNamespace: String?
+
+    @Option(help: "With --explain: the client Pod's labels, KEY=VALUE,... (for rules with pods).")
+    var sourceLabels: String?
+
     @Option(help: "With --explain: the authenticated user.")
     var user: String?
 
@@ -114,7 +120,17 @@ struct EgressCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if let url = explain {
-            print(EgressRole.explain(url: url, method: method, source: source, user: user, policy: policy, hosts: hosts), terminator: "")
+            var identity: SourceIdentity?
+            if sourceNamespace != nil || sourceLabels != nil {
+                var labels: [String: String] = [:]
+                for pair in (sourceLabels ?? "").split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--source-labels expects KEY=VALUE,..., not \"\(pair)\"") }
+                    labels[String(parts[0])] = String(parts[1])
+                }
+                identity = SourceIdentity(namespace: sourceNamespace ?? "default", pod: "", labels: labels)
+            }
+            print(EgressRole.explain(url: url, method: method, source: source, user: user, policy: policy, hosts: hosts, sourceIdentity: identity), terminator: "")
             return
         }
         guard let listenAddress = HostPort(parsing: listen) else { throw ValidationError("--listen expects host:port") }

@@ -59,8 +59,11 @@ struct EgressNamespacePolicyTests {
     @Test func rulesWithPodSelectorsReadBackAsWritten() async throws {
         guard let binary = Prerequisites.ferryBinary() else { return }
         let r = try await Subprocess.run(binary, ["egress", "--allow", "pay.test namespaces shop,billing pods app=cart", "--explain", "http://pay.test/"], timeout: .seconds(20))
-        // Without a source Pod the rule does not apply: the default decides.
-        #expect(r.stdout.contains("verdict: DENY"), "\(r.stdout)")
+        // Without a source Pod the rule does not apply: the default decides, and the explanation says so.
+        #expect(r.stdout.contains("verdict: DENY") && r.stdout.contains("rules that select namespaces or Pod labels do not apply"), "\(r.stdout)")
+        let pod = try await Subprocess.run(binary, ["egress", "--allow", "pay.test namespaces shop,billing pods app=cart", "--explain", "http://pay.test/",
+                                                    "--source-namespace", "billing", "--source-labels", "app=cart,tier=x"], timeout: .seconds(20))
+        #expect(pod.stdout.contains("from a Pod in namespace billing with labels app=cart,tier=x") && pod.stdout.contains("verdict: ALLOW — rule 1"), "\(pod.stdout)")
         let bad = try await Subprocess.run(binary, ["egress", "--allow", "pay.test pods app", "--explain", "http://pay.test/"], timeout: .seconds(20))
         #expect(bad.status != 0 && bad.stderr.contains("\"app\" after \"pods\" is not a label KEY=VALUE"), "\(bad.stderr)")
     }

@@ -98,7 +98,8 @@ public enum EgressRole {
     }
 
     /// `ferry egress --explain URL`: the verdict for a request, without a listener.
-    public static func explain(url: String, method: String?, source: String?, user: String?, policy: AccessPolicy, hosts: [String: [IPAddress]]) -> String {
+    public static func explain(url: String, method: String?, source: String?, user: String?, policy: AccessPolicy, hosts: [String: [IPAddress]],
+                               sourceIdentity: SourceIdentity? = nil) -> String {
         let isHTTPS = url.lowercased().hasPrefix("https://")
         var target: ForwardTarget
         let requestMethod: String
@@ -119,7 +120,14 @@ public enum EgressRole {
             requestMethod = method ?? "GET"
         }
         var request = AccessRequest(host: target.host, port: target.port, method: requestMethod, source: source.flatMap { IPAddress(parsing: $0) }, user: user)
+        request.sourceIdentity = sourceIdentity
         var lines = ["request: \(requestMethod) \(ForwardTarget.authorityDescription(target))" + (isHTTPS ? " (https:// goes through CONNECT)" : "")]
+        if let identity = sourceIdentity {
+            let labels = identity.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            lines.append("from a Pod in namespace \(identity.namespace)" + (labels.isEmpty ? "" : " with labels \(labels)"))
+        } else if policy.rules.contains(where: { !$0.match.namespaces.isEmpty || !$0.match.podLabels.isEmpty }) {
+            lines.append("from an address no Pod holds: rules that select namespaces or Pod labels do not apply (give --source-namespace to check a Pod)")
+        }
         var verdict = policy.evaluate(request)
         if policy.dependsOnAddress(request) {
             lines.append("before DNS: a rule needs the destination address, so the name is resolved first")
