@@ -57,7 +57,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             watch = try await KubernetesWatchService.start(kubeconfig: credentials.kubeconfig, context: credentials.context, resources: [.pods], logger: Logger(label: "ferry"))
         } catch {
-            printError("\(error)\nferry: watch_pods needs the Kubernetes API (get, list and watch on pods)")
+            printError("\(error)\nferry: watch_pods needs the Kubernetes API (list and watch on pods)")
             throw ExitCode(1)
         }
         let directory = PodDirectory(caches: watch.caches)

@@ -35,6 +35,12 @@ struct DeployRenderCommand: ParsableCommand {
     @Option(name: .customLong("lock-namespace"), help: "egress: a namespace whose Pods may leave only through the proxy (and reach cluster DNS): its NetworkPolicy is rendered too (repeatable).")
     var lockNamespaces: [String] = []
 
+    @Flag(help: "egress: the proxy watches Pods, so rules may select the client's namespace and labels (its ServiceAccount, a ClusterRole to read Pods, --api-server in its NetworkPolicy).")
+    var watchPods = false
+
+    @Option(name: .customLong("api-server"), help: "With --watch-pods: where the proxy reaches the Kubernetes API, CIDR[:PORT] (port 443 by default; repeatable).")
+    var apiServers: [String] = []
+
     @Option(name: .customLong("set"), help: "FLAG=VALUE: add or replace --FLAG=VALUE in ferry's arguments (repeatable), e.g. --set mode=nftables.")
     var set: [String] = []
 
@@ -53,6 +59,7 @@ struct DeployRenderCommand: ParsableCommand {
         options.replicas = replicas
         options.set = set
         options.lockNamespaces = lockNamespaces
+        if watchPods { options.watchPodsAPIServer = apiServers } else if !apiServers.isEmpty { throw ValidationError("--api-server goes with --watch-pods") }
         options.checkArguments = { args in
             do { _ = try Ferry.parseAsRoot(args) } catch { throw DeployRenderer.Failure(description: Ferry.message(for: error)) }
         }

@@ -74,7 +74,8 @@ import Yams
         }
         let renders: [[String]] = [["ingress", "--namespace", "edge", "--replicas", "3", "--set", "publish-status-address=198.51.100.7"],
                                    ["service-proxy", "--set", "mode=nftables"], ["egress", "--profile", "single-node", "--image", "registry.example/ferry:0.2.0"],
-                                   ["api-proxy", "--namespace", "legacy"], ["egress", "--namespace", "gw", "--lock-namespace", "shop", "--lock-namespace", "web"]]
+                                   ["api-proxy", "--namespace", "legacy"], ["egress", "--namespace", "gw", "--lock-namespace", "shop", "--lock-namespace", "web"],
+                                   ["egress", "--watch-pods", "--api-server", "192.168.1.10/32:6443"]]
         for arguments in renders {
             let r = try await Subprocess.run(binary, ["deploy", "render"] + arguments)
             #expect(r.status == 0, "\(arguments): \(r.stderr)")
@@ -396,6 +397,38 @@ struct DeployRBACTests {
             let granted = grants.reduce(into: Set<String>()) { $0.formUnion($1.permissions) }
             #expect(granted.subtracting(api.usedPermissions).isEmpty, "granted but never used: \(granted.subtracting(api.usedPermissions).sorted())")
         }
+    }
+
+    /// `ferry deploy render egress --watch-pods`: the configuration it mounts is valid and watches Pods, and
+    /// the ServiceAccount's grants are what the running proxy uses (Pods: list, watch) and no more.
+    @Test func theEgressProxyWatchingPodsNeedsItsGrantsAndNoMore() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let r = try await Subprocess.run(binary, ["deploy", "render", "egress", "--watch-pods", "--api-server", "192.168.1.10/32:6443"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let objects = try Yams.load_all(yaml: r.stdout).compactMap { $0 as? [String: Any] }
+        let grants = DeployManifestTests.grants(for: "egress-proxy", namespace: "ferry-egress", in: objects)
+        #expect(!grants.isEmpty)
+        let configs: [String] = objects.compactMap { ($0["data"] as? [String: String])?["egress.yaml"] }
+        let config = try #require(configs.first)
+        #expect(config.contains("watch_pods: true"))
+        let policy = try #require(objects.first { $0["kind"] as? String == "NetworkPolicy" && ($0["metadata"] as? [String: Any])?["name"] as? String == "egress-proxy" })
+        #expect("\(policy)".contains("192.168.1.10/32") && "\(policy)".contains("6443"))
+        try await APIProxyProcessTests.withAPIServer { dir, api in
+            api.serve(["v1/pods"])
+            api.put("v1/pods", namespace: "shop", name: "cart", object: EgressNamespacePolicyTests.pod(ip: "127.0.0.2", labels: ["app": "cart"]))
+            api.enforce(grants, user: "system:serviceaccount:ferry-egress:egress-proxy")
+            // The mounted file, on loopback ports.
+            try config.replacingOccurrences(of: "0.0.0.0:9901", with: "127.0.0.1:0").replacingOccurrences(of: "0.0.0.0:3128", with: "127.0.0.1:0")
+                .write(toFile: dir + "/egress.yaml", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/egress.yaml", "--kubeconfig", dir + "/config", "--threads", "1"])
+            defer { Task { await ferry.stop() } }
+            #expect(await Waiting.until(timeout: .seconds(10)) { api.usedPermissions.contains("/pods watch") }, "\(api.usedPermissions)")
+            #expect(api.refused.isEmpty, "missing permissions: \(api.refused)")
+            let granted = grants.reduce(into: Set<String>()) { $0.formUnion($1.permissions) }
+            #expect(granted.subtracting(api.usedPermissions).isEmpty, "granted but never used: \(granted.subtracting(api.usedPermissions).sorted())")
+        }
+        let missing = try await Subprocess.run(binary, ["deploy", "render", "egress", "--watch-pods"])
+        #expect(missing.status != 0 && missing.stderr.contains("--watch-pods needs --api-server"), "\(missing.stderr)")
     }
 
     @Test func theServiceProxysDryRunReadsWithItsGrants() async throws {

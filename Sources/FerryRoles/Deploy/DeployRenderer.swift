@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// `ferry deploy render`: the manifests of `deploy/` (embedded at build time, as kubectl's kustomize renders
@@ -22,6 +23,9 @@ public enum DeployRenderer {
         /// egress: namespaces whose Pods may leave only through the proxy (and reach cluster DNS): one
         /// `egress-only-through-proxy` NetworkPolicy in each (the egress-gateway pattern).
         public var lockNamespaces: [String] = []
+        /// egress: the proxy watches Pods (`watch_pods: true`) to apply rules per namespace: its
+        /// ServiceAccount, the ClusterRole to read Pods, and a way to the API server at these addresses.
+        public var watchPodsAPIServer: [String]?
 
         public init(role: String) {
             self.role = role
@@ -49,6 +53,12 @@ public enum DeployRenderer {
         for index in objects.indices {
             if let namespace = options.namespace { moveNamespace(&objects[index], to: namespace, from: oldNamespace) }
             try changeWorkload(&objects[index], options)
+        }
+        if let apiServer = options.watchPodsAPIServer {
+            guard options.role == "egress", key != "egress/lockdown" else {
+                throw Failure(description: "--watch-pods is for egress (the proxy that judges clients by their Pods)")
+            }
+            objects = try watchPods(objects, apiServer: apiServer, namespace: options.namespace ?? oldNamespace ?? "ferry-egress")
         }
         if !options.lockNamespaces.isEmpty {
             guard options.role == "egress", key != "egress/lockdown" else {
@@ -100,6 +110,57 @@ public enum DeployRenderer {
             policy["spec"] = spec
             return policy
         }
+    }
+
+    /// The egress proxy reading Pods: `watch_pods: true` in its configuration, a ServiceAccount with its token
+    /// mounted, a ClusterRole to list and watch Pods (nothing else), and its NetworkPolicy letting it
+    /// reach the API server (`CIDR` or `CIDR:PORT`, port 443 by default; the server is often on the nodes'
+    /// addresses, which the policy otherwise keeps the proxy from).
+    static func watchPods(_ objects: [[String: Any]], apiServer: [String], namespace: String) throws -> [[String: Any]] {
+        guard !apiServer.isEmpty else { throw Failure(description: "--watch-pods needs --api-server CIDR[:PORT]: where the proxy reaches the Kubernetes API") }
+        var blocks: [[String: Any]] = [], ports: Set<Int> = []
+        for text in apiServer {
+            var cidr = text, port = 443
+            if let colon = text.lastIndex(of: ":"), !text.contains("::") || text.hasPrefix("[") {
+                cidr = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                guard let p = Int(text[text.index(after: colon)...]), (1...65535).contains(p) else { throw Failure(description: "--api-server: \"\(text)\" has no valid port") }
+                port = p
+            }
+            guard cidr.contains("/"), cidr.split(separator: "/").count == 2 else { throw Failure(description: "--api-server: \"\(text)\" is not CIDR[:PORT] (e.g. 192.168.1.10/32:6443)") }
+            blocks.append(["ipBlock": ["cidr": cidr]])
+            ports.insert(port)
+        }
+        var out: [[String: Any]] = []
+        for var object in objects {
+            let kind = object["kind"] as? String ?? ""
+            let name = (object["metadata"] as? [String: Any])?["name"] as? String ?? ""
+            if kind == "ConfigMap", var data = object["data"] as? [String: String], let config = data["egress.yaml"] {
+                guard config.contains("    forward_proxy:\n") else { throw Failure(description: "internal: the egress configuration has no forward_proxy block") }
+                data["egress.yaml"] = config.replacingOccurrences(of: "    forward_proxy:\n", with: "    forward_proxy:\n      watch_pods: true               # rules may select the client Pod's namespace and labels\n")
+                object["data"] = data
+            } else if kind == "Deployment", var spec = object["spec"] as? [String: Any], var template = spec["template"] as? [String: Any],
+                      var podSpec = template["spec"] as? [String: Any] {
+                podSpec["serviceAccountName"] = "egress-proxy"
+                podSpec["automountServiceAccountToken"] = true
+                template["spec"] = podSpec
+                spec["template"] = template
+                object["spec"] = spec
+            } else if kind == "NetworkPolicy", name == "egress-proxy", var spec = object["spec"] as? [String: Any] {
+                var egress = spec["egress"] as? [[String: Any]] ?? []
+                egress.append(["to": blocks, "ports": ports.sorted().map { ["port": $0, "protocol": "TCP"] }])
+                spec["egress"] = egress
+                object["spec"] = spec
+            }
+            out.append(object)
+        }
+        let labels = ["app.kubernetes.io/name": "egress-proxy"]
+        out.append(["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "egress-proxy", "namespace": namespace, "labels": labels]])
+        out.append(["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "ferry-egress-pods", "labels": labels],
+                    "rules": [["apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]]]])
+        out.append(["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": ["name": "ferry-egress-pods", "labels": labels],
+                    "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ferry-egress-pods"],
+                    "subjects": [["kind": "ServiceAccount", "name": "egress-proxy", "namespace": namespace]]])
+        return out
     }
 
     /// Adds a peer per namespace (by its immutable name label) to the proxy policy's ingress rule.
