@@ -84,7 +84,7 @@ struct CaptureFlags: ParsableArguments {
     @Option(help: "The GID ferry runs as (also never captured); none to leave GIDs alone.")
     var proxyGID: String = "1337"
 
-    @Option(help: "Node scope: the proxy's address when it runs elsewhere (DNAT); default: this node (REDIRECT).")
+    @Option(help: "Node scope: DNAT to this address of the node (a hostNetwork ferry) instead of REDIRECT; the original destination is read from this node's conntrack, so it must be the node's own.")
     var proxyAddress: String?
 
     @Option(name: .customLong("include-port"), help: "Capture only these destination ports (repeatable; default: all).")

@@ -166,6 +166,15 @@ struct InterceptNamespaceTests {
     /// The node-level rules: the Pods' connections to the outside (PREROUTING) go to Ferry on the node; to
     /// the cluster's Pods and to a Service address (DNATed by a kube-proxy-style rule) they do not.
     @Test(.requires("ip", "iptables", "curl", "python3", "setpriv")) func nodeRulesCaptureTheOutsideButNotTheCluster() async throws {
+        try await Self.nodeCapture(mode: "iptables", extra: [])
+    }
+
+    /// The same with nftables, DNAT to the node's own address (a hostNetwork proxy) instead of REDIRECT.
+    @Test(.requires("ip", "nft", "iptables", "curl", "python3", "setpriv")) func nodeRulesCanDNATToTheNodesProxy() async throws {
+        try await Self.nodeCapture(mode: "nftables", extra: ["--proxy-address", "10.244.1.1"])
+    }
+
+    static func nodeCapture(mode: String, extra: [String]) async throws {
         guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "curl", "python3", "setpriv"), let binary = Prerequisites.ferryBinary() else { return }
         try await ServiceProxyNamespaceTests.withNamespaces("intercept-node") { net, dir, processes in
             func run(_ namespace: String, _ tool: String, _ arguments: [String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
@@ -187,7 +196,7 @@ struct InterceptNamespaceTests {
                 "--hosts-file", dir + "/hosts", "--allow", "origin.test",
             ])
             defer { Task { await ferry.stop() } }
-            let applied = try await run(net.node, binary, ["rules", "capture", "--scope", "node", "--cluster-cidr", "10.244.0.0/16", "--service-cidr", "10.96.0.0/12"])
+            let applied = try await run(net.node, binary, ["rules", "capture", "--mode", mode, "--scope", "node", "--cluster-cidr", "10.244.0.0/16", "--service-cidr", "10.96.0.0/12"] + extra)
             #expect(applied.status == 0, "\(applied.stderr)")
 
             let outside = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:192.0.2.10"])
@@ -199,8 +208,8 @@ struct InterceptNamespaceTests {
             #expect(pod.code == "200" && pod.body.contains(#""via": null"#), "a Pod address is not captured: \(pod)")
             #expect(ferry.accessLog.count == 1, "\(ferry.accessLog)")
 
-            #expect(try await run(net.node, binary, ["rules", "capture", "--cleanup"]).status == 0)
-            #expect(!(try await run(net.node, "iptables-save", []).stdout.contains("FERRY")))
+            #expect(try await run(net.node, binary, ["rules", "capture", "--mode", mode, "--cleanup"]).status == 0)
+            #expect(!(try await run(net.node, mode == "nftables" ? "nft" : "iptables-save", mode == "nftables" ? ["list", "ruleset"] : []).stdout.lowercased().contains("ferry")))
         }
     }
 

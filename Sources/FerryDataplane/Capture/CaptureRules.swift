@@ -18,7 +18,8 @@ public struct CaptureOptions: Sendable, Hashable {
     public var proxyPort = 15001
     public var proxyUID = 1337
     public var proxyGID: Int? = 1337
-    /// Node scope: the proxy's address when it is not on this node (DNAT); nil: this node (REDIRECT).
+    /// Node scope: DNAT to this address — one of the node's own, where a hostNetwork Ferry listens (the
+    /// original destination is in this node's conntrack); nil: REDIRECT.
     public var proxyAddress: IPAddress?
     /// Only connections to these ports are captured (empty: every port).
     public var includePorts: [Int] = []
