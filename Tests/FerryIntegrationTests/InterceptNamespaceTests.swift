@@ -26,8 +26,14 @@ struct InterceptNamespaceTests {
     class S(socketserver.ThreadingMixIn, socketserver.TCPServer):
         allow_reuse_address = True
         daemon_threads = True
+    class S6(S):  # the same on IPv6 only, beside the IPv4 servers
+        address_family = socket.AF_INET6
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            super().server_bind()
     plain = S(("0.0.0.0", 80), H)
     secure = S(("0.0.0.0", 443), H)
+    plain6 = S6(("::", 80), H)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     secure.socket = context.wrap_socket(secure.socket, server_side=True)
@@ -37,7 +43,7 @@ struct InterceptNamespaceTests {
             data = self.request.recv(100)
             self.request.sendall(b"echo " + data)
     banner = S(("0.0.0.0", 5000), Banner)
-    for server in (plain, secure, banner):
+    for server in (plain, secure, plain6, banner):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
@@ -325,6 +331,42 @@ struct InterceptNamespaceTests {
             let tls = try await Self.curl(net, ["https://origin.test/", "--resolve", "origin.test:443:192.0.2.10", "--cacert", certs.dir + "/ca.pem"])
             #expect(tls.code == "200" && tls.body.contains(#""tls": true"#), "\(tls)")
             #expect(try await Self.curl(net, ["http://192.0.2.10/"]).code == "403")
+        }
+    }
+
+    /// IPv6: connections redirected by ip6tables read their destination with IP6T_SO_ORIGINAL_DST, and a
+    /// dual-stack intercept listener (`[::]:15001`) still reads IPv4 ones (IPv4-mapped) as IPv4.
+    @Test(.requires("ip", "iptables", "ip6tables", "curl", "python3", "setpriv")) func ipv6AndDualStackInterception() async throws {
+        guard Prerequisites.root(), Prerequisites.have("ip", "iptables", "ip6tables", "ip6tables-restore", "curl", "python3", "setpriv"),
+              let binary = Prerequisites.ferryBinary() else { return }
+        try await ServiceProxyNamespaceTests.withNamespaces("intercept-v6") { net, dir, processes in
+            for (i, address) in ["fd00:10:244:1::5", "fd00:10:244:2::7"].enumerated() {
+                try await NetworkNamespaces.ip(["-n", net.node, "addr", "add", "fd00:10:244:\(i + 1)::1/64", "dev", "vn\(i + 1)", "nodad"])
+                try await NetworkNamespaces.ip(["-n", net.pods[i], "addr", "add", "\(address)/64", "dev", "vp\(i + 1)", "nodad"])
+                try await NetworkNamespaces.ip(["-n", net.pods[i], "-6", "route", "add", "default", "via", "fd00:10:244:\(i + 1)::1"])
+            }
+            let (fwdTool, fwdArgs) = net.exec(in: net.node, "sysctl", ["-w", "net.ipv6.conf.all.forwarding=1"])
+            #expect(try await Subprocess.run(fwdTool, fwdArgs, timeout: .seconds(10)).status == 0)
+            let certs = try await Self.routedOrigins(net, dir: dir, processes: processes, in: [1])
+            defer { try? FileManager.default.removeItem(atPath: certs.dir) }
+            try "10.244.2.7 origin.test\nfd00:10:244:2::7 origin6.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+            let ferry = try await FerryProcess(binary: Prerequisites.path(of: "ip")!, arguments: [
+                "netns", "exec", net.pods[0], Prerequisites.path(of: "setpriv")!, "--reuid=1337", "--regid=1337", "--clear-groups",
+                binary, "egress", "--listen", "127.0.0.1:3128", "--admin", "127.0.0.1:9901", "--intercept", "[::]:15001",
+                "--hosts-file", dir + "/hosts", "--allow", "origin.test", "--allow", "origin6.test",
+            ])
+            defer { Task { await ferry.stop() } }
+            let (ruleTool, ruleArgs) = net.exec(in: net.pods[0], binary, ["rules", "capture"])
+            let applied = try await Subprocess.run(ruleTool, ruleArgs, timeout: .seconds(30))
+            #expect(applied.status == 0, "\(applied.stderr)")
+            let v6 = try await Self.curl(net, ["-g", "http://origin6.test/", "--resolve", "origin6.test:80:[fd00:10:244:2::7]"])
+            #expect(v6.code == "200" && v6.body.contains(#""via": "1.1 ferry""#), "\(v6)")
+            let v4 = try await Self.curl(net, ["http://origin.test/", "--resolve", "origin.test:80:10.244.2.7"])
+            #expect(v4.code == "200" && v4.body.contains(#""via": "1.1 ferry""#), "\(v4)")
+            #expect(await Waiting.until { ferry.accessLog.contains { $0.contains(#""original_destination":"[fd00:10:244:2::7]:80""#) } && ferry.accessLog.contains { $0.contains(#""original_destination":"10.244.2.7:80""#) } },
+                    "\(ferry.accessLog)")
+            // A v6 Host that is not where the connection goes.
+            #expect(try await Self.curl(net, ["-g", "http://[fd00:10:244:2::7]/", "-H", "Host: origin.test"]).code == "409")
         }
     }
 }

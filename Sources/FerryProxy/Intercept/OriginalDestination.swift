@@ -18,20 +18,22 @@ enum OriginalDestination {
         guard let local = channel.localAddress else { return nil }
         if mode == .tproxy { return local }
         guard let provider = channel as? SocketOptionProvider else { return nil }
+        // A dual-stack listener sees IPv4 clients as IPv4-mapped IPv6: their NAT entry is IPv4's.
+        let mapped: Bool = if case .v6 = local, let ip = local.ipValue, case .v4 = ip.unmappingIPv4 { true } else { false }
+        let ipv4: Bool = if case .v4 = local { true } else { mapped }
         var found: SocketAddress?
         // On the channel's loop the option is read at once: the future is already complete.
-        switch local {
-        case .v4:
+        if ipv4 {
             let future: EventLoopFuture<sockaddr_in> = provider.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(soOriginalDst))
             future.assumeIsolated().whenSuccess { found = SocketAddress($0) }
-        case .v6:
+        } else if case .v6 = local {
             let future: EventLoopFuture<sockaddr_in6> = provider.unsafeGetSocketOption(level: SocketOptionLevel(IPPROTO_IPV6), name: SocketOptionName(soOriginalDst))
             future.assumeIsolated().whenSuccess { found = SocketAddress($0) }
-        default:
+        } else {
             return nil
         }
         // Conntrack answers for every NATed connection; one that was not redirected reads as the listener's own address.
-        if let found, found == local { return nil }
+        if let found, found == local || (mapped && found.ipValue == local.ipValue?.unmappingIPv4 && found.port == local.port) { return nil }
         return found
     }
 }
