@@ -12,8 +12,9 @@ import NIOPosix
 ///   on the address and port.
 /// The listener's forward-proxy policy decides, as for a proxy request; the access-log line says what the
 /// decision was based on and the original destination.
-final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class InterceptHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
 
     private let environment: ListenerEnvironment
     private let local: LoopLocal
@@ -24,6 +25,9 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     private var clientEnded = false
     private var decided = false
+    /// A read NIO asked for after the decision: held until the splice or the HTTP handlers take over, so a
+    /// client that keeps sending while the destination is checked and dialed is not read into memory.
+    private var heldRead = false
     private var timeout: Scheduled<Void>?
     /// The client's Pod, once looked up (for the access log).
     private var source: SourceIdentity?
@@ -69,6 +73,14 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(milliseconds)) { [self] in
             guard !decided, let context = self.context else { return }
             decide(.other, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if decided {
+            heldRead = true
+        } else {
+            context.read()
         }
     }
 
@@ -208,6 +220,7 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func splice(to upstream: Channel, event: AccessLogEvent, context: ChannelHandlerContext) {
         var session = TunnelSession(downstream: context.channel, upstream: upstream, early: buffered.map { [$0] } ?? [], clientEnded: clientEnded)
         buffered = nil
+        session.owesRead = heldRead
         let format = environment.resolve(environment.store.current).0.config.accessLog.format
         if format != .none {
             session.log = .init(event: event, format: format, writer: environment.accessLog, startedAt: startedAt)
@@ -233,7 +246,9 @@ final class InterceptHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         }
         if clientEnded { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        let channel = context.channel
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if heldRead { channel.read() }
     }
 
     // MARK: the access log
