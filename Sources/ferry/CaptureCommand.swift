@@ -20,6 +20,9 @@ struct RulesCaptureCommand: ParsableCommand {
 
     @OptionGroup var flags: CaptureFlags
 
+    @Option(name: .customLong("cluster-cidr"), help: "Node scope: the Pod network (repeatable), never captured.")
+    var clusterCIDRs: [String] = []
+
     @Option(help: "Trace a new TCP connection to DST:PORT through these rules instead of applying them (no privileges needed).")
     var explain: String?
 
@@ -46,7 +49,7 @@ struct RulesCaptureCommand: ParsableCommand {
                 try CaptureRole.cleanup(mode: mode)
                 return
             }
-            let options = try flags.options()
+            let options = try flags.options(clusterCIDRs: clusterCIDRs)
             if let target = explain {
                 guard let hostPort = HostPort(parsing: target), let destination = IPAddress(parsing: hostPort.host) else {
                     throw ValidationError("--explain expects ADDRESS:PORT ([IPv6]:PORT), not \"\(target)\"")
@@ -102,8 +105,6 @@ struct CaptureFlags: ParsableArguments {
     @Option(help: "Pod scope: the sidecar's inbound port (ferry sidecar --inbound).")
     var inboundProxyPort: Int = 15006
 
-    @Option(name: .customLong("cluster-cidr"), help: "Node scope: the Pod network (repeatable), never captured.")
-    var clusterCIDRs: [String] = []
 
     @Option(name: .customLong("service-cidr"), help: "Node scope: the Service network (repeatable), never captured.")
     var serviceCIDRs: [String] = []
@@ -111,7 +112,9 @@ struct CaptureFlags: ParsableArguments {
     @Option(name: .customLong("node-cidr"), help: "Node scope: the nodes' addresses (repeatable), never captured.")
     var nodeCIDRs: [String] = []
 
-    func options() throws -> CaptureOptions {
+    /// `clusterCIDRs`: node scope's Pod network (`--cluster-cidr`, which `ferry rules capture` declares itself:
+    /// `ferry rules explain` has its own, shared with the Services' rules).
+    func options(clusterCIDRs: [String]) throws -> CaptureOptions {
         var options = CaptureOptions()
         guard let scope = CaptureOptions.Scope(rawValue: scope) else { throw ValidationError("--scope is pod or node, not \"\(self.scope)\"") }
         options.scope = scope

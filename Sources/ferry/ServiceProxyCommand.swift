@@ -197,13 +197,24 @@ struct RulesCommand: AsyncParsableCommand {
 struct RulesExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed). For the capture rules: ferry rules capture --explain."
+        abstract: "Follow a packet through the rules rendered from the manifests: the chains it passes and each endpoint it may reach (no privileges needed). With --capture: a new TCP connection through the capture rules of ferry rules capture."
     )
 
     @OptionGroup var rules: RuleSourceOptions
 
-    @Option(help: "The packet's source address.")
-    var src: String
+    @Flag(help: "Trace a new TCP connection to --dst:--dport through the capture rules (the options of ferry rules capture; node scope's Pod network is --cluster-cidr) instead of the Services' rules.")
+    var capture = false
+
+    @OptionGroup var captureFlags: CaptureFlags
+
+    @Option(help: "With --capture: local (a process of the Pod or node: nat OUTPUT) or arriving (nat PREROUTING).")
+    var origin: String = "local"
+
+    @Option(help: "With --capture: the process's UID and GID.")
+    var uid: Int = 0
+
+    @Option(help: "The packet's source address (not with --capture).")
+    var src: String = ""
 
     @Option(help: "The packet's destination address.")
     var dst: String
@@ -215,6 +226,12 @@ struct RulesExplainCommand: AsyncParsableCommand {
     var proto: String = "tcp"
 
     func validate() throws {
+        if capture {
+            guard IPAddress(parsing: dst) != nil else { throw ValidationError("--dst expects an IP address, not \"\(dst)\"") }
+            guard (1...65535).contains(dport) else { throw ValidationError("--dport must be between 1 and 65535") }
+            guard CaptureTracer.Origin(rawValue: origin) != nil else { throw ValidationError("--origin is local or arriving") }
+            return
+        }
         guard IPAddress(parsing: src) != nil else { throw ValidationError("--src expects an IP address, not \"\(src)\"") }
         guard IPAddress(parsing: dst) != nil else { throw ValidationError("--dst expects an IP address, not \"\(dst)\"") }
         guard (1...65535).contains(dport) else { throw ValidationError("--dport must be between 1 and 65535") }
@@ -222,6 +239,12 @@ struct RulesExplainCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if capture {
+            let clusterCIDRs = (rules.node.clusterCidr ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let connection = CaptureTracer.Connection(destination: IPAddress(parsing: dst)!, destinationPort: dport, origin: CaptureTracer.Origin(rawValue: origin)!, uid: uid, gid: uid)
+            print(CaptureTracer.describe(CaptureTracer.trace(connection, options: try captureFlags.options(clusterCIDRs: clusterCIDRs)), connection), terminator: "")
+            return
+        }
         let packet = RuleTrace.Packet(source: IPAddress(parsing: src)!, destination: IPAddress(parsing: dst)!, destinationPort: dport, protocol: TransportProtocol(rawValue: proto.lowercased())!)
         let settings = try await rules.settings(command: "ferry rules explain")
         do {

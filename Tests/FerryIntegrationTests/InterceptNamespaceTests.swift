@@ -370,3 +370,21 @@ struct InterceptNamespaceTests {
         }
     }
 }
+
+/// `ferry rules explain --capture` and `ferry rules capture --explain`: the trace through the capture
+/// rules, without privileges.
+struct CaptureExplainTests {
+    @Test func bothCommandsTraceAConnectionThroughTheCaptureRules() async throws {
+        guard let binary = Prerequisites.ferryBinary() else { return }
+        let explain = try await Subprocess.run(binary, ["rules", "explain", "--capture", "--scope", "node", "--cluster-cidr", "10.244.0.0/16",
+                                                        "--service-cidr", "10.96.0.0/12", "--origin", "arriving", "--dst", "10.96.0.10", "--dport", "80"], timeout: .seconds(20))
+        #expect(explain.status == 0, "\(explain.stderr)")
+        #expect(explain.stdout.contains("-A FERRY-CAPTURE-PREROUTING -d 10.96.0.0/12 -j RETURN") && explain.stdout.hasSuffix("→ not captured\n"), "\(explain.stdout)")
+        let captured = try await Subprocess.run(binary, ["rules", "capture", "--explain", "93.184.216.34:443", "--exclude-port", "22"], timeout: .seconds(20))
+        #expect(captured.stdout.hasSuffix("→ REDIRECT to :15001\n"), "\(captured.stdout)")
+        let own = try await Subprocess.run(binary, ["rules", "explain", "--capture", "--dst", "93.184.216.34", "--dport", "443", "--uid", "1337"], timeout: .seconds(20))
+        #expect(own.stdout.hasSuffix("→ not captured (the proxy's own connections)\n"), "\(own.stdout)")
+        let bad = try await Subprocess.run(binary, ["rules", "explain", "--capture", "--dst", "example.com", "--dport", "443"], timeout: .seconds(20))
+        #expect(bad.status != 0 && bad.stderr.contains("--dst expects an IP address"), "\(bad.stderr)")
+    }
+}
