@@ -43,7 +43,7 @@ struct RulesCaptureCommand: ParsableCommand {
         do {
             if cleanup {
                 if dryRun {
-                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to \(CaptureRules.outputChain) and \(CaptureRules.preroutingChain), and the chains \(CaptureRules.outputChain), \(CaptureRules.preroutingChain), \(CaptureRules.redirectChain), \(CaptureRules.inboundChain) (nat)"))
+                    print("would remove: " + (mode == .nftables ? "table inet \(CaptureRules.table)" : "the jumps to and the chains \(CaptureRules.everyChain.joined(separator: ", ")) (nat)"))
                     return
                 }
                 try CaptureRole.cleanup(mode: mode)

@@ -53,13 +53,21 @@ public enum CaptureRules {
     /// The nftables table (family `inet`: IPv4 and IPv6 in one).
     public static let table = "ferry-capture"
 
+    static let outputJump = (chain: "OUTPUT", rule: ["-p", "tcp", "-j", outputChain])
+    static let preroutingJump = (chain: "PREROUTING", rule: ["-p", "tcp", "-j", preroutingChain])
+    static let inboundJump = (chain: "PREROUTING", rule: ["-p", "tcp", "-j", inboundChain])
+
     /// The jump rules from the built-in chains, as `(chain, rule)`: ensured first in their chain.
     public static func jumps(_ options: CaptureOptions) -> [(chain: String, rule: [String])] {
-        var jumps = [(chain: "OUTPUT", rule: ["-p", "tcp", "-j", outputChain])]
-        if options.scope == .node { jumps.append((chain: "PREROUTING", rule: ["-p", "tcp", "-j", preroutingChain])) }
-        if options.scope == .pod, !options.inboundPorts.isEmpty { jumps.append((chain: "PREROUTING", rule: ["-p", "tcp", "-j", inboundChain])) }
+        var jumps = [outputJump]
+        if options.scope == .node { jumps.append(preroutingJump) }
+        if options.scope == .pod, !options.inboundPorts.isEmpty { jumps.append(inboundJump) }
         return jumps
     }
+
+    /// Every jump and chain Ferry may have added, whatever the options were (what `--cleanup` removes).
+    public static let everyJump = [outputJump, preroutingJump, inboundJump]
+    public static let everyChain = [outputChain, preroutingChain, redirectChain, inboundChain]
 
     /// `iptables-restore --noflush` input for the nat table of one family: Ferry's chains, flushed and
     /// written whole (the jumps into them are `jumps`).

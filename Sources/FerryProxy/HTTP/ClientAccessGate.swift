@@ -88,6 +88,14 @@ extension HTTPProxyHandler {
             pem: (try? certificate.serializeAsPEM().pemString) ?? "")
     }
 
+    /// `clientCertificateFacts`, parsed on the connection's first request that needs them.
+    var cachedCertificateFacts: ClientCertificateFacts {
+        if let facts = certificateFactsRead { return facts }
+        let facts = clientCertificateFacts
+        certificateFactsRead = facts
+        return facts
+    }
+
     /// The common name of the client certificate this connection's TLS verified, or nil.
     var clientCertificateName: String? {
         guard clientCertificatesVerified, let certificate = presentedCertificate else { return nil }

@@ -74,6 +74,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
     var clientCertificatesVerified = false
     /// Whether this handler serves one HTTP/2 stream (behind an `HTTP2StreamBridge`), for the access log.
     var overHTTP2 = false
+    /// The client certificate as upstream fields describe it, read once per connection (stream) when a route asks.
+    var certificateFactsRead: ClientCertificateFacts?
     /// On an intercept listener: where the kernel-redirected connection was going; every request goes there.
     var interceptedDestination: SocketAddress?
     /// On an intercept listener: this connection's last allowed Host.
@@ -410,7 +412,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Tra
         let client = RequestDecision.Client(address: clientIPAddress, addressText: clientIP, trustedPeer: ex.trustedPeer, overTLS: overTLS)
         let decision = RequestDecision.decide(
             head, summary: summary, requestID: requestID, listener: listener, snapshot: snapshot, client: client,
-            certificateName: { self.clientCertificateName }, certificateFacts: { self.clientCertificateFacts }, random: &local.random, allocator: context.channel.allocator)
+            certificateName: { self.clientCertificateName }, certificateFacts: { self.cachedCertificateFacts }, random: &local.random, allocator: context.channel.allocator)
         perform(decision, view: head, summary: summary, snapshotVersion: snapshot.config.version, context: context)
     }
 

@@ -30,11 +30,6 @@ final class HTTP2UpstreamPool {
 
     private var connections: [Key: [Connection]] = [:]
 
-    /// Connections open to `address` (for tests and the admin view).
-    func connectionCount(to address: SocketAddress) -> Int {
-        connections.reduce(0) { $0 + ($1.key.address == address ? $1.value.count : 0) }
-    }
-
     /// A new stream to `address` with `initializer` run on its pipeline, on a pooled connection or a new one.
     func stream(
         to address: SocketAddress, tls: (UpstreamTLSContext, String?)?, connector: UpstreamConnector, options: UpstreamDialOptions,

@@ -58,15 +58,12 @@ public enum CaptureRole {
                 throw Failure(description: "nft delete table inet \(CaptureRules.table): \(result.stderr)")
             }
         case .iptables:
-            var node = CaptureOptions(), pod = CaptureOptions()
-            node.scope = .node
-            pod.inboundPorts = [1]
             for (tool, _) in try families() {
-                for jump in CaptureRules.jumps(node) + CaptureRules.jumps(pod).filter({ $0.chain == "PREROUTING" }) {
+                for jump in CaptureRules.everyJump {
                     // Delete every copy (a jump added by hand twice, too).
                     while try SystemCommand.run(tool, ["-t", "nat", "-D", jump.chain] + jump.rule).status == 0 {}
                 }
-                for chain in [CaptureRules.outputChain, CaptureRules.preroutingChain, CaptureRules.redirectChain, CaptureRules.inboundChain] {
+                for chain in CaptureRules.everyChain {
                     _ = try SystemCommand.run(tool, ["-t", "nat", "-F", chain])
                     _ = try SystemCommand.run(tool, ["-t", "nat", "-X", chain])
                 }

@@ -1,3 +1,4 @@
+import FerryModel
 import Foundation
 import Yams
 
@@ -120,13 +121,14 @@ public enum DeployRenderer {
         guard !apiServer.isEmpty else { throw Failure(description: "--watch-pods needs --api-server CIDR[:PORT]: where the proxy reaches the Kubernetes API") }
         var blocks: [[String: Any]] = [], ports: Set<Int> = []
         for text in apiServer {
-            var cidr = text, port = 443
-            if let colon = text.lastIndex(of: ":"), !text.contains("::") || text.hasPrefix("[") {
-                cidr = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-                guard let p = Int(text[text.index(after: colon)...]), (1...65535).contains(p) else { throw Failure(description: "--api-server: \"\(text)\" has no valid port") }
-                port = p
+            // CIDR[:PORT]: the port follows the prefix length, so IPv6 needs no brackets.
+            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+            let length = parts.count == 2 ? parts[1].split(separator: ":", maxSplits: 1).map(String.init) : []
+            let cidr = parts.count == 2 ? "\(parts[0])/\(length.first ?? "")" : text
+            let port = length.count == 2 ? Int(length[1]) : 443
+            guard IPRange(parsing: cidr) != nil, let port, (1...65535).contains(port) else {
+                throw Failure(description: "--api-server: \"\(text)\" is not CIDR[:PORT] (e.g. 192.168.1.10/32:6443, fd00::1/128:6443)")
             }
-            guard cidr.contains("/"), cidr.split(separator: "/").count == 2 else { throw Failure(description: "--api-server: \"\(text)\" is not CIDR[:PORT] (e.g. 192.168.1.10/32:6443)") }
             blocks.append(["ipBlock": ["cidr": cidr]])
             ports.insert(port)
         }
