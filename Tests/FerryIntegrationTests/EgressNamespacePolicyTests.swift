@@ -12,13 +12,20 @@ struct EgressNamespacePolicyTests {
          "spec": ["containers": [["name": "app", "image": "app"]]], "status": ["phase": "Running", "podIP": ip, "podIPs": [["ip": ip]]]]
     }
 
-    @Test(.requires("curl")) func rulesSelectTheSourcePodsNamespaceAndLabels() async throws {
-        guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
+    /// An origin, the fake API server serving Pods, and Pod shop/cart on 127.0.0.2.
+    static func withCart(_ body: (_ dir: String, _ api: FakeAPIServer, _ origin: TestOrigin) async throws -> Void) async throws {
         let origin = try TestOrigin(name: "site", group: Fixtures.originGroup)
         defer { origin.close() }
         try await APIProxyProcessTests.withAPIServer { dir, api in
             api.serve(["v1/pods"])
             api.put("v1/pods", namespace: "shop", name: "cart", object: Self.pod(ip: "127.0.0.2", labels: ["app": "cart"]))
+            try await body(dir, api, origin)
+        }
+    }
+
+    @Test(.requires("curl")) func rulesSelectTheSourcePodsNamespaceAndLabels() async throws {
+        guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
+        try await Self.withCart { dir, api, origin in
             api.put("v1/pods", namespace: "web", name: "front", object: Self.pod(ip: "127.0.0.3", labels: ["app": "front", "tier": "edge"]))
             try "127.0.0.1 pay.test cdn.test news.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
             let ferry = try await FerryProcess(binary: binary, arguments: [
@@ -71,11 +78,7 @@ struct EgressNamespacePolicyTests {
     /// The same from `ferry run`: `forward_proxy.watch_pods: true` and rules with `namespaces` in YAML.
     @Test(.requires("curl")) func aConfigFileWatchesPodsToo() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let origin = try TestOrigin(name: "site", group: Fixtures.originGroup)
-        defer { origin.close() }
-        try await APIProxyProcessTests.withAPIServer { dir, api in
-            api.serve(["v1/pods"])
-            api.put("v1/pods", namespace: "shop", name: "cart", object: Self.pod(ip: "127.0.0.2", labels: ["app": "cart"]))
+        try await Self.withCart { dir, _, origin in
             try "127.0.0.1 pay.test\n".write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
             try """
             admin: {address: "127.0.0.1:0"}

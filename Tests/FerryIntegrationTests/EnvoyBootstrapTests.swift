@@ -81,18 +81,6 @@ struct EnvoyBootstrapTests {
         return out
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test(.requires("curl", "envoy")) func ferryAnswersAsEnvoyOnTheSameBootstrap() async throws {
         guard Prerequisites.have("curl", "envoy"), let binary = Prerequisites.ferryBinary() else { return }
         let origin = try TestOrigin(name: "site", group: Fixtures.originGroup)
@@ -105,7 +93,7 @@ struct EnvoyBootstrapTests {
         defer { Task { await ferry.stop() } }
         let ferryAnswers = try await Self.answers(port: try #require(ferry.port("airgap_egress")))
 
-        let (listenPort, adminPort) = (try Self.freePort(), try Self.freePort())
+        let (listenPort, adminPort) = (LocalPorts.unused(), LocalPorts.unused())
         try Self.bootstrap(listenPort: listenPort, adminPort: adminPort, origin: origin.address).write(toFile: dir + "/envoy.yaml", atomically: true, encoding: .utf8)
         let envoy = try Subprocess(Prerequisites.path(of: "envoy")!, ["-c", dir + "/envoy.yaml", "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn", "--base-id", "\(getpid() % 60000)"])
         defer { envoy.signal(SIGKILL) }

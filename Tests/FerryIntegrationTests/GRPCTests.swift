@@ -15,8 +15,12 @@ struct GRPCTests {
     def fail(req, ctx): ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing: 50% gone")
     def slow(req, ctx):  # a method slower than the caller's deadline: what the deadline case calls
         time.sleep(2); return req
-    def peer(req, ctx):  # which connection the call came on, held long enough for calls to overlap
-        time.sleep(0.5); return ctx.peer().encode()
+    # PEERS=N: the Peer calls wait for each other (N at once, or a timeout), then say which connection
+    # each came on: only calls that are in flight together can meet here.
+    import os, threading
+    meeting = threading.Barrier(int(os.environ.get("PEERS", "1")), timeout=10)
+    def peer(req, ctx):
+        meeting.wait(); return ctx.peer().encode()
     ident = lambda b: b
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary, request_deserializer=ident, response_serializer=ident),
@@ -117,19 +121,21 @@ struct GRPCTests {
         from concurrent import futures
         ch = grpc.insecure_channel(sys.argv[1])
         peer = ch.unary_unary("/test.Echo/Peer", request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        print("warm", peer(b"", timeout=10).decode(), flush=True)
+        unary = ch.unary_unary("/test.Echo/Unary", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        print("warm", unary(b"x", timeout=10).decode(), flush=True)  # a first connection, its SETTINGS read
         with futures.ThreadPoolExecutor(4) as pool:
             for answer in pool.map(lambda _: peer(b"", timeout=10), range(4)):
                 print("peer", answer.decode(), flush=True)
         """.write(toFile: dir + "/client.py", atomically: true, encoding: .utf8)
-        let (server, port) = try await TLSFixtures.startServer(python, [dir + "/server.py"], environment: ["STREAMS": "1"])
+        let (server, port) = try await TLSFixtures.startServer(python, [dir + "/server.py"], environment: ["STREAMS": "1", "PEERS": "4"])
         defer { server.signal(SIGKILL) }
         let ferry = try await Self.ferryInFront(of: port, dir: dir, binary: binary)
         defer { Task { await ferry.stop() } }
         let r = try await Subprocess.run(python, [dir + "/client.py", "127.0.0.1:\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
         let peers = r.stdout.split(separator: "\n").filter { $0.hasPrefix("peer ") }
         #expect(peers.count == 4, "\(r.stdout) \(r.stderr)")
-        // Four calls at once on a server allowing one stream per connection: four connections.
+        // Four calls that must be in flight together (they wait for each other) on a server allowing one stream
+        // per connection: four connections. Queued on one, they would time out at the meeting.
         #expect(Set(peers).count == 4, "\(peers)")
     }
 }

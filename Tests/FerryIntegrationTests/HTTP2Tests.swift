@@ -41,7 +41,7 @@ struct HTTP2Tests {
               virtual_hosts: [{name: all, domains: ["*"], \(routes)}]
         clusters:
           - {name: origin, endpoints: ["\(origin.address)"]}
-          - {name: dead, endpoints: ["127.0.0.1:\(Self.closedPort())"]}
+          - {name: dead, endpoints: ["127.0.0.1:\(LocalPorts.unused())"]}
         """.write(toFile: dir + "/ferry.yaml", atomically: true, encoding: .utf8)
         let ferry = try await FerryProcess(binary: binary, arguments: ["run", "-c", dir + "/ferry.yaml", "--threads", "1"], configPath: dir + "/ferry.yaml")
         do {
@@ -290,19 +290,6 @@ struct HTTP2Tests {
         try Self.flowScript.write(toFile: dir + "/flow.py", atomically: true, encoding: .utf8)
         let r = try await Subprocess.run(python, [dir + "/flow.py", "\(try #require(ferry.port("clear")))"], timeout: .seconds(60))
         #expect(r.stdout.hasPrefix("stalled True b_done True"), "\(r.stdout) \(r.stderr)")
-    }
-
-    /// A loopback port nothing listens on (bound, then closed).
-    static func closedPort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        close(fd)
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// gRPC requests: Ferry's errors arrive as Trailers-Only gRPC statuses; `grpc-timeout` shortens the wait.

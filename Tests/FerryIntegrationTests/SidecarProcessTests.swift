@@ -9,7 +9,7 @@ import Testing
 struct SidecarProcessTests {
     @Test(.requires("curl")) func inboundWaitsForTheAppAndNamesItsDirection() async throws {
         guard Prerequisites.have("curl"), let binary = Prerequisites.ferryBinary() else { return }
-        let appPort = try EnvoyBootstrapTests.freePort()
+        let appPort = LocalPorts.unused()
         let sidecar = try await FerryProcess(binary: binary, arguments: [
             "sidecar", "--app-port", "\(appPort)", "--inbound", "127.0.0.1:0", "--outbound", "127.0.0.1:0", "--admin", "127.0.0.1:0",
             "--allow", ".example.com", "--threads", "1",
