@@ -23,6 +23,8 @@ struct InterceptedTargetTests {
             if case .failure(let e) = r { return e.message } else { return nil }
         }
         #expect(message(ForwardTarget.intercepted(host: "api.test:8443", uri: "/", originalPort: 443)) == "the Host field names port 8443, but the connection was going to port 443")
+        if case .failure(let e) = ForwardTarget.intercepted(host: "api.test:8443", uri: "/", originalPort: 443) { #expect(e.conflictsWithDestination) }
+        if case .failure(let e) = ForwardTarget.intercepted(host: "bad host", uri: "/", originalPort: 80) { #expect(!e.conflictsWithDestination) }
         #expect(message(ForwardTarget.intercepted(host: "api.test", uri: "http://api.test/", originalPort: 80))?.hasPrefix("an intercepted request's target is a path") == true)
         #expect(message(ForwardTarget.intercepted(host: "bad host", uri: "/", originalPort: 80)) == "the Host field \"bad host\" is not a host name or address with an optional port")
     }

@@ -65,7 +65,7 @@ public enum ForwardTarget: Sendable, Hashable {
             return .failure(ForwardTargetError("the Host field \"\(host)\" is not a host name or address with an optional port"))
         }
         guard port == originalPort else {
-            return .failure(ForwardTargetError("the Host field names port \(port), but the connection was going to port \(originalPort)"))
+            return .failure(ForwardTargetError("the Host field names port \(port), but the connection was going to port \(originalPort)", conflictsWithDestination: true))
         }
         return .success(.absolute(host: name, port: port, authority: host, pathAndQuery: uri))
     }
@@ -102,6 +102,11 @@ public enum ForwardTarget: Sendable, Hashable {
 
 public struct ForwardTargetError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The target is well formed but names another place than the connection goes to (409, not 400).
+    public var conflictsWithDestination = false
+    public init(_ message: String, conflictsWithDestination: Bool = false) {
+        self.message = message
+        self.conflictsWithDestination = conflictsWithDestination
+    }
     public var description: String { message }
 }

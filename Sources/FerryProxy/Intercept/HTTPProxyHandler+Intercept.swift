@@ -25,7 +25,8 @@ extension HTTPProxyHandler {
         switch ForwardTarget.intercepted(host: summary.host, uri: head.uri, originalPort: port) {
         case .failure(let problem):
             ex.event.interception = .init(originalDestination: original, decidedOn: "host")
-            sendLocalReply(.error(head.method == .CONNECT ? .badRequest : .conflict, problem.message, flags: .downstreamProtocolError, close: head.method == .CONNECT), context: context)
+            // A malformed target or Host is a bad request; a Host naming another port, a conflict (as Squid answers).
+            sendLocalReply(.error(problem.conflictsWithDestination ? .conflict : .badRequest, problem.message, flags: .downstreamProtocolError, close: head.method == .CONNECT), context: context)
             return
         case .success(let t):
             target = t
